@@ -1,0 +1,14 @@
+"""The Chalice app: builds it, registers the blueprints and the fallbacks. Nothing else."""
+
+from chalice import Chalice
+
+from chalicelib.handlers import auth, collaborators, projects, status
+from chalicelib.routing import API_PREFIX, add_method_fallbacks
+
+app = Chalice(app_name="qfc-serverless")
+app.api.binary_types.append("multipart/form-data")
+
+for handler in (auth, status, projects, collaborators):
+    app.register_blueprint(handler.router.blueprint, url_prefix=API_PREFIX)
+
+add_method_fallbacks(app)

@@ -1,0 +1,1 @@
+"""The QFieldCloud-compatible API: services, models and handlers behind the Chalice app."""

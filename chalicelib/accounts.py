@@ -1,0 +1,163 @@
+"""User accounts: usernames, passwords, login and its lockout after repeated failures."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from .config import settings
+from .errors import (
+    ApiError,
+    AuthenticationFailed,
+    ObjectNotFound,
+    TooManyLoginAttempts,
+    ValidationError,
+)
+from .models import LoginFailure, User
+from .models.base import utcnow
+from .models.users import PERSON
+
+USERNAME_PATTERN = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]{2,149}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
+RESERVED_USERNAMES = frozenset({
+    "user", "users", "project", "projects", "owner", "push", "file", "files", "collaborator",
+    "collaborators", "member", "members", "organization", "qfield", "qfieldcloud", "history",
+    "version", "delta", "deltas", "deltafile", "auth", "qfield-files", "esri",
+})
+
+_hasher = (
+    PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    if settings.password_hash_cheap
+    else PasswordHasher()
+)
+# Verified when the username is unknown, so that a miss costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a password")
+
+
+class UserAlreadyExists(ApiError):
+    status, code, default_message = 409, "user_already_exists", "This username is taken."
+
+
+def user_key(username: str) -> str:
+    return username.strip().lower()
+
+
+def validate_username(username: str) -> None:
+    if not USERNAME_PATTERN.match(username):
+        raise ValidationError(
+            "A username has 3 to 150 letters, digits, `-` or `_`, and starts with a letter."
+        )
+    if username.lower() in RESERVED_USERNAMES:
+        raise ValidationError(f"`{username}` is a reserved word and cannot be a username.")
+
+
+def validate_password(password: str) -> None:
+    if len(password) < 8:
+        raise ValidationError("A password has at least 8 characters.")
+
+
+def find_user(username: str) -> User | None:
+    try:
+        return User.get(user_key(username))
+    except DoesNotExist:
+        return None
+
+
+def get_user(username: str) -> User:
+    user = find_user(username)
+    if user is None:
+        raise ObjectNotFound(f"There is no user `{username}`.")
+    return user
+
+
+def create_user(
+    username: str,
+    password: str,
+    *,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    is_staff: bool = False,
+) -> User:
+    validate_username(username)
+    validate_password(password)
+    email = email.strip()
+    if email and not EMAIL_PATTERN.match(email):
+        raise ValidationError(f"`{email}` is not a valid email address.")
+    user = User(
+        user_key(username),
+        username=username,
+        account_type=PERSON,
+        email=email,
+        email_key=email.lower() or None,
+        first_name=first_name,
+        last_name=last_name,
+        password_hash=_hasher.hash(password),
+        is_staff=is_staff,
+    )
+    try:
+        user.save(condition=User.username_key.does_not_exist())
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise UserAlreadyExists(f"The username `{username}` is taken.") from None
+        raise
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    validate_password(password)
+    user.update(actions=[User.password_hash.set(_hasher.hash(password))])
+
+
+def _user_for_login(username: str | None, email: str | None) -> User | None:
+    if email:
+        matches = list(User.by_email.query(email.strip().lower(), limit=1))
+        return matches[0] if matches else None
+    return find_user(username) if username else None
+
+
+def _check_not_locked(key: str) -> None:
+    try:
+        record = LoginFailure.get(key)
+    except DoesNotExist:
+        return
+    now = utcnow()
+    if record.locked_until and record.locked_until > now:
+        raise TooManyLoginAttempts()
+    if record.expires_at <= now or record.locked_until:
+        record.delete()  # the window or the cool-off is over: start counting afresh
+
+
+def _record_failure(key: str) -> None:
+    window = timedelta(seconds=settings.login_lockout_seconds)
+    record = LoginFailure(key)
+    record.update(actions=[
+        LoginFailure.failures.add(1),
+        LoginFailure.expires_at.set(utcnow() + window),
+    ])
+    if record.failures >= settings.login_failure_limit:
+        record.update(actions=[LoginFailure.locked_until.set(utcnow() + window)])
+        raise TooManyLoginAttempts()
+
+
+def authenticate_credentials(username: str | None, email: str | None, password: str) -> User:
+    """The user these credentials belong to; failures count toward a lockout of that name."""
+    lock_key = user_key(email or username or "")
+    _check_not_locked(lock_key)
+    user = _user_for_login(username, email)
+    password_hash = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    try:
+        verified = _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        verified = False
+    if not (verified and user and user.is_active and user.account_type == PERSON):
+        _record_failure(lock_key)
+        raise AuthenticationFailed()
+    with contextlib.suppress(DoesNotExist):
+        LoginFailure(lock_key).delete()
+    return user

@@ -1,0 +1,45 @@
+"""Administration from a shell, against whatever AWS the environment points at (the local stack
+when QFC_AWS_ENDPOINT_URL is set, real AWS otherwise).
+
+    python -m chalicelib.admin createuser USERNAME PASSWORD [--email E] [--staff]
+    python -m chalicelib.admin setpassword USERNAME PASSWORD
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import accounts
+from .errors import ApiError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.admin")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("createuser")
+    create.add_argument("username")
+    create.add_argument("password")
+    create.add_argument("--email", default="")
+    create.add_argument("--staff", action="store_true")
+    reset = commands.add_parser("setpassword")
+    reset.add_argument("username")
+    reset.add_argument("password")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "createuser":
+            user = accounts.create_user(
+                args.username, args.password, email=args.email, is_staff=args.staff
+            )
+            print(f"Created user '{user.username}'.")
+        else:
+            accounts.set_password(accounts.get_user(args.username), args.password)
+            print(f"Changed the password of '{args.username}'.")
+    except ApiError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""API tokens: issuing them at login, checking `Authorization: Token <key>`, revoking at logout."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from .config import settings
+from .errors import NotAuthenticated, TokenAuthenticationFailed
+from .models import AuthToken, User
+from .models.base import utcnow
+
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+TOKEN_LENGTH = 40  # 40 characters of 62 symbols: about 238 bits
+# Clients of these types keep one active token each: a new login replaces the previous one.
+SINGLE_TOKEN_CLIENT_TYPES = frozenset({"qfield", "qfieldsync", "unknown"})
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+QGIS_USER_AGENT = re.compile(r" QGIS/[34]\d{4}(/.*)?$")
+BROWSER_USER_AGENT = re.compile(r"Mozilla/5\.0 .*(AppleWebKit/.*\(KHTML, like Gecko\)|Firefox/)")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is making the request, and with which kind of client."""
+
+    user: User
+    client_type: str
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    @property
+    def key(self) -> str:
+        return self.user.username_key
+
+
+def client_type_for(user_agent: str) -> str:
+    if not user_agent:
+        return "unknown"
+    for prefix in ("qfield", "sdk", "cli"):
+        if user_agent.startswith(prefix + "|"):
+            return prefix
+    if QGIS_USER_AGENT.search(user_agent):
+        return "qfieldsync"
+    if BROWSER_USER_AGENT.search(user_agent):
+        return "browser"
+    return "unknown"
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def issue_token(user: User, user_agent: str) -> tuple[str, AuthToken]:
+    """A new token for `user`; the key is returned once and only its hash is stored."""
+    client_type = client_type_for(user_agent)
+    if client_type in SINGLE_TOKEN_CLIENT_TYPES:
+        with AuthToken.batch_write() as batch:
+            for old in AuthToken.by_user.query(user.username_key):
+                if old.client_type == client_type:
+                    batch.delete(old)
+    key = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+    expires_at = utcnow() + timedelta(hours=settings.token_expiration_hours)
+    token = AuthToken(
+        _hash(key),
+        username_key=user.username_key,
+        client_type=client_type,
+        user_agent=user_agent[:512],
+        expires_at=expires_at,
+        purge_at=expires_at + timedelta(days=1),
+    )
+    token.save(condition=AuthToken.token_hash.does_not_exist())
+    return key, token
+
+
+def revoke_all_tokens(user: User) -> None:
+    with AuthToken.batch_write() as batch:
+        for token in AuthToken.by_user.query(user.username_key):
+            batch.delete(token)
+
+
+def _token_key(request) -> str | None:
+    header = (request.headers.get("authorization") or "").strip()
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "token":
+        return None
+    key = key.strip()
+    if not key:
+        raise TokenAuthenticationFailed()
+    return key
+
+
+def optional_caller(request) -> Caller | None:
+    """The authenticated caller, or None for an anonymous request. A bad token is always a 401."""
+    key = _token_key(request)
+    if key is None:
+        return None
+    try:
+        token = AuthToken.get(_hash(key))
+        user = User.get(token.username_key)
+    except DoesNotExist:
+        raise TokenAuthenticationFailed() from None
+    now = utcnow()
+    if token.expires_at <= now or not user.is_active:
+        raise TokenAuthenticationFailed()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        try:  # the condition keeps a token revoked meanwhile from coming back
+            token.update(actions=[AuthToken.last_used_at.set(now)],
+                         condition=AuthToken.token_hash.exists())
+        except UpdateError:
+            raise TokenAuthenticationFailed() from None
+    return Caller(user=user, client_type=token.client_type)
+
+
+def require_caller(request) -> Caller:
+    caller = optional_caller(request)
+    if caller is None:
+        raise NotAuthenticated()
+    return caller

@@ -1,0 +1,74 @@
+"""A project's collaborators: people with a role on it (reference §2.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from .accounts import find_user, user_key
+from .auth import Caller
+from .errors import ObjectNotFound, ValidationError
+from .models import Collaborator, Project
+from .models.base import utcnow
+from .models.users import PERSON
+from .permissions import parse_role
+from .request_data import get_str
+
+
+def list_collaborators(project: Project) -> list[Collaborator]:
+    return sorted(Collaborator.query(project.id), key=lambda c: c.collaborator_key)
+
+
+def get_collaborator(project: Project, username: str) -> Collaborator:
+    try:
+        return Collaborator.get(project.id, user_key(username))
+    except DoesNotExist:
+        raise ObjectNotFound(f"`{username}` is not a collaborator of this project.") from None
+
+
+def add_collaborator(caller: Caller, project: Project, data: dict[str, Any]) -> Collaborator:
+    username = get_str(data, "collaborator", required=True)
+    role = parse_role(data.get("role", "reader"))
+    user = find_user(username)
+    if user is None or user.account_type != PERSON or not user.is_active:
+        raise ValidationError(f"There is no user `{username}`.")
+    if user.username_key == project.owner_key:
+        raise ValidationError("The project owner cannot be a collaborator.")
+    now = utcnow()
+    collaborator = Collaborator(
+        project.id,
+        user.username_key,
+        collaborator=user.username,
+        role=role.label,
+        created_by=caller.username,
+        updated_by=caller.username,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        collaborator.save(condition=Collaborator.collaborator_key.does_not_exist())
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise ValidationError(f"`{user.username}` is already a collaborator.") from None
+        raise
+    return collaborator
+
+
+def update_collaborator(
+    caller: Caller, collaborator: Collaborator, data: dict[str, Any]
+) -> Collaborator:
+    role = parse_role(data.get("role"))
+    collaborator.update(
+        actions=[
+            Collaborator.role.set(role.label),
+            Collaborator.updated_by.set(caller.username),
+            Collaborator.updated_at.set(utcnow()),
+        ],
+        condition=Collaborator.collaborator_key.exists(),
+    )
+    return collaborator
+
+
+def remove_collaborator(collaborator: Collaborator) -> None:
+    collaborator.delete()

@@ -1,0 +1,129 @@
+"""Every error the API answers with, and the one mapping from exceptions to `{"code","message"}`.
+
+Codes and statuses follow the QFieldCloud API (seeds/002, reference §9). Services raise these;
+`error_body` turns any exception into the response body, so no other module formats errors.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pynamodb.exceptions import DoesNotExist
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "unknown_error"
+    default_message: ClassVar[str] = "QFieldCloud unknown error."
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+        self.message = message or self.default_message
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class BadRequest(ApiError):
+    """A request the API cannot read (malformed body, unsupported content type)."""
+
+    status, code, default_message = 400, "api_error", "The request could not be parsed."
+
+
+class ValidationError(ApiError):
+    status, code, default_message = 400, "validation_error", "Request data validation failed."
+
+
+class NotAuthenticated(ApiError):
+    status, code, default_message = 401, "not_authenticated", "Authentication required."
+
+
+class AuthenticationFailed(ApiError):
+    status, code, default_message = 401, "authentication_failed", "Authentication failed."
+
+
+class TokenAuthenticationFailed(ApiError):
+    status, code, default_message = (
+        401, "token_authentication_failed", "Token authentication failed.")
+
+
+class TooManyLoginAttempts(ApiError):
+    status, code, default_message = (
+        401, "too_many_failed_login_attempts", "Too many failed login attempts!")
+
+
+class OverQuota(ApiError):
+    status, code, default_message = 402, "over_quota", "The account's storage quota is exceeded."
+
+
+class PermissionDenied(ApiError):
+    status, code, default_message = 403, "permission_denied", "Permission denied."
+
+
+class RestrictedProjectModification(ApiError):
+    status, code, default_message = (
+        403, "restricted_project_modification",
+        "Only managers and admins may modify the restricted files of this project.")
+
+
+class ObjectNotFound(ApiError):
+    status, code, default_message = 404, "object_not_found", "Object not found."
+
+
+class MethodNotAllowed(ApiError):
+    status, code, default_message = 405, "method_not_allowed", "Method not allowed."
+
+
+class PayloadTooLarge(ApiError):
+    status, code, default_message = 413, "payload_too_large", "The request body is too large."
+
+
+class InvalidHttpRange(ApiError):
+    status, code, default_message = (
+        416, "invalid_http_range", "The provided HTTP range header is invalid.")
+
+
+class EmptyContent(ApiError):
+    status, code, default_message = 400, "empty_content", "Empty content: no `file` part."
+
+
+class MultipleContents(ApiError):
+    status, code, default_message = 400, "multiple_contents", "Multiple `file` parts."
+
+
+class MultipleProjects(ApiError):
+    status, code, default_message = (
+        400, "multiple_projects", "The project already has another QGIS project file.")
+
+
+class ProjectAlreadyExists(ApiError):
+    status, code, default_message = (
+        400, "project_already_exists", "This owner already has a project with the same name.")
+
+
+class QgisProjectFileNotAllowed(ApiError):
+    status, code, default_message = (
+        400, "qgis_project_file_not_allowed",
+        "QGIS project files are not allowed in this project.")
+
+
+class InvalidQgisProjectFile(ApiError):
+    status, code, default_message = (
+        400, "invalid_qgis_project_file", "Invalid QGIS project file.")
+
+
+class ExplicitDeletionOfLastVersion(ApiError):
+    status, code, default_message = (
+        400, "explicit_deletion_of_last_version",
+        "Explicit deletion of last file version is not allowed!")
+
+
+def as_api_error(exc: Exception) -> ApiError:
+    """The API error an exception stands for; unexpected ones become `unknown_error` (500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, DoesNotExist):
+        return ObjectNotFound()
+    return ApiError()
+
+
+def error_body(error: ApiError) -> dict[str, str]:
+    return {"code": error.code, "message": error.message}

@@ -1,0 +1,1 @@
+"""One Chalice blueprint per resource. Handlers parse, call a service, shape the response."""

@@ -1,0 +1,51 @@
+from chalice import Response
+
+from .. import auth, collaborators, projects
+from ..pagination import paginate
+from ..permissions import Action
+from ..request_data import body_fields
+from ..routing import Router
+from ..serializers import collaborator_json
+
+router = Router(__name__)
+
+
+def _project(project_id):
+    caller = auth.require_caller(router.request)
+    project, _ = projects.project_for(caller, project_id, Action.MANAGE_COLLABORATORS)
+    return caller, project
+
+
+@router.route("/collaborators/{project_id}/", methods=["GET"])
+def list_collaborators(project_id):
+    _, project = _project(project_id)
+    items = collaborators.list_collaborators(project)
+    return paginate(router.request, items, lambda page: [collaborator_json(c) for c in page])
+
+
+@router.route("/collaborators/{project_id}/", methods=["POST"])
+def add_collaborator(project_id):
+    caller, project = _project(project_id)
+    collaborator = collaborators.add_collaborator(caller, project, body_fields(router.request))
+    return Response(body=collaborator_json(collaborator), status_code=201)
+
+
+@router.route("/collaborators/{project_id}/{username}/", methods=["GET"])
+def get_collaborator(project_id, username):
+    _, project = _project(project_id)
+    return collaborator_json(collaborators.get_collaborator(project, username))
+
+
+@router.route("/collaborators/{project_id}/{username}/", methods=["PUT", "PATCH"])
+def update_collaborator(project_id, username):
+    caller, project = _project(project_id)
+    collaborator = collaborators.get_collaborator(project, username)
+    data = body_fields(router.request)
+    return collaborator_json(collaborators.update_collaborator(caller, collaborator, data))
+
+
+@router.route("/collaborators/{project_id}/{username}/", methods=["DELETE"])
+def remove_collaborator(project_id, username):
+    _, project = _project(project_id)
+    collaborators.remove_collaborator(collaborators.get_collaborator(project, username))
+    return Response(body="", status_code=204)

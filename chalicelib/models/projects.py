@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from .base import TableMeta, table_name_for, utcnow
+
+PUBLIC_PARTITION = "public"
+
+
+class ProjectsByOwner(GlobalSecondaryIndex):
+    """An account's own projects, by name: `GET projects/` and the `owner=` filter."""
+
+    class Meta:
+        index_name = "by-owner"
+        projection = AllProjection()
+
+    owner_key = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute(range_key=True)
+
+
+class PublicProjects(GlobalSecondaryIndex):
+    """Sparse: only public projects carry `public_partition`. `projects/public/`, include_public."""
+
+    class Meta:
+        index_name = "public"
+        projection = AllProjection()
+
+    public_partition = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Project(Model):
+    class Meta(TableMeta):
+        table_name = table_name_for("projects")
+
+    id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    owner = UnicodeAttribute()
+    owner_key = UnicodeAttribute()
+    description = UnicodeAttribute(default="")
+    project_type = UnicodeAttribute(default="regular")
+    is_public = BooleanAttribute(default=False)
+    public_partition = UnicodeAttribute(null=True)
+    public_collaborator_role = UnicodeAttribute(default="reader")
+    is_featured = BooleanAttribute(default=False)
+    is_attachment_download_on_demand = BooleanAttribute(default=False)
+    has_restricted_projectfiles = BooleanAttribute(default=False)
+    overwrite_conflicts = BooleanAttribute(default=True)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+    data_last_packaged_at = UTCDateTimeAttribute(null=True)
+    data_last_updated_at = UTCDateTimeAttribute(null=True)
+    restricted_data_last_updated_at = UTCDateTimeAttribute(null=True)
+    file_storage_bytes = NumberAttribute(default=0)
+    the_qgis_file_name = UnicodeAttribute(null=True)
+    thumbnail_version = UnicodeAttribute(null=True)
+    thumbnail_content_type = UnicodeAttribute(null=True)
+    # Filled by the process_projectfile job; `processing_failed` marks a failed run.
+    project_details = JSONAttribute(null=True)
+    processing_failed = BooleanAttribute(default=False)
+    active_jobs = NumberAttribute(default=0)
+
+    by_owner = ProjectsByOwner()
+    public = PublicProjects()
+
+
+class ProjectName(Model):
+    """Claims `<owner_key>/<name>`: written with the project in one transaction, so two
+    concurrent creates (or renames) of the same owner and name cannot both succeed."""
+
+    class Meta(TableMeta):
+        table_name = table_name_for("project-names")
+
+    owner_and_name = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute()
+
+    @staticmethod
+    def key_for(owner_key: str, name: str) -> str:
+        return f"{owner_key}/{name}"

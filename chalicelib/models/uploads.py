@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from .base import TableMeta, table_name_for, utcnow
+
+
+class UploadsByProject(GlobalSecondaryIndex):
+    """A project's uploads in progress: deleting the project removes them too."""
+
+    class Meta:
+        index_name = "by-project"
+        projection = AllProjection()
+
+    project_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class UploadSession(Model):
+    """A presigned multipart upload in progress: what was validated and reserved when it began.
+
+    The bytes reserved against the owner's quota are released when the session completes or is
+    aborted; an abandoned session expires with its TTL (S3 aborts the upload by lifecycle rule).
+    """
+
+    class Meta(TableMeta):
+        table_name = table_name_for("upload-sessions")
+
+    upload_id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    s3_key = UnicodeAttribute()
+    s3_upload_id = UnicodeAttribute()
+    size = NumberAttribute()
+    part_size = NumberAttribute()
+    owner_key = UnicodeAttribute()
+    reserved_bytes = NumberAttribute(default=0)
+    created_by = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    expires_at = TTLAttribute()
+
+    by_project = UploadsByProject()

@@ -1,0 +1,65 @@
+"""Limit/offset pagination as QFieldCloud does it (reference §8).
+
+Without a positive `limit` the whole list comes back. With one, the body is the bare page and the
+headers carry `X-Total-Count`, `X-Next-Page` (only when another page exists) and
+`X-Previous-Page` (only when `offset > 0`; its URL drops `offset` when it would be 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from chalice import Response
+
+from .request_data import query_param
+
+T = TypeVar("T")
+
+
+def _positive_int(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    number = int(value)
+    return number if number > 0 else None
+
+
+def request_url(request) -> tuple[str, list[tuple[str, str]]]:
+    """The absolute URL the client used (without query), and its query pairs."""
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto", "http").split(",")[0].strip()
+    host = headers.get("host", "localhost")
+    path = request.context.get("path") or request.path
+    params = request.query_params or {}
+    pairs = [(key, value) for key in params for value in params.getlist(key)]
+    return f"{scheme}://{host}{path}", pairs
+
+
+def _page_url(request, limit: int, offset: int) -> str:
+    base, pairs = request_url(request)
+    pairs = [(key, value) for key, value in pairs if key not in ("limit", "offset")]
+    pairs.append(("limit", str(limit)))
+    if offset > 0:
+        pairs.append(("offset", str(offset)))
+    return f"{base}?{urlencode(pairs)}"
+
+
+def paginate(
+    request,
+    items: Sequence[T],
+    render: Callable[[Sequence[T]], list[Any]],
+) -> Response:
+    """Answer with `items` (or the requested page of them); only the page is rendered."""
+    limit = _positive_int(query_param(request, "limit"))
+    if limit is None:
+        return Response(body=render(items), status_code=200)
+    offset = _positive_int(query_param(request, "offset")) or 0
+    total = len(items)
+    headers = {"X-Total-Count": str(total)}
+    if offset + limit < total:
+        headers["X-Next-Page"] = _page_url(request, limit, offset + limit)
+    if offset > 0:
+        headers["X-Previous-Page"] = _page_url(request, limit, max(offset - limit, 0))
+    page = items[offset:offset + limit]
+    return Response(body=render(page), status_code=200, headers=headers)

@@ -1,0 +1,123 @@
+"""Who may do what on a project: the role model and the one table of action × minimum role.
+
+Roles (reader < reporter < editor < manager < admin) come from an origin; when several origins
+apply, the first in `ORIGIN_RANK` order wins, as in QFieldCloud (a direct `reader` collaborator
+stays `reader` on a public project). Handlers never compare roles themselves: they call
+`require(...)` or `allowed(...)` with an `Action`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+from pynamodb.exceptions import DoesNotExist
+
+from .errors import PermissionDenied, ValidationError
+from .models import Collaborator, Project, User
+
+
+class Role(IntEnum):
+    READER = 1
+    REPORTER = 2
+    EDITOR = 3
+    MANAGER = 4
+    ADMIN = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+def parse_role(value: object, field: str = "role") -> Role:
+    if isinstance(value, str):
+        try:
+            return Role[value.strip().upper()]
+        except KeyError:
+            pass
+    choices = ", ".join(role.label for role in Role)
+    raise ValidationError(f"`{field}` must be one of: {choices}.")
+
+
+class Origin(StrEnum):
+    PROJECT_OWNER = "project_owner"
+    ORGANIZATION_OWNER = "organization_owner"
+    ORGANIZATION_ADMIN = "organization_admin"
+    COLLABORATOR = "collaborator"
+    TEAM_MEMBER = "team_member"
+    ORGANIZATION_MEMBER = "organization_member"
+    PUBLIC = "public"
+
+
+ORIGIN_RANK = list(Origin)
+
+
+class Action(StrEnum):
+    READ_PROJECT = "read_project"
+    UPDATE_PROJECT = "update_project"
+    DELETE_PROJECT = "delete_project"
+    UPLOAD_THUMBNAIL = "upload_thumbnail"
+    READ_FILES = "read_files"
+    UPLOAD_ATTACHMENT = "upload_attachment"
+    UPLOAD_FILE = "upload_file"
+    UPLOAD_RESTRICTED_FILE = "upload_restricted_file"
+    DELETE_FILE = "delete_file"
+    MANAGE_COLLABORATORS = "manage_collaborators"
+
+
+# The one table: the lowest role allowed to perform each action (reference §2.3).
+MINIMUM_ROLE: dict[Action, Role] = {
+    Action.READ_PROJECT: Role.READER,
+    Action.UPDATE_PROJECT: Role.MANAGER,
+    Action.DELETE_PROJECT: Role.MANAGER,
+    Action.UPLOAD_THUMBNAIL: Role.REPORTER,
+    Action.READ_FILES: Role.READER,
+    Action.UPLOAD_ATTACHMENT: Role.REPORTER,
+    Action.UPLOAD_FILE: Role.EDITOR,
+    Action.UPLOAD_RESTRICTED_FILE: Role.MANAGER,
+    Action.DELETE_FILE: Role.EDITOR,
+    Action.MANAGE_COLLABORATORS: Role.MANAGER,
+}
+
+
+@dataclass(frozen=True)
+class ProjectRole:
+    role: Role
+    origin: Origin
+
+
+def role_from(user: User, project: Project, collaborator: Collaborator | None) -> ProjectRole | None:
+    """The effective role, from what is already known about the user and the project."""
+    candidates: list[ProjectRole] = []
+    if project.owner_key == user.username_key:
+        candidates.append(ProjectRole(Role.ADMIN, Origin.PROJECT_OWNER))
+    if collaborator is not None:
+        candidates.append(ProjectRole(Role[collaborator.role.upper()], Origin.COLLABORATOR))
+    if project.is_public:
+        candidates.append(ProjectRole(Role.READER, Origin.PUBLIC))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda candidate: ORIGIN_RANK.index(candidate.origin))
+
+
+def project_role(user: User, project: Project) -> ProjectRole | None:
+    """The user's effective role on the project (at most one extra GetItem)."""
+    if project.owner_key == user.username_key:
+        return ProjectRole(Role.ADMIN, Origin.PROJECT_OWNER)
+    try:
+        collaborator = Collaborator.get(project.id, user.username_key)
+    except DoesNotExist:
+        collaborator = None
+    return role_from(user, project, collaborator)
+
+
+def allowed(role: ProjectRole | None, action: Action) -> bool:
+    return role is not None and role.role >= MINIMUM_ROLE[action]
+
+
+def require(user: User, project: Project, action: Action) -> ProjectRole:
+    """The user's role, if it allows `action`; otherwise 403 `permission_denied`."""
+    role = project_role(user, project)
+    if not allowed(role, action):
+        raise PermissionDenied(f"You are not allowed to {action.replace('_', ' ')} here.")
+    return role

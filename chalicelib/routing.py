@@ -1,0 +1,134 @@
+"""How URLs reach views: the one routing mechanism, identical behind API Gateway and locally.
+
+Rules (docs/routing.md explains why):
+- Routes are registered without their trailing slash; API Gateway matches `/x/` to resource `/x`,
+  and so does the local gateway (`devstack.gateway`). Both forms are therefore accepted.
+- Chalice has no greedy `{path+}` parameter, and file names contain `/`. A route that ends in a
+  file path is registered once per depth, `prefix/{p1}`, `prefix/{p1}/{p2}`, … up to
+  `MAX_PATH_DEPTH` segments; the view receives the joined, percent-decoded `filename`.
+- Path parameters arrive percent-encoded (API Gateway REST does not decode them); they are
+  decoded here, once. Parameters named in `UUID_PARAMS` must be UUIDs (else 400
+  `validation_error`) and reach the view in canonical lowercase form.
+- Every route answers every method of `HTTP_METHODS`: `add_method_fallbacks` registers a 405
+  view for the ones a path does not implement, so API Gateway forwards them to us.
+- Every view runs inside `_run_view`, which turns any exception into the JSON error of
+  `chalicelib.errors` and logs unexpected ones with the request id.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from chalice import Blueprint, Chalice, Response
+
+from .errors import ApiError, MethodNotAllowed, ValidationError, as_api_error, error_body
+from .logs import logger
+
+API_PREFIX = "/api/v1"
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+MAX_PATH_DEPTH = 24
+UUID_PARAMS = frozenset({"project_id", "job_id", "deltafile_id", "upload_id"})
+PATH_SEGMENT = "p{}"
+ANY_CONTENT_TYPE = ["*/*"]
+
+
+def parse_uuid(value: str, what: str = "id") -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValidationError(f"`{value}` is not a valid {what} (a UUID is expected).") from None
+
+
+def file_path_routes(prefix: str) -> list[str]:
+    """The routes that stand for `prefix/<filename>` with 1..MAX_PATH_DEPTH segments."""
+    prefix = prefix.rstrip("/")
+    return [
+        prefix + "".join("/{" + PATH_SEGMENT.format(i) + "}" for i in range(1, depth + 1))
+        for depth in range(1, MAX_PATH_DEPTH + 1)
+    ]
+
+
+def _decode_params(params: dict[str, str]) -> dict[str, str]:
+    decoded: dict[str, str] = {}
+    segments: list[str] = []
+    for index in range(1, MAX_PATH_DEPTH + 1):
+        key = PATH_SEGMENT.format(index)
+        if key not in params:
+            break
+        segments.append(unquote(params.pop(key)))
+    if segments:
+        decoded["filename"] = "/".join(segments)
+    for name, value in params.items():
+        value = unquote(value)
+        decoded[name] = parse_uuid(value, name.replace("_", " ")) if name in UUID_PARAMS else value
+    return decoded
+
+
+def _respond_with_error(error: ApiError) -> Response:
+    headers = {"Content-Type": "application/json", **error.headers}
+    return Response(body=error_body(error), status_code=error.status, headers=headers)
+
+
+def _run_view(view: Callable[..., Any], params: dict[str, str]) -> Any:
+    try:
+        return view(**_decode_params(params))
+    except Exception as exc:  # the one place where exceptions become responses
+        error = as_api_error(exc)
+        if error is not exc:
+            logger.exception("Unexpected error while serving the request")
+        return _respond_with_error(error)
+
+
+class Router:
+    """A Chalice blueprint whose routes follow the rules of this module."""
+
+    def __init__(self, import_name: str):
+        self.blueprint = Blueprint(import_name)
+
+    @property
+    def request(self):
+        return self.blueprint.current_request
+
+    def route(self, path: str, methods: Iterable[str] = ("GET",)):
+        return self._register([_strip_slash(path)], methods)
+
+    def file_route(self, prefix: str, methods: Iterable[str] = ("GET",)):
+        """A route ending in a file path; the view takes a `filename` argument."""
+        return self._register(file_path_routes(_strip_slash(prefix)), methods)
+
+    def _register(self, paths: list[str], methods: Iterable[str]):
+        def decorator(view: Callable[..., Any]):
+            @functools.wraps(view)
+            def wrapper(**params: str) -> Any:
+                return _run_view(view, params)
+
+            for path in paths:
+                self.blueprint.route(path, methods=list(methods), content_types=ANY_CONTENT_TYPE)(
+                    wrapper
+                )
+            return view
+
+        return decorator
+
+
+def _strip_slash(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def add_method_fallbacks(app: Chalice) -> None:
+    """Answer the methods a route does not implement with a JSON 405 (call after registering)."""
+
+    implemented = {path: ", ".join(sorted(entries)) for path, entries in app.routes.items()}
+
+    def method_not_allowed(**_: str) -> Response:
+        allowed = implemented.get(app.current_request.context["resourcePath"], "")
+        return _respond_with_error(MethodNotAllowed(headers={"Allow": allowed}))
+
+    for path, entries in list(app.routes.items()):
+        missing = [method for method in HTTP_METHODS if method not in entries]
+        if missing:
+            app.route(path, methods=missing, content_types=ANY_CONTENT_TYPE)(method_not_allowed)

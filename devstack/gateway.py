@@ -1,0 +1,156 @@
+"""An API Gateway (REST API, Lambda proxy integration) in front of the Chalice app, locally.
+
+It does what our deployed API Gateway does (infra/), so the app sees the same events here and in
+AWS: resource matching with literal segments before `{params}`, the trailing slash ignored, path
+parameters left percent-encoded, query values decoded, binary media types base64-encoded, and the
+gateway response for unknown routes (404 JSON `object_not_found`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+NOT_FOUND_BODY = json.dumps({"code": "object_not_found", "message": "Unknown API route."})
+
+
+@dataclass
+class Resource:
+    path: str | None = None
+    literals: dict[str, Resource] = field(default_factory=dict)
+    param: tuple[str, Resource] | None = None
+
+
+def _build_tree(route_paths) -> Resource:
+    root = Resource()
+    for route in route_paths:
+        node = root
+        for segment in route.strip("/").split("/"):
+            if segment.startswith("{") and segment.endswith("}"):
+                if node.param is None:
+                    node.param = (segment[1:-1], Resource())
+                node = node.param[1]
+            else:
+                node = node.literals.setdefault(segment, Resource())
+        node.path = route
+    return root
+
+
+@dataclass
+class GatewayResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class ApiGateway:
+    def __init__(self, app, stage: str = "local"):
+        self.app = app
+        self.stage = stage
+        self.tree = _build_tree(app.routes)
+
+    def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
+        if path != "/" and path.endswith("/"):
+            path = path[:-1]
+        node, params = self.tree, {}
+        for segment in path.strip("/").split("/"):
+            if segment in node.literals:
+                node = node.literals[segment]
+            elif node.param is not None and segment:
+                name, node = node.param
+                params[name] = segment
+            else:
+                return None
+        return (node.path, params) if node.path else None
+
+    def _is_binary(self, content_type: str) -> bool:
+        media_type = content_type.split(";")[0].strip().lower()
+        return bool(media_type) and any(
+            fnmatch(media_type, pattern) for pattern in self.app.api.binary_types
+        )
+
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> GatewayResponse:
+        split = urlsplit(target)
+        matched = self._match(split.path)
+        if matched is None:
+            return GatewayResponse(
+                404, [("Content-Type", "application/json")], NOT_FOUND_BODY.encode()
+            )
+        resource, params = matched
+        event = self._event(method, split, headers, body, resource, params, source_ip)
+        context = _LambdaContext()
+        result = self.app(event, context)
+        return self._response(result)
+
+    def _event(self, method, split, headers, body, resource, params, source_ip) -> dict[str, Any]:
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in headers:
+            multi_headers.setdefault(name, []).append(value)
+        query = parse_qs(split.query, keep_blank_values=True)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        binary = self._is_binary(content_type)
+        if not body:
+            encoded_body = None
+        elif binary:
+            encoded_body = base64.b64encode(body).decode("ascii")
+        else:
+            encoded_body = body.decode("utf-8", "replace")
+        return {
+            "resource": resource,
+            "path": split.path,
+            "httpMethod": method,
+            "headers": {name: values[-1] for name, values in multi_headers.items()},
+            "multiValueHeaders": multi_headers,
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": resource,
+                "httpMethod": method,
+                "path": split.path,
+                "stage": self.stage,
+                "requestId": str(uuid.uuid4()),
+                "requestTimeEpoch": int(time.time() * 1000),
+                "identity": {"sourceIp": source_ip},
+            },
+            "body": encoded_body,
+            "isBase64Encoded": bool(encoded_body) and binary,
+        }
+
+    @staticmethod
+    def _response(result: dict[str, Any]) -> GatewayResponse:
+        headers: list[tuple[str, str]] = []
+        multi = result.get("multiValueHeaders") or {}
+        for name, values in multi.items():
+            headers.extend((name, str(value)) for value in values)
+        for name, value in (result.get("headers") or {}).items():
+            if name not in multi:
+                headers.append((name, str(value)))
+        body = result.get("body") or ""
+        raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+        return GatewayResponse(int(result["statusCode"]), headers, raw)
+
+
+class _LambdaContext:
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self.function_name = "qfc-api-local"
+        self.memory_limit_in_mb = 1024
+        self.invoked_function_arn = "arn:aws:lambda:local:000000000000:function:qfc-api-local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000

@@ -1,0 +1,192 @@
+"""Starts and stops the local stack: moto's server (a child process) and the API.
+
+moto keeps everything in memory; its recorder appends every request to a file, which is replayed
+at the next start (reference/local-stack.md). Each start first sends a new random seed, which is
+recorded too, so a replay regenerates the same S3 version ids and new ones never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass
+class StackConfig:
+    port: int
+    aws_port: int
+    data_dir: Path
+    host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        return cls(
+            port=int(os.environ.get("QFC_PORT", "8000")),
+            aws_port=int(os.environ.get("QFC_AWS_PORT", "5000")),
+            data_dir=Path(os.environ.get("QFC_DATA_DIR", ".data")).resolve(),
+        )
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}/api/v1/"
+
+    @property
+    def recording(self) -> Path:
+        return self.data_dir / "moto-recording.jsonl"
+
+
+def point_at_local_aws(config: StackConfig) -> None:
+    """Environment for code that talks to the local AWS stand-in (set before importing it)."""
+    for name, value in LOCAL_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    os.environ["QFC_AWS_ENDPOINT_URL"] = config.aws_endpoint
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the AWS stand-in exited with code {process.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise SystemExit(f"the AWS stand-in did not answer at {url}")
+
+
+def start_moto(config: StackConfig) -> subprocess.Popen:
+    if not _port_is_free(config.host, config.aws_port):
+        raise SystemExit(f"port {config.aws_port} is taken: set QFC_AWS_PORT to a free port")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    had_state = config.recording.exists() and config.recording.stat().st_size > 0
+    env = {
+        **os.environ,
+        "MOTO_ENABLE_RECORDING": "True",
+        "MOTO_RECORDER_FILEPATH": str(config.recording),
+    }
+    log = open(config.data_dir / "moto.log", "ab")  # noqa: SIM115 (lives as long as moto)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", config.host, "-p", str(config.aws_port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    _wait_until_up(f"{config.aws_endpoint}/moto-api/", process)
+    seed = random.randrange(2**31)
+    requests.post(f"{config.aws_endpoint}/moto-api/seed?a={seed}", timeout=10).raise_for_status()
+    if had_state:
+        print("Restoring the saved local state...", file=sys.stderr, flush=True)
+        requests.post(
+            f"{config.aws_endpoint}/moto-api/recorder/replay-recording", timeout=3600
+        ).raise_for_status()
+    return process
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def ensure_admin(config: StackConfig) -> tuple[str, str | None]:
+    """Create the `admin` user on first start; its password comes from QFC_ADMIN_PASSWORD or is
+    generated, printed once and kept in the data dir."""
+    from chalicelib import accounts
+
+    username = "admin"
+    if accounts.find_user(username) is not None:
+        return username, None
+    password = os.environ.get("QFC_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    accounts.create_user(username, password, email="admin@localhost", is_staff=True)
+    credentials = config.data_dir / "admin-credentials"
+    credentials.write_text(f"{username} {password}\n")
+    credentials.chmod(0o600)
+    return username, password
+
+
+def run(config: StackConfig) -> None:
+    if not _port_is_free(config.host, config.port):
+        raise SystemExit(f"port {config.port} is taken: set QFC_PORT to a free port")
+    point_at_local_aws(config)
+    moto = start_moto(config)
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        from devstack.resources import ensure_all
+
+        ensure_all()
+        admin, password = ensure_admin(config)
+
+        from app import app
+        from devstack.gateway import ApiGateway
+        from devstack.http_server import make_server
+
+        server = make_server(ApiGateway(app), config.host, config.port,
+                             quiet=os.environ.get("QFC_QUIET") == "1")
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _announce(config, admin, password)
+        while not stopping.wait(0.5):
+            if moto.poll() is not None:
+                raise SystemExit("the AWS stand-in stopped unexpectedly (see .data/moto.log)")
+        server.shutdown()
+        server.server_close()
+    finally:
+        stop_process(moto)
+    print("Stopped.", file=sys.stderr)
+
+
+def _announce(config: StackConfig, admin: str, password: str | None) -> None:
+    lines = [
+        f"QFieldCloud API:  {config.api_url}",
+        f"AWS stand-in:     {config.aws_endpoint} (moto; state kept in {config.data_dir})",
+    ]
+    if password:
+        lines.append(f"Created user '{admin}' with password: {password}")
+    else:
+        lines.append(f"User '{admin}' exists (first password in {config.data_dir}/admin-credentials)")
+    lines += [
+        "Log in with the QFieldCloud CLI:",
+        f"  export QFIELDCLOUD_URL={config.api_url}",
+        f"  qfieldcloud-cli login {admin} '<password>'",
+        "Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)

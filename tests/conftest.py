@@ -1,0 +1,54 @@
+"""Shared fixtures. The environment is set before any project module is imported, because
+settings and table names are read at import time."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "QFC_TABLE_PREFIX": "test-",
+    "QFC_BUCKET": "qfc-test-files",
+    "QFC_PASSWORD_HASH_CHEAP": "1",
+})
+os.environ.pop("QFC_AWS_ENDPOINT_URL", None)
+os.environ.pop("QFC_MAX_DIRECT_UPLOAD_BYTES", None)
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from tests.client import ApiClient  # noqa: E402
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def aws():
+    """A fresh, empty AWS (moto, in process) with the app's tables, bucket and queues."""
+    from devstack.resources import ensure_all
+
+    with mock_aws():
+        ensure_all()
+        yield
+
+
+@pytest.fixture
+def api(aws) -> ApiClient:
+    from app import app
+    from devstack.gateway import ApiGateway
+
+    return ApiClient(ApiGateway(app))
+
+
+@pytest.fixture
+def users(api):
+    """Factory: `users("alice")` creates a user and returns an ApiClient logged in as them."""
+    from chalicelib import accounts
+
+    def make(username: str, **kwargs) -> ApiClient:
+        accounts.create_user(username, PASSWORD, email=f"{username}@example.com", **kwargs)
+        return api.login(username, PASSWORD)
+
+    return make
