@@ -21,7 +21,7 @@ from .errors import (
     ValidationError,
 )
 from .models import Collaborator, Project, ProjectFile, ProjectName, UploadSession, User
-from .models.base import failed_conditions, transaction, utcnow
+from .models.base import Transaction, utcnow
 from .models.projects import PUBLIC_PARTITION
 from .permissions import Action, ProjectRole, Role, parse_role, project_role, require, role_from
 from .request_data import get_bool, get_str
@@ -130,15 +130,17 @@ def create_project(caller: Caller, data: dict[str, Any]) -> Project:
     )
     project.project_type = _project_type_from(data, name, None)
     _apply_fields(project, data)
+    tx = Transaction()
     try:
-        with transaction() as tx:
+        with tx:
             tx.save(
                 ProjectName(ProjectName.key_for(owner.username_key, name), project_id=project.id),
                 condition=ProjectName.owner_and_name.does_not_exist(),
+                label="name",
             )
             tx.save(project, condition=Project.id.does_not_exist())
     except TransactWriteError as exc:
-        if 0 in failed_conditions(exc):
+        if "name" in tx.failed(exc):
             raise ProjectAlreadyExists(
                 f"`{owner.username}` already has a project named `{name}`."
             ) from None
@@ -180,18 +182,21 @@ def update_project(caller: Caller, project: Project, data: dict[str, Any], *, fu
     renamed = (name, project.owner_key) != (old_name, old_owner_key)
     stored_bytes = int(project.file_storage_bytes or 0)
 
+    tx = Transaction()
     try:
-        with transaction() as tx:
+        with tx:
             tx.update(
                 project,
                 actions=_changes(project, before),
                 condition=(Project.name == old_name) & (Project.owner_key == old_owner_key),
+                label="project",
             )
             if renamed:
                 tx.delete(ProjectName(ProjectName.key_for(old_owner_key, old_name)))
                 tx.save(
                     ProjectName(ProjectName.key_for(project.owner_key, name), project_id=project.id),
                     condition=ProjectName.owner_and_name.does_not_exist(),
+                    label="name",
                 )
             if transfer:
                 tx.update(User(old_owner_key), actions=[User.storage_used_bytes.add(-stored_bytes)])
@@ -199,16 +204,17 @@ def update_project(caller: Caller, project: Project, data: dict[str, Any], *, fu
                     new_owner,
                     actions=[User.storage_used_bytes.add(stored_bytes)],
                     condition=quota.over_quota_condition(new_owner, stored_bytes),
+                    label="quota",
                 )
     except TransactWriteError as exc:
-        failed = failed_conditions(exc)
-        if 0 in failed:
+        failed = tx.failed(exc)
+        if "project" in failed:
             raise ValidationError("The project was renamed or transferred meanwhile; retry.") from None
-        if 2 in failed:
+        if "name" in failed:
             raise ProjectAlreadyExists(
                 f"`{project.owner}` already has a project named `{name}`."
             ) from None
-        if 4 in failed:
+        if "quota" in failed:
             raise OverQuota(
                 f"The project's {stored_bytes} bytes do not fit in `{new_owner.username}`'s quota."
             ) from None
@@ -230,7 +236,7 @@ def delete_project(project: Project) -> None:
             for item in items:
                 batch.delete(item)
     storage.delete_everything_under(storage.project_prefix(project.id))
-    with transaction() as tx:
+    with Transaction() as tx:
         tx.delete(ProjectName(ProjectName.key_for(project.owner_key, project.name)))
         tx.delete(project)
     quota.release(project.owner_key, int(project.file_storage_bytes or 0))

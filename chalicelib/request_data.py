@@ -13,7 +13,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs
 
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from .errors import BadRequest, ValidationError
 
@@ -115,6 +115,8 @@ def parse_multipart(request) -> MultipartBody:
         parser.finalize()
     except (MultipartParseError, KeyError) as exc:
         raise BadRequest(f"Malformed multipart body: {exc}") from None
+    if parser.state != MultipartState.END:
+        raise BadRequest("Malformed multipart body: it ends before its closing boundary.")
     return result
 
 

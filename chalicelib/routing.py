@@ -73,12 +73,20 @@ def _respond_with_error(error: ApiError) -> Response:
     return Response(body=error_body(error), status_code=error.status, headers=headers)
 
 
-def _run_view(view: Callable[..., Any], params: dict[str, str]) -> Any:
+def _run_view(view: Callable[..., Any], params: dict[str, str], request) -> Any:
+    context = request.context if request is not None else {}
+    logger.append_keys(
+        request_id=context.get("requestId"),
+        method=context.get("httpMethod"),
+        route=context.get("resourcePath"),
+    )
     try:
         return view(**_decode_params(params))
     except Exception as exc:  # the one place where exceptions become responses
         error = as_api_error(exc)
-        if error is not exc:
+        if error is exc:
+            logger.info("Request refused", extra={"status": error.status, "code": error.code})
+        else:
             logger.exception("Unexpected error while serving the request")
         return _respond_with_error(error)
 
@@ -104,7 +112,7 @@ class Router:
         def decorator(view: Callable[..., Any]):
             @functools.wraps(view)
             def wrapper(**params: str) -> Any:
-                return _run_view(view, params)
+                return _run_view(view, params, self.blueprint.current_request)
 
             for path in paths:
                 self.blueprint.route(path, methods=list(methods), content_types=ANY_CONTENT_TYPE)(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
@@ -27,12 +28,44 @@ def table_name_for(name: str) -> str:
     return settings.table_prefix + name
 
 
-def transaction() -> TransactWrite:
-    """A DynamoDB write transaction on the configured endpoint."""
-    return TransactWrite(connection=Connection(region=settings.region, host=settings.aws_endpoint_url))
+class Transaction:
+    """A DynamoDB write transaction whose items carry labels, so that a cancelled transaction
+    tells which conditions failed (PynamoDB sends checks, deletes, puts, then updates)."""
 
+    def __init__(self) -> None:
+        connection = Connection(region=settings.region, host=settings.aws_endpoint_url)
+        self._write = TransactWrite(connection=connection)
+        self._labels: dict[str, list[str | None]] = {
+            "check": [], "delete": [], "put": [], "update": []
+        }
 
-def failed_conditions(error: TransactWriteError) -> list[int]:
-    """Positions (in the order the items were added) whose condition check failed."""
-    reasons = error.cancellation_reasons or []
-    return [i for i, reason in enumerate(reasons) if reason and reason.code == "ConditionalCheckFailed"]
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._write.__exit__(*exc_info)
+
+    def check(self, model_cls, hash_key, range_key=None, *, condition, label=None) -> None:
+        self._write.condition_check(model_cls, hash_key, range_key, condition=condition)
+        self._labels["check"].append(label)
+
+    def delete(self, model, condition=None, *, label=None) -> None:
+        self._write.delete(model, condition=condition)
+        self._labels["delete"].append(label)
+
+    def save(self, model, condition=None, *, label=None) -> None:
+        self._write.save(model, condition=condition)
+        self._labels["put"].append(label)
+
+    def update(self, model, actions, condition=None, *, label=None) -> None:
+        self._write.update(model, actions=actions, condition=condition)
+        self._labels["update"].append(label)
+
+    def failed(self, error: TransactWriteError) -> set[str | None]:
+        """The labels of the items whose condition check failed."""
+        order = [label for kind in ("check", "delete", "put", "update") for label in self._labels[kind]]
+        reasons = error.cancellation_reasons or []
+        return {
+            order[i] for i, reason in enumerate(reasons)
+            if reason and reason.code == "ConditionalCheckFailed"
+        }

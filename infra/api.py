@@ -1,0 +1,201 @@
+"""The API: one Lambda function behind a regional API Gateway REST API.
+
+The API definition is Chalice's own swagger for the app's routes, so API Gateway matches exactly
+the routes the app registers (and devstack.gateway emulates), each with the Lambda proxy
+integration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from chalice import Chalice
+from chalice.deploy.swagger import CFNSwaggerGenerator
+
+from chalicelib.routing import API_PREFIX
+from devstack.gateway import NOT_FOUND_BODY
+
+from .cfn import Json, get_att, ref, resource, sub
+from .parameters import API_MEMORY, LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, LOG_RETENTION
+from .parameters import table_prefix_value as table_prefix
+
+FUNCTION = "ApiFunction"
+FUNCTION_ROLE = "ApiFunctionRole"
+FUNCTION_LOGS = "ApiFunctionLogGroup"
+FUNCTION_PERMISSION = "ApiFunctionInvokePermission"
+REST_API = "RestApi"
+STAGE = "ApiStage"
+# Chalice's stage name: the API lives at https://{api}.execute-api.{region}.amazonaws.com/api/api/v1/
+STAGE_NAME = "api"
+SERVICE_NAME = "qfc-api"
+
+# The Lambda event carries a binary body base64-encoded (4/3 larger) and must stay below Lambda's
+# 6 MB request limit with room for headers: 4.4 MB of file content is what fits.
+MAX_DIRECT_UPLOAD_BYTES = 4_400_000
+# API Gateway gives up on an integration after 29 s; a longer Lambda timeout would only cost money.
+FUNCTION_TIMEOUT_SECONDS = 30
+
+TOO_LARGE_MESSAGE = (
+    "The request is larger than API Gateway accepts. Upload files larger than "
+    f"{MAX_DIRECT_UPLOAD_BYTES} bytes with the presigned upload flow (an upload session with "
+    "presigned S3 URLs) instead of the multipart POST."
+)
+
+
+class _SwaggerForThisTemplate(CFNSwaggerGenerator):
+    """Chalice's CloudFormation swagger, pointed at this template's function."""
+
+    def _uri(self, lambda_arn: str | None = None) -> Any:
+        return sub(
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31"
+            f"/functions/${{{FUNCTION}.Arn}}/invocations"
+        )
+
+
+def _json_template(code: str, message: str) -> str:
+    return json.dumps({"code": code, "message": message})
+
+
+# API Gateway's own answers, in the API's error format. `messageString` is API Gateway's message
+# already quoted as a JSON string. They live in the API definition rather than in separate
+# AWS::ApiGateway::GatewayResponse resources: an update of the definition may drop gateway
+# responses it does not contain (cfn-lint W3660), silently undoing them.
+GATEWAY_RESPONSES: dict[str, Json] = {
+    "MISSING_AUTHENTICATION_TOKEN": {
+        # What API Gateway answers for a path or method no route matches.
+        "statusCode": "404",
+        "responseTemplates": {"application/json": NOT_FOUND_BODY},
+    },
+    "REQUEST_TOO_LARGE": {
+        "statusCode": "413",
+        "responseTemplates": {
+            "application/json": _json_template("payload_too_large", TOO_LARGE_MESSAGE)
+        },
+    },
+    "DEFAULT_4XX": {
+        "responseTemplates": {
+            "application/json": '{"code": "api_error", "message": $context.error.messageString}'
+        },
+    },
+    "DEFAULT_5XX": {
+        "responseTemplates": {
+            "application/json": '{"code": "unknown_error", "message": $context.error.messageString}'
+        },
+    },
+}
+
+
+def api_definition(app: Chalice) -> Json:
+    """The OpenAPI (swagger 2.0) body of the REST API: every route and method of `app`, and the
+    gateway responses."""
+    definition = _SwaggerForThisTemplate().generate_swagger(app)
+    definition["x-amazon-apigateway-gateway-responses"] = GATEWAY_RESPONSES
+    return definition
+
+
+def _deployment_id(definition: Json) -> str:
+    # CloudFormation only redeploys an API when the deployment is a new resource, so the
+    # deployment's name changes whenever the API definition does.
+    content = json.dumps(definition, sort_keys=True).encode()
+    return "ApiDeployment" + hashlib.sha256(content).hexdigest()[:12]
+
+
+def rest_api_resources(app: Chalice) -> Json:
+    definition = api_definition(app)
+    deployment = _deployment_id(definition)
+    return {
+        REST_API: resource(
+            "AWS::ApiGateway::RestApi",
+            {
+                "Name": sub("${AWS::StackName}-api"),
+                "Body": definition,
+                "EndpointConfiguration": {"Types": ["REGIONAL"]},
+            },
+        ),
+        deployment: resource(
+            "AWS::ApiGateway::Deployment",
+            {"RestApiId": ref(REST_API), "Description": "Routes of the Chalice app"},
+        ),
+        STAGE: resource(
+            "AWS::ApiGateway::Stage",
+            {"RestApiId": ref(REST_API), "DeploymentId": ref(deployment), "StageName": STAGE_NAME},
+        ),
+        FUNCTION_PERMISSION: resource(
+            "AWS::Lambda::Permission",
+            {
+                "FunctionName": get_att(FUNCTION, "Arn"),
+                "Action": "lambda:InvokeFunction",
+                "Principal": "apigateway.amazonaws.com",
+                "SourceArn": sub(
+                    "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                    f"${{{REST_API}}}/*"
+                ),
+            },
+        ),
+    }
+
+
+def function_environment(bucket: Json, jobs_queue_url: Json) -> Json:
+    return {
+        "QFC_TABLE_PREFIX": table_prefix,
+        "QFC_BUCKET": bucket,
+        "QFC_JOBS_QUEUE_URL": jobs_queue_url,
+        "QFC_MAX_DIRECT_UPLOAD_BYTES": str(MAX_DIRECT_UPLOAD_BYTES),
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+    }
+
+
+def function_resources(bucket: Json, jobs_queue_url: Json) -> Json:
+    return {
+        FUNCTION_LOGS: resource(
+            "AWS::Logs::LogGroup",
+            {
+                "LogGroupName": sub("/aws/lambda/${AWS::StackName}-api"),
+                "RetentionInDays": ref(LOG_RETENTION),
+            },
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        ),
+        FUNCTION: resource(
+            "AWS::Lambda::Function",
+            {
+                "FunctionName": sub("${AWS::StackName}-api"),
+                "Description": "QFieldCloud-compatible API (Chalice app)",
+                "Runtime": "python3.11",
+                "Handler": "app.app",
+                # infra.package builds the zip with manylinux x86_64 wheels.
+                "Architectures": ["x86_64"],
+                "Code": {"S3Bucket": ref(LAMBDA_CODE_BUCKET), "S3Key": ref(LAMBDA_CODE_KEY)},
+                "Role": get_att(FUNCTION_ROLE, "Arn"),
+                "MemorySize": ref(API_MEMORY),
+                "Timeout": FUNCTION_TIMEOUT_SECONDS,
+                "Environment": {"Variables": function_environment(bucket, jobs_queue_url)},
+                "LoggingConfig": {"LogGroup": ref(FUNCTION_LOGS)},
+            },
+        ),
+    }
+
+
+def api_url() -> Json:
+    return sub(
+        f"https://${{{REST_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}"
+        f"/{STAGE_NAME}{API_PREFIX}/"
+    )
+
+
+def server_root_url() -> Json:
+    """What QField calls the server URL. QField appends `/api/v1/...` itself, so no trailing slash."""
+    return sub(
+        f"https://${{{REST_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{STAGE_NAME}"
+    )
+
+
+def api_gateway_resource_paths(definition: Json) -> set[str]:
+    """The API Gateway resources an import of `definition` creates: every path prefix, and "/"."""
+    paths = {"/"}
+    for path in definition["paths"]:
+        segments = path.strip("/").split("/")
+        paths.update("/" + "/".join(segments[:depth]) for depth in range(1, len(segments) + 1))
+    return paths

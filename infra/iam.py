@@ -1,0 +1,122 @@
+"""IAM roles, least privilege: each role reaches only this stack's tables, bucket, queue and logs.
+
+The API reads and writes items, never scans (no request path may Scan) and never changes a
+table. The job worker does the same for its inputs and outputs and consumes the queue.
+"""
+
+from __future__ import annotations
+
+from .api import FUNCTION_LOGS, FUNCTION_ROLE
+from .cfn import Json, allow, assume_role_policy, get_att, policy_document, resource, sub
+from .jobs import EXECUTION_ROLE, JOB_LOGS, TASK_ROLE
+from .parameters import DEPLOY_JOB_WORKERS
+from .storage import JOBS_QUEUE, bucket_arn, bucket_objects_arn
+from .tables import table_arns
+
+TABLE_ITEM_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    # Transactions are authorized per item action, plus this for their condition checks.
+    "dynamodb:ConditionCheckItem",
+]
+OBJECT_ACTIONS = [
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
+BUCKET_ACTIONS = ["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"]
+QUEUE_SEND_ACTIONS = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"]
+QUEUE_CONSUME_ACTIONS = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueUrl",
+    "sqs:GetQueueAttributes",
+]
+LOG_WRITE_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
+IMAGE_PULL_ACTIONS = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+]
+# AWS defines this action on no resource: it can only be granted on "*".
+RESOURCELESS_ACTIONS = ["ecr:GetAuthorizationToken"]
+
+
+def _data_statements() -> list[Json]:
+    return [
+        allow(TABLE_ITEM_ACTIONS, table_arns(), "Tables"),
+        allow(OBJECT_ACTIONS, [bucket_objects_arn()], "BucketObjects"),
+        allow(BUCKET_ACTIONS, [bucket_arn()], "Bucket"),
+    ]
+
+
+def _role(service: str, policy_name: str, statements: list[Json], **attributes: object) -> Json:
+    return resource(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": assume_role_policy(service),
+            "Policies": [
+                {"PolicyName": policy_name, "PolicyDocument": policy_document(*statements)}
+            ],
+        },
+        **attributes,
+    )
+
+
+def api_role() -> Json:
+    return _role(
+        "lambda.amazonaws.com",
+        "api",
+        [
+            *_data_statements(),
+            allow(QUEUE_SEND_ACTIONS, [get_att(JOBS_QUEUE, "Arn")], "SubmitJobs"),
+            allow(LOG_WRITE_ACTIONS, [get_att(FUNCTION_LOGS, "Arn")], "Logs"),
+        ],
+    )
+
+
+def job_task_role() -> Json:
+    return _role(
+        "ecs-tasks.amazonaws.com",
+        "job-worker",
+        [
+            *_data_statements(),
+            allow(QUEUE_CONSUME_ACTIONS, [get_att(JOBS_QUEUE, "Arn")], "ConsumeJobs"),
+        ],
+        Condition=DEPLOY_JOB_WORKERS,
+    )
+
+
+def job_execution_role() -> Json:
+    """What ECS itself needs to start a worker: pull the image, write its logs."""
+    account_repositories = sub(
+        "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"
+    )
+    return _role(
+        "ecs-tasks.amazonaws.com",
+        "start-job-worker",
+        [
+            allow(RESOURCELESS_ACTIONS, ["*"], "RegistryLogin"),
+            allow(IMAGE_PULL_ACTIONS, [account_repositories], "PullImage"),
+            allow(LOG_WRITE_ACTIONS, [get_att(JOB_LOGS, "Arn")], "Logs"),
+        ],
+        Condition=DEPLOY_JOB_WORKERS,
+    )
+
+
+def role_resources() -> Json:
+    return {
+        FUNCTION_ROLE: api_role(),
+        TASK_ROLE: job_task_role(),
+        EXECUTION_ROLE: job_execution_role(),
+    }

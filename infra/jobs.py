@@ -1,0 +1,249 @@
+"""The job workers: the QGIS job image as a Fargate service that polls the jobs queue.
+
+Everything here exists only when the JobImageUri parameter is set (the template's rules then
+require the network parameters too). The service scales on the
+queue: out while jobs wait, back to `JobWorkerCount` (default zero) once the queue has been
+empty, with no job in flight, for a while.
+"""
+
+from __future__ import annotations
+
+from .cfn import Json, get_att, ref, resource, sub
+from .parameters import (
+    DEPLOY_JOB_WORKERS,
+    JOB_IMAGE,
+    JOB_PUBLIC_IP,
+    JOB_SUBNETS,
+    JOB_VPC,
+    JOB_WORKERS,
+    JOB_WORKERS_MAX,
+    LOG_RETENTION,
+)
+from .parameters import table_prefix_value as table_prefix
+
+CLUSTER = "JobCluster"
+TASK_DEFINITION = "JobTaskDefinition"
+TASK_ROLE = "JobTaskRole"
+EXECUTION_ROLE = "JobExecutionRole"
+SERVICE = "JobService"
+SECURITY_GROUP = "JobSecurityGroup"
+JOB_LOGS = "JobLogGroup"
+SCALABLE_TARGET = "JobScalableTarget"
+SCALE_OUT_POLICY = "JobScaleOutPolicy"
+SCALE_IN_POLICY = "JobScaleInPolicy"
+JOBS_WAITING_ALARM = "JobsWaitingAlarm"
+QUEUE_IDLE_ALARM = "JobQueueIdleAlarm"
+CONTAINER_NAME = "job-worker"
+
+# QGIS needs room for large GeoPackages and rendering: 1 vCPU, 4 GB.
+TASK_CPU = "1024"
+TASK_MEMORY = "4096"
+# Fargate's maximum: a worker told to stop may finish or hand back its current job.
+STOP_TIMEOUT_SECONDS = 120
+# Scaling in kills workers, so only once nothing was waiting or running for this long.
+IDLE_MINUTES_BEFORE_SCALE_IN = 15
+
+
+def _only_with_job_workers(resources: Json) -> Json:
+    return {logical_id: {**body, "Condition": DEPLOY_JOB_WORKERS} for logical_id, body in resources.items()}
+
+
+def job_environment(bucket: Json, jobs_queue_url: Json) -> list[Json]:
+    variables = {
+        "QFC_TABLE_PREFIX": table_prefix,
+        "QFC_BUCKET": bucket,
+        "QFC_JOBS_QUEUE_URL": jobs_queue_url,
+    }
+    return [{"Name": name, "Value": value} for name, value in variables.items()]
+
+
+def _task_definition(bucket: Json, jobs_queue_url: Json) -> Json:
+    return resource(
+        "AWS::ECS::TaskDefinition",
+        {
+            "Family": sub("${AWS::StackName}-jobs"),
+            "RequiresCompatibilities": ["FARGATE"],
+            "NetworkMode": "awsvpc",
+            "Cpu": TASK_CPU,
+            "Memory": TASK_MEMORY,
+            "RuntimePlatform": {"OperatingSystemFamily": "LINUX", "CpuArchitecture": "X86_64"},
+            "ExecutionRoleArn": get_att(EXECUTION_ROLE, "Arn"),
+            "TaskRoleArn": get_att(TASK_ROLE, "Arn"),
+            "ContainerDefinitions": [
+                {
+                    "Name": CONTAINER_NAME,
+                    "Image": ref(JOB_IMAGE),
+                    "Essential": True,
+                    "StopTimeout": STOP_TIMEOUT_SECONDS,
+                    "Environment": job_environment(bucket, jobs_queue_url),
+                    "LogConfiguration": {
+                        "LogDriver": "awslogs",
+                        "Options": {
+                            "awslogs-group": ref(JOB_LOGS),
+                            "awslogs-region": ref("AWS::Region"),
+                            "awslogs-stream-prefix": "job",
+                        },
+                    },
+                }
+            ],
+        },
+    )
+
+
+def _service() -> Json:
+    return resource(
+        "AWS::ECS::Service",
+        {
+            "ServiceName": sub("${AWS::StackName}-jobs"),
+            "Cluster": ref(CLUSTER),
+            "TaskDefinition": ref(TASK_DEFINITION),
+            "LaunchType": "FARGATE",
+            "DesiredCount": ref(JOB_WORKERS),
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": {
+                    "Subnets": ref(JOB_SUBNETS),
+                    "SecurityGroups": [ref(SECURITY_GROUP)],
+                    "AssignPublicIp": ref(JOB_PUBLIC_IP),
+                }
+            },
+            # Workers hold no connections: replacing them all at once is fine.
+            "DeploymentConfiguration": {
+                "MinimumHealthyPercent": 0,
+                "MaximumPercent": 100,
+                "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+            },
+            "PropagateTags": "SERVICE",
+            "EnableECSManagedTags": True,
+        },
+    )
+
+
+def _queue_metric(metric_id: str, metric_name: str, jobs_queue_name: Json) -> Json:
+    return {
+        "Id": metric_id,
+        "ReturnData": False,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/SQS",
+                "MetricName": metric_name,
+                "Dimensions": [{"Name": "QueueName", "Value": jobs_queue_name}],
+            },
+            "Period": 60,
+            "Stat": "Maximum",
+        },
+    }
+
+
+def _scaling_resources(jobs_queue_name: Json) -> Json:
+    return {
+        SCALABLE_TARGET: resource(
+            "AWS::ApplicationAutoScaling::ScalableTarget",
+            {
+                "ServiceNamespace": "ecs",
+                "ScalableDimension": "ecs:service:DesiredCount",
+                "ResourceId": sub(f"service/${{{CLUSTER}}}/${{{SERVICE}.Name}}"),
+                "MinCapacity": ref(JOB_WORKERS),
+                "MaxCapacity": ref(JOB_WORKERS_MAX),
+            },
+        ),
+        SCALE_OUT_POLICY: resource(
+            "AWS::ApplicationAutoScaling::ScalingPolicy",
+            {
+                "PolicyName": sub("${AWS::StackName}-jobs-scale-out"),
+                "PolicyType": "StepScaling",
+                "ScalingTargetId": ref(SCALABLE_TARGET),
+                "StepScalingPolicyConfiguration": {
+                    "AdjustmentType": "ChangeInCapacity",
+                    "Cooldown": 120,
+                    "MetricAggregationType": "Maximum",
+                    # Bounds are relative to the alarm's threshold of one waiting job.
+                    "StepAdjustments": [
+                        {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 9,
+                         "ScalingAdjustment": 1},
+                        {"MetricIntervalLowerBound": 9, "ScalingAdjustment": 2},
+                    ],
+                },
+            },
+        ),
+        SCALE_IN_POLICY: resource(
+            "AWS::ApplicationAutoScaling::ScalingPolicy",
+            {
+                "PolicyName": sub("${AWS::StackName}-jobs-scale-in"),
+                "PolicyType": "StepScaling",
+                "ScalingTargetId": ref(SCALABLE_TARGET),
+                "StepScalingPolicyConfiguration": {
+                    # Down to the scalable target's minimum, JobWorkerCount.
+                    "AdjustmentType": "ExactCapacity",
+                    "Cooldown": 60,
+                    "MetricAggregationType": "Maximum",
+                    "StepAdjustments": [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": 0}],
+                },
+            },
+        ),
+        JOBS_WAITING_ALARM: resource(
+            "AWS::CloudWatch::Alarm",
+            {
+                "AlarmDescription": "Jobs are waiting in the queue: add a job worker.",
+                "Namespace": "AWS/SQS",
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [{"Name": "QueueName", "Value": jobs_queue_name}],
+                "Statistic": "Maximum",
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+                "AlarmActions": [ref(SCALE_OUT_POLICY)],
+            },
+        ),
+        QUEUE_IDLE_ALARM: resource(
+            "AWS::CloudWatch::Alarm",
+            {
+                "AlarmDescription": "No job waiting or running: scale the job workers in.",
+                "Metrics": [
+                    _queue_metric("waiting", "ApproximateNumberOfMessagesVisible", jobs_queue_name),
+                    _queue_metric("running", "ApproximateNumberOfMessagesNotVisible",
+                                  jobs_queue_name),
+                    {"Id": "jobs", "Expression": "waiting + running", "ReturnData": True},
+                ],
+                "EvaluationPeriods": IDLE_MINUTES_BEFORE_SCALE_IN,
+                "Threshold": 0,
+                "ComparisonOperator": "LessThanOrEqualToThreshold",
+                # SQS stops reporting metrics of a queue that stays empty: missing means idle.
+                "TreatMissingData": "breaching",
+                "AlarmActions": [ref(SCALE_IN_POLICY)],
+            },
+        ),
+    }
+
+
+def job_resources(bucket: Json, jobs_queue_url: Json, jobs_queue_name: Json) -> Json:
+    return _only_with_job_workers({
+        CLUSTER: resource(
+            "AWS::ECS::Cluster",
+            {"ClusterName": sub("${AWS::StackName}-jobs"),
+             "ClusterSettings": [{"Name": "containerInsights", "Value": "disabled"}]},
+        ),
+        JOB_LOGS: resource(
+            "AWS::Logs::LogGroup",
+            {"LogGroupName": sub("/ecs/${AWS::StackName}-jobs"),
+             "RetentionInDays": ref(LOG_RETENTION)},
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        ),
+        SECURITY_GROUP: resource(
+            "AWS::EC2::SecurityGroup",
+            {
+                "GroupDescription": "Job workers: outbound only (AWS APIs, image registry)",
+                "VpcId": ref(JOB_VPC),
+                "SecurityGroupEgress": [
+                    {"IpProtocol": "-1", "CidrIp": "0.0.0.0/0",
+                     "Description": "AWS APIs and the image registry"}
+                ],
+            },
+        ),
+        TASK_DEFINITION: _task_definition(bucket, jobs_queue_url),
+        SERVICE: _service(),
+        **_scaling_resources(jobs_queue_name),
+    })
+

@@ -1,0 +1,162 @@
+"""The template's parameters and conditions, and the values derived from them.
+
+Names that must be unique per stack (tables, queues) default to the stack name, so a second
+stack (staging beside production) in the same account needs no other input.
+"""
+
+from __future__ import annotations
+
+from .cfn import Json, equals, if_, join, not_, ref, sub
+
+LAMBDA_CODE_BUCKET = "LambdaCodeS3Bucket"
+LAMBDA_CODE_KEY = "LambdaCodeS3Key"
+TABLE_PREFIX = "TablePrefix"
+BUCKET_NAME = "BucketName"
+API_MEMORY = "ApiMemorySize"
+LOG_RETENTION = "LogRetentionDays"
+JOB_IMAGE = "JobImageUri"
+JOB_WORKERS = "JobWorkerCount"
+JOB_WORKERS_MAX = "JobWorkerMaxCount"
+JOB_VPC = "JobVpcId"
+JOB_SUBNETS = "JobSubnetIds"
+JOB_PUBLIC_IP = "JobAssignPublicIp"
+
+HAS_TABLE_PREFIX = "HasTablePrefix"
+HAS_BUCKET_NAME = "HasBucketName"
+DEPLOY_JOB_WORKERS = "DeployJobWorkers"
+
+# The values CloudWatch Logs accepts for a retention period.
+_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                   2192, 2557, 2922, 3288, 3653]
+
+# The prefix actually used: the parameter, or `<stack name>-`.
+table_prefix_value: Json = if_(HAS_TABLE_PREFIX, ref(TABLE_PREFIX), sub("${AWS::StackName}-"))
+
+
+def table_name_value(name: str) -> Json:
+    return join(table_prefix_value, name)
+
+
+def parameters() -> Json:
+    return {
+        LAMBDA_CODE_BUCKET: {
+            "Type": "String",
+            "Description": "S3 bucket holding the API's Lambda zip (see docs/deploy.md).",
+            "MinLength": 3,
+        },
+        LAMBDA_CODE_KEY: {
+            "Type": "String",
+            "Description": "Key of the Lambda zip. Use a new key per build: an unchanged key "
+                           "does not update the function.",
+            "MinLength": 1,
+        },
+        TABLE_PREFIX: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^[A-Za-z0-9_.-]*$",
+            "Description": "Prefix of every DynamoDB table name; empty means '<stack name>-'.",
+        },
+        BUCKET_NAME: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$",
+            "Description": "Name of the files bucket; empty lets CloudFormation choose a unique one.",
+        },
+        API_MEMORY: {
+            "Type": "Number",
+            "Default": 1024,
+            "MinValue": 256,
+            "MaxValue": 10240,
+            "Description": "Memory (MB) of the API function; CPU grows with it.",
+        },
+        LOG_RETENTION: {
+            "Type": "Number",
+            "Default": 30,
+            "AllowedValues": _RETENTION_DAYS,
+            "Description": "Days the API and job logs are kept.",
+        },
+        JOB_IMAGE: {
+            "Type": "String",
+            "Default": "",
+            "Description": "URI of the QGIS job image. Empty: no job workers are deployed and "
+                           "jobs wait in the queue.",
+        },
+        JOB_WORKERS: {
+            "Type": "Number",
+            "Default": 0,
+            "MinValue": 0,
+            "Description": "Job workers kept running when the queue is empty (0 scales to zero).",
+        },
+        JOB_WORKERS_MAX: {
+            "Type": "Number",
+            "Default": 2,
+            "MinValue": 1,
+            "Description": "Most job workers running at once.",
+        },
+        JOB_VPC: {
+            "Type": "String",
+            "Default": "",
+            "Description": "VPC of the job workers (required with JobImageUri).",
+        },
+        JOB_SUBNETS: {
+            "Type": "CommaDelimitedList",
+            "Default": "",
+            "Description": "Subnets of the job workers; they need a route to S3, DynamoDB, SQS, "
+                           "ECR and CloudWatch Logs (required with JobImageUri).",
+        },
+        JOB_PUBLIC_IP: {
+            "Type": "String",
+            "Default": "ENABLED",
+            "AllowedValues": ["ENABLED", "DISABLED"],
+            "Description": "ENABLED for public subnets without a NAT gateway (the default VPC).",
+        },
+    }
+
+
+def conditions() -> Json:
+    return {
+        HAS_TABLE_PREFIX: not_(equals(ref(TABLE_PREFIX), "")),
+        HAS_BUCKET_NAME: not_(equals(ref(BUCKET_NAME), "")),
+        # The rule below makes the network required with an image, so in effect this is
+        # "JobImageUri is set"; naming the network too lets cfn-lint see it is never empty here.
+        DEPLOY_JOB_WORKERS: {"Fn::And": [
+            not_(equals(ref(JOB_IMAGE), "")),
+            not_(equals(ref(JOB_VPC), "")),
+            not_(equals({"Fn::Join": [",", ref(JOB_SUBNETS)]}, "")),
+        ]},
+    }
+
+
+def rules() -> Json:
+    """Refuse a stack that would start job workers without a network to run them in."""
+    return {
+        "JobWorkersNeedANetwork": {
+            "RuleCondition": not_(equals(ref(JOB_IMAGE), "")),
+            "Assertions": [
+                {
+                    "Assert": not_(equals(ref(JOB_VPC), "")),
+                    "AssertDescription": "JobVpcId is required when JobImageUri is set.",
+                },
+                {
+                    "Assert": not_({"Fn::Contains": [ref(JOB_SUBNETS), ""]}),
+                    "AssertDescription": "JobSubnetIds is required when JobImageUri is set.",
+                },
+            ],
+        }
+    }
+
+
+def interface() -> Json:
+    """How the console groups the parameters."""
+    return {
+        "AWS::CloudFormation::Interface": {
+            "ParameterGroups": [
+                {"Label": {"default": "API"},
+                 "Parameters": [LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, API_MEMORY, LOG_RETENTION]},
+                {"Label": {"default": "Data"}, "Parameters": [TABLE_PREFIX, BUCKET_NAME]},
+                {"Label": {"default": "Job workers"},
+                 "Parameters": [JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX, JOB_VPC, JOB_SUBNETS,
+                                JOB_PUBLIC_IP]},
+            ]
+        }
+    }

@@ -1,0 +1,137 @@
+"""The versioned files bucket and the jobs queue with its dead-letter queue."""
+
+from __future__ import annotations
+
+from devstack.resources import TEMPORARY_PREFIX
+
+from .cfn import NO_VALUE, Json, get_att, if_, ref, resource, sub
+from .parameters import BUCKET_NAME, HAS_BUCKET_NAME
+
+BUCKET = "FilesBucket"
+BUCKET_POLICY = "FilesBucketPolicy"
+JOBS_QUEUE = "JobsQueue"
+JOBS_DEAD_LETTER_QUEUE = "JobsDeadLetterQueue"
+
+# A job message becomes visible again after this long without being deleted: longer than a job.
+JOB_VISIBILITY_TIMEOUT_SECONDS = 900
+# After this many receives without success a job message is poison and goes to the DLQ.
+JOB_MAX_RECEIVES = 3
+FOUR_DAYS = 4 * 24 * 3600
+# Longer than the jobs queue's retention: a message's age counts from when it was first sent.
+FOURTEEN_DAYS = 14 * 24 * 3600
+
+# The same rules devstack.resources applies locally (tests/test_infra.py compares them).
+LIFECYCLE_RULES: list[Json] = [
+    {
+        "Id": "abort-abandoned-multipart-uploads",
+        "Status": "Enabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
+    },
+    {
+        "Id": "expire-temporary-objects",
+        "Status": "Enabled",
+        "Prefix": TEMPORARY_PREFIX,
+        "ExpirationInDays": 1,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+    },
+]
+
+# Presigned GETs and PUTs come straight from browsers and apps; the ETag of each uploaded
+# part must be readable to complete a multipart upload.
+CORS_RULES: list[Json] = [
+    {
+        "Id": "presigned-transfers",
+        "AllowedMethods": ["GET", "PUT"],
+        "AllowedOrigins": ["*"],
+        "AllowedHeaders": ["*"],
+        "ExposedHeaders": ["ETag"],
+        "MaxAge": 3600,
+    }
+]
+
+
+def bucket_resources() -> Json:
+    keep = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    return {
+        BUCKET: resource(
+            "AWS::S3::Bucket",
+            {
+                "BucketName": if_(HAS_BUCKET_NAME, ref(BUCKET_NAME), NO_VALUE),
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                    ]
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "LifecycleConfiguration": {"Rules": LIFECYCLE_RULES},
+                "CorsConfiguration": {"CorsRules": CORS_RULES},
+            },
+            **keep,
+        ),
+        BUCKET_POLICY: resource(
+            "AWS::S3::BucketPolicy",
+            {
+                "Bucket": ref(BUCKET),
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "DenyPlainHttp",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [bucket_arn(), bucket_objects_arn()],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ],
+                },
+            },
+        ),
+    }
+
+
+def bucket_arn() -> Json:
+    return get_att(BUCKET, "Arn")
+
+
+def bucket_objects_arn() -> Json:
+    return sub(f"${{{BUCKET}.Arn}}/*")
+
+
+# Queued messages are work in progress, not data: the jobs themselves are kept in DynamoDB.
+_TRANSIENT = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+
+
+def queue_resources() -> Json:
+    return {
+        JOBS_DEAD_LETTER_QUEUE: resource(
+            "AWS::SQS::Queue",
+            {
+                "QueueName": sub("${AWS::StackName}-jobs-dlq"),
+                "MessageRetentionPeriod": FOURTEEN_DAYS,
+                "SqsManagedSseEnabled": True,
+            },
+            **_TRANSIENT,
+        ),
+        JOBS_QUEUE: resource(
+            "AWS::SQS::Queue",
+            {
+                "QueueName": sub("${AWS::StackName}-jobs"),
+                "VisibilityTimeout": JOB_VISIBILITY_TIMEOUT_SECONDS,
+                "MessageRetentionPeriod": FOUR_DAYS,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": get_att(JOBS_DEAD_LETTER_QUEUE, "Arn"),
+                    "maxReceiveCount": JOB_MAX_RECEIVES,
+                },
+                "SqsManagedSseEnabled": True,
+            },
+            **_TRANSIENT,
+        ),
+    }

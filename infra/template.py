@@ -1,0 +1,69 @@
+"""Assembles the whole CloudFormation template from its parts."""
+
+from __future__ import annotations
+
+from chalice import Chalice
+
+from . import api, jobs, parameters
+from .cfn import Json, get_att, ref
+from .iam import role_resources
+from .storage import (
+    BUCKET,
+    JOBS_DEAD_LETTER_QUEUE,
+    JOBS_QUEUE,
+    bucket_resources,
+    queue_resources,
+)
+from .tables import table_resources
+
+DESCRIPTION = (
+    "QFieldCloud-compatible serverless sync server: API Gateway + Lambda (Chalice), DynamoDB, "
+    "a versioned S3 bucket, SQS and QGIS job workers on Fargate."
+)
+
+
+def _output(value: object, description: str, **attributes: object) -> Json:
+    return {"Description": description, "Value": value, **attributes}
+
+
+def _outputs() -> Json:
+    return {
+        "ApiUrl": _output(
+            api.api_url(), "QFIELDCLOUD_URL for qfieldcloud-cli (keep the trailing slash)"
+        ),
+        "ServerUrl": _output(api.server_root_url(), "The server URL to enter in QField"),
+        "BucketName": _output(ref(BUCKET), "The files bucket (QFC_BUCKET)"),
+        "TablePrefix": _output(parameters.table_prefix_value, "QFC_TABLE_PREFIX"),
+        "JobsQueueUrl": _output(ref(JOBS_QUEUE), "The jobs queue (QFC_JOBS_QUEUE_URL)"),
+        "JobsDeadLetterQueueUrl": _output(
+            ref(JOBS_DEAD_LETTER_QUEUE), "Job messages that failed 3 times"
+        ),
+        "ApiFunctionName": _output(ref(api.FUNCTION), "The API's Lambda function"),
+        "JobClusterName": _output(
+            ref(jobs.CLUSTER), "ECS cluster of the job workers", Condition=parameters.DEPLOY_JOB_WORKERS
+        ),
+    }
+
+
+def build_template(app: Chalice) -> Json:
+    bucket = ref(BUCKET)
+    jobs_queue_url = ref(JOBS_QUEUE)
+    resources: Json = {
+        **table_resources(),
+        **bucket_resources(),
+        **queue_resources(),
+        **role_resources(),
+        **api.function_resources(bucket, jobs_queue_url),
+        **api.rest_api_resources(app),
+        **jobs.job_resources(bucket, jobs_queue_url, get_att(JOBS_QUEUE, "QueueName")),
+    }
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": DESCRIPTION,
+        "Metadata": parameters.interface(),
+        "Parameters": parameters.parameters(),
+        "Rules": parameters.rules(),
+        "Conditions": parameters.conditions(),
+        "Resources": resources,
+        "Outputs": _outputs(),
+    }

@@ -1,0 +1,131 @@
+"""Runs the real local stack (`python -m devstack run`) as child processes, and the unmodified
+`qfieldcloud-cli` against it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ADMIN_PASSWORD = "admin-password-e2e"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    @property
+    def http_error(self) -> bool:
+        """The CLI exits 0 on HTTP errors; it prints this line instead."""
+        return 'Requested "' in self.output
+
+
+@dataclass
+class LocalStack:
+    data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    aws_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1/"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("QFC_", "QFIELDCLOUD_"))}
+        env.update({
+            "QFC_PORT": str(self.port),
+            "QFC_AWS_PORT": str(self.aws_port),
+            "QFC_DATA_DIR": str(self.data_dir),
+            "QFC_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "QFC_QUIET": "1",
+            "CI": "true",
+            **self.extra_env,
+        })
+        return env
+
+    def start(self, timeout: float = 120) -> None:
+        self.output = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "run"],
+            cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        ready = threading.Event()
+
+        def drain():
+            for line in self.process.stdout:
+                self.output.append(line)
+                if "Press Ctrl-C to stop." in line:
+                    ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the local stack did not start:\n" + "".join(self.output))
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def createuser(self, username: str, password: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "devstack", "createuser", username, password, *extra],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    def cli(self, *args: str, token: str | None = None, cwd: Path | None = None,
+            timeout: float = 300) -> CliResult:
+        env = {k: v for k, v in self.env.items() if k != "ENVIRONMENT"}
+        env["QFIELDCLOUD_URL"] = self.url
+        if token:
+            env["QFIELDCLOUD_TOKEN"] = token
+        completed = subprocess.run(
+            [str(BIN / "qfieldcloud-cli"), *args], env=env, cwd=cwd, capture_output=True,
+            text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+        )
+        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+    def login(self, username: str, password: str) -> str:
+        result = self.cli("--json", "login", username, password)
+        assert result.returncode == 0 and not result.http_error, result.output
+        return result.json()["token"]

@@ -1,0 +1,490 @@
+"""The AWS deployment (infra/): the generated CloudFormation template is valid and matches the app.
+
+The template is generated once, through the same command a deployment uses, and checked offline:
+cfn-lint for CloudFormation validity, and the expectations below, which are derived from the
+models, the Chalice app and devstack independently of infra's own helpers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pynamodb.attributes import Attribute, TTLAttribute
+from pynamodb.indexes import GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.config import settings
+from chalicelib.models import ALL_MODELS
+
+REPO = Path(__file__).resolve().parent.parent
+API_GATEWAY_RESOURCE_QUOTA = 300
+CLOUDFORMATION_TEMPLATE_LIMIT = 1_000_000
+# Actions that AWS defines on no resource, so "*" is the only possible Resource.
+RESOURCELESS_ACTIONS = {"ecr:GetAuthorizationToken"}
+# Which resource type an action's service must be limited to.
+RESOURCE_TYPE_OF_SERVICE = {
+    "dynamodb": "AWS::DynamoDB::Table",
+    "s3": "AWS::S3::Bucket",
+    "sqs": "AWS::SQS::Queue",
+    "logs": "AWS::Logs::LogGroup",
+}
+MESSAGE_STRING = "$context.error.messageString"
+
+
+@pytest.fixture(scope="module")
+def template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("infra") / "template.json"
+    subprocess.run(
+        [sys.executable, "-m", "infra.build", "--out", str(out)],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def template(template_path: Path) -> dict[str, Any]:
+    return json.loads(template_path.read_text(encoding="utf-8"))
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: body
+        for logical_id, body in template["Resources"].items()
+        if body["Type"] == resource_type
+    }
+
+
+def the_one(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    found = resources_of_type(template, resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.values()))
+
+
+def api_definition(template: dict[str, Any]) -> dict[str, Any]:
+    return the_one(template, "AWS::ApiGateway::RestApi")["Properties"]["Body"]
+
+
+def the_function(template: dict[str, Any]) -> dict[str, Any]:
+    return the_one(template, "AWS::Lambda::Function")["Properties"]
+
+
+# --- CloudFormation validity ------------------------------------------------------------------
+
+
+def test_template_passes_cfn_lint(template_path: Path) -> None:
+    from cfnlint.api import lint_file
+    from cfnlint.config import ManualArgs
+
+    matches = lint_file(template_path, config=ManualArgs(regions=["us-east-1", "eu-central-1"]))
+
+    assert [str(match) for match in matches] == []
+
+
+def test_template_fits_cloudformation_size_limit(template_path: Path) -> None:
+    size = template_path.stat().st_size
+    print(f"template size: {size} bytes (CloudFormation limit {CLOUDFORMATION_TEMPLATE_LIMIT})")
+    assert size < CLOUDFORMATION_TEMPLATE_LIMIT
+
+
+# --- DynamoDB: one table per model, schema taken from the model -------------------------------
+
+
+def key_schema(attributes: dict[str, Attribute]) -> list[dict[str, str]]:
+    hash_keys = [a.attr_name for a in attributes.values() if a.is_hash_key]
+    range_keys = [a.attr_name for a in attributes.values() if a.is_range_key]
+    return [{"AttributeName": name, "KeyType": "HASH"} for name in hash_keys] + [
+        {"AttributeName": name, "KeyType": "RANGE"} for name in range_keys
+    ]
+
+
+def key_attributes(attributes: dict[str, Attribute]) -> dict[str, str]:
+    return {a.attr_name: a.attr_type for a in attributes.values() if a.is_hash_key or a.is_range_key}
+
+
+def class_attributes(cls: type) -> dict[str, Attribute]:
+    return dict(inspect.getmembers(cls, lambda value: isinstance(value, Attribute)))
+
+
+def expected_indexes(model: type[Model]) -> dict[str, dict[str, Any]]:
+    indexes = inspect.getmembers(model, lambda value: isinstance(value, GlobalSecondaryIndex))
+    return {
+        index.Meta.index_name: {
+            "KeySchema": key_schema(class_attributes(type(index))),
+            "Projection": {"ProjectionType": index.Meta.projection.projection_type},
+            "attributes": key_attributes(class_attributes(type(index))),
+        }
+        for _, index in indexes
+    }
+
+
+def tables_by_name_suffix(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Tables keyed by the name they get after the prefix (`Fn::Join ["", [prefix, suffix]]`)."""
+    tables = {}
+    for body in resources_of_type(template, "AWS::DynamoDB::Table").values():
+        _, (prefix, suffix) = body["Properties"]["TableName"]["Fn::Join"]
+        tables[suffix] = {**body, "prefix": prefix}
+    return tables
+
+
+def test_there_is_one_table_per_model(template: dict[str, Any]) -> None:
+    expected = {model.Meta.table_name.removeprefix(settings.table_prefix) for model in ALL_MODELS}
+    assert set(tables_by_name_suffix(template)) == expected
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda model: model.__name__)
+def test_table_matches_its_model(template: dict[str, Any], model: type[Model]) -> None:
+    suffix = model.Meta.table_name.removeprefix(settings.table_prefix)
+    table = tables_by_name_suffix(template)[suffix]
+    properties = table["Properties"]
+    model_attributes = model.get_attributes()
+    indexes = expected_indexes(model)
+
+    assert properties["KeySchema"] == key_schema(model_attributes)
+    assert {
+        index["IndexName"]: {"KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+        for index in properties.get("GlobalSecondaryIndexes", [])
+    } == {
+        name: {"KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+        for name, index in indexes.items()
+    }
+    defined = {d["AttributeName"]: d["AttributeType"] for d in properties["AttributeDefinitions"]}
+    assert len(defined) == len(properties["AttributeDefinitions"])
+    expected_defined = key_attributes(model_attributes)
+    for index in indexes.values():
+        expected_defined.update(index["attributes"])
+    assert defined == expected_defined
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    ttl = [a.attr_name for a in model_attributes.values() if isinstance(a, TTLAttribute)]
+    if ttl:
+        assert properties.get("TimeToLiveSpecification") == {"AttributeName": ttl[0], "Enabled": True}
+    else:
+        assert "TimeToLiveSpecification" not in properties
+    assert table["DeletionPolicy"] == "Retain"
+    # The Lambda function is told exactly the prefix the tables were named with.
+    assert table["prefix"] == the_function(template)["Environment"]["Variables"]["QFC_TABLE_PREFIX"]
+
+
+# --- API Gateway and the Lambda function ------------------------------------------------------
+
+
+def test_api_has_every_route_and_method_of_the_app(template: dict[str, Any]) -> None:
+    from app import app
+
+    paths = api_definition(template)["paths"]
+
+    assert set(paths) == set(app.routes)
+    for path, entries in app.routes.items():
+        assert set(paths[path]) == {method.lower() for method in entries}, path
+        for operation in paths[path].values():
+            integration = operation["x-amazon-apigateway-integration"]
+            assert integration["type"] == "aws_proxy"
+            assert integration["httpMethod"] == "POST"
+            assert "${ApiFunction.Arn}" in integration["uri"]["Fn::Sub"]
+
+
+def test_binary_media_types_include_multipart(template: dict[str, Any]) -> None:
+    assert "multipart/form-data" in api_definition(template)["x-amazon-apigateway-binary-media-types"]
+
+
+def api_gateway_resources(paths: list[str]) -> set[str]:
+    resources = {"/"}
+    for path in paths:
+        parts = [part for part in path.split("/") if part]
+        resources.update("/" + "/".join(parts[:end]) for end in range(1, len(parts) + 1))
+    return resources
+
+
+def test_api_gateway_resources_stay_below_the_quota(
+    template: dict[str, Any], record_property: Any
+) -> None:
+    count = len(api_gateway_resources(list(api_definition(template)["paths"])))
+    record_property("api_gateway_resources", count)
+    print(f"API Gateway resources: {count} of {API_GATEWAY_RESOURCE_QUOTA}")
+    assert count < API_GATEWAY_RESOURCE_QUOTA
+
+
+def test_no_resource_has_two_differently_named_path_parameters(template: dict[str, Any]) -> None:
+    """API Gateway refuses `/x/{a}` beside `/x/{b}`: siblings must share one parameter name."""
+    parameters_under: dict[str, set[str]] = {}
+    for resource in api_gateway_resources(list(api_definition(template)["paths"])):
+        parent, _, last = resource.rpartition("/")
+        if last.startswith("{"):
+            parameters_under.setdefault(parent, set()).add(last)
+    assert {parent: names for parent, names in parameters_under.items() if len(names) > 1} == {}
+
+
+def gateway_response_body(response: dict[str, Any]) -> dict[str, Any]:
+    template = response["responseTemplates"]["application/json"]
+    return json.loads(template.replace(MESSAGE_STRING, json.dumps("API Gateway's message")))
+
+
+def test_gateway_responses_answer_in_the_api_error_format(template: dict[str, Any]) -> None:
+    responses = api_definition(template)["x-amazon-apigateway-gateway-responses"]
+
+    unknown_route = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert unknown_route["statusCode"] == "404"
+    assert gateway_response_body(unknown_route) == {
+        "code": "object_not_found", "message": "Unknown API route."
+    }
+    too_large = responses["REQUEST_TOO_LARGE"]
+    assert too_large["statusCode"] == "413"
+    assert gateway_response_body(too_large)["code"] == "payload_too_large"
+    assert "presigned upload" in gateway_response_body(too_large)["message"]
+    assert gateway_response_body(responses["DEFAULT_4XX"])["code"] == "api_error"
+    assert gateway_response_body(responses["DEFAULT_5XX"])["code"] == "unknown_error"
+    assert MESSAGE_STRING in responses["DEFAULT_4XX"]["responseTemplates"]["application/json"]
+
+
+def test_lambda_function_runs_the_chalice_app(template: dict[str, Any]) -> None:
+    function = the_function(template)
+    variables = function["Environment"]["Variables"]
+
+    assert function["Runtime"] == "python3.11"
+    assert function["Handler"] == "app.app"
+    assert function["Code"] == {
+        "S3Bucket": {"Ref": "LambdaCodeS3Bucket"}, "S3Key": {"Ref": "LambdaCodeS3Key"}
+    }
+    assert variables["QFC_MAX_DIRECT_UPLOAD_BYTES"] == "4400000"
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "qfc-api"
+    assert variables["QFC_BUCKET"] == {"Ref": "FilesBucket"}
+    assert variables["QFC_JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
+    assert "QFC_AWS_ENDPOINT_URL" not in variables
+
+
+def test_api_gateway_may_invoke_the_function(template: dict[str, Any]) -> None:
+    permission = the_one(template, "AWS::Lambda::Permission")["Properties"]
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert "${RestApi}" in permission["SourceArn"]["Fn::Sub"]
+
+
+def test_stage_is_api_and_outputs_name_the_urls(template: dict[str, Any]) -> None:
+    stage = the_one(template, "AWS::ApiGateway::Stage")["Properties"]
+    outputs = template["Outputs"]
+
+    assert stage["StageName"] == "api"
+    assert stage["DeploymentId"]["Ref"] in template["Resources"]
+    assert outputs["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/api/v1/"
+    }
+    assert outputs["ServerUrl"]["Value"] == {
+        "Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
+    }
+    assert outputs["BucketName"]["Value"] == {"Ref": "FilesBucket"}
+    assert outputs["JobsQueueUrl"]["Value"] == {"Ref": "JobsQueue"}
+
+
+# --- Bucket and queues: what devstack creates locally, in AWS ---------------------------------
+
+
+def as_cloudformation_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """An S3 API lifecycle rule (as devstack applies it) in CloudFormation's shape."""
+    converted: dict[str, Any] = {"Id": rule["ID"], "Status": rule["Status"]}
+    prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix", ""))
+    if prefix:
+        converted["Prefix"] = prefix
+    if "AbortIncompleteMultipartUpload" in rule:
+        converted["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+    if "Expiration" in rule:
+        converted["ExpirationInDays"] = rule["Expiration"]["Days"]
+    if "NoncurrentVersionExpiration" in rule:
+        converted["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        }
+    return converted
+
+
+def test_bucket_lifecycle_equals_the_local_stack(template: dict[str, Any], aws: None) -> None:
+    from chalicelib import aws as clients
+
+    local = clients.s3().get_bucket_lifecycle_configuration(Bucket=settings.bucket)["Rules"]
+    deployed = the_one(template, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+
+    assert sorted(deployed, key=lambda r: r["Id"]) == sorted(
+        (as_cloudformation_rule(rule) for rule in local), key=lambda r: r["Id"]
+    )
+
+
+def test_bucket_is_versioned_private_encrypted_and_allows_presigned_transfers(
+    template: dict[str, Any],
+) -> None:
+    bucket = the_one(template, "AWS::S3::Bucket")
+    properties = bucket["Properties"]
+    (cors,) = properties["CorsConfiguration"]["CorsRules"]
+
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(properties["PublicAccessBlockConfiguration"].values())
+    assert len(properties["PublicAccessBlockConfiguration"]) == 4
+    assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert set(cors["AllowedMethods"]) == {"GET", "PUT"}
+    assert cors["AllowedOrigins"] == ["*"]
+    assert "ETag" in cors["ExposedHeaders"]
+    assert bucket["DeletionPolicy"] == "Retain"
+
+
+def test_jobs_queue_has_a_dead_letter_queue_like_the_local_stack(
+    template: dict[str, Any], aws: None
+) -> None:
+    from chalicelib import aws as clients
+    from devstack.resources import JOBS_QUEUE
+
+    sqs = clients.sqs()
+    local = sqs.get_queue_attributes(
+        QueueUrl=sqs.get_queue_url(QueueName=JOBS_QUEUE)["QueueUrl"], AttributeNames=["All"]
+    )["Attributes"]
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    jobs = queues["JobsQueue"]["Properties"]
+
+    assert jobs["QueueName"] == {"Fn::Sub": "${AWS::StackName}-jobs"}
+    assert jobs["VisibilityTimeout"] == int(local["VisibilityTimeout"]) == 900
+    assert jobs["RedrivePolicy"]["maxReceiveCount"] == int(
+        json.loads(local["RedrivePolicy"])["maxReceiveCount"]
+    ) == 3
+    assert jobs["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]
+    }
+    assert "JobsDeadLetterQueue" in queues
+
+
+# --- Job workers on ECS -----------------------------------------------------------------------
+
+
+def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) -> None:
+    task = the_one(template, "AWS::ECS::TaskDefinition")["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    service = the_one(template, "AWS::ECS::Service")["Properties"]
+    target = the_one(template, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+    environment = {variable["Name"]: variable["Value"] for variable in container["Environment"]}
+
+    assert the_one(template, "AWS::ECS::Cluster")
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert (task["Cpu"], task["Memory"]) == ("1024", "4096")
+    assert container["Image"] == {"Ref": "JobImageUri"}
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert environment["QFC_BUCKET"] == {"Ref": "FilesBucket"}
+    assert environment["QFC_JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
+    assert environment["QFC_TABLE_PREFIX"] == (
+        the_function(template)["Environment"]["Variables"]["QFC_TABLE_PREFIX"]
+    )
+    assert service["DesiredCount"] == {"Ref": "JobWorkerCount"}
+    assert template["Parameters"]["JobWorkerCount"]["Default"] == 0
+    assert target["MinCapacity"] == {"Ref": "JobWorkerCount"}
+    assert len(resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")) == 2
+
+
+# --- IAM: least privilege ---------------------------------------------------------------------
+
+
+def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, body in template["Resources"].items():
+        properties = body["Properties"]
+        if body["Type"] == "AWS::IAM::Role":
+            assert "ManagedPolicyArns" not in properties, f"{logical_id}: managed policies"
+            for policy in properties.get("Policies", []):
+                for statement in policy["PolicyDocument"]["Statement"]:
+                    yield logical_id, statement
+        elif body["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for statement in properties["PolicyDocument"]["Statement"]:
+                yield logical_id, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def referenced_resources(value: Any) -> set[str]:
+    """Logical ids a value refers to through Ref, Fn::GetAtt or Fn::Sub."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return {value["Ref"]}
+        if "Fn::GetAtt" in value:
+            return {value["Fn::GetAtt"][0]}
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+            return {name.split(".")[0] for name in re.findall(r"\$\{([^}]+)\}", text)}
+    return set()
+
+
+def names_this_account(resource: Any) -> bool:
+    """An ARN pattern confined to this stack's account (ECR repositories the image comes from)."""
+    return isinstance(resource, dict) and "${AWS::AccountId}" in str(resource.get("Fn::Sub"))
+
+
+def test_iam_statements_reach_only_the_stacks_own_resources(template: dict[str, Any]) -> None:
+    resource_types = {logical_id: body["Type"] for logical_id, body in template["Resources"].items()}
+    problems = []
+    for role, statement in policy_statements(template):
+        actions = as_list(statement["Action"])
+        resources = as_list(statement["Resource"])
+        where = f"{role}/{statement.get('Sid')}"
+        if statement["Effect"] != "Allow" or "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"{where}: only plain Allow statements are expected")
+        if any(action == "*" or action.endswith(":*") for action in actions):
+            problems.append(f"{where}: wildcard action")
+        if "*" in resources:
+            if not set(actions) <= RESOURCELESS_ACTIONS:
+                problems.append(f"{where}: Resource '*' for {actions}")
+            continue
+        for service in {action.split(":")[0] for action in actions}:
+            for resource in resources:
+                stack_resources = referenced_resources(resource) & set(resource_types)
+                wanted = RESOURCE_TYPE_OF_SERVICE.get(service)
+                if wanted and {resource_types[r] for r in stack_resources} != {wanted}:
+                    problems.append(f"{where}: {service} on {resource}, not on a {wanted} here")
+                elif not wanted and not (stack_resources or names_this_account(resource)):
+                    problems.append(f"{where}: {resource} is outside this stack and account")
+    assert problems == []
+
+
+def test_api_role_reaches_every_table_and_index_but_cannot_scan(template: dict[str, Any]) -> None:
+    statements = [s for role, s in policy_statements(template) if role == "ApiFunctionRole"]
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    granted = {json.dumps(r, sort_keys=True) for s in dynamodb for r in as_list(s["Resource"])}
+    tables = resources_of_type(template, "AWS::DynamoDB::Table")
+
+    for logical_id, table in tables.items():
+        assert json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}, sort_keys=True) in granted
+        if table["Properties"].get("GlobalSecondaryIndexes"):
+            index_arn = {"Fn::Sub": f"${{{logical_id}.Arn}}/index/*"}
+            assert json.dumps(index_arn, sort_keys=True) in granted
+    assert all("dynamodb:Scan" not in as_list(s["Action"]) for s in statements)
+    queue_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("sqs:")}
+    assert "sqs:SendMessage" in queue_actions
+    assert "sqs:ReceiveMessage" not in queue_actions
+
+
+# --- The Lambda package -----------------------------------------------------------------------
+
+
+def test_lambda_package_holds_the_app_and_the_runtime_dependencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra import package
+
+    installed: list[list[str]] = []
+
+    def install_offline(requirements: list[str], target: Path) -> None:
+        installed.append(requirements)
+        (target / "chalice").mkdir()
+        (target / "chalice" / "__init__.py").write_text("")
+
+    monkeypatch.setattr(package, "install_dependencies", install_offline)
+    out = tmp_path / "lambda.zip"
+    package.build_package(out)
+    names = set(zipfile.ZipFile(out).namelist())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+
+    assert installed == [pyproject["project"]["dependencies"]]
+    assert {"app.py", "chalice/__init__.py", "chalicelib/__init__.py"} <= names
+    assert {f"chalicelib/models/{p.name}" for p in (REPO / "chalicelib/models").glob("*.py")} <= names
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]

@@ -1,0 +1,108 @@
+"""Every role (and a stranger, and an anonymous caller) against every project action so far,
+on a private and on a public project.
+
+The expectations are written out here from QFieldCloud's permission matrix (reference §2.3), not
+derived from chalicelib.permissions, so that a wrong entry in the code's table fails a test.
+"""
+
+import io
+import uuid
+
+import pytest
+from PIL import Image
+
+ROLES = ["owner", "admin", "manager", "editor", "reporter", "reader", "stranger", "anonymous"]
+RANK = {"reader": 1, "reporter": 2, "editor": 3, "manager": 4, "admin": 5, "owner": 5}
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+# action: (request, minimum role, status when allowed)
+ACTIONS = {
+    "get_project": (lambda c, pid: c.get(f"projects/{pid}/"), "reader", 200),
+    "patch_project": (lambda c, pid: c.patch(f"projects/{pid}/", data={"description": "x"}),
+                      "manager", 200),
+    "put_project": (lambda c, pid: c.put(f"projects/{pid}/", data={"name": f"renamed-{pid}"}),
+                    "manager", 200),
+    "delete_project": (lambda c, pid: c.delete(f"projects/{pid}/"), "manager", 204),
+    "upload_thumbnail": (lambda c, pid: c.post(f"projects/{pid}/thumbnail/",
+                                               files={"thumbnail": ("t.png", _png())}), "reporter", 204),
+    "download_thumbnail": (lambda c, pid: c.get(f"files/thumbnails/{pid}/"), "reader", 302),
+    "list_collaborators": (lambda c, pid: c.get(f"collaborators/{pid}/"), "manager", 200),
+    "add_collaborator": (lambda c, pid: c.post(f"collaborators/{pid}/",
+                                               data={"collaborator": "newcomer", "role": "reader"}),
+                         "manager", 201),
+    "get_collaborator": (lambda c, pid: c.get(f"collaborators/{pid}/reader/"), "manager", 200),
+    "patch_collaborator": (lambda c, pid: c.patch(f"collaborators/{pid}/reader/", data={"role": "editor"}),
+                           "manager", 200),
+    "remove_collaborator": (lambda c, pid: c.delete(f"collaborators/{pid}/reader/"), "manager", 204),
+}
+
+
+def _effective_role(role: str, is_public: bool) -> str | None:
+    if role in RANK:
+        return role
+    if role == "stranger" and is_public:
+        return "reader"  # every authenticated user reads a public project
+    return None
+
+
+@pytest.fixture
+def world(users, api):
+    clients = {"owner": users("proprietor")}
+    for role in ROLES[1:-1]:
+        clients[role] = users(role)
+    users("newcomer")
+    clients["anonymous"] = api.as_anonymous()
+
+    def make_project(is_public: bool) -> str:
+        """A project of `proprietor` with one collaborator per role and a thumbnail (set up through
+        the models: the HTTP paths for these are tested elsewhere, and this runs 350 times)."""
+        from chalicelib import storage
+        from chalicelib.models import Collaborator, Project
+
+        pid = clients["owner"].create_project(f"p-{uuid.uuid4()}", is_public=is_public)["id"]
+        with Collaborator.batch_write() as batch:
+            for role in ROLES[1:6]:
+                batch.save(Collaborator(pid, role, collaborator=role, role=role))
+        version = storage.put_object(storage.thumbnail_key(pid), _png(), "image/png")
+        Project.get(pid).update(actions=[Project.thumbnail_version.set(version)])
+        return pid
+
+    return clients, make_project
+
+
+@pytest.mark.parametrize("is_public", [False, True], ids=["private", "public"])
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_permission_matrix(world, action, is_public):
+    clients, make_project = world
+    request, minimum, success = ACTIONS[action]
+    outcomes = {}
+    for role in ROLES:
+        pid = make_project(is_public)
+        reply = request(clients[role], pid)
+        effective = _effective_role(role, is_public)
+        if role == "anonymous":
+            expected = (401, "not_authenticated")
+        elif effective is not None and RANK[effective] >= RANK[minimum]:
+            expected = (success, None)
+        else:
+            expected = (403, "permission_denied")
+        outcomes[role] = ((reply.status, reply.code), expected)
+    wrong = {role: got for role, (got, expected) in outcomes.items() if got != expected}
+    assert not wrong, f"{action}: got {wrong}, expected {({r: e for r, (_, e) in outcomes.items()})}"
+
+
+def test_a_stranger_cannot_see_a_private_project_anywhere(world):
+    clients, make_project = world
+    pid = make_project(False)
+    stranger = clients["stranger"]
+    assert pid not in [p["id"] for p in stranger.get("projects/?include_public=1").json()]
+    assert pid not in [p["id"] for p in stranger.get("projects/public/").json()]
+    assert stranger.get(f"projects/{pid}/").status == 403
+    assert stranger.get(f"collaborators/{pid}/").status == 403
+    assert clients["owner"].get(f"projects/{pid}/").json()["description"] == ""

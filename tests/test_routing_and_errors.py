@@ -1,0 +1,102 @@
+"""Requests the API must read the same way whatever the client, and errors always in JSON."""
+
+import uuid
+
+import pytest
+
+
+def test_unknown_route_is_a_json_404(api):
+    reply = api.get("no/such/route/")
+    assert reply.status == 404
+    assert reply.json()["code"] == "object_not_found"
+
+
+def test_wrong_method_is_a_json_405_naming_the_allowed_ones(users):
+    alice = users("alice")
+    reply = alice.delete("projects/")
+    assert reply.status == 405
+    assert reply.json()["code"] == "method_not_allowed"
+    assert reply.headers["Allow"] == "GET, POST"
+
+
+def test_routes_answer_with_and_without_trailing_slash(users):
+    alice = users("alice")
+    assert alice.get("projects/").status == 200
+    assert alice.get("projects").status == 200
+
+
+def test_non_uuid_project_id_is_a_validation_error(users):
+    alice = users("alice")
+    for path in ("projects/pizza/", "collaborators/pizza/", "files/thumbnails/pizza/"):
+        reply = alice.get(path)
+        assert (reply.status, reply.code) == (400, "validation_error"), path
+
+
+def test_json_content_type_on_a_bodiless_get_is_tolerated(users):
+    alice = users("alice")
+    reply = alice.get("projects/", headers={"Content-Type": "application/json"})
+    assert reply.status == 200
+
+
+def test_limit_and_offset_are_ignored_where_they_do_not_apply(users):
+    alice = users("alice")
+    project = alice.create_project("p1")
+    assert alice.get(f"projects/{project['id']}/?limit=20&offset=0").status == 200
+    reply = alice.post("projects/?limit=20&offset=0", data={"name": "p2"})
+    assert reply.status == 201
+    assert alice.get(f"projects/{project['id']}/?unknown=1&format=json").status == 200
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b'{"name": ', "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"\"just a string\"", "application/json"),
+        (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+        (b"name=x", "application/xml"),
+        (b"--nope", "multipart/form-data"),
+    ],
+)
+def test_malformed_bodies_are_400_api_error(users, body, content_type):
+    alice = users("alice")
+    reply = alice.post("projects/", raw_body=body, headers={"Content-Type": content_type})
+    assert (reply.status, reply.code) == (400, "api_error")
+    assert alice.get("projects/").json() == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": 12},
+        {"name": "ok", "is_public": "maybe"},
+        {"name": "ok", "description": ["a"]},
+        {"description": "no name"},
+        {"name": "ok", "project_type": "unknown"},
+    ],
+)
+def test_wrong_types_and_missing_fields_are_validation_errors(users, body):
+    alice = users("alice")
+    reply = alice.post("projects/", json=body)
+    assert (reply.status, reply.code) == (400, "validation_error")
+    assert alice.get("projects/").json() == []
+
+
+def test_unexpected_exception_is_500_unknown_error_without_trace(users, monkeypatch):
+    from chalicelib import projects
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(projects, "list_projects", explode)
+    alice = users("alice")
+    reply = alice.get("projects/")
+    assert reply.status == 500
+    assert reply.json() == {"code": "unknown_error", "message": "QFieldCloud unknown error."}
+    assert b"secret" not in reply.content and b"Traceback" not in reply.content
+
+
+def test_unknown_project_is_404(users):
+    alice = users("alice")
+    reply = alice.get(f"projects/{uuid.uuid4()}/")
+    assert (reply.status, reply.code) == (404, "object_not_found")
