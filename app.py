@@ -2,13 +2,13 @@
 
 from chalice import Chalice
 
-from chalicelib.handlers import auth, collaborators, projects, status
+from chalicelib.handlers import auth, collaborators, files, projects, status, subscriptions, uploads
 from chalicelib.routing import API_PREFIX, add_method_fallbacks
 
 app = Chalice(app_name="qfc-serverless")
 app.api.binary_types.append("multipart/form-data")
 
-for handler in (auth, status, projects, collaborators):
+for handler in (auth, status, projects, collaborators, files, uploads, subscriptions):
     app.register_blueprint(handler.router.blueprint, url_prefix=API_PREFIX)
 
 add_method_fallbacks(app)

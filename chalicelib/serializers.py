@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .models import Collaborator, Project, User
+from .models import Collaborator, FileVersion, Project, ProjectFile, User
 from .permissions import ProjectRole
 
 
@@ -86,4 +86,65 @@ def collaborator_json(collaborator: Collaborator) -> dict[str, Any]:
         "updated_by": collaborator.updated_by,
         "created_at": timestamp(collaborator.created_at),
         "updated_at": timestamp(collaborator.updated_at),
+    }
+
+
+def version_display(version: FileVersion) -> str:
+    return "v" + version.uploaded_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def file_version_json(version: FileVersion, is_latest: bool) -> dict[str, Any]:
+    return {
+        "version_id": version.version_id,
+        "size": int(version.size),
+        "md5sum": version.md5sum,
+        "sha256": version.sha256,
+        "last_modified": timestamp(version.uploaded_at),
+        "uploaded_at": timestamp(version.uploaded_at),
+        "is_latest": is_latest,
+        "display": version_display(version),
+    }
+
+
+def file_json(item: ProjectFile) -> dict[str, Any]:
+    latest = item.latest
+    return {
+        "name": item.name,
+        "size": int(latest.size),
+        "md5sum": latest.md5sum,
+        "sha256": latest.sha256,
+        "last_modified": timestamp(latest.uploaded_at),
+        "uploaded_at": timestamp(item.uploaded_at),
+        "is_attachment": item.is_attachment,
+        "versions": [
+            file_version_json(version, is_latest=version is latest)
+            for version in reversed(item.versions)
+        ],
+    }
+
+
+def uploaded_json(name: str, version: FileVersion) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version_id": version.version_id,
+        "size": int(version.size),
+        "md5sum": version.md5sum,
+        "sha256": version.sha256,
+        "uploaded_at": timestamp(version.uploaded_at),
+    }
+
+
+def subscription_json(user: User, total_bytes: int) -> dict[str, Any]:
+    """The account's plan: one plan for everyone here, with the account's storage quota."""
+    return {
+        "plan_display_name": "Self-hosted",
+        "plan_code": "self_hosted",
+        "plan_is_premium": True,
+        "status": "active_paid",
+        "active_since": timestamp(user.date_joined),
+        "active_until": None,
+        "storage_used_bytes": int(user.storage_used_bytes or 0),
+        "active_storage_total_bytes": total_bytes,
+        "plan_storage_threshold_warning_bytes": total_bytes * 9 // 10,
+        "plan_storage_threshold_critical_bytes": total_bytes * 97 // 100,
     }

@@ -6,6 +6,7 @@ one home. Bytes of project files never pass through the API when presigned URLs 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import quote
@@ -16,6 +17,10 @@ from . import aws
 from .config import settings
 
 DELETE_BATCH = 1000
+STREAM_CHUNK = 1024 * 1024
+# S3 copies at most 5 GiB per part; ranges served to resuming clients are copied in such parts.
+COPY_PART_MAX = 5 * 1024**3
+TEMPORARY_PREFIX = "tmp/"
 
 
 def project_prefix(project_id: str) -> str:
@@ -28,6 +33,11 @@ def file_key(project_id: str, name: str) -> str:
 
 def thumbnail_key(project_id: str) -> str:
     return f"{project_prefix(project_id)}meta/thumbnail"
+
+
+def temporary_key() -> str:
+    """A key under the prefix that a lifecycle rule empties after a day."""
+    return f"{TEMPORARY_PREFIX}{uuid.uuid4()}"
 
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
@@ -64,8 +74,86 @@ def presigned_get(
     )
 
 
+def stream_object(key: str, version_id: str) -> Iterator[bytes]:
+    """The object's bytes in chunks of at most 1 MiB, never the whole object in memory."""
+    body = aws.s3().get_object(Bucket=settings.bucket, Key=key, VersionId=version_id)["Body"]
+    try:
+        yield from body.iter_chunks(STREAM_CHUNK)
+    finally:
+        body.close()
+
+
 def delete_version(key: str, version_id: str) -> None:
     aws.s3().delete_object(Bucket=settings.bucket, Key=key, VersionId=version_id)
+
+
+def delete_versions(key: str, version_ids: list[str]) -> None:
+    for start in range(0, len(version_ids), DELETE_BATCH):
+        batch = version_ids[start:start + DELETE_BATCH]
+        _delete_batch([{"Key": key, "VersionId": version_id} for version_id in batch])
+
+
+def create_multipart_upload(key: str, content_type: str) -> str:
+    response = aws.s3().create_multipart_upload(
+        Bucket=settings.bucket, Key=key, ContentType=content_type
+    )
+    return response["UploadId"]
+
+
+def presigned_part_url(key: str, upload_id: str, part_number: int, expires_in: int) -> str:
+    return aws.s3().generate_presigned_url(
+        "upload_part",
+        Params={"Bucket": settings.bucket, "Key": key, "UploadId": upload_id,
+                "PartNumber": part_number},
+        ExpiresIn=expires_in,
+    )
+
+
+def uploaded_parts(key: str, upload_id: str) -> list[dict[str, Any]]:
+    """The parts S3 holds for a multipart upload: `PartNumber`, `ETag`, `Size`."""
+    paginator = aws.s3().get_paginator("list_parts")
+    parts: list[dict[str, Any]] = []
+    for page in paginator.paginate(Bucket=settings.bucket, Key=key, UploadId=upload_id):
+        parts.extend(page.get("Parts", []))
+    return sorted(parts, key=lambda part: part["PartNumber"])
+
+
+def complete_multipart_upload(key: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
+    """Assemble the parts into a new version of `key`; its S3 version id."""
+    response = aws.s3().complete_multipart_upload(
+        Bucket=settings.bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
+    )
+    return response["VersionId"]
+
+
+def abort_multipart_upload(key: str, upload_id: str) -> None:
+    aws.s3().abort_multipart_upload(Bucket=settings.bucket, Key=key, UploadId=upload_id)
+
+
+def copy_range(key: str, version_id: str, first: int, last: int) -> str:
+    """A new temporary object holding exactly bytes `first..last` of a version, copied inside S3
+    (the bytes do not pass through the API); its key."""
+    s3 = aws.s3()
+    target = temporary_key()
+    upload_id = s3.create_multipart_upload(Bucket=settings.bucket, Key=target)["UploadId"]
+    parts = []
+    try:
+        for number, start in enumerate(range(first, last + 1, COPY_PART_MAX), start=1):
+            end = min(start + COPY_PART_MAX - 1, last)
+            copied = s3.upload_part_copy(
+                Bucket=settings.bucket, Key=target, UploadId=upload_id, PartNumber=number,
+                CopySource={"Bucket": settings.bucket, "Key": key, "VersionId": version_id},
+                CopySourceRange=f"bytes={start}-{end}",
+            )
+            parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+        complete_multipart_upload(target, upload_id, parts)
+    except Exception:
+        abort_multipart_upload(target, upload_id)
+        raise
+    return target
 
 
 def _versions_under(prefix: str) -> Iterator[dict[str, str]]:

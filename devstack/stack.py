@@ -98,7 +98,7 @@ def start_moto(config: StackConfig) -> subprocess.Popen:
     }
     log = open(config.data_dir / "moto.log", "ab")  # noqa: SIM115 (lives as long as moto)
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", config.host, "-p", str(config.aws_port)],
+        [sys.executable, "-m", "devstack.aws_standin", "-H", config.host, "-p", str(config.aws_port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     _wait_until_up(f"{config.aws_endpoint}/moto-api/", process)

@@ -19,7 +19,10 @@ os.environ.pop("QFC_MAX_DIRECT_UPLOAD_BYTES", None)
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from devstack.moto_atomic import make_dynamodb_atomic  # noqa: E402
 from tests.client import ApiClient  # noqa: E402
+
+make_dynamodb_atomic()
 
 PASSWORD = "correct horse battery"
 

@@ -43,6 +43,8 @@ class UploadSession(Model):
     owner_key = UnicodeAttribute()
     reserved_bytes = NumberAttribute(default=0)
     created_by = UnicodeAttribute()
+    # "open" while parts arrive; "completing" once a client asked to complete (only one may).
+    state = UnicodeAttribute(default="open")
     created_at = UTCDateTimeAttribute(default=utcnow)
     expires_at = TTLAttribute()
 

@@ -1,0 +1,325 @@
+"""Project files and their versions: listing, uploading, downloading, deleting.
+
+The bytes of a version are an S3 version of `storage.file_key(project, name)`; the `ProjectFile`
+item lists the kept versions. Every change of a file updates, in one transaction, the file item
+(optimistically locked), the project's counters and the owner's storage total, and is retried
+when a concurrent change got there first, so concurrent uploads all end up as versions.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+
+from . import checksums, quota, storage
+from .accounts import get_user
+from .auth import Caller
+from .checksums import Checksums
+from .config import settings
+from .errors import (
+    ExplicitDeletionOfLastVersion,
+    InvalidHttpRange,
+    MultipleProjects,
+    ObjectNotFound,
+    PermissionDenied,
+    QgisProjectFileNotAllowed,
+    RestrictedProjectModification,
+    ValidationError,
+)
+from .file_rules import check_qgis_project, is_attachment, is_qgis_file, is_restricted, validate_name
+from .models import FileVersion, Project, ProjectFile, User
+from .models.base import Transaction, utcnow
+from .permissions import Action, ProjectRole, allowed
+from .request_data import Part
+
+MAX_ATTEMPTS = 8
+# Tokens of these clients upload without a quota check, as in QFieldCloud: a surveyor's
+# attachments must never be lost in the field because the account is full.
+QUOTA_EXEMPT_CLIENTS = frozenset({"qfield", "worker"})
+RANGE_PATTERN = re.compile(r"^bytes=(\d+)-(\d*)$")
+EXTRA_CONTENT_TYPES = {
+    ".gpkg": "application/geopackage+sqlite3",
+    ".qgs": "application/x-qgis-project",
+    ".qgz": "application/x-qgis-project-container",
+}
+
+
+def content_type_for(name: str) -> str:
+    suffix = name[name.rfind("."):].lower() if "." in name else ""
+    return EXTRA_CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """A file name that passed every rule for this caller and project."""
+
+    project: Project
+    name: str
+    is_attachment: bool
+    is_qgis: bool
+    is_restricted: bool
+
+
+def check_upload(project: Project, role: ProjectRole | None, name: str) -> UploadTarget:
+    """Every rule an upload must pass before any byte is stored (reference §4.3)."""
+    validate_name(name)
+    attachment = is_attachment(project, name)
+    if not allowed(role, Action.UPLOAD_ATTACHMENT if attachment else Action.UPLOAD_FILE):
+        if allowed(role, Action.UPLOAD_ATTACHMENT):
+            raise PermissionDenied("Reporters may upload attachments only.")
+        raise PermissionDenied("You are not allowed to upload files to this project.")
+    restricted = is_restricted(project, name)
+    if restricted and not allowed(role, Action.UPLOAD_RESTRICTED_FILE):
+        raise RestrictedProjectModification()
+    qgis = is_qgis_file(name)
+    if qgis and project.project_type == "shared_datasets":
+        raise QgisProjectFileNotAllowed("A shared datasets project cannot hold QGIS project files.")
+    if qgis and project.the_qgis_file_name not in (None, name):
+        raise MultipleProjects(
+            f"The project already has the QGIS project file `{project.the_qgis_file_name}`."
+        )
+    return UploadTarget(project, name, attachment, qgis, restricted)
+
+
+def enforces_quota(caller: Caller) -> bool:
+    return caller.client_type not in QUOTA_EXEMPT_CLIENTS
+
+
+def upload(caller: Caller, target: UploadTarget, part: Part) -> FileVersion:
+    """Store a file received in the request body (the direct multipart POST)."""
+    if target.is_qgis:
+        check_qgis_project(target.name, part.stream)
+    sums = checksums.of_stream(part.stream)
+    owner = get_user(target.project.owner)
+    quota.reserve(owner, sums.size, enforce=enforces_quota(caller))
+    key = storage.file_key(target.project.id, target.name)
+    try:
+        s3_version_id = storage.put_object(key, part.stream, content_type_for(target.name))
+    except Exception:
+        quota.release(owner.username_key, sums.size)
+        raise
+    return record_version(caller, target, s3_version_id, sums)
+
+
+def _retry_pause(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.05 * 2**attempt))
+
+
+class _Contended(Exception):
+    """A concurrent change won the race; `project_changed` when it was the project item."""
+
+    def __init__(self, project_changed: bool):
+        super().__init__()
+        self.project_changed = project_changed
+
+
+def _commit(tx: Transaction) -> None:
+    try:
+        tx.commit()
+    except TransactWriteError as error:
+        failed = tx.failed(error)
+        if "project" in failed:
+            raise _Contended(project_changed=True) from None
+        if "file" in failed or Transaction.conflicted(error):
+            raise _Contended(project_changed=False) from None
+        raise
+
+
+def _refreshed(caller: Caller, target: UploadTarget, size: int) -> UploadTarget:
+    """The target re-checked against the project as it is now; a transferred project's new
+    owner takes over the quota reservation."""
+    project = Project.get(target.project.id, consistent_read=True)
+    if project.owner_key != target.project.owner_key:
+        quota.reserve(get_user(project.owner), size, enforce=enforces_quota(caller))
+        quota.release(target.project.owner_key, size)
+    if target.is_qgis and project.the_qgis_file_name not in (None, target.name):
+        raise MultipleProjects(
+            f"The project already has the QGIS project file `{project.the_qgis_file_name}`."
+        )
+    return replace(target, project=project)
+
+
+def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sums: Checksums) -> FileVersion:
+    """Make stored bytes (already counted against the owner's quota) the file's newest version.
+
+    On failure the S3 version is deleted and the quota released: nothing is left behind.
+    """
+    key = storage.file_key(target.project.id, target.name)
+    try:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return _commit_version(caller, target, s3_version_id, sums)
+            except _Contended as contended:
+                if contended.project_changed:
+                    target = _refreshed(caller, target, sums.size)
+                _retry_pause(attempt)
+        raise ValidationError("The file is being changed by others; please retry.")
+    except Exception:
+        storage.delete_version(key, s3_version_id)
+        quota.release(target.project.owner_key, sums.size)
+        raise
+
+
+def _get_file(project_id: str, name: str) -> ProjectFile | None:
+    try:
+        return ProjectFile.get(project_id, name, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def _commit_version(caller: Caller, target: UploadTarget, s3_version_id: str, sums: Checksums) -> FileVersion:
+    project = target.project
+    now = utcnow()
+    item = _get_file(project.id, target.name) or ProjectFile(
+        project.id, target.name, uploaded_at=now, uploaded_by=caller.username
+    )
+    version = FileVersion(
+        version_id=str(uuid.uuid4()), s3_version_id=s3_version_id, size=sums.size,
+        md5sum=sums.md5sum, sha256=sums.sha256, uploaded_at=now, uploaded_by=caller.username,
+    )
+    versions = [*item.versions, version]
+    keep = max(settings.keep_versions, 1)
+    purged, item.versions = versions[:-keep], versions[-keep:]
+    item.is_attachment = target.is_attachment
+    freed = sum(int(old.size) for old in purged)
+
+    actions = [
+        Project.file_storage_bytes.add(sums.size - freed),
+        Project.data_last_updated_at.set(now),
+    ]
+    condition = Project.owner_key == project.owner_key
+    if target.is_restricted:
+        actions.append(Project.restricted_data_last_updated_at.set(now))
+    if target.is_qgis:
+        actions.append(Project.the_qgis_file_name.set(target.name))
+        condition &= Project.the_qgis_file_name.does_not_exist() | (
+            Project.the_qgis_file_name == target.name)
+
+    tx = Transaction()
+    tx.save(item, label="file")
+    tx.update(project, actions=actions, condition=condition, label="project")
+    if freed:
+        tx.update(User(project.owner_key), actions=[User.storage_used_bytes.add(-freed)])
+    _commit(tx)
+    if purged:
+        storage.delete_versions(
+            storage.file_key(project.id, target.name), [old.s3_version_id for old in purged]
+        )
+    return version
+
+
+def list_files(project: Project) -> list[ProjectFile]:
+    return sorted(ProjectFile.query(project.id), key=lambda item: item.name)
+
+
+def get_file(project: Project, name: str) -> ProjectFile:
+    item = _get_file(project.id, name)
+    if item is None or not item.versions:
+        raise ObjectNotFound(f"There is no file `{name}` in this project.")
+    return item
+
+
+def find_version(item: ProjectFile, version_id: str | None) -> FileVersion:
+    if version_id is None:
+        return item.latest
+    for version in item.versions:
+        if version.version_id == version_id:
+            return version
+    raise ObjectNotFound(f"`{item.name}` has no version `{version_id}`.")
+
+
+def _etag_values(header: str) -> set[str]:
+    return {value.strip().removeprefix("W/").strip('"') for value in header.split(",") if value.strip()}
+
+
+def is_not_modified(version: FileVersion, if_none_match: str | None) -> bool:
+    if not if_none_match:
+        return False
+    values = _etag_values(if_none_match)
+    return "*" in values or version.md5sum in values
+
+
+def parse_range(header: str, size: int) -> tuple[int, int]:
+    """A single `bytes=first-[last]` range inside the file, or 416 `invalid_http_range`."""
+    match = RANGE_PATTERN.match(header)
+    if not match:
+        raise InvalidHttpRange()
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else size - 1
+    if first >= size or (match.group(2) and not first < last < size):
+        raise InvalidHttpRange()
+    return first, last
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    version: FileVersion
+
+
+def download(item: ProjectFile, version: FileVersion, byte_range: tuple[int, int] | None) -> Download:
+    """Where the client gets the bytes: a short-lived presigned URL that needs no auth header.
+
+    With `byte_range`, the URL leads to an object holding exactly those bytes, for clients that
+    re-request a redirect without their Range header (QField).
+    """
+    filename = item.name.rsplit("/", 1)[-1]
+    key = storage.file_key(item.project_id, item.name)
+    if byte_range is not None:
+        temporary = storage.copy_range(key, version.s3_version_id, *byte_range)
+        return Download(storage.presigned_get(temporary, filename=filename), version)
+    url = storage.presigned_get(key, version_id=version.s3_version_id, filename=filename)
+    return Download(url, version)
+
+
+def delete(project: Project, name: str, version_id: str | None) -> None:
+    """Delete a file with all its versions, or one version; never the last one explicitly."""
+    for attempt in range(MAX_ATTEMPTS):
+        item = get_file(project, name)
+        if version_id is not None and len(item.versions) == 1:
+            raise ExplicitDeletionOfLastVersion()
+        removed = item.versions if version_id is None else [find_version(item, version_id)]
+        try:
+            _commit_deletion(project, item, removed)
+            return
+        except _Contended as contended:
+            if contended.project_changed:
+                project = Project.get(project.id, consistent_read=True)
+            _retry_pause(attempt)
+    raise ValidationError("The file is being changed by others; please retry.")
+
+
+def _commit_deletion(project: Project, item: ProjectFile, removed: list[FileVersion]) -> None:
+    now = utcnow()
+    freed = sum(int(version.size) for version in removed)
+    removed_ids = {version.version_id for version in removed}
+    actions = [Project.file_storage_bytes.add(-freed), Project.data_last_updated_at.set(now)]
+    if is_restricted(project, item.name):
+        actions.append(Project.restricted_data_last_updated_at.set(now))
+    everything = len(removed) == len(item.versions)
+    if everything and project.the_qgis_file_name == item.name:
+        actions.append(Project.the_qgis_file_name.remove())
+    tx = Transaction()
+    if everything:
+        tx.delete(item, label="file")
+    else:
+        item.versions = [v for v in item.versions if v.version_id not in removed_ids]
+        tx.save(item, label="file")
+    tx.update(project, actions=actions, condition=Project.owner_key == project.owner_key,
+              label="project")
+    tx.update(User(project.owner_key), actions=[User.storage_used_bytes.add(-freed)])
+    _commit(tx)
+    storage.delete_versions(
+        storage.file_key(project.id, item.name), [version.s3_version_id for version in removed]
+    )
+
+
+def metadata(item: ProjectFile) -> dict[str, Any]:
+    return {"content_type": content_type_for(item.name)}

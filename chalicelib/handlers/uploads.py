@@ -1,0 +1,43 @@
+from chalice import Response
+
+from .. import auth, projects, uploads
+from ..permissions import Action
+from ..request_data import body_fields
+from ..routing import Router
+from ..serializers import uploaded_json
+
+router = Router(__name__)
+
+
+def _project(project_id):
+    caller = auth.require_caller(router.request)
+    project, role = projects.project_for(caller, project_id, Action.UPLOAD_ATTACHMENT)
+    return caller, project, role
+
+
+@router.route("/uploads/{project_id}/", methods=["POST"])
+def begin_upload(project_id):
+    caller, project, role = _project(project_id)
+    session = uploads.begin(caller, project, role, body_fields(router.request))
+    return Response(body=uploads.describe(session), status_code=201)
+
+
+@router.route("/uploads/{project_id}/{upload_id}/", methods=["GET"])
+def upload_status(project_id, upload_id):
+    caller, project, _ = _project(project_id)
+    return uploads.describe(uploads.get_session(caller, project, upload_id))
+
+
+@router.route("/uploads/{project_id}/{upload_id}/complete/", methods=["POST"])
+def complete_upload(project_id, upload_id):
+    caller, project, role = _project(project_id)
+    session = uploads.get_session(caller, project, upload_id)
+    version = uploads.complete(caller, project, role, session)
+    return Response(body=uploaded_json(session.name, version), status_code=201)
+
+
+@router.route("/uploads/{project_id}/{upload_id}/", methods=["DELETE"])
+def abort_upload(project_id, upload_id):
+    caller, project, _ = _project(project_id)
+    uploads.abort(uploads.get_session(caller, project, upload_id))
+    return Response(body="", status_code=204)

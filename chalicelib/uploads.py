@@ -1,0 +1,168 @@
+"""Presigned multipart uploads, for files too large for one request through API Gateway.
+
+The client asks to begin (the same rules, permissions and quota as a direct upload are checked
+and the size is reserved), PUTs the 8 MiB parts straight to S3 with presigned URLs (in parallel,
+resumable: `status` tells which parts S3 already holds), then asks to complete. Completion
+verifies the parts, assembles them in S3, computes the checksums by streaming the object once
+(never holding it in memory) and records the new version.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+from tempfile import SpooledTemporaryFile
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from . import checksums, files, quota, storage
+from .accounts import get_user
+from .auth import Caller
+from .checksums import PART_SIZE
+from .config import settings
+from .errors import ObjectNotFound, ValidationError
+from .file_rules import check_qgis_project
+from .models import FileVersion, Project, UploadSession
+from .models.base import utcnow
+from .permissions import ProjectRole
+from .request_data import get_str, to_int
+from .serializers import timestamp
+
+MAX_PARTS = 10_000
+SESSION_LIFETIME = timedelta(days=1)
+
+
+def _part_count(size: int) -> int:
+    return max(math.ceil(size / PART_SIZE), 1)
+
+
+def _part_size(session: UploadSession, number: int) -> int:
+    if number < _part_count(int(session.size)):
+        return PART_SIZE
+    return int(session.size) - PART_SIZE * (number - 1)
+
+
+def begin(caller: Caller, project: Project, role: ProjectRole | None, data: dict[str, Any]) -> UploadSession:
+    target = files.check_upload(project, role, get_str(data, "name", required=True))
+    if "size" not in data:
+        raise ValidationError("`size` (in bytes) is required.")
+    size = to_int(data["size"], "size")
+    if not 0 < size <= PART_SIZE * MAX_PARTS:
+        raise ValidationError(f"`size` must be between 1 and {PART_SIZE * MAX_PARTS} bytes.")
+    owner = get_user(project.owner)
+    quota.reserve(owner, size, enforce=files.enforces_quota(caller))
+    key = storage.file_key(project.id, target.name)
+    try:
+        s3_upload_id = storage.create_multipart_upload(key, files.content_type_for(target.name))
+        session = UploadSession(
+            str(uuid.uuid4()), project_id=project.id, name=target.name, s3_key=key,
+            s3_upload_id=s3_upload_id, size=size, part_size=PART_SIZE,
+            owner_key=owner.username_key, reserved_bytes=size, created_by=caller.key,
+            expires_at=utcnow() + SESSION_LIFETIME,
+        )
+        session.save()
+    except Exception:
+        quota.release(owner.username_key, size)
+        raise
+    return session
+
+
+def get_session(caller: Caller, project: Project, upload_id: str) -> UploadSession:
+    try:
+        session = UploadSession.get(upload_id, consistent_read=True)
+    except DoesNotExist:
+        session = None
+    if session is None or session.project_id != project.id or session.created_by != caller.key:
+        raise ObjectNotFound(f"There is no upload `{upload_id}` of yours in this project.")
+    return session
+
+
+def describe(session: UploadSession) -> dict[str, Any]:
+    """The session, the parts S3 already holds, and presigned URLs for the missing ones."""
+    parts = storage.uploaded_parts(session.s3_key, session.s3_upload_id)
+    uploaded = {part["PartNumber"]: part for part in parts}
+    expires_in = settings.presigned_url_seconds
+    missing = [n for n in range(1, _part_count(int(session.size)) + 1) if n not in uploaded]
+    return {
+        "upload_id": session.upload_id,
+        "project_id": session.project_id,
+        "name": session.name,
+        "size": int(session.size),
+        "part_size": int(session.part_size),
+        "expires_at": timestamp(session.expires_at),
+        "uploaded_parts": [
+            {"part_number": n, "size": int(p["Size"]), "etag": p["ETag"]} for n, p in sorted(uploaded.items())
+        ],
+        "parts": [
+            {
+                "part_number": n,
+                "size": _part_size(session, n),
+                "url": storage.presigned_part_url(session.s3_key, session.s3_upload_id, n, expires_in),
+            }
+            for n in missing
+        ],
+    }
+
+
+def _verified_parts(session: UploadSession) -> list[dict[str, Any]]:
+    parts = storage.uploaded_parts(session.s3_key, session.s3_upload_id)
+    expected = {n: _part_size(session, n) for n in range(1, _part_count(int(session.size)) + 1)}
+    got = {part["PartNumber"]: int(part["Size"]) for part in parts}
+    missing = sorted(n for n in expected if n not in got)
+    if missing:
+        raise ValidationError(f"The upload is incomplete; parts still missing: {missing[:20]}.")
+    wrong = sorted(n for n, size in got.items() if expected.get(n) != size)
+    if wrong:
+        raise ValidationError(
+            f"Parts {wrong[:20]} have the wrong size; every part is {PART_SIZE} bytes but the last."
+        )
+    return parts
+
+
+def _claim(session: UploadSession) -> None:
+    try:
+        session.update(actions=[UploadSession.state.set("completing")],
+                       condition=UploadSession.state == "open")
+    except UpdateError:
+        raise ValidationError("This upload is already being completed.") from None
+
+
+def _checksums_of_stored(session: UploadSession, s3_version_id: str, is_qgis: bool) -> checksums.Checksums:
+    hasher = checksums.Hasher()
+    with SpooledTemporaryFile(max_size=PART_SIZE) as copy:
+        for chunk in storage.stream_object(session.s3_key, s3_version_id):
+            hasher.update(chunk)
+            if is_qgis:  # QGIS project files are small; they are checked like direct uploads
+                copy.write(chunk)
+        if is_qgis:
+            copy.seek(0)
+            check_qgis_project(session.name, copy)
+    return hasher.result()
+
+
+def complete(
+    caller: Caller, project: Project, role: ProjectRole | None, session: UploadSession
+) -> FileVersion:
+    # The rules are checked again: the project may have changed while the parts were uploaded.
+    target = files.check_upload(project, role, session.name)
+    parts = _verified_parts(session)
+    _claim(session)
+    s3_version_id = storage.complete_multipart_upload(session.s3_key, session.s3_upload_id, parts)
+    try:
+        sums = _checksums_of_stored(session, s3_version_id, target.is_qgis)
+    except Exception:
+        storage.delete_version(session.s3_key, s3_version_id)
+        quota.release(session.owner_key, int(session.reserved_bytes))
+        session.delete()
+        raise
+    version = files.record_version(caller, target, s3_version_id, sums)
+    session.delete()
+    return version
+
+
+def abort(session: UploadSession) -> None:
+    storage.abort_multipart_upload(session.s3_key, session.s3_upload_id)
+    quota.release(session.owner_key, int(session.reserved_bytes))
+    session.delete()

@@ -1,0 +1,252 @@
+"""`qfc-transfer upload`: a local file to the server through presigned multipart upload.
+
+The flow: `begin` reserves the size and answers with one presigned PUT URL per 8 MiB part; the
+parts go straight to S3 in parallel; `complete` assembles them and records the new version with
+its checksums, which we compare with the ones of the local file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from chalicelib.checksums import READ_SIZE, Checksums, Hasher
+
+from . import parallel, state
+from .api import TIMEOUT, Api, ApiError, http
+from .errors import TransferError
+
+Log = Callable[[str], None]
+
+# urllib3 reads a request body in blocks of this many bytes; small enough for a smooth bar.
+_BODY_BLOCK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    offset: int
+    size: int
+
+
+def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 4,
+           show_progress: bool = True, log: Log = lambda _: None,
+           on_part: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Upload `local` as `name`, resuming a saved session when there is one; returns the API's
+    completion answer. `on_part(part_number)` is called as each part lands (tests use it to
+    interrupt an upload at a known point)."""
+    stat = local.stat()
+    identity = {"url": api.base_url, "project_id": project_id, "name": name,
+                "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    state_file = state.state_path(local, "upload")
+    local_sums = _hash_in_background(local)
+
+    with open(local, "rb") as file:
+        fd = file.fileno()
+        session = _resume(api, state_file, identity, fd, log)
+        if session is None:
+            session = api.json("POST", f"uploads/{quote(project_id, safe='')}/",
+                               json={"name": name, "size": stat.st_size})
+            state.save(state_file, {**identity, "upload_id": session["upload_id"]})
+            log(f"uploading {local} to {session['name']}: {_parts_text(session)}")
+        session_path = _session_path(project_id, session["upload_id"])
+
+        part_size = int(session["part_size"])
+        todo = [Part(int(p["part_number"]), (int(p["part_number"]) - 1) * part_size, int(p["size"]))
+                for p in session["parts"]]
+        already = sum(int(p["size"]) for p in session["uploaded_parts"])
+        urls = _PartUrls(api, session_path, session["parts"])
+        progress = parallel.Progress(stat.st_size, already, "upload", show_progress)
+        try:
+            parallel.run(todo, lambda part, cancel: _put_part(fd, part, urls, progress, cancel),
+                         workers, on_done=lambda part: on_part(part.number) if on_part else None)
+        finally:
+            progress.close()
+
+    result = api.json("POST", session_path + "complete/")
+    # The session is gone on the server now: a rerun must not try to resume it.
+    state.remove(state_file)
+    _compare(result, local_sums.result(), local)
+    return result
+
+
+def _session_path(project_id: str, upload_id: str) -> str:
+    return f"uploads/{quote(project_id, safe='')}/{quote(upload_id, safe='')}/"
+
+
+def _parts_text(session: dict[str, Any]) -> str:
+    total = len(session["parts"]) + len(session["uploaded_parts"])
+    return f"{int(session['size'])} bytes in {total} parts of {int(session['part_size'])} bytes"
+
+
+def _resume(api: Api, state_file: Path, identity: dict[str, Any], fd: int,
+            log: Log) -> dict[str, Any] | None:
+    """The saved session's status when it belongs to this file and still exists, else None."""
+    saved = state.load(state_file)
+    if saved is None:
+        return None
+    if not state.matches(saved, identity):
+        # The file (or the name) changed since: that session now only holds reserved quota.
+        log("the saved upload state is for another version of the file; starting afresh")
+        if saved.get("url") == identity["url"]:
+            _abort_quietly(api, saved)
+        state.remove(state_file)
+        return None
+    path = _session_path(str(saved["project_id"]), str(saved["upload_id"]))
+    try:
+        session = api.json("GET", path)
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        log(f"upload {saved['upload_id']} is gone from the server (expired or aborted); starting afresh")
+        state.remove(state_file)
+        return None
+    if _stale_parts(session, fd):
+        # Same size and mtime yet other bytes (a restored copy, say): the parts cannot be reused,
+        # and S3 offers no URL to overwrite a part it holds.
+        log(f"parts of upload {saved['upload_id']} differ from the local file; starting afresh")
+        _abort_quietly(api, saved)
+        state.remove(state_file)
+        return None
+    total = len(session["parts"]) + len(session["uploaded_parts"])
+    log(f"resuming upload {saved['upload_id']}: {len(session['uploaded_parts'])} of {total} parts "
+        f"already uploaded, {len(session['parts'])} to go")
+    return session
+
+
+def _stale_parts(session: dict[str, Any], fd: int) -> list[int]:
+    """Parts whose S3 ETag (the MD5 of the part) is not the MD5 of that slice of the local file."""
+    part_size = int(session["part_size"])
+    stale = []
+    for part in session["uploaded_parts"]:
+        number = int(part["part_number"])
+        data = os.pread(fd, int(part["size"]), (number - 1) * part_size)
+        if hashlib.md5(data).hexdigest() != str(part["etag"]).strip('"'):
+            stale.append(number)
+    return stale
+
+
+def _abort_quietly(api: Api, saved: dict[str, Any]) -> None:
+    """Give back the quota a forsaken session reserves; it expires by itself anyway."""
+    with contextlib.suppress(TransferError):
+        api.call("DELETE", _session_path(str(saved.get("project_id")), str(saved.get("upload_id"))))
+
+
+class _PartUrls:
+    """Presigned PUT URLs by part number, renewed from the session status when S3 says one expired."""
+
+    def __init__(self, api: Api, session_path: str, parts: list[dict[str, Any]]) -> None:
+        self._api = api
+        self._path = session_path
+        self._urls = {int(p["part_number"]): str(p["url"]) for p in parts}
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> str:
+        with self._lock:
+            return self._urls[number]
+
+    def renew(self, number: int, stale: str) -> None:
+        with self._lock:
+            # Several workers hit by the same expiry ask once: the first one renews them all.
+            if self._urls.get(number) != stale:
+                return
+            status = self._api.json("GET", self._path)
+            self._urls.update({int(p["part_number"]): str(p["url"]) for p in status["parts"]})
+
+
+class _Body:
+    """One part's bytes, handed to the socket block by block so that the bar moves during a part
+    and an interruption is noticed mid-part. Its length makes requests send a Content-Length,
+    which S3 requires of a part."""
+
+    def __init__(self, data: bytes, progress: parallel.Progress, cancel: threading.Event) -> None:
+        self._view = memoryview(data)
+        self._progress = progress
+        self._cancel = cancel
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def __iter__(self) -> Iterator[bytes]:
+        # requests only streams bodies that are iterable; urllib3 then uses `read`.
+        while block := self.read(_BODY_BLOCK):
+            yield block
+
+    def read(self, size: int = -1) -> bytes:
+        parallel.check(self._cancel)
+        if size is None or size < 0:
+            size = len(self._view) - self.sent
+        block = self._view[self.sent:self.sent + size]
+        self.sent += len(block)
+        self._progress.add(len(block))
+        return bytes(block)
+
+
+def _put_part(fd: int, part: Part, urls: _PartUrls, progress: parallel.Progress,
+              cancel: threading.Event) -> None:
+    for attempt in range(parallel.ATTEMPTS):
+        parallel.check(cancel)
+        data = os.pread(fd, part.size, part.offset)
+        if len(data) != part.size:
+            raise TransferError("local_file_changed", "the file got shorter during the upload")
+        url = urls.get(part.number)
+        body = _Body(data, progress, cancel)
+        try:
+            response = http().put(url, data=body, timeout=TIMEOUT)
+        except requests.RequestException as error:
+            progress.add(-body.sent)
+            parallel.retrying(cancel, attempt, f"uploading part {part.number}", str(error))
+            continue
+        if response.ok:
+            return
+        progress.add(-body.sent)
+        reason = f"S3 answered {response.status_code}: {' '.join(response.text.split())[:200]}"
+        if response.status_code == 403:
+            urls.renew(part.number, url)  # the usual cause: the presigned URL expired
+        elif response.status_code < 500:
+            raise TransferError("storage_error", f"uploading part {part.number}: {reason}")
+        parallel.retrying(cancel, attempt, f"uploading part {part.number}", reason)
+
+
+def _hash_in_background(local: Path) -> Future[Checksums]:
+    """The local checksums, computed while the parts travel, to check the server's afterwards.
+
+    A daemon thread rather than a pool: an interrupted upload must not wait for it to finish
+    reading a file of many gigabytes.
+    """
+    future: Future[Checksums] = Future()
+
+    def work() -> None:
+        try:
+            hasher = Hasher()
+            with open(local, "rb") as file:
+                while block := file.read(READ_SIZE):
+                    hasher.update(block)
+            future.set_result(hasher.result())
+        except BaseException as error:  # handed to whoever asks for the result
+            future.set_exception(error)
+
+    threading.Thread(target=work, name="qfc-transfer-hash", daemon=True).start()
+    return future
+
+
+def _compare(result: dict[str, Any], local: Checksums, path: Path) -> None:
+    server = (result.get("size"), result.get("md5sum"), result.get("sha256"))
+    if server != (local.size, local.md5sum, local.sha256):
+        raise TransferError(
+            "checksum_mismatch",
+            f"the server stored {result.get('name')} version {result.get('version_id')} with size, md5sum, "
+            f"sha256 {server} but {path} has {(local.size, local.md5sum, local.sha256)}: the file may "
+            "have changed during the upload; delete that version and upload again",
+        )

@@ -1,0 +1,143 @@
+"""The presigned multipart upload flow for files too large for one API request."""
+
+import hashlib
+
+import pytest
+import requests
+
+from chalicelib.checksums import PART_SIZE, of_chunks
+from tests.files_helpers import QGS, stored_state, upload
+
+
+@pytest.fixture
+def alice(users):
+    return users("alice")
+
+
+@pytest.fixture
+def pid(alice):
+    return alice.create_project("survey")["id"]
+
+
+def _data(size: int) -> bytes:
+    return (hashlib.sha256(b"seed").digest() * (size // 32 + 1))[:size]
+
+
+def _put_parts(session: dict, data: bytes, only=None) -> None:
+    for part in session["parts"]:
+        if only is not None and part["part_number"] not in only:
+            continue
+        start = (part["part_number"] - 1) * session["part_size"]
+        reply = requests.put(part["url"], data=data[start:start + part["size"]], timeout=60)
+        assert reply.status_code == 200, reply.text
+
+
+def test_begin_put_parts_resume_and_complete(alice, pid):
+    data = _data(2 * PART_SIZE + 12345)
+    reply = alice.post(f"uploads/{pid}/", json={"name": "rasters/big.tif", "size": len(data)})
+    assert reply.status == 201
+    session = reply.json()
+    assert session["part_size"] == PART_SIZE
+    assert [(p["part_number"], p["size"]) for p in session["parts"]] == [
+        (1, PART_SIZE), (2, PART_SIZE), (3, 12345)]
+    assert stored_state(pid)["owner_bytes"] == len(data)  # reserved up front
+
+    _put_parts(session, data, only={1, 3})
+    status = alice.get(f"uploads/{pid}/{session['upload_id']}/").json()
+    assert [p["part_number"] for p in status["uploaded_parts"]] == [1, 3]
+    assert [p["part_number"] for p in status["parts"]] == [2]
+
+    early = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    assert (early.status, early.code) == (400, "validation_error")
+    assert "[2]" in early.json()["message"]
+
+    _put_parts(status, data)
+    done = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    assert done.status == 201
+    expected = of_chunks([data])
+    assert (done.json()["md5sum"], done.json()["sha256"]) == (expected.md5sum, expected.sha256)
+    assert expected.md5sum.endswith("-3")
+
+    listed = alice.get(f"files/{pid}/").json()[0]
+    assert (listed["name"], listed["size"]) == ("rasters/big.tif", len(data))
+    assert listed["md5sum"] == expected.md5sum
+    download = alice.get(f"files/{pid}/rasters/big.tif/")
+    assert requests.get(download.headers["Location"], timeout=60).content == data
+    state = stored_state(pid)
+    assert state["owner_bytes"] == state["project_bytes"] == len(data)
+    assert state["uploads"] == 0
+    gone = alice.get(f"uploads/{pid}/{session['upload_id']}/")
+    assert (gone.status, gone.code) == (404, "object_not_found")
+
+
+def test_a_presigned_upload_becomes_a_new_version(alice, pid):
+    upload(alice, pid, "a.bin", b"old")
+    data = _data(100)
+    session = alice.post(f"uploads/{pid}/", json={"name": "a.bin", "size": 100}).json()
+    _put_parts(session, data)
+    alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    assert len(alice.get(f"files/{pid}/").json()[0]["versions"]) == 2
+
+
+def test_abort_releases_everything(alice, pid):
+    data = _data(PART_SIZE + 1)
+    session = alice.post(f"uploads/{pid}/", json={"name": "x.bin", "size": len(data)}).json()
+    _put_parts(session, data, only={1})
+    assert alice.delete(f"uploads/{pid}/{session['upload_id']}/").status == 204
+    state = stored_state(pid)
+    assert (state["s3"], state["owner_bytes"], state["uploads"], state["items"]) == ([], 0, 0, [])
+    from chalicelib import aws
+    from chalicelib.config import settings
+
+    assert not aws.s3().list_multipart_uploads(Bucket=settings.bucket).get("Uploads")
+
+
+def test_parts_of_the_wrong_size_are_refused(alice, pid):
+    session = alice.post(f"uploads/{pid}/", json={"name": "x.bin", "size": PART_SIZE + 10}).json()
+    for part in session["parts"]:
+        requests.put(part["url"], data=b"short", timeout=30)
+    reply = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    assert (reply.status, reply.code) == (400, "validation_error")
+    assert stored_state(pid)["items"] == []
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"name": "a.bin"}, 400, "validation_error"),
+    ({"name": "a.bin", "size": 0}, 400, "validation_error"),
+    ({"name": "a.bin", "size": "lots"}, 400, "validation_error"),
+    ({"name": "../a.bin", "size": 10}, 400, "validation_error"),
+    ({"size": 10}, 400, "validation_error"),
+    ({"name": "a.bin", "size": 10**15}, 400, "validation_error"),
+])
+def test_bad_begin_requests(alice, pid, body, status, code):
+    reply = alice.post(f"uploads/{pid}/", json=body)
+    assert (reply.status, reply.code) == (status, code)
+    state = stored_state(pid)
+    assert (state["owner_bytes"], state["uploads"]) == (0, 0)
+
+
+def test_the_same_rules_as_direct_uploads(alice, pid, users):
+    from chalicelib.models import User
+
+    upload(alice, pid, "project.qgs", QGS)
+    reply = alice.post(f"uploads/{pid}/", json={"name": "second.qgz", "size": 10})
+    assert (reply.status, reply.code) == (400, "multiple_projects")
+    User.get("alice").update(actions=[User.storage_quota_bytes.set(len(QGS) + 5)])
+    reply = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 6})
+    assert (reply.status, reply.code) == (402, "over_quota")
+    users("rep")
+    alice.post(f"collaborators/{pid}/", data={"collaborator": "rep", "role": "reporter"})
+    reporter = alice.login("rep", "correct horse battery")
+    reply = reporter.post(f"uploads/{pid}/", json={"name": "data.csv", "size": 5})
+    assert (reply.status, reply.code) == (403, "permission_denied")
+    assert stored_state(pid)["uploads"] == 0
+
+
+def test_sessions_belong_to_their_creator(alice, pid, users):
+    session = alice.post(f"uploads/{pid}/", json={"name": "a.bin", "size": 10}).json()
+    bob = users("bob")
+    alice.post(f"collaborators/{pid}/", data={"collaborator": "bob", "role": "editor"})
+    for reply in (bob.get(f"uploads/{pid}/{session['upload_id']}/"),
+                  bob.post(f"uploads/{pid}/{session['upload_id']}/complete/"),
+                  bob.delete(f"uploads/{pid}/{session['upload_id']}/")):
+        assert (reply.status, reply.code) == (404, "object_not_found")
