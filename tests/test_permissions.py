@@ -11,6 +11,8 @@ import uuid
 import pytest
 from PIL import Image
 
+from tests.files_helpers import QGS
+
 ROLES = ["owner", "admin", "manager", "editor", "reporter", "reader", "stranger", "anonymous"]
 RANK = {"reader": 1, "reporter": 2, "editor": 3, "manager": 4, "admin": 5, "owner": 5}
 
@@ -19,9 +21,6 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-from tests.files_helpers import QGS  # noqa: E402
 
 # action: (request, minimum role, status when allowed)
 ACTIONS = {

@@ -1,6 +1,7 @@
 """The local stack as a user runs it: start, create a user, stop with Ctrl-C, start again."""
 
 import pytest
+import requests
 
 from tests.e2e.stack import ADMIN_PASSWORD, LocalStack
 
@@ -17,6 +18,12 @@ def test_data_survives_a_restart(tmp_path):
         assert stack.createuser("carol", "pw-carol-secret").returncode == 0
         token = stack.login("carol", "pw-carol-secret")
         pid = stack.cli("--json", "create-project", "survivor", token=token).json()["id"]
+        (tmp_path / "up").mkdir()
+        (tmp_path / "up" / "notes.txt").write_text("first")
+        stack.cli("upload-files", pid, str(tmp_path / "up"), token=token)
+        (tmp_path / "up" / "notes.txt").write_text("second version")
+        stack.cli("upload-files", pid, str(tmp_path / "up"), token=token)
+        files_before = stack.cli("--json", "list-files", pid, token=token).json()
     finally:
         assert stack.stop() == 0
 
@@ -27,6 +34,15 @@ def test_data_survives_a_restart(tmp_path):
         project = stack.cli("--json", "get-project", pid, token=token).json()
         assert (project["id"], project["name"], project["owner"]) == (pid, "survivor", "carol")
         assert stack.login("admin", ADMIN_PASSWORD)
+        assert stack.cli("--json", "list-files", pid, token=token).json() == files_before
+        stack.cli("download-files", pid, str(tmp_path / "down"), token=token)
+        assert (tmp_path / "down" / "notes.txt").read_text() == "second version"
+        # Both versions' bytes came back with the same S3 version ids as before the restart.
+        versions = files_before[0]["versions"]
+        for version, expected in zip(versions, ["second version", "first"], strict=True):
+            reply = requests.get(f"{stack.url}files/{pid}/notes.txt/?version={version['version_id']}",
+                                 headers={"Authorization": f"Token {token}"}, timeout=30)
+            assert reply.content.decode() == expected
     finally:
         assert stack.stop() == 0
 
