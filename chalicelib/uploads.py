@@ -1,10 +1,11 @@
 """Presigned multipart uploads, for files too large for one request through API Gateway.
 
-The client asks to begin (the same rules, permissions and quota as a direct upload are checked
-and the size is reserved), PUTs the 8 MiB parts straight to S3 with presigned URLs (in parallel,
-resumable: `status` tells which parts S3 already holds), then asks to complete. Completion
-verifies the parts, assembles them in S3, computes the checksums by streaming the object once
-(never holding it in memory) and records the new version.
+The client asks to begin (the same rules, permissions and quota as a direct upload are checked),
+PUTs the 8 MiB parts straight to S3 with presigned URLs (in parallel, resumable: `status` tells
+which parts S3 already holds), then asks to complete. Completion checks the rules again, counts
+the size against the owner's quota (so an abandoned upload never holds quota), assembles the
+parts in S3, computes the checksums by streaming the object once (never holding it in memory)
+and records the new version.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .accounts import get_user
 from .auth import Caller
 from .checksums import PART_SIZE
 from .config import settings
-from .errors import ObjectNotFound, ValidationError
+from .errors import ObjectNotFound, OverQuota, ValidationError
 from .file_rules import check_qgis_project
 from .models import FileVersion, Project, UploadSession
 from .models.base import utcnow
@@ -52,19 +53,20 @@ def begin(caller: Caller, project: Project, role: ProjectRole | None, data: dict
     if not 0 < size <= PART_SIZE * MAX_PARTS:
         raise ValidationError(f"`size` must be between 1 and {PART_SIZE * MAX_PARTS} bytes.")
     owner = get_user(project.owner)
-    quota.reserve(owner, size, enforce=files.enforces_quota(caller))
+    if files.enforces_quota(caller) and size > quota.free_bytes(owner):
+        raise OverQuota(f"`{owner.username}` has {max(quota.free_bytes(owner), 0)} bytes of storage "
+                        f"left; {size} are needed.")
     key = storage.file_key(project.id, target.name)
+    s3_upload_id = storage.create_multipart_upload(key, files.content_type_for(target.name))
+    session = UploadSession(
+        str(uuid.uuid4()), project_id=project.id, name=target.name, s3_key=key,
+        s3_upload_id=s3_upload_id, size=size, part_size=PART_SIZE, created_by=caller.key,
+        expires_at=utcnow() + SESSION_LIFETIME,
+    )
     try:
-        s3_upload_id = storage.create_multipart_upload(key, files.content_type_for(target.name))
-        session = UploadSession(
-            str(uuid.uuid4()), project_id=project.id, name=target.name, s3_key=key,
-            s3_upload_id=s3_upload_id, size=size, part_size=PART_SIZE,
-            owner_key=owner.username_key, reserved_bytes=size, created_by=caller.key,
-            expires_at=utcnow() + SESSION_LIFETIME,
-        )
         session.save()
     except Exception:
-        quota.release(owner.username_key, size)
+        storage.abort_multipart_upload(key, s3_upload_id)
         raise
     return session
 
@@ -149,12 +151,18 @@ def complete(
     target = files.check_upload(project, role, session.name)
     parts = _verified_parts(session)
     _claim(session)
+    size = int(session.size)
+    try:
+        quota.reserve(get_user(project.owner), size, enforce=files.enforces_quota(caller))
+    except OverQuota:
+        abort(session)
+        raise
     s3_version_id = storage.complete_multipart_upload(session.s3_key, session.s3_upload_id, parts)
     try:
         sums = _checksums_of_stored(session, s3_version_id, target.is_qgis)
     except Exception:
         storage.delete_version(session.s3_key, s3_version_id)
-        quota.release(session.owner_key, int(session.reserved_bytes))
+        quota.release(project.owner_key, size)
         session.delete()
         raise
     version = files.record_version(caller, target, s3_version_id, sums)
@@ -164,5 +172,4 @@ def complete(
 
 def abort(session: UploadSession) -> None:
     storage.abort_multipart_upload(session.s3_key, session.s3_upload_id)
-    quota.release(session.owner_key, int(session.reserved_bytes))
     session.delete()

@@ -28,28 +28,46 @@ LOCAL_CREDENTIALS = {
 }
 
 
+def _outbound_address() -> str:
+    """This machine's address on its main network (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))
+            return sock.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
 @dataclass
 class StackConfig:
     port: int
     aws_port: int
     data_dir: Path
+    # Where the servers listen, and the address clients use. Both are loopback by default; a
+    # phone running QField needs `QFC_HOST=0.0.0.0`, and then presigned URLs carry this machine's
+    # network address so that the phone can reach the AWS stand-in too.
     host: str = "127.0.0.1"
+    public_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls) -> StackConfig:
+        host = os.environ.get("QFC_HOST", "127.0.0.1")
+        default_public = _outbound_address() if host in ("0.0.0.0", "::") else host
         return cls(
             port=int(os.environ.get("QFC_PORT", "8000")),
             aws_port=int(os.environ.get("QFC_AWS_PORT", "5000")),
             data_dir=Path(os.environ.get("QFC_DATA_DIR", ".data")).resolve(),
+            host=host,
+            public_host=os.environ.get("QFC_PUBLIC_HOST", default_public),
         )
 
     @property
     def aws_endpoint(self) -> str:
-        return f"http://{self.host}:{self.aws_port}"
+        return f"http://{self.public_host}:{self.aws_port}"
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}:{self.port}/api/v1/"
+        return f"http://{self.public_host}:{self.port}/api/v1/"
 
     @property
     def recording(self) -> Path:

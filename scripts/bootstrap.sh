@@ -30,7 +30,7 @@ fi
 stamp=".venv/.deps-$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing Python dependencies" >&2
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check 'pip>=24,<26.3' >&2
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' >&2
   rm -f .venv/.deps-*
   touch "$stamp"

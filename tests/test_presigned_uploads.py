@@ -40,7 +40,7 @@ def test_begin_put_parts_resume_and_complete(alice, pid):
     assert session["part_size"] == PART_SIZE
     assert [(p["part_number"], p["size"]) for p in session["parts"]] == [
         (1, PART_SIZE), (2, PART_SIZE), (3, 12345)]
-    assert stored_state(pid)["owner_bytes"] == len(data)  # reserved up front
+    assert stored_state(pid)["owner_bytes"] == 0  # counted at completion, never held by a session
 
     _put_parts(session, data, only={1, 3})
     status = alice.get(f"uploads/{pid}/{session['upload_id']}/").json()
@@ -125,6 +125,14 @@ def test_the_same_rules_as_direct_uploads(alice, pid, users):
     User.get("alice").update(actions=[User.storage_quota_bytes.set(len(QGS) + 5)])
     reply = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 6})
     assert (reply.status, reply.code) == (402, "over_quota")
+    # Space that fills up while the parts travel is caught at completion, and nothing is kept.
+    session = alice.post(f"uploads/{pid}/", json={"name": "late.bin", "size": 5}).json()
+    _put_parts(session, b"12345")
+    upload(alice, pid, "filler.bin", b"x")
+    reply = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    assert (reply.status, reply.code) == (402, "over_quota")
+    assert "late.bin" not in [name for name, _ in stored_state(pid)["items"]]
+    assert stored_state(pid)["owner_bytes"] == len(QGS) + 1
     users("rep")
     alice.post(f"collaborators/{pid}/", data={"collaborator": "rep", "role": "reporter"})
     reporter = alice.login("rep", "correct horse battery")

@@ -24,11 +24,8 @@ class UploadsByProject(GlobalSecondaryIndex):
 
 
 class UploadSession(Model):
-    """A presigned multipart upload in progress: what was validated and reserved when it began.
-
-    The bytes reserved against the owner's quota are released when the session completes or is
-    aborted; an abandoned session expires with its TTL (S3 aborts the upload by lifecycle rule).
-    """
+    """A presigned multipart upload in progress. An abandoned session expires with its TTL and
+    S3 aborts its upload by lifecycle rule; it holds no quota (that is counted at completion)."""
 
     class Meta(TableMeta):
         table_name = table_name_for("upload-sessions")
@@ -40,8 +37,6 @@ class UploadSession(Model):
     s3_upload_id = UnicodeAttribute()
     size = NumberAttribute()
     part_size = NumberAttribute()
-    owner_key = UnicodeAttribute()
-    reserved_bytes = NumberAttribute(default=0)
     created_by = UnicodeAttribute()
     # "open" while parts arrive; "completing" once a client asked to complete (only one may).
     state = UnicodeAttribute(default="open")
