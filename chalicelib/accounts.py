@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
 from .config import settings
 from .errors import (
@@ -19,7 +19,7 @@ from .errors import (
     ValidationError,
 )
 from .models import LoginFailure, User
-from .models.base import utcnow
+from .models.base import save_new, utcnow
 from .models.users import PERSON
 
 USERNAME_PATTERN = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]{2,149}$")
@@ -100,12 +100,7 @@ def create_user(
         password_hash=_hasher.hash(password),
         is_staff=is_staff,
     )
-    try:
-        user.save(condition=User.username_key.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            raise UserAlreadyExists(f"The username `{username}` is taken.") from None
-        raise
+    save_new(user, User.username_key, UserAlreadyExists(f"The username `{username}` is taken."))
     return user
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
 from .accounts import find_user, user_key
 from .auth import Caller
 from .errors import ObjectNotFound, ValidationError
 from .models import Collaborator, Project
-from .models.base import utcnow
+from .models.base import save_new, utcnow
 from .models.users import PERSON
 from .permissions import parse_role
 from .request_data import get_str
@@ -46,12 +46,7 @@ def add_collaborator(caller: Caller, project: Project, data: dict[str, Any]) -> 
         created_at=now,
         updated_at=now,
     )
-    try:
-        collaborator.save(condition=Collaborator.collaborator_key.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            raise ValidationError(f"`{user.username}` is already a collaborator.") from None
-        raise
+    save_new(collaborator, Collaborator.project_id, ValidationError(f"`{user.username}` is already a collaborator."))
     return collaborator
 
 

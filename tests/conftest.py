@@ -55,3 +55,14 @@ def users(api):
         return api.login(username, PASSWORD)
 
     return make
+
+
+@pytest.fixture
+def alice(users) -> ApiClient:
+    return users("alice")
+
+
+@pytest.fixture
+def pid(alice) -> str:
+    """The id of alice's project `survey`."""
+    return alice.create_project("survey")["id"]

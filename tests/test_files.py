@@ -10,16 +10,6 @@ import requests
 from tests.files_helpers import QGS, stored_state, upload
 
 
-@pytest.fixture
-def alice(users):
-    return users("alice")
-
-
-@pytest.fixture
-def pid(alice):
-    return alice.create_project("survey")["id"]
-
-
 def _follow(reply, **kwargs) -> requests.Response:
     assert reply.status == 302, reply.content
     return requests.get(reply.headers["Location"], timeout=30, **kwargs)

@@ -9,16 +9,6 @@ from chalicelib.checksums import PART_SIZE, of_chunks
 from tests.files_helpers import QGS, stored_state, upload
 
 
-@pytest.fixture
-def alice(users):
-    return users("alice")
-
-
-@pytest.fixture
-def pid(alice):
-    return alice.create_project("survey")["id"]
-
-
 def _data(size: int) -> bytes:
     return (hashlib.sha256(b"seed").digest() * (size // 32 + 1))[:size]
 

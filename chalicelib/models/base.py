@@ -10,7 +10,9 @@ import botocore.loaders
 import botocore.session
 import pynamodb.connection.base
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.attributes import Attribute
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from ..config import settings
@@ -99,3 +101,14 @@ class Transaction:
             order[i] for i, reason in enumerate(reasons)
             if reason and reason.code == "ConditionalCheckFailed"
         }
+
+
+def save_new(item: Model, key: Attribute, already_exists: Exception) -> None:
+    """Save an item that must not exist yet (`key` is its hash key attribute); raise
+    `already_exists` if it does."""
+    try:
+        item.save(condition=key.does_not_exist())
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise already_exists from None
+        raise
