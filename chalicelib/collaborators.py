@@ -46,7 +46,8 @@ def add_collaborator(caller: Caller, project: Project, data: dict[str, Any]) -> 
         created_at=now,
         updated_at=now,
     )
-    save_new(collaborator, Collaborator.project_id, ValidationError(f"`{user.username}` is already a collaborator."))
+    already = ValidationError(f"`{user.username}` is already a collaborator.")
+    save_new(collaborator, Collaborator.project_id, already)
     return collaborator
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import botocore.loaders
 import botocore.session
 import pynamodb.connection.base
+from pynamodb.attributes import Attribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
-from pynamodb.attributes import Attribute
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
