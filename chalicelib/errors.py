@@ -72,6 +72,10 @@ class MethodNotAllowed(ApiError):
     status, code, default_message = 405, "method_not_allowed", "Method not allowed."
 
 
+class Conflict(ApiError):
+    status, code, default_message = 409, "conflict", "Another request is changing this right now."
+
+
 class PayloadTooLarge(ApiError):
     status, code, default_message = 413, "payload_too_large", "The request body is too large."
 

@@ -167,7 +167,7 @@ def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sum
         raise
 
 
-def _get_file(project_id: str, name: str) -> ProjectFile | None:
+def find_file(project_id: str, name: str) -> ProjectFile | None:
     try:
         return ProjectFile.get(project_id, name, consistent_read=True)
     except DoesNotExist:
@@ -177,7 +177,7 @@ def _get_file(project_id: str, name: str) -> ProjectFile | None:
 def _commit_version(caller: Caller, target: UploadTarget, s3_version_id: str, sums: Checksums) -> FileVersion:
     project = target.project
     now = utcnow()
-    item = _get_file(project.id, target.name) or ProjectFile(
+    item = find_file(project.id, target.name) or ProjectFile(
         project.id, target.name, uploaded_at=now, uploaded_by=caller.username
     )
     version = FileVersion(
@@ -220,7 +220,7 @@ def list_files(project: Project) -> list[ProjectFile]:
 
 
 def get_file(project: Project, name: str) -> ProjectFile:
-    item = _get_file(project.id, name)
+    item = find_file(project.id, name)
     if item is None or not item.versions:
         raise ObjectNotFound(f"There is no file `{name}` in this project.")
     return item

@@ -23,7 +23,7 @@ from .accounts import get_user
 from .auth import Caller
 from .checksums import PART_SIZE
 from .config import settings
-from .errors import ObjectNotFound, OverQuota, ValidationError
+from .errors import Conflict, ObjectNotFound, OverQuota, ValidationError
 from .file_rules import check_qgis_project
 from .models import FileVersion, Project, UploadSession
 from .models.base import utcnow
@@ -33,6 +33,8 @@ from .serializers import timestamp
 
 MAX_PARTS = 10_000
 SESSION_LIFETIME = timedelta(days=1)
+# Longer than the API's function may run (15 minutes): a claim this old was cut off.
+CLAIM_LIFETIME = timedelta(minutes=16)
 
 
 def _part_count(size: int) -> int:
@@ -83,29 +85,35 @@ def get_session(caller: Caller, project: Project, upload_id: str) -> UploadSessi
 
 def describe(session: UploadSession) -> dict[str, Any]:
     """The session, the parts S3 already holds, and presigned URLs for the missing ones."""
-    parts = storage.uploaded_parts(session.s3_key, session.s3_upload_id)
-    uploaded = {part["PartNumber"]: part for part in parts}
-    expires_in = settings.presigned_url_seconds
-    missing = [n for n in range(1, _part_count(int(session.size)) + 1) if n not in uploaded]
-    return {
+    body = {
         "upload_id": session.upload_id,
         "project_id": session.project_id,
         "name": session.name,
         "size": int(session.size),
         "part_size": int(session.part_size),
+        "state": session.state,
         "expires_at": timestamp(session.expires_at),
-        "uploaded_parts": [
-            {"part_number": n, "size": int(p["Size"]), "etag": p["ETag"]} for n, p in sorted(uploaded.items())
-        ],
-        "parts": [
+        "uploaded_parts": [],
+        "parts": [],
+    }
+    if session.s3_version_id:  # assembled: S3 no longer lists the parts
+        return body
+    uploaded = {p["PartNumber"]: p for p in storage.uploaded_parts(session.s3_key, session.s3_upload_id)}
+    body["uploaded_parts"] = [
+        {"part_number": n, "size": int(p["Size"]), "etag": p["ETag"]} for n, p in sorted(uploaded.items())
+    ]
+    if session.state == "open":
+        missing = [n for n in range(1, _part_count(int(session.size)) + 1) if n not in uploaded]
+        body["parts"] = [
             {
                 "part_number": n,
                 "size": _part_size(session, n),
-                "url": storage.presigned_part_url(session.s3_key, session.s3_upload_id, n, expires_in),
+                "url": storage.presigned_part_url(
+                    session.s3_key, session.s3_upload_id, n, settings.presigned_url_seconds),
             }
             for n in missing
-        ],
-    }
+        ]
+    return body
 
 
 def _verified_parts(session: UploadSession) -> list[dict[str, Any]]:
@@ -124,17 +132,28 @@ def _verified_parts(session: UploadSession) -> list[dict[str, Any]]:
 
 
 def _claim(session: UploadSession) -> None:
+    """Only one completion at a time; one that was cut off (no answer for longer than a Lambda
+    may run) can be taken over by a retry."""
+    now = utcnow()
+    is_free = UploadSession.state == "open"
+    is_abandoned = UploadSession.claimed_at < now - CLAIM_LIFETIME
     try:
-        session.update(actions=[UploadSession.state.set("completing")],
-                       condition=UploadSession.state == "open")
+        session.update(
+            actions=[UploadSession.state.set("completing"), UploadSession.claimed_at.set(now)],
+            condition=is_free | is_abandoned,
+        )
     except UpdateError:
-        raise ValidationError("This upload is already being completed.") from None
+        raise Conflict("This upload is being completed; ask again in a minute.") from None
 
 
-def _checksums_of_stored(session: UploadSession, s3_version_id: str, is_qgis: bool) -> checksums.Checksums:
+def _release_claim(session: UploadSession) -> None:
+    session.update(actions=[UploadSession.state.set("open"), UploadSession.claimed_at.remove()])
+
+
+def _checksums_of_stored(session: UploadSession, is_qgis: bool) -> checksums.Checksums:
     hasher = checksums.Hasher()
     with SpooledTemporaryFile(max_size=PART_SIZE) as copy:
-        for chunk in storage.stream_object(session.s3_key, s3_version_id):
+        for chunk in storage.stream_object(session.s3_key, session.s3_version_id):
             hasher.update(chunk)
             if is_qgis:  # QGIS project files are small; they are checked like direct uploads
                 copy.write(chunk)
@@ -144,30 +163,46 @@ def _checksums_of_stored(session: UploadSession, s3_version_id: str, is_qgis: bo
     return hasher.result()
 
 
+def _already_recorded(session: UploadSession) -> FileVersion | None:
+    """The version this session became, if an interrupted completion got that far."""
+    item = files.find_file(session.project_id, session.name)
+    versions = item.versions if item else []
+    return next((v for v in versions if v.s3_version_id == session.s3_version_id), None)
+
+
 def complete(
     caller: Caller, project: Project, role: ProjectRole | None, session: UploadSession
 ) -> FileVersion:
+    """Assemble, checksum and record the upload. Each step is written to the session before the
+    next one starts, so a retry of an interrupted completion picks up where it stopped."""
     # The rules are checked again: the project may have changed while the parts were uploaded.
     target = files.check_upload(project, role, session.name)
-    parts = _verified_parts(session)
+    parts = None if session.s3_version_id else _verified_parts(session)
     _claim(session)
     size = int(session.size)
+    if not session.quota_counted:
+        try:
+            quota.reserve(get_user(project.owner), size, enforce=files.enforces_quota(caller))
+        except OverQuota:
+            _release_claim(session)  # the parts stay: free some space and complete again
+            raise
+        session.update(actions=[UploadSession.quota_counted.set(True)])
+    if not session.s3_version_id:
+        version_id = storage.complete_multipart_upload(session.s3_key, session.s3_upload_id, parts)
+        session.update(actions=[UploadSession.s3_version_id.set(version_id)])
     try:
-        quota.reserve(get_user(project.owner), size, enforce=files.enforces_quota(caller))
-    except OverQuota:
-        abort(session)
-        raise
-    s3_version_id = storage.complete_multipart_upload(session.s3_key, session.s3_upload_id, parts)
-    try:
-        sums = _checksums_of_stored(session, s3_version_id, target.is_qgis)
+        recorded = _already_recorded(session)
+        if recorded is None:
+            sums = _checksums_of_stored(session, target.is_qgis)
+            recorded = files.record_version(caller, target, session.s3_version_id, sums)
     except Exception:
-        storage.delete_version(session.s3_key, s3_version_id)
-        quota.release(project.owner_key, size)
+        if _already_recorded(session) is None:  # record_version undid its own work
+            storage.delete_version(session.s3_key, session.s3_version_id)
+            quota.release(project.owner_key, size)
         session.delete()
         raise
-    version = files.record_version(caller, target, s3_version_id, sums)
     session.delete()
-    return version
+    return recorded
 
 
 def abort(session: UploadSession) -> None:

@@ -119,14 +119,23 @@ def start_moto(config: StackConfig) -> subprocess.Popen:
         [sys.executable, "-m", "devstack.aws_standin", "-H", config.host, "-p", str(config.aws_port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
-    _wait_until_up(f"{config.aws_endpoint}/moto-api/", process)
-    seed = random.randrange(2**31)
-    requests.post(f"{config.aws_endpoint}/moto-api/seed?a={seed}", timeout=10).raise_for_status()
-    if had_state:
-        print("Restoring the saved local state...", file=sys.stderr, flush=True)
-        requests.post(
-            f"{config.aws_endpoint}/moto-api/recorder/replay-recording", timeout=3600
-        ).raise_for_status()
+    try:
+        _wait_until_up(f"{config.aws_endpoint}/moto-api/", process)
+        seed = random.randrange(2**31)
+        requests.post(f"{config.aws_endpoint}/moto-api/seed?a={seed}", timeout=10).raise_for_status()
+        if had_state:
+            print("Restoring the saved local state...", file=sys.stderr, flush=True)
+            replay = requests.post(
+                f"{config.aws_endpoint}/moto-api/recorder/replay-recording", timeout=3600
+            )
+            if not replay.ok:
+                raise SystemExit(
+                    f"could not restore the saved state from {config.recording} (details in "
+                    f"{config.data_dir / 'moto.log'}); move that file away to start afresh"
+                )
+    except BaseException:
+        stop_process(process)
+        raise
     return process
 
 

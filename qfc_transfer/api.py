@@ -10,7 +10,7 @@ import requests
 
 from .errors import ApiError, TransferError
 
-TIMEOUT = (10, 120)  # (connect, read) seconds; completing a large upload streams it once on the server
+TIMEOUT = (10, 120)  # (connect, read) seconds
 USER_AGENT = "qfc-transfer"
 
 _local = threading.local()
@@ -40,13 +40,13 @@ class Api:
         return urljoin(self.base_url, path)
 
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
-             allow_redirects: bool = True) -> requests.Response:
+             allow_redirects: bool = True, timeout: tuple[float, float] = TIMEOUT) -> requests.Response:
         """One API request; an error answer becomes an ApiError with the API's code and message."""
         url = self.url(path)
         try:
             response = http().request(
                 method, url, json=json, params=params, allow_redirects=allow_redirects,
-                headers={"Authorization": f"Token {self.token}"}, timeout=TIMEOUT,
+                headers={"Authorization": f"Token {self.token}"}, timeout=timeout,
             )
         except requests.RequestException as error:
             raise TransferError("connection_error", f"{method} {url} failed: {error}") from error

@@ -95,7 +95,8 @@ def download(api: Api, project_id: str, name: str, local: Path, *, version: str 
         if on_range:
             on_range(index)
 
-    progress = parallel.Progress(size, min(len(done) * RANGE_SIZE, size), "download", show_progress)
+    already = sum(min(RANGE_SIZE, size - index * RANGE_SIZE) for index in done)
+    progress = parallel.Progress(size, already, "download", show_progress)
     try:
         with open(partial, "r+b") as file:
             fd = file.fileno()

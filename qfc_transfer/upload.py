@@ -1,8 +1,8 @@
 """`qfc-transfer upload`: a local file to the server through presigned multipart upload.
 
-The flow: `begin` reserves the size and answers with one presigned PUT URL per 8 MiB part; the
-parts go straight to S3 in parallel; `complete` assembles them and records the new version with
-its checksums, which we compare with the ones of the local file.
+The flow: `begin` checks the rules and the quota and answers with one presigned PUT URL per
+8 MiB part; the parts go straight to S3 in parallel; `complete` assembles them and records the
+new version with its checksums, which we compare with the ones of the local file.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -23,12 +24,17 @@ import requests
 from chalicelib.checksums import READ_SIZE, Checksums, Hasher
 
 from . import parallel, state
-from .api import TIMEOUT, Api, ApiError, http
+from .api import TIMEOUT, Api, ApiError, file_path, http
 from .errors import TransferError
 
 Log = Callable[[str], None]
 
-# urllib3 reads a request body in blocks of this many bytes; small enough for a smooth bar.
+# Completing reads the whole assembled file back on the server to checksum it: minutes for many GB.
+COMPLETE_TIMEOUT = (10, 900)
+COMPLETE_POLL_SECONDS = 10
+# A completion cut off on the server is taken over by a new request after 16 minutes.
+COMPLETE_PATIENCE_SECONDS = 40 * 60
+# Only for iterating a part's body; urllib3 itself calls `read` with its own (smaller) block size.
 _BODY_BLOCK = 256 * 1024
 
 
@@ -42,9 +48,9 @@ class Part:
 def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 4,
            show_progress: bool = True, log: Log = lambda _: None,
            on_part: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Upload `local` as `name`, resuming a saved session when there is one; returns the API's
-    completion answer. `on_part(part_number)` is called as each part lands (tests use it to
-    interrupt an upload at a known point)."""
+    """Upload `local` as `name`, resuming a saved session when there is one (or recognising that
+    it completed meanwhile); returns the API's completion answer. `on_part(part_number)` is
+    called as each part lands (tests use it to interrupt an upload at a known point)."""
     stat = local.stat()
     identity = {"url": api.base_url, "project_id": project_id, "name": name,
                 "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -54,6 +60,9 @@ def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 
     with open(local, "rb") as file:
         fd = file.fileno()
         session = _resume(api, state_file, identity, fd, log)
+        if session is not None and "completed" in session:
+            state.remove(state_file)
+            return session["completed"]
         if session is None:
             session = api.json("POST", f"uploads/{quote(project_id, safe='')}/",
                                json={"name": name, "size": stat.st_size})
@@ -73,11 +82,50 @@ def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 
         finally:
             progress.close()
 
-    result = api.json("POST", session_path + "complete/")
+    result = _complete(api, session_path, file_path("files/metadata", project_id, name), local_sums, log)
     # The session is gone on the server now: a rerun must not try to resume it.
     state.remove(state_file)
     _compare(result, local_sums.result(), local)
     return result
+
+
+def _complete(api: Api, session_path: str, metadata_path: str, local: Future[Checksums],
+              log: Log) -> dict[str, Any]:
+    """Ask the server to complete, until it has. Asking again is always safe: the server records
+    each step of a completion, answers 409 while one runs (a file of many GB keeps it busy after
+    the gateway's 504), and 404 once the session has become a file version."""
+    deadline = time.monotonic() + COMPLETE_PATIENCE_SECONDS
+    while True:
+        try:
+            return api.json("POST", session_path + "complete/", timeout=COMPLETE_TIMEOUT)
+        except ApiError as error:
+            if error.status == 404:
+                return _stored_version(api, metadata_path, local.result())
+            if error.status != 409 and error.status < 500:
+                raise
+            problem: TransferError = error
+        except TransferError as error:  # no answer at all, e.g. a read timeout
+            problem = error
+        if time.monotonic() > deadline:
+            raise TransferError(problem.code, f"{problem.message} (the server did not finish "
+                                "completing the upload; run the same command later)") from problem
+        log(f"the server is still completing the upload ({problem.code}); asking again soon")
+        time.sleep(COMPLETE_POLL_SECONDS)
+
+
+def _stored_version(api: Api, metadata_path: str, local: Checksums) -> dict[str, Any]:
+    """The version a session became when it completed while we were not listening."""
+    try:
+        metadata = api.json("GET", metadata_path)
+    except ApiError as error:
+        if error.status != 404:
+            raise
+        metadata = {"versions": []}
+    for version in metadata["versions"]:
+        if (version.get("size"), version.get("sha256")) == (local.size, local.sha256):
+            return {"name": metadata["name"], **version}
+    raise TransferError("upload_lost", "the upload session is gone and no version of the file "
+                        "matches the local one; upload it again")
 
 
 def _session_path(project_id: str, upload_id: str) -> str:
@@ -96,7 +144,7 @@ def _resume(api: Api, state_file: Path, identity: dict[str, Any], fd: int,
     if saved is None:
         return None
     if not state.matches(saved, identity):
-        # The file (or the name) changed since: that session now only holds reserved quota.
+        # The file (or the name) changed since: that session's parts are of no use any more.
         log("the saved upload state is for another version of the file; starting afresh")
         if saved.get("url") == identity["url"]:
             _abort_quietly(api, saved)
@@ -108,6 +156,11 @@ def _resume(api: Api, state_file: Path, identity: dict[str, Any], fd: int,
     except ApiError as error:
         if error.status != 404:
             raise
+        metadata_path = file_path("files/metadata", str(saved["project_id"]), str(saved["name"]))
+        with contextlib.suppress(TransferError):  # it may have completed after we stopped waiting
+            stored = _stored_version(api, metadata_path, _checksums_of(fd))
+            log(f"upload {saved['upload_id']} had completed: version {stored['version_id']}")
+            return {"completed": stored}
         log(f"upload {saved['upload_id']} is gone from the server (expired or aborted); starting afresh")
         state.remove(state_file)
         return None
@@ -124,6 +177,14 @@ def _resume(api: Api, state_file: Path, identity: dict[str, Any], fd: int,
     return session
 
 
+def _checksums_of(fd: int) -> Checksums:
+    hasher, offset = Hasher(), 0
+    while block := os.pread(fd, READ_SIZE, offset):
+        hasher.update(block)
+        offset += len(block)
+    return hasher.result()
+
+
 def _stale_parts(session: dict[str, Any], fd: int) -> list[int]:
     """Parts whose S3 ETag (the MD5 of the part) is not the MD5 of that slice of the local file."""
     part_size = int(session["part_size"])
@@ -137,7 +198,8 @@ def _stale_parts(session: dict[str, Any], fd: int) -> list[int]:
 
 
 def _abort_quietly(api: Api, saved: dict[str, Any]) -> None:
-    """Give back the quota a forsaken session reserves; it expires by itself anyway."""
+    """Drop a session we will not use, so S3 frees its parts now rather than days later by its
+    lifecycle rule; if that fails the session still expires by itself."""
     with contextlib.suppress(TransferError):
         api.call("DELETE", _session_path(str(saved.get("project_id")), str(saved.get("upload_id"))))
 

@@ -123,6 +123,11 @@ def test_the_same_rules_as_direct_uploads(alice, pid, users):
     assert (reply.status, reply.code) == (402, "over_quota")
     assert "late.bin" not in [name for name, _ in stored_state(pid)["items"]]
     assert stored_state(pid)["owner_bytes"] == len(QGS) + 1
+    # The parts wait: once space is freed, the same upload completes.
+    status = alice.get(f"uploads/{pid}/{session['upload_id']}/").json()
+    assert (status["state"], len(status["uploaded_parts"])) == ("open", 1)
+    alice.delete(f"files/{pid}/filler.bin/")
+    assert alice.post(f"uploads/{pid}/{session['upload_id']}/complete/").status == 201
     users("rep")
     alice.post(f"collaborators/{pid}/", data={"collaborator": "rep", "role": "reporter"})
     reporter = alice.login("rep", "correct horse battery")
@@ -139,3 +144,64 @@ def test_sessions_belong_to_their_creator(alice, pid, users):
                   bob.post(f"uploads/{pid}/{session['upload_id']}/complete/"),
                   bob.delete(f"uploads/{pid}/{session['upload_id']}/")):
         assert (reply.status, reply.code) == (404, "object_not_found")
+
+
+def test_an_interrupted_completion_resumes_without_counting_twice(alice, pid, monkeypatch):
+    """A completion cut off after assembling the object (a Lambda timeout) is resumed by a retry,
+    once its claim is old enough: one version, the quota counted once, nothing left over."""
+    from datetime import timedelta
+
+    from chalicelib import uploads
+    from chalicelib.models import UploadSession
+    from chalicelib.models.base import utcnow
+
+    data = _data(PART_SIZE + 5)
+    session = alice.post(f"uploads/{pid}/", json={"name": "a.bin", "size": len(data)}).json()
+    _put_parts(session, data)
+
+    def killed(*args, **kwargs):  # SystemExit skips every `except Exception`: no cleanup runs,
+        raise SystemExit("stopped")  # as when Lambda stops the function at its timeout
+
+    with monkeypatch.context() as patch:
+        patch.setattr(uploads, "_checksums_of_stored", killed)
+        with pytest.raises(SystemExit):
+            alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    stored = UploadSession.get(session["upload_id"])
+    assert (stored.state, stored.quota_counted, bool(stored.s3_version_id)) == ("completing", True, True)
+    status = alice.get(f"uploads/{pid}/{session['upload_id']}/")
+    assert status.status == 200 and status.json()["state"] == "completing"
+
+    retry = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    assert (retry.status, retry.code) == (409, "conflict")  # the claim is still fresh
+    stored.update(actions=[UploadSession.claimed_at.set(utcnow() - timedelta(minutes=20))])
+    retry = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    assert retry.status == 201 and retry.json()["md5sum"] == of_chunks([data]).md5sum
+    state = stored_state(pid)
+    assert state["items"] == [("a.bin", 1)] and len(state["s3"]) == 1
+    assert state["owner_bytes"] == state["project_bytes"] == len(data) and state["uploads"] == 0
+
+
+def test_a_completion_cut_off_after_recording_is_not_recorded_twice(alice, pid, monkeypatch):
+    from datetime import timedelta
+
+    from chalicelib import files, uploads
+    from chalicelib.models import UploadSession
+    from chalicelib.models.base import utcnow
+
+    session = alice.post(f"uploads/{pid}/", json={"name": "a.bin", "size": 10}).json()
+    _put_parts(session, b"0123456789")
+    record = files.record_version
+
+    def record_then_die(*args, **kwargs):
+        record(*args, **kwargs)
+        raise SystemExit("stopped")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(uploads.files, "record_version", record_then_die)
+        with pytest.raises(SystemExit):
+            alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
+    UploadSession.get(session["upload_id"]).update(
+        actions=[UploadSession.claimed_at.set(utcnow() - timedelta(minutes=20))])
+    assert alice.post(f"uploads/{pid}/{session['upload_id']}/complete/").status == 201
+    state = stored_state(pid)
+    assert state["items"] == [("a.bin", 1)] and state["owner_bytes"] == 10 and state["uploads"] == 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -38,8 +39,13 @@ class UploadSession(Model):
     size = NumberAttribute()
     part_size = NumberAttribute()
     created_by = UnicodeAttribute()
-    # "open" while parts arrive; "completing" once a client asked to complete (only one may).
+    # "open" while parts arrive; "completing" once a client asked to complete (only one at a
+    # time). Completion records each step it has done, so that a retry after an interruption
+    # (a Lambda timeout) resumes instead of counting the quota twice or losing the object.
     state = UnicodeAttribute(default="open")
+    claimed_at = UTCDateTimeAttribute(null=True)
+    quota_counted = BooleanAttribute(default=False)
+    s3_version_id = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(default=utcnow)
     expires_at = TTLAttribute()
 

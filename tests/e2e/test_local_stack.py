@@ -1,9 +1,11 @@
 """The local stack as a user runs it: start, create a user, stop with Ctrl-C, start again."""
 
+import subprocess
+
 import pytest
 import requests
 
-from tests.e2e.stack import ADMIN_PASSWORD, LocalStack
+from tests.e2e.stack import ADMIN_PASSWORD, BIN, LocalStack
 
 pytestmark = pytest.mark.e2e
 
@@ -23,6 +25,14 @@ def test_data_survives_a_restart(tmp_path):
         stack.cli("upload-files", pid, str(tmp_path / "up"), token=token)
         (tmp_path / "up" / "notes.txt").write_text("second version")
         stack.cli("upload-files", pid, str(tmp_path / "up"), token=token)
+        # Parts sent in parallel straight to the AWS stand-in must not garble its recording.
+        big = tmp_path / "big.bin"
+        big.write_bytes(bytes(range(256)) * (24 * 4096))  # 24 MiB: 3 parts
+        transfer = subprocess.run(
+            [str(BIN / "qfc-transfer"), "upload", "--parallel", "3", pid, str(big)],
+            env={**stack.env, "QFIELDCLOUD_URL": stack.url, "QFIELDCLOUD_TOKEN": token},
+            capture_output=True, text=True, timeout=300, check=False)
+        assert transfer.returncode == 0, transfer.stderr
         files_before = stack.cli("--json", "list-files", pid, token=token).json()
     finally:
         assert stack.stop() == 0
@@ -35,10 +45,12 @@ def test_data_survives_a_restart(tmp_path):
         assert (project["id"], project["name"], project["owner"]) == (pid, "survivor", "carol")
         assert stack.login("admin", ADMIN_PASSWORD)
         assert stack.cli("--json", "list-files", pid, token=token).json() == files_before
-        stack.cli("download-files", pid, str(tmp_path / "down"), token=token)
+        downloaded = stack.cli("download-files", pid, str(tmp_path / "down"), token=token)
+        assert "Downloaded 2 file(s)." in downloaded.output, downloaded.output
         assert (tmp_path / "down" / "notes.txt").read_text() == "second version"
+        assert (tmp_path / "down" / "big.bin").read_bytes() == big.read_bytes()
         # Both versions' bytes came back with the same S3 version ids as before the restart.
-        versions = files_before[0]["versions"]
+        versions = next(f for f in files_before if f["name"] == "notes.txt")["versions"]
         for version, expected in zip(versions, ["second version", "first"], strict=True):
             reply = requests.get(f"{stack.url}files/{pid}/notes.txt/?version={version['version_id']}",
                                  headers={"Authorization": f"Token {token}"}, timeout=30)

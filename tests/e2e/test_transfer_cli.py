@@ -160,7 +160,6 @@ def test_64_mib_up_and_down_with_the_server_memory_flat(fresh, tmp_path):
     before = vm_hwm_bytes(fresh.stack.process.pid)
     uploaded = ok(fresh.transfer("upload", project, str(original), name))
     after = vm_hwm_bytes(fresh.stack.process.pid)
-    print("DEBUG hwm", before, after, (after - before) / MIB)
     assert after - before < 16 * MIB, f"the API process grew its peak by {(after - before) / MIB:.1f} MiB"
 
     etag = calc_etag(str(original))
@@ -209,7 +208,6 @@ def test_an_interrupted_upload_resumes_with_the_missing_parts_only(server, tmp_p
     held = {part["part_number"] for part in status.json()["uploaded_parts"]}
     # Parts in flight at the interruption may still have landed; the server's word is what counts.
     assert set(landed) <= held and len(held) < 6
-    print("DEBUG held", landed, held)
 
     mark = server.recording_mark()
     resumed = ok(server.transfer("upload", project, str(local)))
