@@ -34,10 +34,3 @@ def dynamodb():
 @cache
 def sqs():
     return _client("sqs")
-
-
-def reset_clients() -> None:
-    """Forget cached clients (tests that swap AWS endpoints call this)."""
-    s3.cache_clear()
-    dynamodb.cache_clear()
-    sqs.cache_clear()
