@@ -44,6 +44,7 @@ MAX_ATTEMPTS = 8
 # attachments must never be lost in the field because the account is full.
 QUOTA_EXEMPT_CLIENTS = frozenset({"qfield", "worker"})
 RANGE_PATTERN = re.compile(r"^bytes=(\d+)-(\d*)$")
+QFIELD_USER_AGENT_PREFIX = "qfield|"
 EXTRA_CONTENT_TYPES = {
     ".gpkg": "application/geopackage+sqlite3",
     ".qgs": "application/x-qgis-project",
@@ -264,15 +265,17 @@ class Download:
     version: FileVersion
 
 
-def download(item: ProjectFile, version: FileVersion, byte_range: tuple[int, int] | None) -> Download:
+def download(item: ProjectFile, version: FileVersion, range_header: str | None, user_agent: str) -> Download:
     """Where the client gets the bytes: a short-lived presigned URL that needs no auth header.
 
-    With `byte_range`, the URL leads to an object holding exactly those bytes, for clients that
-    re-request a redirect without their Range header (QField).
+    A Range header is checked (416 when invalid). QField re-requests a redirect without its Range
+    header and appends what arrives, so for QField the URL leads to a temporary object holding
+    exactly the requested bytes; other clients keep their Range header and S3 serves it.
     """
+    byte_range = parse_range(range_header, int(version.size)) if range_header else None
     filename = item.name.rsplit("/", 1)[-1]
     key = storage.file_key(item.project_id, item.name)
-    if byte_range is not None:
+    if byte_range is not None and user_agent.startswith(QFIELD_USER_AGENT_PREFIX):
         temporary = storage.copy_range(key, version.s3_version_id, *byte_range)
         return Download(storage.presigned_get(temporary, filename=filename), version)
     url = storage.presigned_get(key, version_id=version.s3_version_id, filename=filename)

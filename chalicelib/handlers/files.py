@@ -12,7 +12,6 @@ from ..routing import API_PREFIX, Router, parse_uuid
 from ..serializers import file_json, uploaded_json
 
 router = Router(__name__)
-QFIELD_USER_AGENT_PREFIX = "qfield|"
 
 
 def _requested_version(request) -> str | None:
@@ -62,12 +61,9 @@ def download_file(project_id, filename):
     etag = f'"{version.md5sum}"'
     if files.is_not_modified(version, request.headers.get("if-none-match")):
         return Response(body="", status_code=304, headers={"ETag": etag})
-    range_header = request.headers.get("range")
-    byte_range = files.parse_range(range_header, int(version.size)) if range_header else None
-    if byte_range and not request.headers.get("user-agent", "").startswith(QFIELD_USER_AGENT_PREFIX):
-        # Clients that keep their Range header on a redirect get it served by S3 itself.
-        byte_range = None
-    target = files.download(item, version, byte_range)
+    target = files.download(
+        item, version, request.headers.get("range"), request.headers.get("user-agent", "")
+    )
     return Response(body="", status_code=302,
                     headers={"Location": target.url, "ETag": etag, "Accept-Ranges": "bytes"})
 
