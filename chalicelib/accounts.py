@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -35,8 +36,13 @@ _hasher = (
     if settings.password_hash_cheap
     else PasswordHasher()
 )
-# Verified when the username is unknown, so that a miss costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so that a miss costs as long as a wrong password.
+    Made on first use: a cold start that serves no login need not pay for an argon2 hash."""
+    return _hasher.hash("not a password")
 
 
 class UserAlreadyExists(ApiError):
@@ -145,7 +151,7 @@ def authenticate_credentials(username: str | None, email: str | None, password: 
     lock_key = user_key(email or username or "")
     _check_not_locked(lock_key)
     user = _user_for_login(username, email)
-    password_hash = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    password_hash = user.password_hash if user and user.password_hash else _dummy_hash()
     try:
         verified = _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):

@@ -246,13 +246,18 @@ def _public_projects() -> Iterable[Project]:
     return Project.public.query(PUBLIC_PARTITION)
 
 
+def _collaborations(caller: Caller) -> dict[str, Collaborator]:
+    """The caller's collaborator rows, by project id (one Query on the user's index)."""
+    return {c.project_id: c for c in Collaborator.by_collaborator.query(caller.key)}
+
+
 def _visible_projects(caller: Caller, include_public: bool) -> dict[str, tuple[Project, ProjectRole]]:
     """Every project the caller has a role on: a few Queries, never a Scan of the table."""
     found: dict[str, tuple[Project, ProjectRole]] = {}
     user = caller.user
     for project in Project.by_owner.query(caller.key):
         found[project.id] = (project, role_from(user, project, None))
-    collaborations = {c.project_id: c for c in Collaborator.by_collaborator.query(caller.key)}
+    collaborations = _collaborations(caller)
     ids = [pid for pid in collaborations if pid not in found]
     for project in Project.batch_get(ids):
         found[project.id] = (project, role_from(user, project, collaborations[project.id]))
@@ -315,7 +320,7 @@ def list_projects(
 
 
 def list_public_projects(caller: Caller, ordering: str | None) -> list[tuple[Project, ProjectRole]]:
-    collaborations = {c.project_id: c for c in Collaborator.by_collaborator.query(caller.key)}
+    collaborations = _collaborations(caller)
     items = [
         (project, role_from(caller.user, project, collaborations.get(project.id)))
         for project in _public_projects()
