@@ -1,0 +1,39 @@
+"""Starting QGIS headless, once per process.
+
+QGIS needs `QT_QPA_PLATFORM=offscreen` before the application object exists (without it Qt
+aborts the process), a writable runtime dir, and its own settings dir so that no user profile
+leaks into a job. Network layers give up after a few seconds, so an unreachable database fails
+a layer quickly instead of hanging the job. `exitQgis()` is never called: a job process simply
+exits once its feedback is written (QGIS 3.22 can segfault in exitQgis while Python still holds
+layers, reference jobs.md B.3).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+NETWORK_TIMEOUT_MS = 5000
+
+_app = None
+
+
+def start() -> str:
+    """Start QGIS if this process has not yet; its version (`3.22.16` …)."""
+    global _app
+    if _app is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        if not os.environ.get("XDG_RUNTIME_DIR"):
+            os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="qfc-runtime-")
+        os.environ.setdefault("QGIS_CUSTOM_CONFIG_PATH", tempfile.mkdtemp(prefix="qfc-qgis-"))
+        # Debian's interpreter finds the prefix on its own; any other one needs it spelled out.
+        os.environ.setdefault("QGIS_PREFIX_PATH", "/usr")
+        from qgis.core import QgsApplication, QgsSettings
+
+        app = QgsApplication([], False)
+        app.initQgis()
+        QgsSettings().setValue("qgis/networkAndProxy/networkTimeout", NETWORK_TIMEOUT_MS)
+        _app = app
+    from qgis.core import Qgis
+
+    return Qgis.version().split("-")[0]
