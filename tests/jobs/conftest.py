@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "qfieldcloud"
+from tests import shared_data
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +19,7 @@ def qgis() -> str:
 
 @pytest.fixture
 def testdata() -> Path:
-    assert TESTDATA.is_dir(), f"the shared test data is missing at {TESTDATA}"
-    return TESTDATA
+    return shared_data.testdata()
 
 
 def copy_tree(source: Path, target: Path) -> Path:
