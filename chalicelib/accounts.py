@@ -31,18 +31,20 @@ RESERVED_USERNAMES = frozenset({
     "version", "delta", "deltas", "deltafile", "auth", "qfield-files", "esri",
 })
 
-_hasher = (
-    PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    if settings.password_hash_cheap
-    else PasswordHasher()
-)
+@cache
+def _hasher_for(cheap: bool) -> PasswordHasher:
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1) if cheap else PasswordHasher()
+
+
+def _hasher() -> PasswordHasher:
+    return _hasher_for(settings.password_hash_cheap)
 
 
 @cache
 def _dummy_hash() -> str:
     """Verified when the username is unknown, so that a miss costs as long as a wrong password.
     Made on first use: a cold start that serves no login need not pay for an argon2 hash."""
-    return _hasher.hash("not a password")
+    return _hasher().hash("not a password")
 
 
 class UserAlreadyExists(ApiError):
@@ -103,7 +105,7 @@ def create_user(
         email_key=email.lower() or None,
         first_name=first_name,
         last_name=last_name,
-        password_hash=_hasher.hash(password),
+        password_hash=_hasher().hash(password),
         is_staff=is_staff,
     )
     save_new(user, User.username_key, UserAlreadyExists(f"The username `{username}` is taken."))
@@ -112,7 +114,7 @@ def create_user(
 
 def set_password(user: User, password: str) -> None:
     validate_password(password)
-    user.update(actions=[User.password_hash.set(_hasher.hash(password))])
+    user.update(actions=[User.password_hash.set(_hasher().hash(password))])
 
 
 def _user_for_login(username: str | None, email: str | None) -> User | None:
@@ -153,7 +155,7 @@ def authenticate_credentials(username: str | None, email: str | None, password: 
     user = _user_for_login(username, email)
     password_hash = user.password_hash if user and user.password_hash else _dummy_hash()
     try:
-        verified = _hasher.verify(password_hash, password)
+        verified = _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         verified = False
     if not (verified and user and user.is_active and user.account_type == PERSON):

@@ -1,4 +1,8 @@
-"""boto3 clients, built in one place so that the endpoint override applies everywhere."""
+"""boto3 clients, built in one place so that the endpoint override applies everywhere.
+
+A client is made on first use and kept for the region and endpoint it was made for, so a process
+whose settings change (tests, a worker pointed at the local stack) gets matching clients.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +14,28 @@ from botocore.config import Config
 from .config import settings
 
 
-def _client(service: str, **config: object):
+@cache
+def _client(service: str, region: str, endpoint_url: str | None):
+    extra: dict[str, object] = {}
+    if service == "s3":
+        # Path-style addressing keeps presigned URLs valid against a local endpoint on an IP address.
+        extra = {"signature_version": "s3v4",
+                 "s3": {"addressing_style": "path" if endpoint_url else "auto"}}
     return boto3.client(
         service,
-        region_name=settings.region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=Config(retries={"mode": "standard"}, **config),
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=Config(retries={"mode": "standard"}, **extra),
     )
 
 
-@cache
+def _current(service: str):
+    return _client(service, settings.region, settings.aws_endpoint_url)
+
+
 def s3():
-    # Path-style addressing keeps presigned URLs valid against a local endpoint on an IP address.
-    addressing = "path" if settings.aws_endpoint_url else "auto"
-    return _client("s3", signature_version="s3v4", s3={"addressing_style": addressing})
+    return _current("s3")
 
 
-@cache
-def dynamodb():
-    return _client("dynamodb")
-
-
-@cache
 def sqs():
-    return _client("sqs")
+    return _current("sqs")

@@ -1,12 +1,18 @@
-"""Settings, read once from the environment.
+"""Settings: one object, read from the environment on first use (never at import), and
+replaceable in tests with `override(...)`.
 
 The same code runs locally (against moto's server, `QFC_AWS_ENDPOINT_URL` set) and in AWS (unset).
+Every module reads `settings.<name>`; `settings` stands for the current `Settings`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -17,12 +23,13 @@ def _optional_int(name: str) -> int | None:
     return int(value) if value else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
     region: str
     aws_endpoint_url: str | None
     table_prefix: str
     bucket: str
+    jobs_queue_url: str | None
     token_expiration_hours: int
     login_failure_limit: int
     login_lockout_seconds: int
@@ -34,13 +41,14 @@ class Settings:
     password_hash_cheap: bool
 
 
-def load_settings() -> Settings:
+def from_environment() -> Settings:
     env = os.environ.get
     return Settings(
         region=env("AWS_DEFAULT_REGION") or env("AWS_REGION") or "us-east-1",
         aws_endpoint_url=env("QFC_AWS_ENDPOINT_URL") or None,
         table_prefix=env("QFC_TABLE_PREFIX", "qfc-"),
         bucket=env("QFC_BUCKET", "qfc-files"),
+        jobs_queue_url=env("QFC_JOBS_QUEUE_URL") or None,
         token_expiration_hours=int(env("QFC_TOKEN_EXPIRATION_HOURS", "720")),
         login_failure_limit=int(env("QFC_LOGIN_FAILURE_LIMIT", "5")),
         login_lockout_seconds=int(env("QFC_LOGIN_LOCKOUT_SECONDS", "1800")),
@@ -53,4 +61,40 @@ def load_settings() -> Settings:
     )
 
 
-settings = load_settings()
+_current: Settings | None = None
+
+
+def current() -> Settings:
+    global _current
+    if _current is None:
+        _current = from_environment()
+    return _current
+
+
+def reload() -> Settings:
+    """Read the environment again (after it changed, e.g. when a process points at the local stack)."""
+    global _current
+    _current = from_environment()
+    return _current
+
+
+@contextmanager
+def override(**changes: Any) -> Iterator[Settings]:
+    """Settings with some values replaced, for the duration of a `with` block (tests)."""
+    global _current
+    previous = current()
+    _current = dataclasses.replace(previous, **changes)
+    try:
+        yield _current
+    finally:
+        _current = previous
+
+
+class _CurrentSettings:
+    """`settings.bucket` reads the current settings; nothing is read before the first access."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(current(), name)
+
+
+settings = _CurrentSettings()

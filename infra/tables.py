@@ -6,7 +6,6 @@ from typing import Any
 
 from pynamodb.models import Model
 
-from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
 
 from .cfn import Json, get_att, resource, sub
@@ -17,8 +16,8 @@ _KEEP = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 
 
 def table_suffix(model: type[Model]) -> str:
-    """The model's table name without the prefix the running process was configured with."""
-    return model.Meta.table_name.removeprefix(settings.table_prefix)
+    """The model's table name without the prefix (the stack gives the prefix)."""
+    return model.Meta.table
 
 
 def table_logical_id(model: type[Model]) -> str:

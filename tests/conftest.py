@@ -1,9 +1,10 @@
-"""Shared fixtures. The environment is set before any project module is imported, because
-settings and table names are read at import time."""
+"""Shared fixtures. The test environment is set before any test runs; the project reads its
+settings on first use, and `override_settings` changes them for one test."""
 
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 
 os.environ.update({
     "AWS_ACCESS_KEY_ID": "testing",
@@ -66,3 +67,12 @@ def alice(users) -> ApiClient:
 def pid(alice) -> str:
     """The id of alice's project `survey`."""
     return alice.create_project("survey")["id"]
+
+
+@pytest.fixture
+def override_settings():
+    """`override_settings(keep_versions=3)`: changed settings until the end of the test."""
+    from chalicelib import config
+
+    with ExitStack() as stack:
+        yield lambda **changes: stack.enter_context(config.override(**changes))

@@ -109,11 +109,9 @@ def test_over_quota_is_402_and_stores_nothing(world):
     assert upload(qfield, pid, "DCIM/field.jpg", b"y" * 50).status == 201
 
 
-def test_the_direct_upload_limit_answers_413_naming_the_presigned_flow(world, monkeypatch):
-    from chalicelib.config import settings
-
+def test_the_direct_upload_limit_answers_413_naming_the_presigned_flow(world, override_settings):
     alice, pid, _ = world
-    monkeypatch.setattr(settings, "max_direct_upload_bytes", 2000)
+    override_settings(max_direct_upload_bytes=2000)
     before = stored_state(pid)
     reply = upload(alice, pid, "large.bin", b"x" * 3000)
     _refused(alice, pid, reply, 413, "payload_too_large")

@@ -171,10 +171,8 @@ def test_restricted_files_update_their_own_timestamp(alice, pid):
     assert alice.get(f"projects/{pid}/").json()["restricted_data_last_updated_at"]
 
 
-def test_version_retention_deletes_old_versions_everywhere(alice, pid, monkeypatch):
-    from chalicelib.config import settings
-
-    monkeypatch.setattr(settings, "keep_versions", 3)
+def test_version_retention_deletes_old_versions_everywhere(alice, pid, override_settings):
+    override_settings(keep_versions=3)
     for i in range(5):
         upload(alice, pid, "a.txt", b"v" * (i + 1))
     item = alice.get(f"files/{pid}/").json()[0]

@@ -1,4 +1,4 @@
-"""What every table shares: its name prefix, region, endpoint and on-demand billing."""
+"""What every table shares: its name prefix, one DynamoDB connection, on-demand billing."""
 
 from __future__ import annotations
 
@@ -6,50 +6,54 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-import botocore.loaders
-import botocore.session
-import pynamodb.connection.base
 from pynamodb.attributes import Attribute
-from pynamodb.connection import Connection
+from pynamodb.connection import Connection, TableConnection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from ..config import settings
 
-_SHARED_LOADER = botocore.loaders.create_loader()
-
-
-def _session_sharing_service_models() -> botocore.session.Session:
-    session = botocore.session.get_session()
-    session.register_component("data_loader", _SHARED_LOADER)
-    return session
-
-
-# PynamoDB gives every model its own botocore session, and each parses the DynamoDB service
-# model again (~0.1 s apiece, on every Lambda cold start). One shared loader parses it once.
-pynamodb.connection.base.get_session = _session_sharing_service_models
-
 
 @cache
-def _connection() -> Connection:
-    return Connection(region=settings.region, host=settings.aws_endpoint_url)
+def _connection_to(region: str, host: str | None) -> Connection:
+    return Connection(region=region, host=host)
+
+
+def shared_connection() -> Connection:
+    """One DynamoDB connection (one botocore client) for every table: PynamoDB would otherwise
+    build a session per model and parse the DynamoDB service model again for each (~0.1 s
+    apiece on every Lambda cold start)."""
+    return _connection_to(settings.region, settings.aws_endpoint_url)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class TableMeta:
-    """Base of every model's `Meta`; subclasses set `table_name` with `table_name_for`."""
+class _TableNamed(type):
+    """Resolves `Meta.table_name` from the settings when a table is used, not at import."""
 
-    region = settings.region
-    host = settings.aws_endpoint_url
+    @property
+    def table_name(cls) -> str:
+        return settings.table_prefix + cls.table
+
+
+class TableMeta(metaclass=_TableNamed):
+    """Base of every model's `Meta`; subclasses set `table`, the name without the prefix."""
+
+    table: str
     billing_mode = "PAY_PER_REQUEST"
 
 
-def table_name_for(name: str) -> str:
-    return settings.table_prefix + name
+class Table(Model):
+    """Base of every model: all of them talk to DynamoDB through `shared_connection()`."""
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        connection = super()._get_connection()
+        connection.connection = shared_connection()
+        return connection
 
 
 class Transaction:
@@ -57,7 +61,7 @@ class Transaction:
     tells which conditions failed (PynamoDB sends checks, deletes, puts, then updates)."""
 
     def __init__(self) -> None:
-        self._write = TransactWrite(connection=_connection())
+        self._write = TransactWrite(connection=shared_connection())
         self._labels: dict[str, list[str | None]] = {
             "check": [], "delete": [], "put": [], "update": []
         }

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
 
-from .base import TableMeta, table_name_for, utcnow
+from .base import Table, TableMeta, utcnow
 
 
 class CollaborationsByUser(GlobalSecondaryIndex):
@@ -18,9 +17,9 @@ class CollaborationsByUser(GlobalSecondaryIndex):
     project_id = UnicodeAttribute(range_key=True)
 
 
-class Collaborator(Model):
+class Collaborator(Table):
     class Meta(TableMeta):
-        table_name = table_name_for("collaborators")
+        table = "collaborators"
 
     project_id = UnicodeAttribute(hash_key=True)
     collaborator_key = UnicodeAttribute(range_key=True)

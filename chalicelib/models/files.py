@@ -9,9 +9,8 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.models import Model
 
-from .base import TableMeta, table_name_for, utcnow
+from .base import Table, TableMeta, utcnow
 
 
 class FileVersion(MapAttribute):
@@ -26,7 +25,7 @@ class FileVersion(MapAttribute):
     uploaded_by = UnicodeAttribute(null=True)
 
 
-class ProjectFile(Model):
+class ProjectFile(Table):
     """A project file and its kept versions, oldest first, in one item.
 
     Listing a project's files is one Query. The number of versions is bounded by the retention
@@ -35,7 +34,7 @@ class ProjectFile(Model):
     """
 
     class Meta(TableMeta):
-        table_name = table_name_for("files")
+        table = "files"
 
     project_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute(range_key=True)

@@ -8,9 +8,8 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
 
-from .base import TableMeta, table_name_for, utcnow
+from .base import Table, TableMeta, utcnow
 
 PUBLIC_PARTITION = "public"
 
@@ -37,9 +36,9 @@ class PublicProjects(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
-class Project(Model):
+class Project(Table):
     class Meta(TableMeta):
-        table_name = table_name_for("projects")
+        table = "projects"
 
     id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
@@ -72,12 +71,12 @@ class Project(Model):
     public = PublicProjects()
 
 
-class ProjectName(Model):
+class ProjectName(Table):
     """Claims `<owner_key>/<name>`: written with the project in one transaction, so two
     concurrent creates (or renames) of the same owner and name cannot both succeed."""
 
     class Meta(TableMeta):
-        table_name = table_name_for("project-names")
+        table = "project-names"
 
     owner_and_name = UnicodeAttribute(hash_key=True)
     project_id = UnicodeAttribute()

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from pynamodb.attributes import TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
 
-from .base import TableMeta, table_name_for, utcnow
+from .base import Table, TableMeta, utcnow
 
 
 class TokensByUser(GlobalSecondaryIndex):
@@ -18,11 +17,11 @@ class TokensByUser(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
-class AuthToken(Model):
+class AuthToken(Table):
     """An API token. Only the SHA-256 of the key is stored; the key is shown once, at login."""
 
     class Meta(TableMeta):
-        table_name = table_name_for("auth-tokens")
+        table = "auth-tokens"
 
     token_hash = UnicodeAttribute(hash_key=True)
     username_key = UnicodeAttribute()

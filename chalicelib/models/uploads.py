@@ -8,9 +8,8 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
 
-from .base import TableMeta, table_name_for, utcnow
+from .base import Table, TableMeta, utcnow
 
 
 class UploadsByProject(GlobalSecondaryIndex):
@@ -24,12 +23,12 @@ class UploadsByProject(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
-class UploadSession(Model):
+class UploadSession(Table):
     """A presigned multipart upload in progress. An abandoned session expires with its TTL and
     S3 aborts its upload by lifecycle rule; it holds no quota (that is counted at completion)."""
 
     class Meta(TableMeta):
-        table_name = table_name_for("upload-sessions")
+        table = "upload-sessions"
 
     upload_id = UnicodeAttribute(hash_key=True)
     project_id = UnicodeAttribute()

@@ -8,9 +8,8 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
 
-from .base import TableMeta, table_name_for, utcnow
+from .base import Table, TableMeta, utcnow
 
 PERSON, ORGANIZATION, TEAM = 1, 2, 3
 
@@ -25,7 +24,7 @@ class UserByEmail(GlobalSecondaryIndex):
     email_key = UnicodeAttribute(hash_key=True)
 
 
-class User(Model):
+class User(Table):
     """An account: a person (later also organizations and teams, which share the namespace).
 
     `username_key` is the lowercased username: usernames are unique case-insensitively.
@@ -33,7 +32,7 @@ class User(Model):
     """
 
     class Meta(TableMeta):
-        table_name = table_name_for("users")
+        table = "users"
 
     username_key = UnicodeAttribute(hash_key=True)
     username = UnicodeAttribute()
@@ -56,11 +55,11 @@ class User(Model):
         return f"{self.first_name} {self.last_name}".strip()
 
 
-class LoginFailure(Model):
+class LoginFailure(Table):
     """Failed logins per username, shared by every Lambda instance; expires on its own."""
 
     class Meta(TableMeta):
-        table_name = table_name_for("login-failures")
+        table = "login-failures"
 
     username_key = UnicodeAttribute(hash_key=True)
     failures = NumberAttribute(default=0)
