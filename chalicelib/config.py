@@ -30,6 +30,7 @@ class Settings:
     table_prefix: str
     bucket: str
     jobs_queue_url: str | None
+    jobs_dead_letter_queue_url: str | None
     token_expiration_hours: int
     login_failure_limit: int
     login_lockout_seconds: int
@@ -49,6 +50,7 @@ def from_environment() -> Settings:
         table_prefix=env("QFC_TABLE_PREFIX", "qfc-"),
         bucket=env("QFC_BUCKET", "qfc-files"),
         jobs_queue_url=env("QFC_JOBS_QUEUE_URL") or None,
+        jobs_dead_letter_queue_url=env("QFC_JOBS_DLQ_URL") or None,
         token_expiration_hours=int(env("QFC_TOKEN_EXPIRATION_HOURS", "720")),
         login_failure_limit=int(env("QFC_LOGIN_FAILURE_LIMIT", "5")),
         login_lockout_seconds=int(env("QFC_LOGIN_LOCKOUT_SECONDS", "1800")),

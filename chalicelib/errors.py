@@ -6,6 +6,7 @@ Codes and statuses follow the QFieldCloud API (seeds/002, reference §9). Servic
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 from pynamodb.exceptions import DoesNotExist
@@ -66,6 +67,12 @@ class RestrictedProjectModification(ApiError):
 
 class ObjectNotFound(ApiError):
     status, code, default_message = 404, "object_not_found", "Object not found."
+
+
+class UnknownRoute(ObjectNotFound):
+    """What the gateway answers for a path no route matches (API Gateway and the local one)."""
+
+    default_message = "Unknown API route."
 
 
 class MethodNotAllowed(ApiError):
@@ -131,3 +138,8 @@ def as_api_error(exc: Exception) -> ApiError:
 
 def error_body(error: ApiError) -> dict[str, str]:
     return {"code": error.code, "message": error.message}
+
+
+def error_json(error: ApiError) -> str:
+    """The body as text, for answers given outside a view (gateway responses)."""
+    return json.dumps(error_body(error))

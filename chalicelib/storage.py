@@ -20,7 +20,27 @@ DELETE_BATCH = 1000
 STREAM_CHUNK = 1024 * 1024
 # S3 copies at most 5 GiB per part; ranges served to resuming clients are copied in such parts.
 COPY_PART_MAX = 5 * 1024**3
+# Objects the API writes for a short while only (ranges served to resuming clients).
 TEMPORARY_PREFIX = "tmp/"
+TEMPORARY_OBJECT_DAYS = 1
+ABANDONED_MULTIPART_UPLOAD_DAYS = 2
+
+# The bucket's lifecycle, in the S3 API's shape: devstack applies it, infra declares it.
+LIFECYCLE_RULES: list[dict[str, Any]] = [
+    {
+        "ID": "abort-abandoned-multipart-uploads",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABANDONED_MULTIPART_UPLOAD_DAYS},
+    },
+    {
+        "ID": "expire-temporary-objects",
+        "Status": "Enabled",
+        "Filter": {"Prefix": TEMPORARY_PREFIX},
+        "Expiration": {"Days": TEMPORARY_OBJECT_DAYS},
+        "NoncurrentVersionExpiration": {"NoncurrentDays": TEMPORARY_OBJECT_DAYS},
+    },
+]
 
 
 def project_prefix(project_id: str) -> str:

@@ -9,7 +9,6 @@ gateway response for unknown routes (404 JSON `object_not_found`).
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from fnmatch import fnmatch
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-NOT_FOUND_BODY = json.dumps({"code": "object_not_found", "message": "Unknown API route."})
+from chalicelib.errors import UnknownRoute, error_json
 
 
 @dataclass
@@ -87,7 +86,7 @@ class ApiGateway:
         matched = self._match(split.path)
         if matched is None:
             return GatewayResponse(
-                404, [("Content-Type", "application/json")], NOT_FOUND_BODY.encode()
+                404, [("Content-Type", "application/json")], error_json(UnknownRoute()).encode()
             )
         resource, params = matched
         event = self._event(method, split, headers, body, resource, params, source_ip)

@@ -5,14 +5,9 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws
+from chalicelib import aws, queue, storage
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
-
-JOBS_QUEUE = "qfc-jobs"
-JOBS_DEAD_LETTER_QUEUE = "qfc-jobs-dlq"
-# Objects the API writes for a short while only (ranges served to resuming clients).
-TEMPORARY_PREFIX = "tmp/"
 
 
 def ensure_tables() -> None:
@@ -34,37 +29,16 @@ def ensure_bucket() -> None:
         Bucket=settings.bucket, VersioningConfiguration={"Status": "Enabled"}
     )
     s3.put_bucket_lifecycle_configuration(
-        Bucket=settings.bucket,
-        LifecycleConfiguration={"Rules": [
-            {
-                "ID": "abort-abandoned-multipart-uploads",
-                "Status": "Enabled",
-                "Filter": {"Prefix": ""},
-                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
-            },
-            {
-                "ID": "expire-temporary-objects",
-                "Status": "Enabled",
-                "Filter": {"Prefix": TEMPORARY_PREFIX},
-                "Expiration": {"Days": 1},
-                "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
-            },
-        ]},
+        Bucket=settings.bucket, LifecycleConfiguration={"Rules": storage.LIFECYCLE_RULES}
     )
 
 
 def ensure_queues() -> None:
     sqs = aws.sqs()
-    dlq_url = sqs.create_queue(QueueName=JOBS_DEAD_LETTER_QUEUE)["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=queue.JOBS_DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
-    sqs.create_queue(
-        QueueName=JOBS_QUEUE,
-        Attributes={
-            "VisibilityTimeout": "900",
-            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}',
-        },
-    )
+    sqs.create_queue(QueueName=queue.JOBS_QUEUE_NAME, Attributes=queue.queue_attributes(dlq_arn))
 
 
 def ensure_all() -> None:

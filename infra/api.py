@@ -14,8 +14,8 @@ from typing import Any
 from chalice import Chalice
 from chalice.deploy.swagger import CFNSwaggerGenerator
 
+from chalicelib.errors import PayloadTooLarge, UnknownRoute, error_json
 from chalicelib.routing import API_PREFIX
-from devstack.gateway import NOT_FOUND_BODY
 
 from .cfn import Json, get_att, ref, resource, sub
 from .parameters import API_MEMORY, LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, LOG_RETENTION
@@ -56,10 +56,6 @@ class _SwaggerForThisTemplate(CFNSwaggerGenerator):
         )
 
 
-def _json_template(code: str, message: str) -> str:
-    return json.dumps({"code": code, "message": message})
-
-
 # API Gateway's own answers, in the API's error format. `messageString` is API Gateway's message
 # already quoted as a JSON string. They live in the API definition rather than in separate
 # AWS::ApiGateway::GatewayResponse resources: an update of the definition may drop gateway
@@ -68,12 +64,12 @@ GATEWAY_RESPONSES: dict[str, Json] = {
     "MISSING_AUTHENTICATION_TOKEN": {
         # What API Gateway answers for a path or method no route matches.
         "statusCode": "404",
-        "responseTemplates": {"application/json": NOT_FOUND_BODY},
+        "responseTemplates": {"application/json": error_json(UnknownRoute())},
     },
     "REQUEST_TOO_LARGE": {
         "statusCode": "413",
         "responseTemplates": {
-            "application/json": _json_template("payload_too_large", TOO_LARGE_MESSAGE)
+            "application/json": error_json(PayloadTooLarge(TOO_LARGE_MESSAGE))
         },
     },
     "DEFAULT_4XX": {

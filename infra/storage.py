@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devstack.resources import TEMPORARY_PREFIX
+from chalicelib import queue, storage
 
 from .cfn import NO_VALUE, Json, get_att, if_, ref, resource, sub
 from .parameters import BUCKET_NAME, HAS_BUCKET_NAME
@@ -12,29 +12,27 @@ BUCKET_POLICY = "FilesBucketPolicy"
 JOBS_QUEUE = "JobsQueue"
 JOBS_DEAD_LETTER_QUEUE = "JobsDeadLetterQueue"
 
-# A job message becomes visible again after this long without being deleted: longer than a job.
-JOB_VISIBILITY_TIMEOUT_SECONDS = 900
-# After this many receives without success a job message is poison and goes to the DLQ.
-JOB_MAX_RECEIVES = 3
 FOUR_DAYS = 4 * 24 * 3600
 # Longer than the jobs queue's retention: a message's age counts from when it was first sent.
 FOURTEEN_DAYS = 14 * 24 * 3600
 
-# The same rules devstack.resources applies locally (tests/test_infra.py compares them).
-LIFECYCLE_RULES: list[Json] = [
-    {
-        "Id": "abort-abandoned-multipart-uploads",
-        "Status": "Enabled",
-        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
-    },
-    {
-        "Id": "expire-temporary-objects",
-        "Status": "Enabled",
-        "Prefix": TEMPORARY_PREFIX,
-        "ExpirationInDays": 1,
-        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
-    },
-]
+
+
+def _cloudformation_rule(rule: Json) -> Json:
+    """A lifecycle rule of the S3 API (chalicelib.storage) in CloudFormation's shape."""
+    converted: Json = {"Id": rule["ID"], "Status": rule["Status"]}
+    if rule["Filter"].get("Prefix"):
+        converted["Prefix"] = rule["Filter"]["Prefix"]
+    if "AbortIncompleteMultipartUpload" in rule:
+        converted["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+    if "Expiration" in rule:
+        converted["ExpirationInDays"] = rule["Expiration"]["Days"]
+    if "NoncurrentVersionExpiration" in rule:
+        converted["NoncurrentVersionExpiration"] = rule["NoncurrentVersionExpiration"]
+    return converted
+
+
+LIFECYCLE_RULES: list[Json] = [_cloudformation_rule(rule) for rule in storage.LIFECYCLE_RULES]
 
 # Presigned GETs and PUTs come straight from browsers and apps; the ETag of each uploaded
 # part must be readable to complete a multipart upload.
@@ -124,11 +122,11 @@ def queue_resources() -> Json:
             "AWS::SQS::Queue",
             {
                 "QueueName": sub("${AWS::StackName}-jobs"),
-                "VisibilityTimeout": JOB_VISIBILITY_TIMEOUT_SECONDS,
+                "VisibilityTimeout": queue.VISIBILITY_TIMEOUT_SECONDS,
                 "MessageRetentionPeriod": FOUR_DAYS,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": get_att(JOBS_DEAD_LETTER_QUEUE, "Arn"),
-                    "maxReceiveCount": JOB_MAX_RECEIVES,
+                    "maxReceiveCount": queue.MAX_RECEIVES,
                 },
                 "SqsManagedSseEnabled": True,
             },

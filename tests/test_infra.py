@@ -336,11 +336,11 @@ def test_jobs_queue_has_a_dead_letter_queue_like_the_local_stack(
     template: dict[str, Any], aws: None
 ) -> None:
     from chalicelib import aws as clients
-    from devstack.resources import JOBS_QUEUE
+    from chalicelib.queue import JOBS_QUEUE_NAME
 
     sqs = clients.sqs()
     local = sqs.get_queue_attributes(
-        QueueUrl=sqs.get_queue_url(QueueName=JOBS_QUEUE)["QueueUrl"], AttributeNames=["All"]
+        QueueUrl=sqs.get_queue_url(QueueName=JOBS_QUEUE_NAME)["QueueUrl"], AttributeNames=["All"]
     )["Attributes"]
     queues = resources_of_type(template, "AWS::SQS::Queue")
     jobs = queues["JobsQueue"]["Properties"]
