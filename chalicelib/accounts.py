@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
@@ -11,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pynamodb.exceptions import DoesNotExist
 
+from . import quota
 from .config import settings
 from .errors import (
     ApiError,
@@ -22,6 +24,7 @@ from .errors import (
 from .models import LoginFailure, User
 from .models.base import save_new, utcnow
 from .models.users import PERSON
+from .permissions import AccountAction, require_on_account
 
 USERNAME_PATTERN = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]{2,149}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -164,3 +167,17 @@ def authenticate_credentials(username: str | None, email: str | None, password: 
     with contextlib.suppress(DoesNotExist):
         LoginFailure(lock_key).delete()
     return user
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """An account's plan: one plan for everyone here, with the account's storage quota."""
+
+    account: User
+    storage_total_bytes: int
+
+
+def subscription(caller: User, username: str) -> Subscription:
+    require_on_account(caller, user_key(username), AccountAction.READ_SUBSCRIPTION)
+    account = caller if user_key(username) == caller.username_key else get_user(username)
+    return Subscription(account, quota.quota_bytes(account))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
+from .accounts import authenticate_credentials
+from .clients import client_type_for
 from .config import settings
 from .errors import NotAuthenticated, TokenAuthenticationFailed
+from .inputs import Login
 from .models import AuthToken, User
 from .models.base import utcnow
 
@@ -21,8 +23,6 @@ TOKEN_LENGTH = 40  # 40 characters of 62 symbols: about 238 bits
 # Clients of these types keep one active token each: a new login replaces the previous one.
 SINGLE_TOKEN_CLIENT_TYPES = frozenset({"qfield", "qfieldsync", "unknown"})
 LAST_USED_RESOLUTION = timedelta(minutes=5)
-QGIS_USER_AGENT = re.compile(r" QGIS/[34]\d{4}(/.*)?$")
-BROWSER_USER_AGENT = re.compile(r"Mozilla/5\.0 .*(AppleWebKit/.*\(KHTML, like Gecko\)|Firefox/)")
 
 
 @dataclass(frozen=True)
@@ -39,19 +39,6 @@ class Caller:
     @property
     def key(self) -> str:
         return self.user.username_key
-
-
-def client_type_for(user_agent: str) -> str:
-    if not user_agent:
-        return "unknown"
-    for prefix in ("qfield", "sdk", "cli"):
-        if user_agent.startswith(prefix + "|"):
-            return prefix
-    if QGIS_USER_AGENT.search(user_agent):
-        return "qfieldsync"
-    if BROWSER_USER_AGENT.search(user_agent):
-        return "browser"
-    return "unknown"
 
 
 def _hash(key: str) -> str:
@@ -78,6 +65,21 @@ def issue_token(user: User, user_agent: str) -> tuple[str, AuthToken]:
     )
     token.save(condition=AuthToken.token_hash.does_not_exist())
     return key, token
+
+
+@dataclass(frozen=True)
+class Session:
+    """A successful login: the user and the new token's key, shown to the client once."""
+
+    user: User
+    token_key: str
+    expires_at: datetime
+
+
+def login(credentials: Login, user_agent: str) -> Session:
+    user = authenticate_credentials(credentials.username, credentials.email, credentials.password)
+    key, token = issue_token(user, user_agent)
+    return Session(user, key, token.expires_at)
 
 
 def revoke_all_tokens(user: User) -> None:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pynamodb.exceptions import DoesNotExist
 
 from .accounts import find_user, user_key
 from .auth import Caller
 from .errors import ObjectNotFound, ValidationError
+from .inputs import CollaboratorAdd, CollaboratorChange
 from .models import Collaborator, Project
 from .models.base import save_new, utcnow
 from .models.users import PERSON
-from .permissions import parse_role
-from .request_data import get_str
 
 
 def list_collaborators(project: Project) -> list[Collaborator]:
@@ -27,9 +24,8 @@ def get_collaborator(project: Project, username: str) -> Collaborator:
         raise ObjectNotFound(f"`{username}` is not a collaborator of this project.") from None
 
 
-def add_collaborator(caller: Caller, project: Project, data: dict[str, Any]) -> Collaborator:
-    username = get_str(data, "collaborator", required=True)
-    role = parse_role(data.get("role", "reader"))
+def add_collaborator(caller: Caller, project: Project, data: CollaboratorAdd) -> Collaborator:
+    username, role = data.collaborator, data.role
     user = find_user(username)
     if user is None or user.account_type != PERSON or not user.is_active:
         raise ValidationError(f"There is no user `{username}`.")
@@ -52,12 +48,11 @@ def add_collaborator(caller: Caller, project: Project, data: dict[str, Any]) -> 
 
 
 def update_collaborator(
-    caller: Caller, collaborator: Collaborator, data: dict[str, Any]
+    caller: Caller, collaborator: Collaborator, data: CollaboratorChange
 ) -> Collaborator:
-    role = parse_role(data.get("role"))
     collaborator.update(
         actions=[
-            Collaborator.role.set(role.label),
+            Collaborator.role.set(data.role.label),
             Collaborator.updated_by.set(caller.username),
             Collaborator.updated_at.set(utcnow()),
         ],

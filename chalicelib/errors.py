@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
+import pydantic
 from pynamodb.exceptions import DoesNotExist
 
 
@@ -127,10 +128,34 @@ class ExplicitDeletionOfLastVersion(ApiError):
         "Explicit deletion of last file version is not allowed!")
 
 
+# How a broken input rule reads, by pydantic error type; `{field}` is the field's name.
+_INPUT_MESSAGES = {
+    "missing": "`{field}` is required.",
+    "string_type": "`{field}` must be a string.",
+    "bool_type": "`{field}` must be a boolean (true/false/1/0).",
+    "bool_parsing": "`{field}` must be a boolean (true/false/1/0).",
+    "int_type": "`{field}` must be an integer.",
+    "int_parsing": "`{field}` must be an integer.",
+    "int_from_float": "`{field}` must be an integer.",
+    "string_pattern_mismatch": "`{field}` holds characters that are not allowed, or is too long.",
+}
+
+
+def _input_message(error: dict) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "body"
+    if error["type"] == "value_error":
+        return f"`{field}` {error['ctx']['error']}."
+    if error["type"] == "literal_error":
+        return f"`{field}` must be one of: {error['ctx']['expected'].replace(chr(39), '')}."
+    return _INPUT_MESSAGES.get(error["type"], "`{field}` is not valid.").format(field=field)
+
+
 def as_api_error(exc: Exception) -> ApiError:
     """The API error an exception stands for; unexpected ones become `unknown_error` (500)."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, pydantic.ValidationError):
+        return ValidationError(" ".join(_input_message(error) for error in exc.errors()))
     if isinstance(exc, DoesNotExist):
         return ObjectNotFound()
     return ApiError()

@@ -13,38 +13,38 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import IO, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import checksums, quota, storage
+from . import checksums, clients, quota, storage
 from .accounts import get_user
 from .auth import Caller
 from .checksums import Checksums
 from .config import settings
 from .errors import (
+    Conflict,
     ExplicitDeletionOfLastVersion,
     InvalidHttpRange,
     MultipleProjects,
     ObjectNotFound,
+    PayloadTooLarge,
     PermissionDenied,
     QgisProjectFileNotAllowed,
     RestrictedProjectModification,
-    ValidationError,
 )
 from .file_rules import check_qgis_project, is_attachment, is_qgis_file, is_restricted, validate_name
+from .inputs import FileDownload
 from .models import FileVersion, Project, ProjectFile, User
 from .models.base import Transaction, utcnow
+from .models.projects import ProjectType
 from .permissions import Action, ProjectRole, allowed
-from .request_data import Part
 
 MAX_ATTEMPTS = 8
-# Tokens of these clients upload without a quota check, as in QFieldCloud: a surveyor's
-# attachments must never be lost in the field because the account is full.
-QUOTA_EXEMPT_CLIENTS = frozenset({"qfield", "worker"})
 RANGE_PATTERN = re.compile(r"^bytes=(\d+)-(\d*)$")
-QFIELD_USER_AGENT_PREFIX = "qfield|"
+T = TypeVar("T")
 EXTRA_CONTENT_TYPES = {
     ".gpkg": "application/geopackage+sqlite3",
     ".qgs": "application/x-qgis-project",
@@ -80,7 +80,7 @@ def check_upload(project: Project, role: ProjectRole | None, name: str) -> Uploa
     if restricted and not allowed(role, Action.UPLOAD_RESTRICTED_FILE):
         raise RestrictedProjectModification()
     qgis = is_qgis_file(name)
-    if qgis and project.project_type == "shared_datasets":
+    if qgis and project.project_type == ProjectType.SHARED_DATASETS:
         raise QgisProjectFileNotAllowed("A shared datasets project cannot hold QGIS project files.")
     if qgis and project.the_qgis_file_name not in (None, name):
         raise MultipleProjects(
@@ -89,28 +89,31 @@ def check_upload(project: Project, role: ProjectRole | None, name: str) -> Uploa
     return UploadTarget(project, name, attachment, qgis, restricted)
 
 
-def enforces_quota(caller: Caller) -> bool:
-    return caller.client_type not in QUOTA_EXEMPT_CLIENTS
+def check_direct_upload_size(project_id: str, size: int) -> None:
+    """Files above the platform's request limit go through the presigned flow instead."""
+    limit = settings.max_direct_upload_bytes
+    if limit is not None and size > limit:
+        raise PayloadTooLarge(
+            f"Files above {limit} bytes cannot be sent in one request here; use the presigned "
+            f"upload flow: POST /api/v1/uploads/{project_id}/ (see docs/api.md)."
+        )
 
 
-def upload(caller: Caller, target: UploadTarget, part: Part) -> FileVersion:
+def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVersion:
     """Store a file received in the request body (the direct multipart POST)."""
+    sums = checksums.of_stream(content)
+    check_direct_upload_size(target.project.id, sums.size)
     if target.is_qgis:
-        check_qgis_project(target.name, part.stream)
-    sums = checksums.of_stream(part.stream)
+        check_qgis_project(target.name, content)
     owner = get_user(target.project.owner)
-    quota.reserve(owner, sums.size, enforce=enforces_quota(caller))
+    quota.reserve(owner, sums.size, enforce=quota.applies_to(caller.client_type))
     key = storage.file_key(target.project.id, target.name)
     try:
-        s3_version_id = storage.put_object(key, part.stream, content_type_for(target.name))
+        s3_version_id = storage.put_object(key, content, content_type_for(target.name))
     except Exception:
         quota.release(owner.username_key, sums.size)
         raise
     return record_version(caller, target, s3_version_id, sums)
-
-
-def _retry_pause(attempt: int) -> None:
-    time.sleep(random.uniform(0, 0.05 * 2**attempt))
 
 
 class _Contended(Exception):
@@ -138,7 +141,7 @@ def _refreshed(caller: Caller, target: UploadTarget, size: int) -> UploadTarget:
     owner takes over the quota reservation."""
     project = Project.get(target.project.id, consistent_read=True)
     if project.owner_key != target.project.owner_key:
-        quota.reserve(get_user(project.owner), size, enforce=enforces_quota(caller))
+        quota.reserve(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
         quota.release(target.project.owner_key, size)
     if target.is_qgis and project.the_qgis_file_name not in (None, target.name):
         raise MultipleProjects(
@@ -153,19 +156,33 @@ def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sum
     On failure the S3 version is deleted and the quota released: nothing is left behind.
     """
     key = storage.file_key(target.project.id, target.name)
+
+    def attempt() -> FileVersion:
+        return _commit_version(caller, target, s3_version_id, sums)
+
+    def refresh() -> None:
+        nonlocal target
+        target = _refreshed(caller, target, sums.size)
+
     try:
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                return _commit_version(caller, target, s3_version_id, sums)
-            except _Contended as contended:
-                if contended.project_changed:
-                    target = _refreshed(caller, target, sums.size)
-                _retry_pause(attempt)
-        raise ValidationError("The file is being changed by others; please retry.")
+        return _retrying(attempt, refresh)
     except Exception:
         storage.delete_version(key, s3_version_id)
         quota.release(target.project.owner_key, sums.size)
         raise
+
+
+def _retrying(attempt: Callable[[], T], project_changed: Callable[[], None]) -> T:
+    """Run `attempt` until no concurrent change of the file or project gets in its way;
+    `project_changed` reloads what depends on the project before the next try."""
+    for number in range(MAX_ATTEMPTS):
+        try:
+            return attempt()
+        except _Contended as contended:
+            if contended.project_changed:
+                project_changed()
+            time.sleep(random.uniform(0, 0.05 * 2**number))
+    raise Conflict("The file is being changed by others; please retry.")
 
 
 def find_file(project_id: str, name: str) -> ProjectFile | None:
@@ -265,17 +282,17 @@ class Download:
     version: FileVersion
 
 
-def download(item: ProjectFile, version: FileVersion, range_header: str | None, user_agent: str) -> Download:
+def download(item: ProjectFile, version: FileVersion, request: FileDownload) -> Download:
     """Where the client gets the bytes: a short-lived presigned URL that needs no auth header.
 
     A Range header is checked (416 when invalid). QField re-requests a redirect without its Range
     header and appends what arrives, so for QField the URL leads to a temporary object holding
     exactly the requested bytes; other clients keep their Range header and S3 serves it.
     """
-    byte_range = parse_range(range_header, int(version.size)) if range_header else None
+    byte_range = parse_range(request.range, int(version.size)) if request.range else None
     filename = item.name.rsplit("/", 1)[-1]
     key = storage.file_key(item.project_id, item.name)
-    if byte_range is not None and user_agent.startswith(QFIELD_USER_AGENT_PREFIX):
+    if byte_range is not None and clients.is_qfield(request.user_agent):
         temporary = storage.copy_range(key, version.s3_version_id, *byte_range)
         return Download(storage.presigned_get(temporary, filename=filename), version)
     url = storage.presigned_get(key, version_id=version.s3_version_id, filename=filename)
@@ -284,19 +301,19 @@ def download(item: ProjectFile, version: FileVersion, range_header: str | None, 
 
 def delete(project: Project, name: str, version_id: str | None) -> None:
     """Delete a file with all its versions, or one version; never the last one explicitly."""
-    for attempt in range(MAX_ATTEMPTS):
+
+    def attempt() -> None:
         item = get_file(project, name)
         if version_id is not None and len(item.versions) == 1:
             raise ExplicitDeletionOfLastVersion()
         removed = item.versions if version_id is None else [find_version(item, version_id)]
-        try:
-            _commit_deletion(project, item, removed)
-            return
-        except _Contended as contended:
-            if contended.project_changed:
-                project = Project.get(project.id, consistent_read=True)
-            _retry_pause(attempt)
-    raise ValidationError("The file is being changed by others; please retry.")
+        _commit_deletion(project, item, removed)
+
+    def refresh() -> None:
+        nonlocal project
+        project = Project.get(project.id, consistent_read=True)
+
+    _retrying(attempt, refresh)
 
 
 def _commit_deletion(project: Project, item: ProjectFile, removed: list[FileVersion]) -> None:
@@ -323,6 +340,3 @@ def _commit_deletion(project: Project, item: ProjectFile, removed: list[FileVers
         storage.file_key(project.id, item.name), [version.s3_version_id for version in removed]
     )
 
-
-def metadata(item: ProjectFile) -> dict[str, Any]:
-    return {"content_type": content_type_for(item.name)}

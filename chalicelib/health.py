@@ -1,8 +1,8 @@
-"""What `status/` and `server/info/` report: real checks of DynamoDB and S3."""
+"""What `status/` reports: real checks of DynamoDB and S3."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
@@ -19,25 +19,11 @@ def _database_is_reachable() -> bool:
     return True
 
 
-def status() -> dict[str, Any]:
-    return {
-        "database": "ok" if _database_is_reachable() else "error",
-        "storage": "ok" if storage.bucket_is_reachable() else "error",
-        "status_page_url": None,
-        "incident_message": None,
-        "incident_timestamp_utc": None,
-        "maintenance_message": None,
-        "maintenance_start_timestamp_utc": None,
-        "maintenance_end_timestamp_utc": None,
-    }
+@dataclass(frozen=True)
+class Health:
+    database_ok: bool
+    storage_ok: bool
 
 
-def server_info() -> dict[str, Any]:
-    return {
-        "whitelabel": {"site_title": "QFieldCloud (serverless)", "logo_navbar": None,
-                       "logo_main": None, "favicon": None},
-        "auth_providers": [
-            {"type": "credentials", "id": "credentials", "name": "Username / Password"}
-        ],
-        "signup_url": None,
-    }
+def check() -> Health:
+    return Health(database_ok=_database_is_reachable(), storage_ok=storage.bucket_is_reachable())

@@ -1,9 +1,14 @@
-"""Who may do what on a project: the role model and the one table of action × minimum role.
+"""Who may do what: the two tables of the permission model.
 
-Roles (reader < reporter < editor < manager < admin) come from an origin; when several origins
-apply, the first in `ORIGIN_RANK` order wins, as in QFieldCloud (a direct `reader` collaborator
-stays `reader` on a public project). Handlers never compare roles themselves: they call
-`require(...)` or `allowed(...)` with an `Action`.
+- On a project: the role (reader < reporter < editor < manager < admin) comes from an origin;
+  when several origins apply, the first in `ORIGIN_RANK` order wins, as in QFieldCloud (a direct
+  `reader` collaborator stays `reader` on a public project). `MINIMUM_ROLE` gives the lowest role
+  each `Action` needs.
+- On an account (a user, later an organization): the caller's `AccountRole`s towards it decide,
+  through `ACCOUNT_PERMISSIONS`, which `AccountAction`s are allowed.
+
+Nothing else compares roles: services call `require(...)`/`allowed(...)` with an `Action`, or
+`require_on_account(...)`/`allowed_on_account(...)` with an `AccountAction`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from enum import IntEnum, StrEnum
 
 from pynamodb.exceptions import DoesNotExist
 
-from .errors import PermissionDenied, ValidationError
+from .errors import PermissionDenied
 from .models import Collaborator, Project, User
 
 
@@ -28,15 +33,12 @@ class Role(IntEnum):
     def label(self) -> str:
         return self.name.lower()
 
-
-def parse_role(value: object, field: str = "role") -> Role:
-    if isinstance(value, str):
-        try:
-            return Role[value.strip().upper()]
-        except KeyError:
-            pass
-    choices = ", ".join(role.label for role in Role)
-    raise ValidationError(f"`{field}` must be one of: {choices}.")
+    @classmethod
+    def from_label(cls, value: object) -> Role:
+        """`reader`, `Editor`, ... (case and spaces ignored); ValueError otherwise."""
+        if isinstance(value, str) and value.strip().upper() in cls.__members__:
+            return cls[value.strip().upper()]
+        raise ValueError(f"must be one of: {', '.join(role.label for role in cls)}")
 
 
 class Origin(StrEnum):
@@ -109,6 +111,53 @@ def project_role(user: User, project: Project) -> ProjectRole | None:
     except DoesNotExist:
         collaborator = None
     return role_from(user, project, collaborator)
+
+
+class AccountRole(StrEnum):
+    SELF = "self"  # the account is the caller's own
+    ORGANIZATION_OWNER = "organization_owner"
+    ORGANIZATION_ADMIN = "organization_admin"
+    ORGANIZATION_MEMBER = "organization_member"
+    STAFF = "staff"  # a server administrator
+
+
+class AccountAction(StrEnum):
+    READ_SUBSCRIPTION = "read_subscription"
+    CREATE_PROJECT = "create_project"  # a project owned by this account
+    USE_UPLOAD_SESSION = "use_upload_session"  # a presigned upload this account began
+
+
+# The second table: which roles towards an account allow each action on it (reference §2.4).
+ACCOUNT_PERMISSIONS: dict[AccountAction, frozenset[AccountRole]] = {
+    AccountAction.READ_SUBSCRIPTION: frozenset({
+        AccountRole.SELF, AccountRole.ORGANIZATION_OWNER, AccountRole.ORGANIZATION_ADMIN,
+        AccountRole.ORGANIZATION_MEMBER,
+    }),
+    AccountAction.CREATE_PROJECT: frozenset({
+        AccountRole.SELF, AccountRole.ORGANIZATION_OWNER, AccountRole.ORGANIZATION_ADMIN,
+    }),
+    AccountAction.USE_UPLOAD_SESSION: frozenset({AccountRole.SELF}),
+}
+
+
+def account_roles(user: User, account_key: str) -> frozenset[AccountRole]:
+    """The caller's roles towards the account whose username key is `account_key`."""
+    roles = set()
+    if user.username_key == account_key:
+        roles.add(AccountRole.SELF)
+    if user.is_staff:
+        roles.add(AccountRole.STAFF)
+    return frozenset(roles)
+
+
+def allowed_on_account(user: User, account_key: str, action: AccountAction) -> bool:
+    return bool(account_roles(user, account_key) & ACCOUNT_PERMISSIONS[action])
+
+
+def require_on_account(user: User, account_key: str, action: AccountAction) -> None:
+    """403 `permission_denied` unless the user may perform `action` on the account."""
+    if not allowed_on_account(user, account_key, action):
+        raise PermissionDenied(f"You are not allowed to {action.replace('_', ' ')} of this account.")
 
 
 def allowed(role: ProjectRole | None, action: Action) -> bool:

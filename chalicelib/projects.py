@@ -5,39 +5,42 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from . import quota, storage
-from .accounts import find_user, user_key
+from .accounts import get_user, user_key
 from .auth import Caller
-from .errors import (
-    ObjectNotFound,
-    OverQuota,
-    PermissionDenied,
-    ProjectAlreadyExists,
-    QgisProjectFileNotAllowed,
-    ValidationError,
-)
+from .errors import Conflict, ObjectNotFound, OverQuota, ProjectAlreadyExists, QgisProjectFileNotAllowed
+from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
 from .models import Collaborator, Project, ProjectFile, ProjectName, UploadSession, User
 from .models.base import Transaction, utcnow
-from .models.projects import PUBLIC_PARTITION
-from .permissions import Action, ProjectRole, Role, parse_role, project_role, require, role_from
-from .request_data import get_bool, get_str
-from .serializers import project_json
-
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
-SHARED_DATASETS = "shared_datasets"
-INPUT_PROJECT_TYPES = ("regular", "template")
-PUBLIC_ROLES = ("reader", "reporter", "editor")
-FLAG_FIELDS = (
-    "is_featured",
-    "is_attachment_download_on_demand",
-    "has_restricted_projectfiles",
-    "overwrite_conflicts",
+from .models.projects import PUBLIC_PARTITION, ProjectType
+from .permissions import (
+    AccountAction,
+    Action,
+    ProjectRole,
+    project_role,
+    require,
+    require_on_account,
+    role_from,
 )
+
+SHARED_DATASETS_NAME = "shared_datasets"
 ORDERING_FIELDS = ("owner", "name", "created_at")
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    """A project as one caller sees it: what the API shows beside the stored fields."""
+
+    project: Project
+    role: ProjectRole | None
+    status: str
+    needs_repackaging: bool
+    shared_datasets_project_id: str | None
 
 
 def get_project(project_id: str) -> Project:
@@ -53,88 +56,52 @@ def project_for(caller: Caller, project_id: str, action: Action) -> tuple[Projec
     return project, require(caller.user, project, action)
 
 
-def validate_name(name: str | None) -> str:
-    if not name or not NAME_PATTERN.match(name):
-        raise ValidationError(
-            "A project name has 1 to 255 letters, digits, `-`, `_` or `.`, and no spaces."
-        )
-    return name
-
-
-def _is_public_from(data: dict[str, Any]) -> bool | None:
-    if "is_public" in data:
-        return get_bool(data, "is_public")
-    private = get_bool(data, "private")
-    return None if private is None else not private
-
-
-def _project_type_from(data: dict[str, Any], name: str, current: str | None) -> str:
-    if name == SHARED_DATASETS:
-        return SHARED_DATASETS
-    requested = get_str(data, "project_type")
+def _project_type(name: str, requested: str | None, current: str | None) -> str:
+    if name == SHARED_DATASETS_NAME:
+        return ProjectType.SHARED_DATASETS
     if requested is None:
-        return "regular" if current in (None, SHARED_DATASETS) else current
-    if requested not in INPUT_PROJECT_TYPES:
-        raise ValidationError(f"`project_type` must be one of: {', '.join(INPUT_PROJECT_TYPES)}.")
+        return ProjectType.REGULAR if current in (None, ProjectType.SHARED_DATASETS) else current
     return requested
 
 
-def _public_role_from(data: dict[str, Any], current: str) -> str:
-    value = get_str(data, "public_collaborator_role")
-    if value is None:
-        return current
-    role = parse_role(value, "public_collaborator_role")
-    if role > Role.EDITOR:
-        raise ValidationError(f"`public_collaborator_role` must be one of: {', '.join(PUBLIC_ROLES)}.")
-    return role.label
-
-
-def _apply_fields(project: Project, data: dict[str, Any]) -> None:
-    """Set the plain fields present in `data` (name and owner are handled by the callers)."""
-    description = get_str(data, "description")
-    if description is not None:
-        project.description = description
-    is_public = _is_public_from(data)
-    if is_public is not None:
-        project.is_public = is_public
+def _apply_fields(project: Project, data: ProjectFields) -> None:
+    """Set the plain fields given in `data` (name and owner are handled by the callers)."""
+    if data.description is not None:
+        project.description = data.description
+    if data.public is not None:
+        project.is_public = data.public
     project.public_partition = PUBLIC_PARTITION if project.is_public else None
-    for field in FLAG_FIELDS:
-        value = get_bool(data, field)
-        if value is not None:
-            setattr(project, field, value)
-    project.public_collaborator_role = _public_role_from(data, project.public_collaborator_role)
+    for field, value in data.flags().items():
+        setattr(project, field, value)
+    if data.public_collaborator_role is not None:
+        project.public_collaborator_role = data.public_collaborator_role.label
 
 
 def _owner_for(caller: Caller, owner_name: str | None) -> User:
     if owner_name is None or user_key(owner_name) == caller.key:
         return caller.user
-    owner = find_user(owner_name)
-    if owner is None:
-        raise ObjectNotFound(f"There is no user `{owner_name}`.")
-    return owner
+    return get_user(owner_name)
 
 
-def create_project(caller: Caller, data: dict[str, Any]) -> Project:
-    name = validate_name(get_str(data, "name", required=True))
-    owner = _owner_for(caller, get_str(data, "owner"))
-    if owner.username_key != caller.key:
-        raise PermissionDenied("You can only create projects for yourself.")
+def create_project(caller: Caller, data: ProjectCreate) -> Project:
+    owner = _owner_for(caller, data.owner)
+    require_on_account(caller.user, owner.username_key, AccountAction.CREATE_PROJECT)
     now = utcnow()
     project = Project(
         str(uuid.uuid4()),
-        name=name,
+        name=data.name,
         owner=owner.username,
         owner_key=owner.username_key,
         created_at=now,
         updated_at=now,
     )
-    project.project_type = _project_type_from(data, name, None)
+    project.project_type = _project_type(data.name, data.project_type, None)
     _apply_fields(project, data)
     tx = Transaction()
     try:
         with tx:
             tx.save(
-                ProjectName(ProjectName.key_for(owner.username_key, name), project_id=project.id),
+                ProjectName(ProjectName.key_for(owner.username_key, data.name), project_id=project.id),
                 condition=ProjectName.owner_and_name.does_not_exist(),
                 label="name",
             )
@@ -142,7 +109,7 @@ def create_project(caller: Caller, data: dict[str, Any]) -> Project:
     except TransactWriteError as exc:
         if "name" in tx.failed(exc):
             raise ProjectAlreadyExists(
-                f"`{owner.username}` already has a project named `{name}`."
+                f"`{owner.username}` already has a project named `{data.name}`."
             ) from None
         raise
     return project
@@ -159,17 +126,16 @@ def _changes(project: Project, before: dict[str, Any]) -> list:
     return actions
 
 
-def update_project(caller: Caller, project: Project, data: dict[str, Any], *, full: bool) -> Project:
-    """PATCH (or PUT, which needs `name`): rename, transfer, and the plain fields, atomically."""
+def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Project:
+    """PATCH or PUT: rename, transfer, and the plain fields, atomically."""
     before = dict(project.attribute_values)
     old_name, old_owner_key = project.name, project.owner_key
-    name = get_str(data, "name", required=full)
-    name = validate_name(name) if name is not None else old_name
-    new_owner = _owner_for(caller, get_str(data, "owner")) if "owner" in data else None
+    name = data.name or old_name
+    new_owner = _owner_for(caller, data.owner) if data.owner is not None else None
     transfer = new_owner is not None and new_owner.username_key != old_owner_key
 
-    project_type = _project_type_from(data, name, project.project_type)
-    if project_type == SHARED_DATASETS and project.the_qgis_file_name:
+    project_type = _project_type(name, data.project_type, project.project_type)
+    if project_type == ProjectType.SHARED_DATASETS and project.the_qgis_file_name:
         raise QgisProjectFileNotAllowed(
             "A project holding a QGIS project file cannot become `shared_datasets`."
         )
@@ -209,7 +175,7 @@ def update_project(caller: Caller, project: Project, data: dict[str, Any], *, fu
     except TransactWriteError as exc:
         failed = tx.failed(exc)
         if "project" in failed:
-            raise ValidationError("The project was renamed or transferred meanwhile; retry.") from None
+            raise Conflict("The project was renamed or transferred meanwhile; retry.") from None
         if "name" in failed:
             raise ProjectAlreadyExists(
                 f"`{project.owner}` already has a project named `{name}`."
@@ -296,27 +262,19 @@ def order(items: list[tuple[Project, ProjectRole]], ordering: str | None) -> lis
     return items
 
 
-def list_projects(
-    caller: Caller,
-    *,
-    include_public: bool,
-    owner: str | None,
-    name: str | None,
-    search: str | None,
-    ordering: str | None,
-) -> list[tuple[Project, ProjectRole]]:
+def list_projects(caller: Caller, query: ProjectListQuery) -> list[tuple[Project, ProjectRole]]:
     items = [
         (project, role)
-        for project, role in _visible_projects(caller, include_public).values()
-        if include_public or role.origin != "public"
+        for project, role in _visible_projects(caller, query.include_public).values()
+        if query.include_public or role.origin != "public"
     ]
-    if owner:
-        items = [item for item in items if item[0].owner_key == user_key(owner)]
-    if name:
-        items = [item for item in items if item[0].name.casefold() == name.casefold()]
-    if search:
-        items = [item for item in items if _matches_search(item[0], search)]
-    return order(items, ordering)
+    if query.owner:
+        items = [item for item in items if item[0].owner_key == user_key(query.owner)]
+    if query.name:
+        items = [item for item in items if item[0].name.casefold() == query.name.casefold()]
+    if query.search:
+        items = [item for item in items if _matches_search(item[0], query.search)]
+    return order(items, query.ordering)
 
 
 def list_public_projects(caller: Caller, ordering: str | None) -> list[tuple[Project, ProjectRole]]:
@@ -331,7 +289,7 @@ def list_public_projects(caller: Caller, ordering: str | None) -> list[tuple[Pro
 def status_of(project: Project) -> str:
     if project.active_jobs:
         return "busy"
-    if project.project_type != SHARED_DATASETS and (
+    if project.project_type != ProjectType.SHARED_DATASETS and (
         not project.the_qgis_file_name or project.processing_failed
     ):
         return "failed"
@@ -344,18 +302,18 @@ def needs_repackaging(project: Project) -> bool:
 
 
 def _shared_datasets_ids(owner_keys: set[str]) -> dict[str, str]:
-    keys = [ProjectName.key_for(owner_key, SHARED_DATASETS) for owner_key in owner_keys]
+    keys = [ProjectName.key_for(owner_key, SHARED_DATASETS_NAME) for owner_key in owner_keys]
     return {
         claim.owner_and_name.rsplit("/", 1)[0]: claim.project_id
         for claim in ProjectName.batch_get(keys)
     }
 
 
-def describe(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[dict[str, Any]]:
-    """The JSON of each project, with its shared-datasets sibling looked up in one batch."""
+def views(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[ProjectView]:
+    """How each project looks to its caller, the shared-datasets siblings looked up in one batch."""
     shared = _shared_datasets_ids({project.owner_key for project, _ in items})
     return [
-        project_json(
+        ProjectView(
             project,
             role,
             status=status_of(project),
@@ -366,5 +324,5 @@ def describe(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[dict[s
     ]
 
 
-def role_of(caller: Caller, project: Project) -> ProjectRole | None:
-    return project_role(caller.user, project)
+def view(caller: Caller, project: Project) -> ProjectView:
+    return views([(project, project_role(caller.user, project))])[0]

@@ -1,25 +1,31 @@
-"""Reading what a request carries: JSON, form-urlencoded and multipart bodies, query parameters.
+"""Reading what a request carries (JSON, form-urlencoded and multipart bodies, query parameters)
+into the typed inputs of `chalicelib.inputs`. Used by handlers only: services never see a request.
 
-The SDK sends form bodies, QField sends JSON; both reach views as the same plain dict. Typed
-getters turn wrong types into 400 `validation_error` naming the field.
+The SDK sends form bodies, QField sends JSON; both become the same input model. A body that
+cannot be read is a 400 `api_error`; a readable body whose fields are wrong is a pydantic
+validation error, which the error mapping turns into 400 `validation_error`.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import parse_qs
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from pydantic import BaseModel
+from python_multipart import FormParser
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartState, parse_options_header
 
-from .errors import BadRequest, ValidationError
+from .errors import BadRequest, EmptyContent, MultipleContents
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
-TRUE_STRINGS = {"1", "true"}
-FALSE_STRINGS = {"0", "false"}
+MULTIPART = "multipart/form-data"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def media_type(request) -> str:
@@ -35,97 +41,82 @@ def _raw_body(request) -> bytes:
 
 @dataclass
 class Part:
+    """One part of a multipart body; its bytes are spooled (on disk beyond 8 MiB). The part's
+    own filename and content type are not kept: clients put device paths and arbitrary types
+    there, and the target name always comes from the URL."""
+
     name: str
-    filename: str | None
-    content_type: str | None
     stream: IO[bytes]
-    size: int = 0
+    size: int
 
 
-@dataclass
 class MultipartBody:
-    fields: dict[str, str] = field(default_factory=dict)
-    parts: list[Part] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.parts: list[Part] = []
 
-    def parts_named(self, name: str) -> list[Part]:
-        return [part for part in self.parts if part.name == name]
+    def single(self, name: str) -> Part:
+        """The one part named `name`: 400 `empty_content` without it, `multiple_contents` with
+        more than one."""
+        parts = [part for part in self.parts if part.name == name]
+        if not parts:
+            raise EmptyContent(f"Send the content in a multipart part named `{name}`.")
+        if len(parts) > 1:
+            raise MultipleContents(f"Send exactly one multipart part named `{name}`.")
+        return parts[0]
 
 
-def parse_multipart(request) -> MultipartBody:
-    """Stream a multipart body into parts; each part's bytes live in a spooled temporary file."""
+def _spooled(source: IO[bytes]) -> IO[bytes]:
+    copy = SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115 (outlives the call)
+    source.seek(0)
+    while chunk := source.read(1024 * 1024):
+        copy.write(chunk)
+    copy.seek(0)
+    return copy
+
+
+def multipart(request) -> MultipartBody:
+    """The parts of a multipart body, parsed by python-multipart's form parser. Parts without a
+    filename (QField's `text`, form fields) are also kept as text fields."""
+    if media_type(request) != MULTIPART:
+        return MultipartBody()
     _, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("A multipart body needs a boundary in its Content-Type header.")
-    result = MultipartBody()
-    state: dict[str, Any] = {}
+    body = MultipartBody()
 
-    def on_part_begin() -> None:
-        state.update(headers={}, field=b"", value=b"")
+    def on_field(field) -> None:
+        value = field.value or b""
+        name = (field.field_name or b"").decode("utf-8", "replace")
+        body.fields[name] = value.decode("utf-8", "replace")
+        body.parts.append(Part(name, _spooled(io.BytesIO(value)), len(value)))
 
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["field"] += data[start:end]
+    def on_file(file) -> None:
+        name = (file.field_name or b"").decode("utf-8", "replace")
+        stream = file.file_object
+        stream.seek(0)
+        body.parts.append(Part(name, stream, file.size))
 
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["value"] += data[start:end]
-
-    def on_header_end() -> None:
-        state["headers"][state["field"].decode("latin-1").lower()] = state["value"]
-        state.update(field=b"", value=b"")
-
-    def on_headers_finished() -> None:
-        _, disposition = parse_options_header(state["headers"].get("content-disposition", b""))
-        filename = disposition.get(b"filename")
-        content_type = state["headers"].get("content-type")
-        part = Part(
-            name=disposition.get(b"name", b"").decode("utf-8", "replace"),
-            filename=filename.decode("utf-8", "replace") if filename is not None else None,
-            content_type=content_type.decode("latin-1") if content_type else None,
-            stream=SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES),  # noqa: SIM115
-        )
-        state["part"] = part
-        result.parts.append(part)
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        part = state["part"]
-        part.stream.write(data[start:end])
-        part.size += end - start
-
-    def on_part_end() -> None:
-        part = state.pop("part")
-        part.stream.seek(0)
-        if part.filename is None and part.size <= SPOOL_IN_MEMORY_BYTES:
-            result.fields[part.name] = part.stream.read().decode("utf-8", "replace")
-            part.stream.seek(0)
-
-    parser = MultipartParser(
-        boundary,
-        callbacks={
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
+    parser = FormParser(
+        MULTIPART, on_field, on_file, boundary=boundary,
+        config={"MAX_MEMORY_FILE_SIZE": SPOOL_IN_MEMORY_BYTES, "UPLOAD_DELETE_TMP": True},
     )
     try:
         parser.write(_raw_body(request))
         parser.finalize()
-    except (MultipartParseError, KeyError) as exc:
-        raise BadRequest(f"Malformed multipart body: {exc}") from None
-    if parser.state != MultipartState.END:
-        raise BadRequest("Malformed multipart body: it ends before its closing boundary.")
-    return result
+    except (FormParserError, KeyError):
+        raise BadRequest("The multipart body is malformed.") from None
+    if parser.parser.state != MultipartState.END:
+        raise BadRequest("The multipart body ends before its closing boundary.")
+    return body
 
 
-def body_fields(request) -> dict[str, Any]:
-    """The request body as a dict, whatever the encoding the client chose."""
+def _body_fields(request) -> dict[str, Any]:
     raw = _raw_body(request)
     kind = media_type(request)
-    if kind == "multipart/form-data":
-        return dict(parse_multipart(request).fields)
+    if kind == MULTIPART:
+        return dict(multipart(request).fields)
     if not raw.strip():
         return {}
     if kind == "application/x-www-form-urlencoded":
@@ -137,12 +128,18 @@ def body_fields(request) -> dict[str, Any]:
     if kind in ("application/json", "", "text/plain") or kind.endswith("+json"):
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"Malformed JSON body: {exc}") from None
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("The body is not valid JSON.") from None
         if not isinstance(data, dict):
             raise BadRequest("The JSON body must be an object.")
         return data
     raise BadRequest(f"Unsupported content type `{kind}`.")
+
+
+def body(request, model: type[M], **extra: Any) -> M:
+    """The request body as `model`, whatever the encoding the client chose; `extra` adds values
+    that come from elsewhere (the URL, headers)."""
+    return model.model_validate({**_body_fields(request), **extra})
 
 
 def query_param(request, *names: str) -> str | None:
@@ -155,44 +152,7 @@ def query_param(request, *names: str) -> str | None:
     return None
 
 
-def to_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in TRUE_STRINGS:
-            return True
-        if lowered in FALSE_STRINGS:
-            return False
-    raise ValidationError(f"`{name}` must be a boolean (true/false/1/0).")
-
-
-def get_bool(data: dict[str, Any], name: str, default: bool | None = None) -> bool | None:
-    if name not in data or data[name] is None:
-        return default
-    return to_bool(data[name], name)
-
-
-def get_str(
-    data: dict[str, Any], name: str, *, required: bool = False, default: str | None = None
-) -> str | None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise ValidationError(f"`{name}` is required.")
-        return default
-    if not isinstance(value, str):
-        raise ValidationError(f"`{name}` must be a string.")
-    return value
-
-
-def to_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValidationError(f"`{name}` must be an integer.")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValidationError(f"`{name}` must be an integer.")
+def query(request, model: type[M], **extra: Any) -> M:
+    """The query string as `model` (the last value of a repeated parameter wins)."""
+    params = request.query_params or {}
+    return model.model_validate({**{name: query_param(request, name) for name in params}, **extra})

@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .models import Collaborator, FileVersion, Project, ProjectFile, User
-from .permissions import ProjectRole
+from .accounts import Subscription
+from .auth import Session
+from .health import Health
+from .models import Collaborator, FileVersion, ProjectFile, User
+from .models.projects import ProjectType
+from .projects import ProjectView
+from .uploads import UploadState
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -15,13 +20,13 @@ def timestamp(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def login_json(user: User, token_key: str, expires_at: datetime) -> dict[str, Any]:
+def login_json(session: Session) -> dict[str, Any]:
     # `type` is a string here only, as in QFieldCloud's login response.
     return {
-        **user_json(user),
-        "token": token_key,
-        "expires_at": timestamp(expires_at),
-        "type": str(user.account_type),
+        **user_json(session.user),
+        "token": session.token_key,
+        "expires_at": timestamp(session.expires_at),
+        "type": str(session.user.account_type),
     }
 
 
@@ -37,14 +42,8 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
-def project_json(
-    project: Project,
-    role: ProjectRole | None,
-    *,
-    status: str,
-    needs_repackaging: bool,
-    shared_datasets_project_id: str | None,
-) -> dict[str, Any]:
+def project_json(view: ProjectView) -> dict[str, Any]:
+    project, role = view.project, view.role
     body = {
         "id": project.id,
         "name": project.name,
@@ -59,11 +58,11 @@ def project_json(
         "data_last_packaged_at": timestamp(project.data_last_packaged_at),
         "data_last_updated_at": timestamp(project.data_last_updated_at),
         "restricted_data_last_updated_at": timestamp(project.restricted_data_last_updated_at),
-        "can_repackage": project.project_type != "template",
-        "needs_repackaging": needs_repackaging,
-        "status": status,
-        "shared_datasets_project_id": shared_datasets_project_id,
-        "is_shared_datasets_project": project.project_type == "shared_datasets",
+        "can_repackage": project.project_type != ProjectType.TEMPLATE,
+        "needs_repackaging": view.needs_repackaging,
+        "status": view.status,
+        "shared_datasets_project_id": view.shared_datasets_project_id,
+        "is_shared_datasets_project": project.project_type == ProjectType.SHARED_DATASETS,
         "is_featured": project.is_featured,
         "is_attachment_download_on_demand": project.is_attachment_download_on_demand,
         "has_restricted_projectfiles": project.has_restricted_projectfiles,
@@ -134,8 +133,8 @@ def uploaded_json(name: str, version: FileVersion) -> dict[str, Any]:
     }
 
 
-def subscription_json(user: User, total_bytes: int) -> dict[str, Any]:
-    """The account's plan: one plan for everyone here, with the account's storage quota."""
+def subscription_json(subscription: Subscription) -> dict[str, Any]:
+    user, total_bytes = subscription.account, subscription.storage_total_bytes
     return {
         "plan_display_name": "Self-hosted",
         "plan_code": "self_hosted",
@@ -148,3 +147,51 @@ def subscription_json(user: User, total_bytes: int) -> dict[str, Any]:
         "plan_storage_threshold_warning_bytes": total_bytes * 9 // 10,
         "plan_storage_threshold_critical_bytes": total_bytes * 97 // 100,
     }
+
+
+def auth_providers_json() -> list[dict[str, Any]]:
+    """How one logs in here: username and password only (QField's login screen reads this)."""
+    return [{"type": "credentials", "id": "credentials", "name": "Username / Password"}]
+
+
+def status_json(health: Health) -> dict[str, Any]:
+    return {
+        "database": "ok" if health.database_ok else "error",
+        "storage": "ok" if health.storage_ok else "error",
+        "status_page_url": None,
+        "incident_message": None,
+        "incident_timestamp_utc": None,
+        "maintenance_message": None,
+        "maintenance_start_timestamp_utc": None,
+        "maintenance_end_timestamp_utc": None,
+    }
+
+
+def server_info_json() -> dict[str, Any]:
+    return {
+        "whitelabel": {"site_title": "QFieldCloud (serverless)", "logo_navbar": None,
+                       "logo_main": None, "favicon": None},
+        "auth_providers": auth_providers_json(),
+        "signup_url": None,
+    }
+
+
+def upload_state_json(state: UploadState) -> dict[str, Any]:
+    session = state.session
+    return {
+        "upload_id": session.upload_id,
+        "project_id": session.project_id,
+        "name": session.name,
+        "size": int(session.size),
+        "part_size": int(session.part_size),
+        "state": session.state,
+        "expires_at": timestamp(session.expires_at),
+        "uploaded_parts": [
+            {"part_number": part.number, "size": part.size, "etag": part.etag} for part in state.uploaded
+        ],
+        "parts": [{"part_number": part.number, "size": part.size, "url": part.url} for part in state.missing],
+    }
+
+
+def file_metadata_json(item: ProjectFile, content_type: str) -> dict[str, Any]:
+    return {**file_json(item), "content_type": content_type}

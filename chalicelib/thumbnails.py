@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from PIL import Image, UnidentifiedImageError
 
 from . import storage
-from .errors import EmptyContent, MultipleContents, ObjectNotFound, ValidationError
+from .errors import ObjectNotFound, ValidationError
 from .models import Project
-from .request_data import Part
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_SIDE = 10000
 CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg"}
 
 
-def _content_type_of(part: Part) -> str:
-    if part.size > MAX_BYTES:
+def _content_type_of(stream: IO[bytes], size: int) -> str:
+    if size > MAX_BYTES:
         raise ValidationError("A thumbnail is at most 5 MiB.")
     try:
-        with Image.open(part.stream) as image:
+        with Image.open(stream) as image:
             kind, (width, height) = image.format, image.size
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationError("A thumbnail must be a PNG or JPEG image.") from None
     finally:
-        part.stream.seek(0)
+        stream.seek(0)
     if kind not in CONTENT_TYPES:
         raise ValidationError("A thumbnail must be a PNG or JPEG image.")
     if max(width, height) > MAX_SIDE:
@@ -32,14 +33,10 @@ def _content_type_of(part: Part) -> str:
     return CONTENT_TYPES[kind]
 
 
-def store(project: Project, parts: list[Part]) -> None:
-    if not parts:
-        raise EmptyContent("Send the image in a multipart part named `thumbnail`.")
-    if len(parts) > 1:
-        raise MultipleContents("Send one `thumbnail` part.")
-    content_type = _content_type_of(parts[0])
+def store(project: Project, image: IO[bytes], size: int) -> None:
+    content_type = _content_type_of(image, size)
     key = storage.thumbnail_key(project.id)
-    version = storage.put_object(key, parts[0].stream, content_type)
+    version = storage.put_object(key, image, content_type)
     previous = project.thumbnail_version
     project.update(actions=[
         Project.thumbnail_version.set(version),

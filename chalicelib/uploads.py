@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 from tempfile import SpooledTemporaryFile
 from typing import Any
@@ -25,11 +26,10 @@ from .checksums import PART_SIZE
 from .config import settings
 from .errors import Conflict, ObjectNotFound, OverQuota, ValidationError
 from .file_rules import check_qgis_project
+from .inputs import UploadBegin
 from .models import FileVersion, Project, UploadSession
 from .models.base import utcnow
-from .permissions import ProjectRole
-from .request_data import get_str, to_int
-from .serializers import timestamp
+from .permissions import AccountAction, ProjectRole, allowed_on_account
 
 MAX_PARTS = 10_000
 SESSION_LIFETIME = timedelta(days=1)
@@ -47,17 +47,12 @@ def _part_size(session: UploadSession, number: int) -> int:
     return int(session.size) - PART_SIZE * (number - 1)
 
 
-def begin(caller: Caller, project: Project, role: ProjectRole | None, data: dict[str, Any]) -> UploadSession:
-    target = files.check_upload(project, role, get_str(data, "name", required=True))
-    if "size" not in data:
-        raise ValidationError("`size` (in bytes) is required.")
-    size = to_int(data["size"], "size")
+def begin(caller: Caller, project: Project, role: ProjectRole | None, data: UploadBegin) -> UploadSession:
+    target = files.check_upload(project, role, data.name)
+    size = data.size
     if not 0 < size <= PART_SIZE * MAX_PARTS:
         raise ValidationError(f"`size` must be between 1 and {PART_SIZE * MAX_PARTS} bytes.")
-    owner = get_user(project.owner)
-    if files.enforces_quota(caller) and size > quota.free_bytes(owner):
-        raise OverQuota(f"`{owner.username}` has {max(quota.free_bytes(owner), 0)} bytes of storage "
-                        f"left; {size} are needed.")
+    quota.check_fits(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
     key = storage.file_key(project.id, target.name)
     s3_upload_id = storage.create_multipart_upload(key, files.content_type_for(target.name))
     session = UploadSession(
@@ -78,42 +73,45 @@ def get_session(caller: Caller, project: Project, upload_id: str) -> UploadSessi
         session = UploadSession.get(upload_id, consistent_read=True)
     except DoesNotExist:
         session = None
-    if session is None or session.project_id != project.id or session.created_by != caller.key:
+    if (
+        session is None
+        or session.project_id != project.id
+        or not allowed_on_account(caller.user, session.created_by, AccountAction.USE_UPLOAD_SESSION)
+    ):
         raise ObjectNotFound(f"There is no upload `{upload_id}` of yours in this project.")
     return session
 
 
-def describe(session: UploadSession) -> dict[str, Any]:
-    """The session, the parts S3 already holds, and presigned URLs for the missing ones."""
-    body = {
-        "upload_id": session.upload_id,
-        "project_id": session.project_id,
-        "name": session.name,
-        "size": int(session.size),
-        "part_size": int(session.part_size),
-        "state": session.state,
-        "expires_at": timestamp(session.expires_at),
-        "uploaded_parts": [],
-        "parts": [],
-    }
+@dataclass(frozen=True)
+class PartState:
+    number: int
+    size: int
+    etag: str | None = None  # of a part S3 holds
+    url: str | None = None  # where to PUT a missing part
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """A session, the parts S3 already holds, and presigned URLs for the missing ones."""
+
+    session: UploadSession
+    uploaded: list[PartState] = field(default_factory=list)
+    missing: list[PartState] = field(default_factory=list)
+
+
+def state(session: UploadSession) -> UploadState:
     if session.s3_version_id:  # assembled: S3 no longer lists the parts
-        return body
-    uploaded = {p["PartNumber"]: p for p in storage.uploaded_parts(session.s3_key, session.s3_upload_id)}
-    body["uploaded_parts"] = [
-        {"part_number": n, "size": int(p["Size"]), "etag": p["ETag"]} for n, p in sorted(uploaded.items())
-    ]
+        return UploadState(session)
+    held = {p["PartNumber"]: p for p in storage.uploaded_parts(session.s3_key, session.s3_upload_id)}
+    uploaded = [PartState(n, int(p["Size"]), etag=p["ETag"]) for n, p in sorted(held.items())]
+    missing = []
     if session.state == "open":
-        missing = [n for n in range(1, _part_count(int(session.size)) + 1) if n not in uploaded]
-        body["parts"] = [
-            {
-                "part_number": n,
-                "size": _part_size(session, n),
-                "url": storage.presigned_part_url(
-                    session.s3_key, session.s3_upload_id, n, settings.presigned_url_seconds),
-            }
-            for n in missing
+        missing = [
+            PartState(n, _part_size(session, n), url=storage.presigned_part_url(
+                session.s3_key, session.s3_upload_id, n, settings.presigned_url_seconds))
+            for n in range(1, _part_count(int(session.size)) + 1) if n not in held
         ]
-    return body
+    return UploadState(session, uploaded, missing)
 
 
 def _verified_parts(session: UploadSession) -> list[dict[str, Any]]:
@@ -182,7 +180,7 @@ def complete(
     size = int(session.size)
     if not session.quota_counted:
         try:
-            quota.reserve(get_user(project.owner), size, enforce=files.enforces_quota(caller))
+            quota.reserve(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
         except OverQuota:
             _release_claim(session)  # the parts stay: free some space and complete again
             raise

@@ -1,7 +1,7 @@
 """The API: one Lambda function behind a regional API Gateway REST API.
 
 The API definition is Chalice's own swagger for the app's routes, so API Gateway matches exactly
-the routes the app registers (and devstack.gateway emulates), each with the Lambda proxy
+the routes the app registers (and the local gateway emulates), each with the Lambda proxy
 integration.
 """
 

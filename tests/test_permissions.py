@@ -127,3 +127,41 @@ def test_a_stranger_cannot_see_a_private_project_anywhere(world):
     assert stranger.get(f"projects/{pid}/").status == 403
     assert stranger.get(f"collaborators/{pid}/").status == 403
     assert clients["owner"].get(f"projects/{pid}/").json()["description"] == ""
+
+
+# --- Account actions (reference §2.4): who may act on an account --------------------------------
+# caller: the account's owner itself, another person, a staff member, an anonymous caller.
+ACCOUNT_CALLERS = ["self", "other", "staff", "anonymous"]
+# action: (request on alice's account, callers allowed, status when allowed)
+ACCOUNT_ACTIONS = {
+    "read_subscription": (lambda c, upload: c.get("subscriptions/alice/current/"), {"self"}, 200),
+    "create_project_for_the_account": (
+        lambda c, upload: c.post("projects/", json={"name": f"p-{uuid.uuid4()}", "owner": "alice"}),
+        {"self"}, 201),
+    "use_an_upload_session": (lambda c, upload: c.get(f"uploads/{upload[0]}/{upload[1]}/"), {"self"}, 200),
+}
+
+
+@pytest.mark.parametrize("action", sorted(ACCOUNT_ACTIONS))
+def test_account_permission_matrix(users, api, action):
+    alice = users("alice")
+    clients = {"self": alice, "other": users("bob"), "staff": users("root", is_staff=True),
+               "anonymous": api.as_anonymous()}
+    pid = alice.create_project("shared")["id"]
+    for name in ("bob", "root"):  # both may upload to the project: only the session is alice's
+        added = alice.post(f"collaborators/{pid}/", json={"collaborator": name, "role": "editor"})
+        assert added.status == 201
+    upload_id = alice.post(f"uploads/{pid}/", json={"name": "big.tif", "size": 9}).json()["upload_id"]
+    request, allowed, success = ACCOUNT_ACTIONS[action]
+    outcomes = {}
+    for caller in ACCOUNT_CALLERS:
+        reply = request(clients[caller], (pid, upload_id))
+        if caller == "anonymous":
+            expected = 401
+        elif caller in allowed:
+            expected = success
+        else:  # someone else's upload session is not even shown to exist
+            expected = 404 if action == "use_an_upload_session" else 403
+        outcomes[caller] = (reply.status, expected)
+    wrong = {caller: got for caller, (got, expected) in outcomes.items() if got != expected}
+    assert not wrong, f"{action}: {outcomes}"

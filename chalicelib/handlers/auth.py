@@ -1,9 +1,10 @@
 from chalice import Response
 
-from .. import accounts, auth
-from ..request_data import body_fields, get_str
+from .. import auth
+from ..inputs import Login
+from ..request_data import body
 from ..routing import Router
-from ..serializers import login_json, user_json
+from ..serializers import auth_providers_json, login_json, user_json
 
 router = Router(__name__)
 
@@ -13,13 +14,8 @@ router = Router(__name__)
 def login():
     request = router.request
     auth.optional_caller(request)  # a stale token is refused even here, as QFieldCloud does
-    data = body_fields(request)
-    password = get_str(data, "password", required=True)
-    user = accounts.authenticate_credentials(
-        get_str(data, "username"), get_str(data, "email"), password
-    )
-    key, token = auth.issue_token(user, request.headers.get("user-agent", ""))
-    return login_json(user, key, token.expires_at)
+    session = auth.login(body(request, Login), request.headers.get("user-agent", ""))
+    return login_json(session)
 
 
 @router.route("/auth/user/")
@@ -37,4 +33,4 @@ def logout():
 
 @router.route("/auth/providers/")
 def providers():
-    return [{"type": "credentials", "id": "credentials", "name": "Username / Password"}]
+    return auth_providers_json()

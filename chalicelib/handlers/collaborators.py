@@ -1,9 +1,10 @@
 from chalice import Response
 
 from .. import auth, collaborators, projects
+from ..inputs import CollaboratorAdd, CollaboratorChange
 from ..pagination import paginate
 from ..permissions import Action
-from ..request_data import body_fields
+from ..request_data import body
 from ..routing import Router
 from ..serializers import collaborator_json
 
@@ -26,7 +27,7 @@ def list_collaborators(project_id):
 @router.route("/collaborators/{project_id}/", methods=["POST"])
 def add_collaborator(project_id):
     caller, project = _project(project_id)
-    collaborator = collaborators.add_collaborator(caller, project, body_fields(router.request))
+    collaborator = collaborators.add_collaborator(caller, project, body(router.request, CollaboratorAdd))
     return Response(body=collaborator_json(collaborator), status_code=201)
 
 
@@ -40,8 +41,8 @@ def get_collaborator(project_id, username):
 def update_collaborator(project_id, username):
     caller, project = _project(project_id)
     collaborator = collaborators.get_collaborator(project, username)
-    data = body_fields(router.request)
-    return collaborator_json(collaborators.update_collaborator(caller, collaborator, data))
+    change = body(router.request, CollaboratorChange)
+    return collaborator_json(collaborators.update_collaborator(caller, collaborator, change))
 
 
 @router.route("/collaborators/{project_id}/{username}/", methods=["DELETE"])

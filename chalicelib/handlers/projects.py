@@ -1,59 +1,49 @@
 from chalice import Response
 
 from .. import auth, projects, thumbnails
+from ..inputs import OrderingQuery, ProjectCreate, ProjectListQuery, ProjectReplace, ProjectUpdate
 from ..pagination import paginate
 from ..permissions import Action
-from ..request_data import body_fields, parse_multipart, query_param, to_bool
+from ..request_data import body, multipart, query
 from ..routing import Router
+from ..serializers import project_json
 
 router = Router(__name__)
 
 
-def _include_public(request) -> bool:
-    underscore = query_param(request, "include_public")
-    if underscore is not None:
-        return to_bool(underscore, "include_public")
-    # The SDK's legacy hyphenated form: only `1` includes public projects, as upstream.
-    return query_param(request, "include-public") == "1"
+def _render(items):
+    return [project_json(view) for view in projects.views(items)]
 
 
 @router.route("/projects/", methods=["GET"])
 def list_projects():
     request = router.request
     caller = auth.require_caller(request)
-    items = projects.list_projects(
-        caller,
-        include_public=_include_public(request),
-        owner=query_param(request, "owner"),
-        name=query_param(request, "name"),
-        search=query_param(request, "search"),
-        ordering=query_param(request, "ordering"),
-    )
-    return paginate(request, items, projects.describe)
+    items = projects.list_projects(caller, query(request, ProjectListQuery))
+    return paginate(request, items, _render)
 
 
 @router.route("/projects/", methods=["POST"])
 def create_project():
     request = router.request
     caller = auth.require_caller(request)
-    project = projects.create_project(caller, body_fields(request))
-    role = projects.role_of(caller, project)
-    return Response(body=projects.describe([(project, role)])[0], status_code=201)
+    project = projects.create_project(caller, body(request, ProjectCreate))
+    return Response(body=project_json(projects.view(caller, project)), status_code=201)
 
 
 @router.route("/projects/public/")
 def list_public_projects():
     request = router.request
     caller = auth.require_caller(request)
-    items = projects.list_public_projects(caller, query_param(request, "ordering"))
-    return paginate(request, items, projects.describe)
+    items = projects.list_public_projects(caller, query(request, OrderingQuery).ordering)
+    return paginate(request, items, _render)
 
 
 @router.route("/projects/{project_id}/", methods=["GET"])
 def get_project(project_id):
     caller = auth.require_caller(router.request)
     project, role = projects.project_for(caller, project_id, Action.READ_PROJECT)
-    return projects.describe([(project, role)])[0]
+    return project_json(projects.views([(project, role)])[0])
 
 
 @router.route("/projects/{project_id}/", methods=["PUT", "PATCH"])
@@ -61,9 +51,9 @@ def update_project(project_id):
     request = router.request
     caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.UPDATE_PROJECT)
-    data = body_fields(request)
-    project = projects.update_project(caller, project, data, full=request.method == "PUT")
-    return projects.describe([(project, projects.role_of(caller, project))])[0]
+    changes = body(request, ProjectReplace if request.method == "PUT" else ProjectUpdate)
+    project = projects.update_project(caller, project, changes)
+    return project_json(projects.view(caller, project))
 
 
 @router.route("/projects/{project_id}/", methods=["DELETE"])
@@ -79,7 +69,8 @@ def upload_thumbnail(project_id):
     request = router.request
     caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.UPLOAD_THUMBNAIL)
-    thumbnails.store(project, parse_multipart(request).parts_named("thumbnail"))
+    image = multipart(request).single("thumbnail")
+    thumbnails.store(project, image.stream, image.size)
     return Response(body="", status_code=204)
 
 

@@ -1,5 +1,6 @@
 from .. import auth, health
 from ..routing import Router
+from ..serializers import server_info_json, status_json
 
 router = Router(__name__)
 
@@ -7,10 +8,10 @@ router = Router(__name__)
 @router.route("/status/")
 def status():
     auth.optional_caller(router.request)
-    return health.status()
+    return status_json(health.check())
 
 
 @router.route("/server/info/")
 def server_info():
     auth.optional_caller(router.request)
-    return health.server_info()
+    return server_info_json()

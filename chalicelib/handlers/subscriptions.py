@@ -1,5 +1,4 @@
-from .. import accounts, auth, quota
-from ..errors import PermissionDenied
+from .. import accounts, auth
 from ..routing import Router
 from ..serializers import subscription_json
 
@@ -9,7 +8,4 @@ router = Router(__name__)
 @router.route("/subscriptions/{username}/current/")
 def current_subscription(username):
     caller = auth.require_caller(router.request)
-    if accounts.user_key(username) != caller.key:
-        raise PermissionDenied("You can only see your own subscription.")
-    user = caller.user
-    return subscription_json(user, quota.quota_bytes(user))
+    return subscription_json(accounts.subscription(caller.user, username))

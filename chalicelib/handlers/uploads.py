@@ -1,10 +1,11 @@
 from chalice import Response
 
 from .. import auth, projects, uploads
+from ..inputs import UploadBegin
 from ..permissions import Action
-from ..request_data import body_fields
+from ..request_data import body
 from ..routing import Router
-from ..serializers import uploaded_json
+from ..serializers import upload_state_json, uploaded_json
 
 router = Router(__name__)
 
@@ -18,14 +19,14 @@ def _project(project_id):
 @router.route("/uploads/{project_id}/", methods=["POST"])
 def begin_upload(project_id):
     caller, project, role = _project(project_id)
-    session = uploads.begin(caller, project, role, body_fields(router.request))
-    return Response(body=uploads.describe(session), status_code=201)
+    session = uploads.begin(caller, project, role, body(router.request, UploadBegin))
+    return Response(body=upload_state_json(uploads.state(session)), status_code=201)
 
 
 @router.route("/uploads/{project_id}/{upload_id}/", methods=["GET"])
 def upload_status(project_id, upload_id):
     caller, project, _ = _project(project_id)
-    return uploads.describe(uploads.get_session(caller, project, upload_id))
+    return upload_state_json(uploads.state(uploads.get_session(caller, project, upload_id)))
 
 
 @router.route("/uploads/{project_id}/{upload_id}/complete/", methods=["POST"])

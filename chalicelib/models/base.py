@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -51,9 +52,13 @@ class Table(Model):
 
     @classmethod
     def _get_connection(cls) -> TableConnection:
-        connection = super()._get_connection()
-        connection.connection = shared_connection()
-        return connection
+        table = super()._get_connection()
+        shared = shared_connection()
+        if table.connection is not shared:
+            with contextlib.suppress(ValueError):  # the schema is known to it already
+                shared.add_meta_table(table.get_meta_table())
+            table.connection = shared
+        return table
 
 
 class Transaction:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
@@ -12,6 +14,13 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from .base import Table, TableMeta, utcnow
 
 PUBLIC_PARTITION = "public"
+
+
+class ProjectType(StrEnum):
+    REGULAR = "regular"
+    TEMPLATE = "template"
+    # Set by the name alone: a project named `shared_datasets` holds an owner's shared layers.
+    SHARED_DATASETS = "shared_datasets"
 
 
 class ProjectsByOwner(GlobalSecondaryIndex):
@@ -45,7 +54,7 @@ class Project(Table):
     owner = UnicodeAttribute()
     owner_key = UnicodeAttribute()
     description = UnicodeAttribute(default="")
-    project_type = UnicodeAttribute(default="regular")
+    project_type = UnicodeAttribute(default=ProjectType.REGULAR)
     is_public = BooleanAttribute(default=False)
     public_partition = UnicodeAttribute(null=True)
     public_collaborator_role = UnicodeAttribute(default="reader")

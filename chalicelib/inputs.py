@@ -1,0 +1,136 @@
+"""The typed inputs of the API: what each request means once read, whatever its encoding.
+
+Handlers build these with `request_data.body(...)`/`query(...)` and hand them to one service
+function. The field rules live here once: a value that breaks one becomes 400
+`validation_error` naming the field (`errors.as_api_error`). Booleans accept what both clients
+send (`true/false`, `1/0`, `True/False`); unknown fields are ignored (clients send extras).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, model_validator
+
+from .permissions import Role
+
+PROJECT_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,255}$"
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _role(value: Any) -> Role:
+    return value if isinstance(value, Role) else Role.from_label(value)
+
+
+def _public_role(value: Any) -> Role:
+    role = _role(value)
+    if role > Role.EDITOR:
+        raise ValueError("must be one of: reader, reporter, editor")
+    return role
+
+
+def _canonical_uuid(value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ValueError("must be a UUID") from None
+
+
+RoleInput = Annotated[Role, BeforeValidator(_role)]
+PublicRole = Annotated[Role, BeforeValidator(_public_role)]
+ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_NAME_PATTERN)]
+Uuid = Annotated[str, BeforeValidator(_canonical_uuid)]
+
+
+class Login(Input):
+    username: str | None = None
+    email: str | None = None
+    password: str
+
+
+class ProjectFields(Input):
+    """What a create and an update have in common. `None` means "not given"."""
+
+    description: str | None = None
+    is_public: bool | None = None
+    private: bool | None = None  # QField's legacy spelling of `not is_public`
+    project_type: Literal["regular", "template"] | None = None
+    public_collaborator_role: PublicRole | None = None
+    is_featured: bool | None = None
+    is_attachment_download_on_demand: bool | None = None
+    has_restricted_projectfiles: bool | None = None
+    overwrite_conflicts: bool | None = None
+    owner: str | None = None
+
+    @property
+    def public(self) -> bool | None:
+        if self.is_public is not None:
+            return self.is_public
+        return None if self.private is None else not self.private
+
+    def flags(self) -> dict[str, bool]:
+        """The boolean settings that were given."""
+        names = ("is_featured", "is_attachment_download_on_demand", "has_restricted_projectfiles",
+                 "overwrite_conflicts")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+class ProjectCreate(ProjectFields):
+    name: ProjectName
+
+
+class ProjectUpdate(ProjectFields):
+    """PATCH: every field optional. PUT uses `ProjectReplace`, which requires the name."""
+
+    name: ProjectName | None = None
+
+
+class ProjectReplace(ProjectUpdate):
+    name: ProjectName
+
+
+class ProjectListQuery(Input):
+    include_public: bool = False
+    owner: str | None = None
+    name: str | None = None
+    search: str | None = None
+    ordering: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_include_public(cls, data: Any) -> Any:
+        # The SDK's hyphenated form: only `1` includes public projects, as upstream.
+        if isinstance(data, dict) and data.get("include_public") is None and "include-public" in data:
+            return {**data, "include_public": data["include-public"] == "1"}
+        return data
+
+
+class OrderingQuery(Input):
+    ordering: str | None = None
+
+
+class CollaboratorAdd(Input):
+    collaborator: str
+    role: RoleInput = Role.READER
+
+
+class CollaboratorChange(Input):
+    role: RoleInput
+
+
+class UploadBegin(Input):
+    name: str
+    size: int
+
+
+class FileDownload(Input):
+    """How a client asks for a file: which version, which bytes, what it already has."""
+
+    version: Uuid | None = None
+    range: str | None = None
+    if_none_match: str | None = None
+    user_agent: str = ""
