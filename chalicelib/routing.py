@@ -3,9 +3,10 @@
 Rules (docs/routing.md explains why):
 - Routes are registered without their trailing slash; API Gateway matches `/x/` to resource `/x`,
   and so does the local gateway (`devstack.gateway`). Both forms are therefore accepted.
-- Chalice has no greedy `{path+}` parameter, and file names contain `/`. A route that ends in a
-  file path is registered once per depth, `prefix/{p1}`, `prefix/{p1}/{p2}`, … up to
-  `MAX_PATH_DEPTH` segments; the view receives the joined, percent-decoded `filename`.
+- File names contain `/`. A route that ends in a file path is one route with a greedy last
+  parameter, `prefix/{filename+}`: API Gateway gives it every remaining segment, and so does the
+  local gateway. Chalice does not pass greedy parameters to views itself, so every view takes its
+  parameters from the request (`uri_params`), here.
 - Path parameters arrive percent-encoded (API Gateway REST does not decode them); they are
   decoded here, once. Parameters named in `UUID_PARAMS` must be UUIDs (else 400
   `validation_error`) and reach the view in canonical lowercase form.
@@ -30,9 +31,8 @@ from .logs import logger
 
 API_PREFIX = "/api/v1"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-MAX_PATH_DEPTH = 24
 UUID_PARAMS = frozenset({"project_id", "job_id", "deltafile_id", "upload_id"})
-PATH_SEGMENT = "p{}"
+FILENAME = "filename"
 ANY_CONTENT_TYPE = ["*/*"]
 
 
@@ -43,27 +43,17 @@ def parse_uuid(value: str, what: str = "id") -> str:
         raise ValidationError(f"`{value}` is not a valid {what} (a UUID is expected).") from None
 
 
-def file_path_routes(prefix: str) -> list[str]:
-    """The routes that stand for `prefix/<filename>` with 1..MAX_PATH_DEPTH segments."""
-    prefix = prefix.rstrip("/")
-    return [
-        prefix + "".join("/{" + PATH_SEGMENT.format(i) + "}" for i in range(1, depth + 1))
-        for depth in range(1, MAX_PATH_DEPTH + 1)
-    ]
+def file_path_route(prefix: str) -> str:
+    """The route that stands for `prefix/<filename>`, whatever the depth of the file name."""
+    return prefix.rstrip("/") + "/{" + FILENAME + "+}"
 
 
 def _decode_params(params: dict[str, str]) -> dict[str, str]:
     decoded: dict[str, str] = {}
-    segments: list[str] = []
-    for index in range(1, MAX_PATH_DEPTH + 1):
-        key = PATH_SEGMENT.format(index)
-        if key not in params:
-            break
-        segments.append(unquote(params.pop(key)))
-    if segments:
-        decoded["filename"] = "/".join(segments)
     for name, value in params.items():
         value = unquote(value)
+        if name == FILENAME:
+            value = value.removesuffix("/")  # the clients' trailing slash
         decoded[name] = parse_uuid(value, name.replace("_", " ")) if name in UUID_PARAMS else value
     return decoded
 
@@ -73,7 +63,7 @@ def _respond_with_error(error: ApiError) -> Response:
     return Response(body=error_body(error), status_code=error.status, headers=headers)
 
 
-def _run_view(view: Callable[..., Any], params: dict[str, str], request) -> Any:
+def _run_view(view: Callable[..., Any], request) -> Any:
     context = request.context if request is not None else {}
     logger.append_keys(
         request_id=context.get("requestId"),
@@ -81,7 +71,7 @@ def _run_view(view: Callable[..., Any], params: dict[str, str], request) -> Any:
         route=context.get("resourcePath"),
     )
     try:
-        return view(**_decode_params(params))
+        return view(**_decode_params(dict(request.uri_params or {})))
     except Exception as exc:  # the one place where exceptions become responses
         error = as_api_error(exc)
         if error is exc:
@@ -102,22 +92,19 @@ class Router:
         return self.blueprint.current_request
 
     def route(self, path: str, methods: Iterable[str] = ("GET",)):
-        return self._register([_strip_slash(path)], methods)
+        return self._register(_strip_slash(path), methods)
 
     def file_route(self, prefix: str, methods: Iterable[str] = ("GET",)):
         """A route ending in a file path; the view takes a `filename` argument."""
-        return self._register(file_path_routes(_strip_slash(prefix)), methods)
+        return self._register(file_path_route(prefix), methods)
 
-    def _register(self, paths: list[str], methods: Iterable[str]):
+    def _register(self, path: str, methods: Iterable[str]):
         def decorator(view: Callable[..., Any]):
             @functools.wraps(view)
-            def wrapper(**params: str) -> Any:
-                return _run_view(view, params, self.blueprint.current_request)
+            def wrapper(**_: str) -> Any:
+                return _run_view(view, self.blueprint.current_request)
 
-            for path in paths:
-                self.blueprint.route(path, methods=list(methods), content_types=ANY_CONTENT_TYPE)(
-                    wrapper
-                )
+            self.blueprint.route(path, methods=list(methods), content_types=ANY_CONTENT_TYPE)(wrapper)
             return view
 
         return decorator

@@ -1,9 +1,11 @@
 """An API Gateway (REST API, Lambda proxy integration) in front of the Chalice app, locally.
 
 It does what our deployed API Gateway does (infra/), so the app sees the same events here and in
-AWS: resource matching with literal segments before `{params}`, the trailing slash ignored, path
-parameters left percent-encoded, query values decoded, binary media types base64-encoded, and the
-gateway response for unknown routes (404 JSON `object_not_found`).
+AWS: resource matching with literal segments before `{params}` before a greedy `{param+}` (which
+takes every remaining segment), the trailing slash ignored, path parameters left
+percent-encoded, query values decoded, binary media types base64-encoded, a JSON Content-Type
+added to proxy responses that have none, and the gateway response for unknown routes (404 JSON
+`object_not_found`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Resource:
     path: str | None = None
     literals: dict[str, Resource] = field(default_factory=dict)
     param: tuple[str, Resource] | None = None
+    greedy: tuple[str, str] | None = None  # (parameter name, route) of a `{name+}` child
 
 
 def _build_tree(route_paths) -> Resource:
@@ -31,14 +34,36 @@ def _build_tree(route_paths) -> Resource:
     for route in route_paths:
         node = root
         for segment in route.strip("/").split("/"):
+            if segment.startswith("{") and segment.endswith("+}"):
+                node.greedy = (segment[1:-2], route)
+                break
             if segment.startswith("{") and segment.endswith("}"):
                 if node.param is None:
                     node.param = (segment[1:-1], Resource())
                 node = node.param[1]
             else:
                 node = node.literals.setdefault(segment, Resource())
-        node.path = route
+        else:
+            node.path = route
     return root
+
+
+def _match_segments(node: Resource, segments: list[str]) -> tuple[str, dict[str, str]] | None:
+    """The route for `segments` below `node`: a literal segment wins over a parameter, which wins
+    over a greedy parameter."""
+    if not segments:
+        return (node.path, {}) if node.path else None
+    head, rest = segments[0], segments[1:]
+    if head in node.literals:
+        return _match_segments(node.literals[head], rest)
+    if node.param is not None and head:
+        name, child = node.param
+        if found := _match_segments(child, rest):
+            return found[0], {name: head, **found[1]}
+    if node.greedy is not None:
+        name, route = node.greedy
+        return route, {name: "/".join(segments)}
+    return None
 
 
 @dataclass
@@ -57,16 +82,7 @@ class ApiGateway:
     def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
         if path != "/" and path.endswith("/"):
             path = path[:-1]
-        node, params = self.tree, {}
-        for segment in path.strip("/").split("/"):
-            if segment in node.literals:
-                node = node.literals[segment]
-            elif node.param is not None and segment:
-                name, node = node.param
-                params[name] = segment
-            else:
-                return None
-        return (node.path, params) if node.path else None
+        return _match_segments(self.tree, path.strip("/").split("/"))
 
     def _is_binary(self, content_type: str) -> bool:
         media_type = content_type.split(";")[0].strip().lower()

@@ -85,10 +85,22 @@ GATEWAY_RESPONSES: dict[str, Json] = {
 }
 
 
+def _declare_greedy_parameters(definition: Json) -> None:
+    """Chalice's swagger leaves out greedy path parameters (`{filename+}`); API Gateway wants
+    every path parameter declared."""
+    for path, operations in definition["paths"].items():
+        greedy = [segment[1:-2] for segment in path.split("/") if segment.endswith("+}")]
+        for operation in operations.values():
+            operation.setdefault("parameters", []).extend(
+                {"name": name, "in": "path", "required": True, "type": "string"} for name in greedy
+            )
+
+
 def api_definition(app: Chalice) -> Json:
     """The OpenAPI (swagger 2.0) body of the REST API: every route and method of `app`, and the
     gateway responses."""
     definition = _SwaggerForThisTemplate().generate_swagger(app)
+    _declare_greedy_parameters(definition)
     definition["x-amazon-apigateway-gateway-responses"] = GATEWAY_RESPONSES
     return definition
 

@@ -39,6 +39,15 @@ def test_upload_list_download(alice, pid):
     assert "filename*=UTF-8''photo%20%C3%A9%201.jpg" in fetched.headers["Content-Disposition"]
 
 
+def test_a_file_path_of_any_depth_is_one_file(alice, pid):
+    deep = "/".join(f"level{i}" for i in range(40)) + "/leaf.txt"
+    assert upload(alice, pid, deep, b"deep").status == 201
+    assert [f["name"] for f in alice.get(f"files/{pid}/").json()] == [deep]
+    assert _follow(alice.get(f"files/{pid}/{deep}/")).content == b"deep"
+    assert alice.get(f"files/metadata/{pid}/{deep}/").json()["name"] == deep
+    assert alice.delete(f"files/{pid}/{deep}/").status == 204
+
+
 def test_qfield_multipart_with_a_text_part_and_a_device_path(alice, pid):
     reply = alice.post(f"files/{pid}/DCIM/img_1.jpg/", files=[
         ("text", ("", b"{}", "application/json")),
