@@ -40,7 +40,7 @@ def test_upload_list_download(alice, pid):
 
 
 def test_a_file_path_of_any_depth_is_one_file(alice, pid):
-    deep = "/".join(f"level{i}" for i in range(40)) + "/leaf.txt"
+    deep = "/".join(f"d{i}" for i in range(40)) + "/leaf.txt"  # 40 folders deep
     assert upload(alice, pid, deep, b"deep").status == 201
     assert [f["name"] for f in alice.get(f"files/{pid}/").json()] == [deep]
     assert _follow(alice.get(f"files/{pid}/{deep}/")).content == b"deep"
