@@ -21,6 +21,10 @@ from urllib.parse import parse_qs, urlsplit
 from chalicelib.errors import UnknownRoute, error_json
 
 
+# What API Gateway sets on a Lambda proxy response that names no Content-Type.
+DEFAULT_CONTENT_TYPE = "application/json"
+
+
 @dataclass
 class Resource:
     path: str | None = None
@@ -155,6 +159,8 @@ class ApiGateway:
         for name, value in (result.get("headers") or {}).items():
             if name not in multi:
                 headers.append((name, str(value)))
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers.append(("Content-Type", DEFAULT_CONTENT_TYPE))  # as API Gateway does
         body = result.get("body") or ""
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
         return GatewayResponse(int(result["statusCode"]), headers, raw)

@@ -32,6 +32,17 @@ class Reply:
         return body.get("code") if isinstance(body, dict) else None
 
 
+def assert_json_is_labelled(reply: Reply) -> None:
+    """Every JSON answer says so in its Content-Type, as behind API Gateway (checked on every
+    request the suite makes)."""
+    try:
+        json.loads(reply.content)
+    except ValueError:
+        return
+    content_type = reply.headers.get("Content-Type", "")
+    assert content_type.startswith("application/json"), (reply.status, content_type, reply.content[:200])
+
+
 class ApiClient:
     def __init__(self, gateway, token: str | None = None, user_agent: str = "sdk|py|tests"):
         self.gateway = gateway
@@ -66,7 +77,9 @@ class ApiClient:
         split = urlsplit(prepared.url)
         target = split.path + (f"?{split.query}" if split.query else "")
         response = self.gateway.handle(method, target, list(prepared.headers.items()), body)
-        return Reply(response.status, CaseInsensitiveDict(response.headers), response.body)
+        reply = Reply(response.status, CaseInsensitiveDict(response.headers), response.body)
+        assert_json_is_labelled(reply)
+        return reply
 
     def get(self, path: str, **kwargs: Any) -> Reply:
         return self.request("GET", path, **kwargs)

@@ -100,3 +100,13 @@ def test_unknown_project_is_404(users):
     alice = users("alice")
     reply = alice.get(f"projects/{uuid.uuid4()}/")
     assert (reply.status, reply.code) == (404, "object_not_found")
+
+
+def test_json_answers_carry_a_json_content_type_like_api_gateway(users):
+    """Chalice leaves the header out of JSON bodies; API Gateway adds it, and so must the local
+    gateway. (tests/client.py checks the same on every request of the suite.)"""
+    alice = users("alice")
+    pid = alice.create_project("p")["id"]
+    for reply in (alice.get("projects/"), alice.get(f"projects/{pid}/"), alice.get("status/"),
+                  alice.get("no/such/route/"), alice.delete("projects/")):
+        assert reply.headers["Content-Type"].startswith("application/json"), reply.status
