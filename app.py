@@ -1,14 +1,17 @@
-"""The Chalice app: builds it, registers the blueprints and the fallbacks. Nothing else."""
+"""The Chalice app: builds it, registers the blueprints and the fallbacks, and wraps it as the
+Lambda handler (`app.handler`: logs, metrics, traces). Nothing else."""
 
 from chalice import Chalice
 
 from chalicelib.handlers import auth, collaborators, files, projects, status, subscriptions, uploads
+from chalicelib.observability import lambda_handler
 from chalicelib.routing import API_PREFIX, add_method_fallbacks
 
 app = Chalice(app_name="qfc-serverless")
 app.api.binary_types.append("multipart/form-data")
 
-for handler in (auth, status, projects, collaborators, files, uploads, subscriptions):
-    app.register_blueprint(handler.router.blueprint, url_prefix=API_PREFIX)
+for resource in (auth, status, projects, collaborators, files, uploads, subscriptions):
+    app.register_blueprint(resource.router.blueprint, url_prefix=API_PREFIX)
 
 add_method_fallbacks(app)
+handler = lambda_handler(app)

@@ -30,7 +30,7 @@ def _counting(calls: Counter):
 
 
 def measure(size: int) -> dict[str, int]:
-    from app import app
+    from app import app, handler
     from chalicelib import accounts
     from devstack.gateway import ApiGateway
     from devstack.resources import ensure_all
@@ -40,7 +40,7 @@ def measure(size: int) -> dict[str, int]:
         ensure_all()
         for name in ("alice", "bob"):
             accounts.create_user(name, PASSWORD)
-        api = ApiClient(ApiGateway(app))
+        api = ApiClient(ApiGateway(app, handler))
         alice, bob = api.login("alice", PASSWORD), api.login("bob", PASSWORD)
         ids = [alice.create_project(f"p{i}")["id"] for i in range(size)]
         pid = ids[0]

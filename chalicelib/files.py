@@ -40,6 +40,7 @@ from .inputs import FileDownload
 from .models import FileVersion, Project, ProjectFile, User
 from .models.base import Transaction, utcnow
 from .models.projects import ProjectType
+from .observability import count_bytes
 from .permissions import Action, ProjectRole, allowed
 
 MAX_ATTEMPTS = 8
@@ -113,7 +114,9 @@ def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVers
     except Exception:
         quota.release(owner.username_key, sums.size)
         raise
-    return record_version(caller, target, s3_version_id, sums)
+    version = record_version(caller, target, s3_version_id, sums)
+    count_bytes("BytesUploaded", sums.size)
+    return version
 
 
 class _Contended(Exception):
@@ -290,6 +293,8 @@ def download(item: ProjectFile, version: FileVersion, request: FileDownload) -> 
     exactly the requested bytes; other clients keep their Range header and S3 serves it.
     """
     byte_range = parse_range(request.range, int(version.size)) if request.range else None
+    first, last = byte_range or (0, int(version.size) - 1)
+    count_bytes("BytesDownloaded", last - first + 1)
     filename = item.name.rsplit("/", 1)[-1]
     key = storage.file_key(item.project_id, item.name)
     if byte_range is not None and clients.is_qfield(request.user_agent):

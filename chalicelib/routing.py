@@ -27,7 +27,7 @@ from urllib.parse import unquote
 from chalice import Blueprint, Chalice, Response
 
 from .errors import ApiError, MethodNotAllowed, ValidationError, as_api_error, error_body
-from .logs import logger
+from .observability import logger
 
 API_PREFIX = "/api/v1"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -65,11 +65,7 @@ def _respond_with_error(error: ApiError) -> Response:
 
 def _run_view(view: Callable[..., Any], request) -> Any:
     context = request.context if request is not None else {}
-    logger.append_keys(
-        request_id=context.get("requestId"),
-        method=context.get("httpMethod"),
-        route=context.get("resourcePath"),
-    )
+    logger.append_keys(method=context.get("httpMethod"), route=context.get("resourcePath"))
     try:
         return view(**_decode_params(dict(request.uri_params or {})))
     except Exception as exc:  # the one place where exceptions become responses

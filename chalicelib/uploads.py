@@ -29,6 +29,7 @@ from .file_rules import check_qgis_project
 from .inputs import UploadBegin
 from .models import FileVersion, Project, UploadSession
 from .models.base import utcnow
+from .observability import count_bytes
 from .permissions import AccountAction, ProjectRole, allowed_on_account
 
 MAX_PARTS = 10_000
@@ -200,6 +201,7 @@ def complete(
         session.delete()
         raise
     session.delete()
+    count_bytes("BytesUploaded", size)
     return recorded
 
 

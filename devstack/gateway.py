@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.errors import UnknownRoute, error_json
 
-
 # What API Gateway sets on a Lambda proxy response that names no Content-Type.
 DEFAULT_CONTENT_TYPE = "application/json"
 
@@ -78,8 +77,11 @@ class GatewayResponse:
 
 
 class ApiGateway:
-    def __init__(self, app, stage: str = "local"):
+    """Serves `handler` (the Lambda entry point) with the routes and binary types of `app`."""
+
+    def __init__(self, app, handler, stage: str = "local"):
         self.app = app
+        self.handler = handler
         self.stage = stage
         self.tree = _build_tree(app.routes)
 
@@ -111,7 +113,7 @@ class ApiGateway:
         resource, params = matched
         event = self._event(method, split, headers, body, resource, params, source_ip)
         context = _LambdaContext()
-        result = self.app(event, context)
+        result = self.handler(event, context)
         return self._response(result)
 
     def _event(self, method, split, headers, body, resource, params, source_ip) -> dict[str, Any]:

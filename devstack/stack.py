@@ -21,10 +21,14 @@ from pathlib import Path
 
 import requests
 
-LOCAL_CREDENTIALS = {
+from chalicelib import config as settings_module
+
+LOCAL_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
+    # Metrics are for CloudWatch; locally they would only print lines.
+    "POWERTOOLS_METRICS_DISABLED": "true",
 }
 
 
@@ -76,9 +80,10 @@ class StackConfig:
 
 def point_at_local_aws(config: StackConfig) -> None:
     """Environment for code that talks to the local AWS stand-in (set before importing it)."""
-    for name, value in LOCAL_CREDENTIALS.items():
+    for name, value in LOCAL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     os.environ["QFC_AWS_ENDPOINT_URL"] = config.aws_endpoint
+    settings_module.reload()
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -183,11 +188,11 @@ def run(config: StackConfig) -> None:
         ensure_all()
         admin, password = ensure_admin(config)
 
-        from app import app
+        from app import app, handler
         from devstack.gateway import ApiGateway
         from devstack.http_server import make_server
 
-        server = make_server(ApiGateway(app), config.host, config.port,
+        server = make_server(ApiGateway(app, handler), config.host, config.port,
                              quiet=os.environ.get("QFC_QUIET") == "1")
         threading.Thread(target=server.serve_forever, daemon=True).start()
         _announce(config, admin, password)

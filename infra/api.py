@@ -174,7 +174,7 @@ def function_resources(bucket: Json, jobs_queue_url: Json) -> Json:
                 "FunctionName": sub("${AWS::StackName}-api"),
                 "Description": "QFieldCloud-compatible API (Chalice app)",
                 "Runtime": "python3.11",
-                "Handler": "app.app",
+                "Handler": "app.handler",
                 # infra.package builds the zip with manylinux x86_64 wheels.
                 "Architectures": ["x86_64"],
                 "Code": {"S3Bucket": ref(LAMBDA_CODE_BUCKET), "S3Key": ref(LAMBDA_CODE_KEY)},

@@ -13,6 +13,7 @@ os.environ.update({
     "QFC_TABLE_PREFIX": "test-",
     "QFC_BUCKET": "qfc-test-files",
     "QFC_PASSWORD_HASH_CHEAP": "1",
+    "POWERTOOLS_METRICS_DISABLED": "true",
 })
 os.environ.pop("QFC_AWS_ENDPOINT_URL", None)
 os.environ.pop("QFC_MAX_DIRECT_UPLOAD_BYTES", None)
@@ -40,10 +41,10 @@ def aws():
 
 @pytest.fixture
 def api(aws) -> ApiClient:
-    from app import app
+    from app import app, handler
     from devstack.gateway import ApiGateway
 
-    return ApiClient(ApiGateway(app))
+    return ApiClient(ApiGateway(app, handler))
 
 
 @pytest.fixture

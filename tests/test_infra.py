@@ -267,7 +267,7 @@ def test_lambda_function_runs_the_chalice_app(template: dict[str, Any]) -> None:
     variables = function["Environment"]["Variables"]
 
     assert function["Runtime"] == "python3.11"
-    assert function["Handler"] == "app.app"
+    assert function["Handler"] == "app.handler"
     assert function["Code"] == {
         "S3Bucket": {"Ref": "LambdaCodeS3Bucket"}, "S3Key": {"Ref": "LambdaCodeS3Key"}
     }

@@ -1,0 +1,54 @@
+"""Logs carry the request's correlation id, and every request is counted by route and status in
+CloudWatch's embedded metric format (printed to the function's log, as Lambda does)."""
+
+import io
+import json
+import logging
+
+
+def _json_lines(text: str) -> list[dict]:
+    lines = []
+    for line in text.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
+
+
+def test_requests_are_counted_by_route_and_status(users, capfd, monkeypatch):
+    alice = users("alice")
+    capfd.readouterr()
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    assert alice.get("projects/").status == 200
+    assert alice.get("projects/not-a-uuid/").status == 400
+    emitted = [line for line in _json_lines(capfd.readouterr().out) if "_aws" in line]
+    seen = {(line["route"], line["status"], tuple(line["Requests"])) for line in emitted}
+    assert ("GET /api/v1/projects", "200", (1.0,)) in seen
+    assert ("GET /api/v1/projects/{project_id}", "400", (1.0,)) in seen
+    assert all(line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "QFieldCloud" for line in emitted)
+
+
+def test_metrics_disabled_locally_print_nothing(users, capfd):
+    alice = users("alice")
+    capfd.readouterr()
+    assert alice.get("projects/").status == 200
+    assert not [line for line in _json_lines(capfd.readouterr().out) if "_aws" in line]
+
+
+def test_log_lines_carry_the_api_gateway_request_id(users):
+    from chalicelib.observability import logger
+
+    alice = users("alice")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)  # the JSON lines the function logs
+    logger.addHandler(handler)
+    try:
+        assert alice.get("projects/not-a-uuid/").status == 400  # logged as a refused request
+    finally:
+        logger.removeHandler(handler)
+    (refused,) = [line for line in _json_lines(stream.getvalue()) if line["message"] == "Request refused"]
+    assert refused["correlation_id"] and refused["function_request_id"]
+    assert (refused["route"], refused["status"], refused["code"]) == (
+        "/api/v1/projects/{project_id}", 400, "validation_error")
