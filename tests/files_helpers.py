@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import cache
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "qfieldcloud"
-QGS = (TESTDATA / "app" / "self_contained.qgs").read_bytes()
+from tests.shared_data import testdata
+
+
+@cache
+def qgs() -> bytes:
+    """A small, valid QGIS project (a memory layer: it needs no data files)."""
+    return (testdata() / "app" / "self_contained.qgs").read_bytes()
 
 
 def stored_state(project_id: str, owner: str = "alice") -> dict:

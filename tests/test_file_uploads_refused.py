@@ -2,14 +2,14 @@
 
 import pytest
 
-from tests.files_helpers import QGS, stored_state, upload
+from tests.files_helpers import qgs, stored_state, upload
 
 
 @pytest.fixture
 def world(users):
     alice = users("alice")
     pid = alice.create_project("survey")["id"]
-    upload(alice, pid, "project.qgs", QGS)
+    upload(alice, pid, "project.qgs", qgs())
     upload(alice, pid, "kept.txt", b"kept")
     return alice, pid, users
 
@@ -44,9 +44,9 @@ def test_missing_or_repeated_file_part(world):
 def test_a_second_qgis_project_file(world):
     alice, pid, _ = world
     before = stored_state(pid)
-    _refused(alice, pid, upload(alice, pid, "other.qgz", QGS), 400, "multiple_projects")
+    _refused(alice, pid, upload(alice, pid, "other.qgz", qgs()), 400, "multiple_projects")
     assert stored_state(pid) == before
-    assert upload(alice, pid, "project.qgs", QGS).status == 201  # the same name is fine
+    assert upload(alice, pid, "project.qgs", qgs()).status == 201  # the same name is fine
 
 
 def test_an_invalid_qgis_project_file(users):
@@ -59,7 +59,7 @@ def test_an_invalid_qgis_project_file(users):
 def test_qgis_file_into_shared_datasets(users):
     alice = users("alice")
     pid = alice.create_project("shared_datasets")["id"]
-    _refused(alice, pid, upload(alice, pid, "p.qgs", QGS), 400, "qgis_project_file_not_allowed")
+    _refused(alice, pid, upload(alice, pid, "p.qgs", qgs()), 400, "qgis_project_file_not_allowed")
     assert stored_state(pid)["s3"] == []
 
 
@@ -68,10 +68,10 @@ def test_restricted_files_need_a_manager(world):
     users("eddie")
     alice.post(f"collaborators/{pid}/", data={"collaborator": "eddie", "role": "editor"})
     ed = alice.login("eddie", "correct horse battery")
-    assert upload(ed, pid, "project.qgs", QGS).status == 201  # not restricted yet
+    assert upload(ed, pid, "project.qgs", qgs()).status == 201  # not restricted yet
     alice.patch(f"projects/{pid}/", data={"has_restricted_projectfiles": "1"})
     before = stored_state(pid)
-    for name, content in (("project.qgs", QGS), ("project.qml", b"<qml/>"),
+    for name, content in (("project.qgs", qgs()), ("project.qml", b"<qml/>"),
                           ("project_attachments.zip", b"zip")):
         _refused(ed, pid, upload(ed, pid, name, content), 403, "restricted_project_modification")
     assert stored_state(pid) == before

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.files_helpers import QGS, stored_state, upload
+from tests.files_helpers import qgs, stored_state, upload
 
 
 def _follow(reply, **kwargs) -> requests.Response:
@@ -157,11 +157,11 @@ def test_metadata(alice, pid):
 def test_project_bookkeeping_follows_uploads_and_deletes(alice, pid):
     project = alice.get(f"projects/{pid}/").json()
     assert (project["data_last_updated_at"], project["the_qgis_file_name"]) == (None, None)
-    upload(alice, pid, "project.qgs", QGS)
+    upload(alice, pid, "project.qgs", qgs())
     upload(alice, pid, "a.txt", b"12345")
     upload(alice, pid, "a.txt", b"123")
     project = alice.get(f"projects/{pid}/").json()
-    assert project["file_storage_bytes"] == len(QGS) + 8  # every kept version counts
+    assert project["file_storage_bytes"] == len(qgs()) + 8  # every kept version counts
     assert project["the_qgis_file_name"] == "project.qgs"
     assert project["needs_repackaging"] is True and project["status"] == "ok"
     updated = project["data_last_updated_at"]
@@ -176,7 +176,7 @@ def test_project_bookkeeping_follows_uploads_and_deletes(alice, pid):
 
 def test_restricted_files_update_their_own_timestamp(alice, pid):
     alice.patch(f"projects/{pid}/", data={"has_restricted_projectfiles": "true"})
-    upload(alice, pid, "project.qgs", QGS)
+    upload(alice, pid, "project.qgs", qgs())
     assert alice.get(f"projects/{pid}/").json()["restricted_data_last_updated_at"]
 
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from PIL import Image
 
-from tests.files_helpers import QGS
+from tests.files_helpers import qgs
 
 ROLES = ["owner", "admin", "manager", "editor", "reporter", "reader", "stranger", "anonymous"]
 RANK = {"reader": 1, "reporter": 2, "editor": 3, "manager": 4, "admin": 5, "owner": 5}
@@ -30,7 +30,7 @@ ACTIONS = {
     "upload_attachment": (lambda c, pid: c.post(f"files/{pid}/DCIM/new.jpg/", files={"file": b"jpg"}),
                           "reporter", 201),
     "upload_file": (lambda c, pid: c.post(f"files/{pid}/new.csv/", files={"file": b"a,b"}), "editor", 201),
-    "upload_project_file": (lambda c, pid: c.post(f"files/{pid}/project.qgs/", files={"file": QGS}),
+    "upload_project_file": (lambda c, pid: c.post(f"files/{pid}/project.qgs/", files={"file": qgs()}),
                             "editor", 201),
     "begin_presigned_upload": (lambda c, pid: c.post(f"uploads/{pid}/", json={"name": "x.tif", "size": 9}),
                                "editor", 201),
@@ -80,7 +80,7 @@ def world(users, api):
         owner = clients["owner"]
         pid = owner.create_project(f"p-{uuid.uuid4()}", is_public=is_public)["id"]
         assert owner.post(f"files/{pid}/data.csv/", files={"file": b"x,y"}).status == 201
-        assert owner.post(f"files/{pid}/project.qgs/", files={"file": QGS}).status == 201
+        assert owner.post(f"files/{pid}/project.qgs/", files={"file": qgs()}).status == 201
         with Collaborator.batch_write() as batch:
             for role in ROLES[1:6]:
                 batch.save(Collaborator(pid, role, collaborator=role, role=role))

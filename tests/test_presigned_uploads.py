@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from chalicelib.checksums import PART_SIZE, of_chunks
-from tests.files_helpers import QGS, stored_state, upload
+from tests.files_helpers import qgs, stored_state, upload
 
 
 def _data(size: int) -> bytes:
@@ -109,10 +109,10 @@ def test_bad_begin_requests(alice, pid, body, status, code):
 def test_the_same_rules_as_direct_uploads(alice, pid, users):
     from chalicelib.models import User
 
-    upload(alice, pid, "project.qgs", QGS)
+    upload(alice, pid, "project.qgs", qgs())
     reply = alice.post(f"uploads/{pid}/", json={"name": "second.qgz", "size": 10})
     assert (reply.status, reply.code) == (400, "multiple_projects")
-    User.get("alice").update(actions=[User.storage_quota_bytes.set(len(QGS) + 5)])
+    User.get("alice").update(actions=[User.storage_quota_bytes.set(len(qgs()) + 5)])
     reply = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 6})
     assert (reply.status, reply.code) == (402, "over_quota")
     # Space that fills up while the parts travel is caught at completion, and nothing is kept.
@@ -122,7 +122,7 @@ def test_the_same_rules_as_direct_uploads(alice, pid, users):
     reply = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/")
     assert (reply.status, reply.code) == (402, "over_quota")
     assert "late.bin" not in [name for name, _ in stored_state(pid)["items"]]
-    assert stored_state(pid)["owner_bytes"] == len(QGS) + 1
+    assert stored_state(pid)["owner_bytes"] == len(qgs()) + 1
     # The parts wait: once space is freed, the same upload completes.
     status = alice.get(f"uploads/{pid}/{session['upload_id']}/").json()
     assert (status["state"], len(status["uploaded_parts"])) == ("open", 1)

@@ -7,8 +7,8 @@ import pytest
 import requests
 from qfieldcloud_sdk.utils import calc_etag
 
+from tests import shared_data
 from tests.e2e.stack import LocalStack
-from tests.files_helpers import TESTDATA
 
 pytestmark = pytest.mark.e2e
 FILES = ["project.qgs", "data/points.csv", "DCIM/photo é 1.jpg", "big.bin"]
@@ -24,11 +24,11 @@ def ok(result):
 @pytest.fixture(scope="module")
 def fixture_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("fx")
-    shutil.copy(TESTDATA / "app" / "self_contained.qgs", root / "project.qgs")
+    shutil.copy(shared_data.testdata() / "app" / "self_contained.qgs", root / "project.qgs")
     (root / "data").mkdir()
     (root / "data" / "points.csv").write_text("id,x,y\n1,7.1,46.2\n2,7.2,46.3\n")
     (root / "DCIM").mkdir()
-    shutil.copy(TESTDATA / "app" / "DCIM" / "1.jpg", root / "DCIM" / "photo é 1.jpg")
+    shutil.copy(shared_data.testdata() / "app" / "DCIM" / "1.jpg", root / "DCIM" / "photo é 1.jpg")
     block = hashlib.sha256(b"big").digest() * 32768  # 1 MiB
     (root / "big.bin").write_bytes(block * 20)
     (root / ".hidden").mkdir()
