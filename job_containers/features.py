@@ -68,6 +68,8 @@ def find_feature(layer: QgsVectorLayer, pk: PrimaryKey, value: str) -> QgsFeatur
         typed = pk.field.convertCompatible(value)
     except ValueError:
         raise DeltaError(not_found) from None
+    if isinstance(typed, int) and str(typed) != value:  # "1.5" converts to 2: another feature
+        raise DeltaError(not_found)
     if pk.is_feature_id:
         feature = next(layer.getFeatures(QgsFeatureRequest(int(typed))), None)
         if feature is not None and feature.attribute(pk.index) == typed:

@@ -5,11 +5,12 @@ one commit per layer is what makes a thousand deltas a second possible. Each del
 fails alone: it runs inside its own edit command, and a failure undoes that command only
 (`destroyEditCommand`), keeping the earlier deltas' edits in the buffer.
 
-The data source can still refuse the commit (a trigger, a constraint QGIS does not know about).
-QGIS commits in stages (changed values and geometries, then deleted features, then added features),
-each stage atomic in the provider, and keeps in the edit buffer what it did not commit. The deltas
-whose edits left the buffer are on disk; every other delta of the layer is then applied again, in
-order, each committed on its own, so that each gets its own status.
+Values, geometries and the data source's NOT NULL/UNIQUE constraints are checked per delta, but
+the data source can still refuse the commit (a trigger, a CHECK constraint). QGIS commits in stages
+(changed values and geometries, then deleted features, then added features) and keeps in the edit
+buffer what it did not commit; in a GeoPackage each stage is one transaction. The deltas whose edits
+left the buffer are on disk; every other delta of the layer is then applied again, in order, each
+committed on its own, so that each gets its own status.
 """
 
 from __future__ import annotations
@@ -208,8 +209,8 @@ class LayerEdits:
             self.layer.committedFeaturesAdded.disconnect(on_added)
 
     def _apply_again_one_by_one(self) -> None:
-        errors = self.layer.commitErrors()
-        logger.warning("Commit of layer %s failed, applying its deltas alone: %s", self.layer.id(), errors)
+        refusal = self.layer.commitErrors()
+        logger.warning("Commit of layer %s failed, applying its deltas alone: %s", self.layer.id(), refusal)
         landed = self._landed_runs()
         self.layer.rollBack(False)
         for run in self._runs:

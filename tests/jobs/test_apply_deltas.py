@@ -395,6 +395,15 @@ def test_more_than_one_match_fails_that_delta_only(project):
     assert [feature["int"] for feature in properties(geojson)] == [10, 2, 3]
 
 
+@pytest.mark.parametrize("pk", ["1.5", "abc", "", "99"])
+def test_a_pk_that_names_no_feature_fails(project, pk):
+    items = run(project, [delta("delete", POINTS_XY, pk), delta("delete", POINTS_GEOJSON, pk)])
+
+    assert statuses(items) == [APPLY_FAILED, APPLY_FAILED]
+    assert items[0]["msg"] == f'Unable to find feature with "fid" = {pk!r}'
+    assert points(project) == ORIGINAL_POINTS
+
+
 def test_a_feature_created_with_an_explicit_pk_can_be_edited_in_the_same_job(project):
     deltas = [
         delta("create", POINTS_XY, new={"geometry": "POINT (1 1)", "attributes": {"fid": 1000, "int": 1}}),
