@@ -122,9 +122,8 @@ class LayerEdits:
         self._check_conflicts(feature, delta, outcome)
         geometry_changed = self._change_geometry(feature, delta)
         changed = self._change_attributes(feature, delta)
-        updated = self.layer.getFeature(feature.id()) if changed else feature
-        self._check_constraints(updated, changed)
-        outcome.modified_pk = updated.attribute(self.pk.index)
+        self._check_constraints(feature, changed)
+        outcome.modified_pk = feature.attribute(self.pk.index)
         return feature.id() if geometry_changed or changed else None
 
     def _change_geometry(self, feature: QgsFeature, delta: Delta) -> bool:
@@ -143,6 +142,7 @@ class LayerEdits:
         return True
 
     def _change_attributes(self, feature: QgsFeature, delta: Delta) -> list[int]:
+        """Changes the layer's feature, and `feature` alike so that it shows the result."""
         fields = self.layer.fields()
         changed = []
         for name, value in delta.new_attributes.items():
@@ -155,6 +155,7 @@ class LayerEdits:
             new_value = field_value(fields.at(index), value)
             if not self.layer.changeAttributeValue(feature.id(), index, new_value, current, True):
                 raise DeltaError(f'Unable to change attribute "{name}"', self._provider_errors())
+            feature.setAttribute(index, new_value)
             changed.append(index)
         return changed
 

@@ -500,10 +500,22 @@ def test_edits_a_refused_commit_wrote_anyway_are_not_applied_twice(project):
     assert items[2]["modified_pk"] == stored[2][0]
 
 
+def _write_project(directory: Path, sources: dict[str, str]) -> dict[str, str]:
+    """A project `project.qgs` with a layer per OGR source (name -> path); the layer ids by name."""
+    from qgis.core import QgsProject, QgsVectorLayer
+
+    project = QgsProject()
+    for name, source in sources.items():
+        project.addMapLayer(QgsVectorLayer(source, name, "ogr"))
+    project.write(str(directory / "project.qgs"))
+    ids = {layer.name(): layer.id() for layer in project.mapLayers().values()}
+    project.clear()
+    return ids
+
+
 def _write_shapefile_project(directory: Path) -> dict[str, str]:
     """Two point shapefiles, `trees` with a `fid` field and `plain` without, and a project."""
     from osgeo import ogr, osr
-    from qgis.core import QgsProject, QgsVectorLayer
 
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(2056)
@@ -521,13 +533,7 @@ def _write_shapefile_project(directory: Path) -> dict[str, str]:
             feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({index} {index})"))
             layer.CreateFeature(feature)
         dataset = None
-    project = QgsProject()
-    for name in ("trees", "plain"):
-        project.addMapLayer(QgsVectorLayer(str(directory / f"{name}.shp"), name, "ogr"))
-    project.write(str(directory / "project.qgs"))
-    ids = {layer.name(): layer.id() for layer in project.mapLayers().values()}
-    project.clear()
-    return ids
+    return _write_project(directory, {name: str(directory / f"{name}.shp") for name in ("trees", "plain")})
 
 
 def test_shapefile_layers(qgis, tmp_path):
@@ -548,6 +554,41 @@ def test_shapefile_layers(qgis, tmp_path):
     assert items[3]["msg"] == 'Layer "plain" has neither a primary key nor a "fid" field'
     assert properties(tmp_path / "trees.shp") == [{"fid": 1, "species": "elm"}, {"fid": 3, "species": "fir"}]
     assert wkt_by_fid(tmp_path / "trees.shp") == {1: "POINT (10 10)", 3: "POINT (3 3)"}
+
+
+def test_the_data_sources_constraints_fail_the_delta_that_breaks_them(qgis, tmp_path):
+    from osgeo import ogr
+
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "sites.gpkg"))
+    layer = dataset.CreateLayer("sites", geom_type=ogr.wkbNone)
+    name, code = ogr.FieldDefn("name", ogr.OFTString), ogr.FieldDefn("code", ogr.OFTString)
+    name.SetNullable(False)
+    code.SetUnique(True)
+    layer.CreateField(name)
+    layer.CreateField(code)
+    for index in (1, 2):
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("name", f"site {index}")
+        feature.SetField("code", f"S{index}")
+        layer.CreateFeature(feature)
+    dataset = None
+    sites = _write_project(tmp_path, {"sites": f"{tmp_path / 'sites.gpkg'}|layername=sites"})["sites"]
+    deltas = [
+        delta("create", sites, new={"attributes": {"code": "S3"}}),
+        delta("patch", sites, "2", new={"attributes": {"name": "second", "code": "S1"}}),
+        delta("patch", sites, "1", new={"attributes": {"name": None}}),
+        delta("create", sites, new={"attributes": {"name": "site 4", "code": "S4"}}),
+    ]
+
+    items = run(tmp_path, deltas)
+
+    assert statuses(items) == [APPLY_FAILED, APPLY_FAILED, APPLY_FAILED, APPLIED]
+    assert items[0]["msg"] == 'The data source of layer "sites" refuses the feature'
+    assert [error.split(":")[0] for error in items[0]["provider_errors"]] == ['"name"']
+    assert [error.split(":")[0] for error in items[1]["provider_errors"]] == ['"code"']
+    assert rows(tmp_path / "sites.gpkg", "sites", "fid, name, code") == [
+        (1, "site 1", "S1"), (2, "site 2", "S2"), (3, "site 4", "S4")
+    ]
 
 
 @pytest.mark.parametrize("kind", ["patch", "mixed"])
