@@ -131,6 +131,18 @@ def test_single_layer_multiple_deltas(project, deltafile):
     }
 
 
+def test_a_patch_and_a_create(project, deltafile):
+    """Upstream pushes this file as a reporter, whose patch the API refuses; the core applies both."""
+    items = run(project, deltafile("singlelayer_multidelta_patch_create.json"), overwrite_conflicts=False)
+
+    assert statuses(items) == [APPLIED, APPLIED]
+    assert (items[1]["feature_pk"], items[1]["modified_pk"]) == ("", 4)
+    assert points(project) == [*ORIGINAL_POINTS, (4, 666, 0.666, "str666")]
+    assert wkt_by_fid(project / "testdata.gpkg", "points_xy") == {
+        1: "POINT (666 0)", 2: "POINT (5 0)", 3: "POINT (9 0)", 4: "POINT (777 0)"
+    }
+
+
 def test_multiple_layers_and_a_polygon_whose_old_wkt_is_formatted_differently(project, deltafile):
     items = run(project, deltafile("multilayer_multidelta.json"), overwrite_conflicts=False)
 
