@@ -88,6 +88,7 @@ def _apply_to_layers(
     for index, raw in enumerate(deltas):
         try:
             delta = Delta.parse(index, raw, client_pks)
+            outcomes[index] = Outcome.of_delta(delta)
             if delta.layer_id not in layers:
                 layers[delta.layer_id] = _layer_edits(project, delta.layer_id, overwrite)
             edits = layers[delta.layer_id]
