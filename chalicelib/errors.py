@@ -122,6 +122,19 @@ class InvalidQgisProjectFile(ApiError):
         400, "invalid_qgis_project_file", "Invalid QGIS project file.")
 
 
+class NoQgisProject(ApiError):
+    status, code, default_message = (
+        400, "no_qgis_project", "The project does not contain a valid QGIS project file.")
+
+
+class InvalidJob(ApiError):
+    status, code, default_message = 400, "invalid_job", "Invalid job."
+
+
+class InvalidDeltafile(ApiError):
+    status, code, default_message = 400, "invalid_deltafile", "Invalid deltafile."
+
+
 class ExplicitDeletionOfLastVersion(ApiError):
     status, code, default_message = (
         400, "explicit_deletion_of_last_version",
@@ -138,16 +151,21 @@ _INPUT_MESSAGES = {
     "int_parsing": "`{field}` must be an integer.",
     "int_from_float": "`{field}` must be an integer.",
     "string_pattern_mismatch": "`{field}` holds characters that are not allowed, or is too long.",
+    "dict_type": "`{field}` must be an object.",
+    "model_type": "`{field}` must be an object.",
+    "list_type": "`{field}` must be a list.",
+    "extra_forbidden": "`{field}` is not allowed here.",
 }
 
 
 def _input_message(error: dict) -> str:
-    field = ".".join(str(part) for part in error["loc"]) or "body"
+    field = ".".join(str(part) for part in error["loc"])
     if error["type"] == "value_error":
-        return f"`{field}` {error['ctx']['error']}."
+        reason = str(error["ctx"]["error"])
+        return f"`{field}` {reason}." if field else f"{reason[0].upper()}{reason[1:]}."
     if error["type"] == "literal_error":
         return f"`{field}` must be one of: {error['ctx']['expected'].replace(chr(39), '')}."
-    return _INPUT_MESSAGES.get(error["type"], "`{field}` is not valid.").format(field=field)
+    return _INPUT_MESSAGES.get(error["type"], "`{field}` is not valid.").format(field=field or "body")
 
 
 def as_api_error(exc: Exception) -> ApiError:
@@ -155,7 +173,9 @@ def as_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, pydantic.ValidationError):
-        return ValidationError(" ".join(_input_message(error) for error in exc.errors()))
+        message = " ".join(_input_message(error) for error in exc.errors()[:5])
+        # A deltafile has its own code, which QField knows.
+        return InvalidDeltafile(message) if exc.title == "Deltafile" else ValidationError(message)
     if isinstance(exc, DoesNotExist):
         return ObjectNotFound()
     return ApiError()

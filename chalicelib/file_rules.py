@@ -47,9 +47,7 @@ def is_qgis_file(name: str) -> bool:
 
 
 def attachment_dirs(project: Project) -> tuple[str, ...]:
-    details = project.project_details or {}
-    dirs = details.get("attachment_dirs") if isinstance(details, dict) else None
-    return tuple(dirs) if dirs else DEFAULT_ATTACHMENT_DIRS
+    return tuple(project.attachment_dirs or DEFAULT_ATTACHMENT_DIRS)
 
 
 def is_attachment(project: Project, name: str) -> bool:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
@@ -69,6 +69,12 @@ class UploadTarget:
     is_restricted: bool
 
 
+def target_of(project: Project, name: str) -> UploadTarget:
+    """What a (valid) name is in the project; no permission is checked."""
+    return UploadTarget(project, name, is_attachment(project, name), is_qgis_file(name),
+                        is_restricted(project, name))
+
+
 def check_upload(project: Project, role: ProjectRole | None, name: str) -> UploadTarget:
     """Every rule an upload must pass before any byte is stored (reference §4.3)."""
     validate_name(name)
@@ -87,7 +93,7 @@ def check_upload(project: Project, role: ProjectRole | None, name: str) -> Uploa
         raise MultipleProjects(
             f"The project already has the QGIS project file `{project.the_qgis_file_name}`."
         )
-    return UploadTarget(project, name, attachment, qgis, restricted)
+    return target_of(project, name)
 
 
 def check_direct_upload_size(project_id: str, size: int) -> None:
@@ -161,7 +167,7 @@ def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sum
     key = storage.file_key(target.project.id, target.name)
 
     def attempt() -> FileVersion:
-        return _commit_version(caller, target, s3_version_id, sums)
+        return _commit_versions(caller, target.project, [NewVersion(target, s3_version_id, sums)])[0]
 
     def refresh() -> None:
         nonlocal target
@@ -195,45 +201,88 @@ def find_file(project_id: str, name: str) -> ProjectFile | None:
         return None
 
 
-def _commit_version(caller: Caller, target: UploadTarget, s3_version_id: str, sums: Checksums) -> FileVersion:
-    project = target.project
+@dataclass(frozen=True)
+class NewVersion:
+    """Stored bytes (already counted against the owner's quota) to become a file's newest
+    version. With `based_on`, the file item as it was read: the commit fails if it changed."""
+
+    target: UploadTarget
+    s3_version_id: str
+    sums: Checksums
+    based_on: ProjectFile | None = None
+
+
+def _commit_versions(caller: Caller, project: Project, news: list[NewVersion],
+                     also: Callable[[Transaction], None] | None = None) -> list[FileVersion]:
+    """Add the versions, and the project's and owner's counters, in one transaction (with what
+    `also` adds to it)."""
     now = utcnow()
-    item = find_file(project.id, target.name) or ProjectFile(
-        project.id, target.name, uploaded_at=now, uploaded_by=caller.username
-    )
-    version = FileVersion(
-        version_id=str(uuid.uuid4()), s3_version_id=s3_version_id, size=sums.size,
-        md5sum=sums.md5sum, sha256=sums.sha256, uploaded_at=now, uploaded_by=caller.username,
-    )
-    versions = [*item.versions, version]
-    keep = max(settings.keep_versions, 1)
-    purged, item.versions = versions[:-keep], versions[-keep:]
-    item.is_attachment = target.is_attachment
-    freed = sum(int(old.size) for old in purged)
-
-    actions = [
-        Project.file_storage_bytes.add(sums.size - freed),
-        Project.data_last_updated_at.set(now),
-    ]
-    condition = Project.owner_key == project.owner_key
-    if target.is_restricted:
-        actions.append(Project.restricted_data_last_updated_at.set(now))
-    if target.is_qgis:
-        actions.append(Project.the_qgis_file_name.set(target.name))
-        condition &= Project.the_qgis_file_name.does_not_exist() | (
-            Project.the_qgis_file_name == target.name)
-
     tx = Transaction()
-    tx.save(item, label="file")
-    tx.update(project, actions=actions, condition=condition, label="project")
+    versions, purges = [], []
+    added = freed = 0
+    project_actions = [Project.data_last_updated_at.set(now)]
+    condition = Project.owner_key == project.owner_key
+    for new in news:
+        target = new.target
+        item = new.based_on or find_file(project.id, target.name) or ProjectFile(
+            project.id, target.name, uploaded_at=now, uploaded_by=caller.username)
+        version = FileVersion(
+            version_id=str(uuid.uuid4()), s3_version_id=new.s3_version_id, size=new.sums.size,
+            md5sum=new.sums.md5sum, sha256=new.sums.sha256, uploaded_at=now,
+            uploaded_by=caller.username,
+        )
+        kept = [*item.versions, version]
+        keep = max(settings.keep_versions, 1)
+        purged, item.versions = kept[:-keep], kept[-keep:]
+        item.is_attachment = target.is_attachment
+        added += new.sums.size
+        freed += sum(int(old.size) for old in purged)
+        if target.is_restricted:
+            project_actions.append(Project.restricted_data_last_updated_at.set(now))
+        if target.is_qgis:
+            project_actions.append(Project.the_qgis_file_name.set(target.name))
+            condition &= Project.the_qgis_file_name.does_not_exist() | (
+                Project.the_qgis_file_name == target.name)
+        tx.save(item, label="file")
+        versions.append(version)
+        purges.append((target.name, purged))
+    project_actions.append(Project.file_storage_bytes.add(added - freed))
+    tx.update(project, actions=_unique(project_actions), condition=condition, label="project")
     if freed:
         tx.update(User(project.owner_key), actions=[User.storage_used_bytes.add(-freed)])
+    if also is not None:
+        also(tx)
     _commit(tx)
-    if purged:
-        storage.delete_versions(
-            storage.file_key(project.id, target.name), [old.s3_version_id for old in purged]
-        )
-    return version
+    for name, purged in purges:
+        if purged:
+            storage.delete_versions(storage.file_key(project.id, name), [old.s3_version_id for old in purged])
+    return versions
+
+
+def _unique(actions: list) -> list:
+    """One action per attribute (a transaction may set each only once)."""
+    seen: dict[str, Any] = {}
+    for action in actions:
+        seen.setdefault(str(action.values[0]), action)
+    return list(seen.values())
+
+
+def commit_edits(caller: Caller, project: Project, news: list[NewVersion],
+                 also: Callable[[Transaction], None]) -> list[FileVersion]:
+    """Commit files edited by a job, each `based_on` the version the job read, together with
+    the job's completion (`also`). 409 `conflict` if any of the files changed meanwhile: nothing
+    is committed, the stored bytes are deleted and the quota released."""
+    try:
+        return _commit_versions(caller, project, news, also)
+    except _Contended:
+        raise Conflict("Project files changed while the job ran; nothing was committed.") from None
+    finally:
+        committed = find_file(project.id, news[0].target.name) if news else None
+        ids = {v.s3_version_id for v in committed.versions} if committed else set()
+        for new in news:
+            if new.s3_version_id not in ids:
+                storage.delete_version(storage.file_key(project.id, new.target.name), new.s3_version_id)
+                quota.release(project.owner_key, new.sums.size)
 
 
 def list_files(project: Project) -> list[ProjectFile]:
@@ -260,11 +309,11 @@ def _etag_values(header: str) -> set[str]:
     return {value.strip().removeprefix("W/").strip('"') for value in header.split(",") if value.strip()}
 
 
-def is_not_modified(version: FileVersion, if_none_match: str | None) -> bool:
+def is_not_modified(md5sum: str, if_none_match: str | None) -> bool:
     if not if_none_match:
         return False
     values = _etag_values(if_none_match)
-    return "*" in values or version.md5sum in values
+    return "*" in values or md5sum in values
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
@@ -280,28 +329,48 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class Download:
-    url: str
-    version: FileVersion
+class StoredBytes:
+    """Bytes the API can hand out: an S3 object (or one version of it) and its checksum."""
+
+    key: str
+    version_id: str | None
+    size: int
+    md5sum: str
+    name: str
 
 
-def download(item: ProjectFile, version: FileVersion, request: FileDownload) -> Download:
+def stored_version(item: ProjectFile, version: FileVersion) -> StoredBytes:
+    return StoredBytes(storage.file_key(item.project_id, item.name), version.s3_version_id,
+                       int(version.size), version.md5sum, item.name)
+
+
+@dataclass(frozen=True)
+class Served:
+    """How a download is answered: `url` to redirect to, or None when the client has it (304)."""
+
+    url: str | None
+    etag: str
+
+
+def serve(stored: StoredBytes, request: FileDownload) -> Served:
     """Where the client gets the bytes: a short-lived presigned URL that needs no auth header.
 
-    A Range header is checked (416 when invalid). QField re-requests a redirect without its Range
-    header and appends what arrives, so for QField the URL leads to a temporary object holding
-    exactly the requested bytes; other clients keep their Range header and S3 serves it.
+    `If-None-Match` with the checksum means the client has them (304). A Range header is checked
+    (416 when invalid). QField re-requests a redirect without its Range header and appends what
+    arrives, so for QField the URL leads to a temporary object holding exactly the requested
+    bytes; other clients keep their Range header and S3 serves it.
     """
-    byte_range = parse_range(request.range, int(version.size)) if request.range else None
-    first, last = byte_range or (0, int(version.size) - 1)
+    etag = f'"{stored.md5sum}"'
+    if is_not_modified(stored.md5sum, request.if_none_match):
+        return Served(None, etag)
+    byte_range = parse_range(request.range, stored.size) if request.range else None
+    first, last = byte_range or (0, stored.size - 1)
     count_bytes("BytesDownloaded", last - first + 1)
-    filename = item.name.rsplit("/", 1)[-1]
-    key = storage.file_key(item.project_id, item.name)
+    filename = stored.name.rsplit("/", 1)[-1]
     if byte_range is not None and clients.is_qfield(request.user_agent):
-        temporary = storage.copy_range(key, version.s3_version_id, *byte_range)
-        return Download(storage.presigned_get(temporary, filename=filename), version)
-    url = storage.presigned_get(key, version_id=version.s3_version_id, filename=filename)
-    return Download(url, version)
+        temporary = storage.copy_range(stored.key, stored.version_id, *byte_range)
+        return Served(storage.presigned_get(temporary, filename=filename), etag)
+    return Served(storage.presigned_get(stored.key, version_id=stored.version_id, filename=filename), etag)
 
 
 def delete(project: Project, name: str, version_id: str | None) -> None:

@@ -134,3 +134,70 @@ class FileDownload(Input):
     range: str | None = None
     if_none_match: str | None = None
     user_agent: str = ""
+
+
+JobTypeName = Literal["package", "delta_apply", "process_projectfile"]
+
+
+class JobCreate(Input):
+    project_id: Uuid
+    type: JobTypeName
+    force: bool = False
+
+
+class JobListQuery(Input):
+    project_id: Uuid
+    type: JobTypeName | None = None
+
+
+class FeatureState(BaseModel):
+    """A feature before (`old`) or after (`new`) a delta; nothing else may be in it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    geometry: str | None = None
+    attributes: dict[str, Any] | None = None
+    files_sha256: dict[str, Any] | None = None
+    is_snapshot: bool | None = None
+
+
+class DeltaInput(BaseModel):
+    """One delta of a deltafile (QField's format, reference §5.1); extra keys are kept."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    uuid: str
+    clientId: str  # optional in the upstream schema, but every client sends it and it is needed
+    localPk: str
+    sourcePk: str
+    localLayerId: str
+    sourceLayerId: str
+    method: Literal["create", "patch", "delete"]
+    old: FeatureState | None = None
+    new: FeatureState | None = None
+
+    @property
+    def layer_id(self) -> str:
+        """The layer the delta edits: its source layer, or the local one (QGIS keeps ids)."""
+        return self.sourceLayerId or self.localLayerId
+
+
+class Deltafile(BaseModel):
+    """A deltafile, version 1.0. `contents` are the deltas exactly as uploaded: what is stored."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    version: Literal["1.0"]
+    project: str
+    id: str
+    deltas: list[DeltaInput]
+    files: list[str]
+
+    @model_validator(mode="after")
+    def _unique_files(self) -> Deltafile:
+        if len(set(self.files)) != len(self.files):
+            raise ValueError("`files` must not repeat a name")
+        return self
+
+    def contents(self) -> list[dict[str, Any]]:
+        return [delta.model_dump(exclude_unset=True) for delta in self.deltas]

@@ -48,11 +48,12 @@ def lambda_handler(app: Callable[[dict, Any], dict]) -> Callable[[dict, Any], di
                                   clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
     def handler(event: dict, context: Any) -> dict:
+        response: dict[str, Any] = {"statusCode": 500}  # if the app itself raises
         try:
             response = app(event, context)
-            _count_request(event, response)
             return response
         finally:
+            _count_request(event, response)
             publish_metrics()
 
     return handler

@@ -65,6 +65,14 @@ class Action(StrEnum):
     UPLOAD_RESTRICTED_FILE = "upload_restricted_file"
     DELETE_FILE = "delete_file"
     MANAGE_COLLABORATORS = "manage_collaborators"
+    READ_JOBS = "read_jobs"
+    CREATE_PACKAGE_JOB = "create_package_job"
+    CREATE_JOB = "create_job"  # process_projectfile, delta_apply
+    READ_PACKAGE = "read_package"
+    READ_DELTAS = "read_deltas"
+    UPLOAD_DELTAS = "upload_deltas"  # also POST deltas/apply/
+    CREATE_FEATURE = "create_feature"  # a delta's `create`
+    CHANGE_FEATURE = "change_feature"  # a delta's `patch` or `delete`; a reporter's are unpermitted
 
 
 # The one table: the lowest role allowed to perform each action (reference §2.3).
@@ -79,6 +87,14 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.UPLOAD_RESTRICTED_FILE: Role.MANAGER,
     Action.DELETE_FILE: Role.EDITOR,
     Action.MANAGE_COLLABORATORS: Role.MANAGER,
+    Action.READ_JOBS: Role.READER,
+    Action.CREATE_PACKAGE_JOB: Role.READER,
+    Action.CREATE_JOB: Role.REPORTER,
+    Action.READ_PACKAGE: Role.READER,
+    Action.READ_DELTAS: Role.REPORTER,
+    Action.UPLOAD_DELTAS: Role.REPORTER,
+    Action.CREATE_FEATURE: Role.REPORTER,
+    Action.CHANGE_FEATURE: Role.EDITOR,
 }
 
 

@@ -10,13 +10,14 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import quota, storage
+from . import jobs, quota, storage
 from .accounts import get_user, user_key
 from .auth import Caller
 from .errors import Conflict, ObjectNotFound, OverQuota, ProjectAlreadyExists, QgisProjectFileNotAllowed
 from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
-from .models import Collaborator, Project, ProjectFile, ProjectName, UploadSession, User
+from .models import Collaborator, Job, Project, ProjectFile, ProjectName, UploadSession, User
 from .models.base import Transaction, utcnow
+from .models.jobs import JobStatus
 from .models.projects import PUBLIC_PARTITION, ProjectType
 from .permissions import (
     AccountAction,
@@ -297,8 +298,10 @@ def status_of(project: Project) -> str:
 
 
 def needs_repackaging(project: Project) -> bool:
+    """Whether a new package would differ from the last one (reference §3.5)."""
     packaged, updated = project.data_last_packaged_at, project.data_last_updated_at
-    return packaged is None or updated is None or packaged < updated
+    return (project.has_online_vector_data or packaged is None or updated is None
+            or packaged < updated)
 
 
 def _shared_datasets_ids(owner_keys: set[str]) -> dict[str, str]:
@@ -326,3 +329,34 @@ def views(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[ProjectVi
 
 def view(caller: Caller, project: Project) -> ProjectView:
     return views([(project, project_role(caller.user, project))])[0]
+
+
+def _has_online_vector_data(layers: dict[str, Any]) -> bool:
+    """A vector layer that no file holds (a database, a web service): it can only be taken
+    offline by packaging again, so such a project always needs repackaging (reference §3.5)."""
+    return any(
+        layer.get("type_name") in ("Vector", "VectorLayer") and not layer.get("filename")
+        and layer.get("provider_name") not in ("memory", "virtual")
+        for layer in layers.values() if isinstance(layer, dict)
+    )
+
+
+def complete_processing(job: Job, details: dict[str, Any] | None, error: str | None) -> bool:
+    """Complete a process_projectfile job: what it found about the project, or that it failed
+    (the project is then `failed` until a run succeeds)."""
+    if details is None:
+        actions = [Project.processing_failed.set(True)]
+    else:
+        actions = [
+            Project.processing_failed.set(False),
+            Project.details_job_id.set(job.id),
+            Project.attachment_dirs.set(list(details.get("attachment_dirs") or []) or None),
+            Project.has_online_vector_data.set(_has_online_vector_data(details.get("layers_by_id") or {})),
+            Project.qgis_version.set(details.get("qgis_version") or None),
+        ]
+
+    def record(tx: Transaction) -> None:
+        tx.update(Project(job.project_id), actions=actions, condition=Project.id.exists())
+
+    status = JobStatus.FINISHED if details is not None else JobStatus.FAILED
+    return jobs.complete(job, status, error=error, also=record)

@@ -15,14 +15,11 @@ from .config import settings
 
 JOBS_QUEUE_NAME = "qfc-jobs"
 JOBS_DEAD_LETTER_QUEUE_NAME = "qfc-jobs-dlq"
-# The longest a job may run before its worker stops it.
-JOB_TIMEOUT_SECONDS = 600
-# A received message stays invisible for longer than its job can run, so that it only comes
-# back when its worker died.
+# A received message stays invisible for longer than a job may run (QFC_JOB_TIMEOUT_SECONDS,
+# 600 s by default), so that it only comes back when its worker died.
 VISIBILITY_TIMEOUT_SECONDS = 900
 # After this many receives without success a message is poison and moves to the dead-letter queue.
 MAX_RECEIVES = 3
-LONG_POLL_SECONDS = 20
 
 
 def _url_of(name: str, configured: str | None) -> str:
@@ -50,8 +47,9 @@ class Message:
     receive_count: int
 
 
-def send(job_id: str) -> None:
-    aws.sqs().send_message(QueueUrl=jobs_queue_url(), MessageBody=json.dumps({"job_id": job_id}))
+def send(job_id: str, delay_seconds: int = 0) -> None:
+    aws.sqs().send_message(QueueUrl=jobs_queue_url(), MessageBody=json.dumps({"job_id": job_id}),
+                           DelaySeconds=delay_seconds)
 
 
 def _messages(queue_url: str, wait_seconds: int) -> list[Message]:
@@ -70,7 +68,7 @@ def _messages(queue_url: str, wait_seconds: int) -> list[Message]:
     return messages
 
 
-def receive(wait_seconds: int = LONG_POLL_SECONDS) -> list[Message]:
+def receive(wait_seconds: int) -> list[Message]:
     return _messages(jobs_queue_url(), wait_seconds)
 
 
@@ -81,10 +79,3 @@ def receive_dead_letters(wait_seconds: int = 0) -> list[Message]:
 def delete(message: Message, *, dead_letter: bool = False) -> None:
     url = dead_letter_queue_url() if dead_letter else jobs_queue_url()
     aws.sqs().delete_message(QueueUrl=url, ReceiptHandle=message.receipt_handle)
-
-
-def keep_invisible(message: Message, seconds: int) -> None:
-    """Hold a message back for `seconds` more (a job that runs long, or one that must wait)."""
-    aws.sqs().change_message_visibility(
-        QueueUrl=jobs_queue_url(), ReceiptHandle=message.receipt_handle, VisibilityTimeout=seconds
-    )

@@ -55,6 +55,20 @@ def thumbnail_key(project_id: str) -> str:
     return f"{project_prefix(project_id)}meta/thumbnail"
 
 
+def job_key(project_id: str, job_id: str, name: str) -> str:
+    """A job's log (`output.log`) and report (`feedback.json`)."""
+    return f"{project_prefix(project_id)}jobs/{job_id}/{name}"
+
+
+def package_prefix(project_id: str, job_id: str) -> str:
+    return f"{project_prefix(project_id)}packages/{job_id}/"
+
+
+def package_key(project_id: str, job_id: str, name: str) -> str:
+    """A file of the offline package a package job made; packages are immutable per job."""
+    return package_prefix(project_id, job_id) + name
+
+
 def temporary_key() -> str:
     """A key under the prefix that a lifecycle rule empties after a day."""
     return f"{TEMPORARY_PREFIX}{uuid.uuid4()}"
@@ -92,6 +106,22 @@ def presigned_get(
     return aws.s3().generate_presigned_url(
         "get_object", Params=params, ExpiresIn=settings.presigned_url_seconds
     )
+
+
+def get_bytes(key: str) -> bytes | None:
+    """A small object's bytes (job reports and logs), or None if there is none."""
+    try:
+        return aws.s3().get_object(Bucket=settings.bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+def download_to(key: str, path: str, version_id: str | None = None) -> None:
+    """Stream an object (or one of its versions) to a local file, in parts for large ones."""
+    extra = {"VersionId": version_id} if version_id else None
+    aws.s3().download_file(settings.bucket, key, path, ExtraArgs=extra)
 
 
 def stream_object(key: str, version_id: str) -> Iterator[bytes]:

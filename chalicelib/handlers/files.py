@@ -3,24 +3,14 @@ from urllib.parse import quote
 from chalice import Response
 
 from .. import auth, files, projects
-from ..inputs import FileDownload
 from ..pagination import paginate
 from ..permissions import Action
-from ..request_data import multipart, query_param
+from ..request_data import multipart
 from ..routing import API_PREFIX, Router
 from ..serializers import file_json, file_metadata_json, uploaded_json
+from .downloads import download_request, download_response
 
 router = Router(__name__)
-
-
-def _download_request(request) -> FileDownload:
-    headers = request.headers
-    return FileDownload(
-        version=query_param(request, "version", "version_id") or headers.get("x-file-version"),
-        range=headers.get("range"),
-        if_none_match=headers.get("if-none-match"),
-        user_agent=headers.get("user-agent", ""),
-    )
 
 
 @router.route("/files/{project_id}/")
@@ -48,15 +38,10 @@ def download_file(project_id, filename):
     request = router.request
     caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.READ_FILES)
-    wanted = _download_request(request)
+    wanted = download_request(request)
     item = files.get_file(project, filename)
-    version = files.find_version(item, wanted.version)
-    etag = f'"{version.md5sum}"'
-    if files.is_not_modified(version, wanted.if_none_match):
-        return Response(body="", status_code=304, headers={"ETag": etag})
-    target = files.download(item, version, wanted)
-    return Response(body="", status_code=302,
-                    headers={"Location": target.url, "ETag": etag, "Accept-Ranges": "bytes"})
+    served = files.serve(files.stored_version(item, files.find_version(item, wanted.version)), wanted)
+    return download_response(served)
 
 
 @router.file_route("/files/{project_id}/", methods=["DELETE"])
@@ -64,7 +49,7 @@ def delete_file(project_id, filename):
     request = router.request
     caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.DELETE_FILE)
-    files.delete(project, filename, _download_request(request).version)
+    files.delete(project, filename, download_request(request).version)
     return Response(body="", status_code=204)
 
 

@@ -1,16 +1,18 @@
 """PynamoDB models, one module per aggregate. docs/data-model.md lists every table and index."""
 
 from .collaborators import Collaborator
+from .deltas import ClientFeaturePk, Delta
 from .files import FileVersion, ProjectFile
+from .jobs import Job, JobLease
 from .projects import Project, ProjectName
 from .tokens import AuthToken
 from .uploads import UploadSession
 from .users import LoginFailure, User
 
 ALL_MODELS = (User, LoginFailure, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
-              UploadSession)
+              UploadSession, Job, JobLease, Delta, ClientFeaturePk)
 
 __all__ = [
-    "ALL_MODELS", "AuthToken", "Collaborator", "FileVersion", "LoginFailure", "Project",
-    "ProjectFile", "ProjectName", "UploadSession", "User",
+    "ALL_MODELS", "AuthToken", "ClientFeaturePk", "Collaborator", "Delta", "FileVersion", "Job",
+    "JobLease", "LoginFailure", "Project", "ProjectFile", "ProjectName", "UploadSession", "User",
 ]

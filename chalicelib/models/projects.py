@@ -4,7 +4,7 @@ from enum import StrEnum
 
 from pynamodb.attributes import (
     BooleanAttribute,
-    JSONAttribute,
+    ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
@@ -71,9 +71,16 @@ class Project(Table):
     the_qgis_file_name = UnicodeAttribute(null=True)
     thumbnail_version = UnicodeAttribute(null=True)
     thumbnail_content_type = UnicodeAttribute(null=True)
-    # Filled by the process_projectfile job; `processing_failed` marks a failed run.
-    project_details = JSONAttribute(null=True)
+    # What the last process_projectfile job found (its whole report is that job's feedback);
+    # `processing_failed` marks a failed last run.
+    details_job_id = UnicodeAttribute(null=True)
     processing_failed = BooleanAttribute(default=False)
+    attachment_dirs = ListAttribute(of=UnicodeAttribute, null=True)
+    has_online_vector_data = BooleanAttribute(default=False)
+    qgis_version = UnicodeAttribute(null=True)
+    # The last package job that succeeded: what `packages/<id>/latest/` serves.
+    package_job_id = UnicodeAttribute(null=True)
+    # Jobs created and not yet done: the project is `busy` while this is above zero.
     active_jobs = NumberAttribute(default=0)
 
     by_owner = ProjectsByOwner()

@@ -1,0 +1,303 @@
+"""Jobs: QGIS work done in the background, one job at a time per project.
+
+A job is written `pending` with the project's `active_jobs` counter raised (the project shows
+`busy`), announced on the queue (`queued`), claimed by a worker that holds the project's lease
+(`started`), and completed (`finished` or `failed`) in one transaction with what it produced.
+It leaves the active index, and the counter drops, only once everything it produced is recorded
+(`retire`). A worker that dies leaves a lease that lapses; the sweeper then fails its job, and
+the job's own kind decides what to put back (deltas become pending again).
+
+The API creates jobs (`create`, `trigger`); the worker (job_containers.worker) is the second
+entry point and runs the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
+
+from . import queue, storage
+from .auth import Caller
+from .errors import NoQgisProject, ObjectNotFound, PermissionDenied
+from .inputs import JobCreate, JobListQuery
+from .models import Job, JobLease, Project
+from .models.base import Transaction, utcnow
+from .models.jobs import ACTIVE_PARTITION, WAITING, JobStatus, JobType
+from .models.projects import ProjectType
+from .observability import logger
+from .permissions import Action, require
+
+FEEDBACK = "feedback.json"
+OUTPUT = "output.log"
+# What a job item keeps of its log; the whole log is in S3.
+ERROR_CHARS = 500
+
+
+def _active_sort(project_id: str, created_at: datetime, job_id: str) -> str:
+    return f"{project_id}#{created_at.isoformat()}#{job_id}"
+
+
+# --- Created by the API ---------------------------------------------------------------------
+
+
+def _jobs_in_flight(project_id: str) -> list[Job]:
+    """The project's jobs that are not done yet, oldest first (a handful at most)."""
+    keys = Job.active.query(ACTIVE_PARTITION, Job.active_sort.startswith(f"{project_id}#"))
+    return sorted(Job.batch_get([key.id for key in keys]), key=lambda job: job.created_at)
+
+
+def _new_job(caller: Caller, project: Project, job_type: JobType) -> Job:
+    now = utcnow()
+    job = Job(
+        str(uuid.uuid4()),
+        project_id=project.id,
+        type=job_type,
+        status=JobStatus.PENDING,
+        created_by=caller.username,
+        created_by_key=caller.key,
+        created_at=now,
+        updated_at=now,
+        active_partition=ACTIVE_PARTITION,
+    )
+    job.active_sort = _active_sort(project.id, now, job.id)
+    if job_type == JobType.DELTA_APPLY:
+        job.overwrite_conflicts = project.overwrite_conflicts
+    with Transaction() as tx:
+        tx.save(job, condition=Job.id.does_not_exist())
+        tx.update(project, actions=[Project.active_jobs.add(1)], condition=Project.id.exists())
+    try:
+        queue.send(job.id)
+    except Exception:
+        logger.exception("Could not queue a job", extra={"job_id": job.id})
+        fail(job, "The job could not be queued; please try again.")
+        raise
+    with contextlib.suppress(UpdateError):  # unless a worker took it already
+        job.update(actions=[Job.status.set(JobStatus.QUEUED), Job.updated_at.set(utcnow())],
+                   condition=Job.status == JobStatus.PENDING)
+    return job
+
+
+def _required_action(job_type: str) -> Action:
+    return Action.CREATE_PACKAGE_JOB if job_type == JobType.PACKAGE else Action.CREATE_JOB
+
+
+def create(caller: Caller, data: JobCreate) -> tuple[Job, bool]:
+    """`POST jobs/`: the new job, or, for a package without `force`, the one already waiting or
+    running (then `False`: nothing was created)."""
+    project = _project(data.project_id)
+    require(caller.user, project, _required_action(data.type))
+    if data.type == JobType.PACKAGE and project.project_type == ProjectType.TEMPLATE:
+        raise PermissionDenied("Template projects cannot be packaged.")
+    if data.type == JobType.PACKAGE and not data.force:
+        running = [job for job in _jobs_in_flight(project.id) if job.type == JobType.PACKAGE
+                   and job.status in (*WAITING, JobStatus.STARTED)]
+        if running:
+            return running[-1], False
+    if not project.the_qgis_file_name:
+        raise NoQgisProject()
+    return _new_job(caller, project, JobType(data.type)), True
+
+
+def trigger(caller: Caller, project: Project, job_type: JobType) -> Job:
+    """A job of `job_type` for the project, unless one is already waiting: a waiting job will
+    see everything there is when it starts (an upload during a running job needs a new one)."""
+    waiting = [job for job in _jobs_in_flight(project.id)
+               if job.type == job_type and job.status in WAITING]
+    return waiting[-1] if waiting else _new_job(caller, project, job_type)
+
+
+def _project(project_id: str) -> Project:
+    try:
+        return Project.get(project_id)
+    except DoesNotExist:
+        raise ObjectNotFound(f"There is no project `{project_id}`.") from None
+
+
+def list_jobs(caller: Caller, query: JobListQuery) -> list[Job]:
+    project = _project(query.project_id)
+    require(caller.user, project, Action.READ_JOBS)
+    condition = Job.type == query.type if query.type else None
+    return list(Job.by_project.query(project.id, filter_condition=condition))
+
+
+@dataclass(frozen=True)
+class JobReport:
+    job: Job
+    feedback: dict[str, Any] | None
+    output: str | None
+
+
+def get_job(caller: Caller, job_id: str) -> JobReport:
+    try:
+        job = Job.get(job_id)
+    except DoesNotExist:
+        raise ObjectNotFound(f"There is no job `{job_id}`.") from None
+    require(caller.user, _project(job.project_id), Action.READ_JOBS)
+    return JobReport(job, feedback_of(job), _text(job, OUTPUT) if job.has_output else None)
+
+
+def _text(job: Job, name: str) -> str | None:
+    data = storage.get_bytes(storage.job_key(job.project_id, job.id, name))
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def feedback_of(job: Job) -> dict[str, Any] | None:
+    text = _text(job, FEEDBACK) if job.has_feedback else None
+    return json.loads(text) if text else None
+
+
+# --- Run by the worker ----------------------------------------------------------------------
+
+
+def find(job_id: str) -> Job | None:
+    try:
+        return Job.get(job_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def acquire_lease(job: Job, worker: str, seconds: int) -> bool:
+    """Take the project's lease for `job`: free, lapsed, or already this job's."""
+    now = utcnow()
+    lease = JobLease(job.project_id, job_id=job.id, worker=worker,
+                     expires_at=now + timedelta(seconds=seconds))
+    free = JobLease.project_id.does_not_exist() | (JobLease.expires_at < now) | (JobLease.job_id == job.id)
+    try:
+        lease.save(condition=free)
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def renew_lease(job: Job, worker: str, seconds: int) -> bool:
+    """Keep the lease for `seconds` more; False if it was lost (it lapsed and was taken)."""
+    try:
+        JobLease(job.project_id).update(
+            actions=[JobLease.expires_at.set(utcnow() + timedelta(seconds=seconds))],
+            condition=(JobLease.job_id == job.id) & (JobLease.worker == worker),
+        )
+    except UpdateError:
+        return False
+    return True
+
+
+def release_lease(job: Job) -> None:
+    with contextlib.suppress(DeleteError):  # unless it lapsed and another job holds it now
+        JobLease(job.project_id).delete(condition=JobLease.job_id == job.id)
+
+
+def _lease_is_alive(job: Job) -> bool:
+    try:
+        lease = JobLease.get(job.project_id, consistent_read=True)
+    except DoesNotExist:
+        return False
+    return lease.job_id == job.id and lease.expires_at > utcnow()
+
+
+def claim(job: Job) -> bool:
+    """Mark a waiting job started (the caller holds its project's lease); False if it is not
+    waiting any more (a redelivered message, or another worker got it)."""
+    now = utcnow()
+    try:
+        job.update(
+            actions=[Job.status.set(JobStatus.STARTED), Job.started_at.set(now),
+                     Job.updated_at.set(now), Job.attempts.add(1)],
+            condition=Job.status.is_in(*WAITING),
+        )
+    except UpdateError:
+        return False
+    return True
+
+
+def save_report(job: Job, feedback: dict[str, Any] | None, output: str | None) -> None:
+    """Put the job's feedback and log in S3 (before the job is completed, so that a completed
+    job always has them)."""
+    if feedback is not None:
+        storage.put_object(storage.job_key(job.project_id, job.id, FEEDBACK),
+                           json.dumps(feedback).encode(), "application/json")
+    if output is not None:
+        storage.put_object(storage.job_key(job.project_id, job.id, OUTPUT),
+                           output.encode("utf-8", "replace"), "text/plain; charset=utf-8")
+
+
+def completion(tx: Transaction, job: Job, status: JobStatus, *, error: str | None = None,
+               reported: tuple[bool, bool] = (True, True), extra: list | None = None) -> None:
+    """Add the job's completion to `tx`: it commits only if the job is still started, so a job
+    completes once. `reported`: whether its feedback and output were saved."""
+    now = utcnow()
+    actions = [Job.status.set(status), Job.finished_at.set(now), Job.updated_at.set(now),
+               Job.has_feedback.set(reported[0]), Job.has_output.set(reported[1]), *(extra or [])]
+    if error:
+        actions.append(Job.error.set(error[:ERROR_CHARS]))
+    tx.update(job, actions=actions, condition=Job.status == JobStatus.STARTED, label="job")
+
+
+def complete(job: Job, status: JobStatus, *, error: str | None = None,
+             also: Callable[[Transaction], None] | None = None, extra: list | None = None) -> bool:
+    """Complete a started job, together with what `also` adds to the same transaction; False
+    if it was completed already (by the sweeper, after this worker was thought dead)."""
+    tx = Transaction()
+    completion(tx, job, status, error=error, extra=extra)
+    if also is not None:
+        also(tx)
+    try:
+        tx.commit()
+    except TransactWriteError as exc:
+        if "job" in tx.failed(exc):
+            return False
+        raise
+    job.refresh(consistent_read=True)
+    return True
+
+
+def fail(job: Job, reason: str) -> bool:
+    """Mark a job that is not done failed with `reason` (also as its log), and retire it."""
+    now = utcnow()
+    save_report(job, None, reason)
+    try:
+        job.update(
+            actions=[Job.status.set(JobStatus.FAILED), Job.finished_at.set(now),
+                     Job.updated_at.set(now), Job.error.set(reason[:ERROR_CHARS]),
+                     Job.has_output.set(True)],
+            condition=Job.status.is_in(*WAITING, JobStatus.STARTED),
+        )
+    except UpdateError:
+        return False
+    retire(job)
+    return True
+
+
+def retire(job: Job) -> None:
+    """The job is done and recorded: it leaves the active index and its project's count."""
+    tx = Transaction()
+    tx.update(job, actions=[Job.active_partition.remove(), Job.active_sort.remove()],
+              condition=Job.active_partition.exists(), label="job")
+    tx.update(Project(job.project_id), actions=[Project.active_jobs.add(-1)],
+              condition=Project.id.exists() & (Project.active_jobs > 0))
+    try:
+        tx.commit()
+    except TransactWriteError as exc:
+        if "job" in tx.failed(exc):
+            return  # retired already
+        # The project is gone (deleted meanwhile): the job item alone leaves the index.
+        job.update(actions=[Job.active_partition.remove(), Job.active_sort.remove()])
+
+
+def in_flight() -> Iterator[Job]:
+    """Every job not yet done, in all projects (the sweeper's view; a handful at a time)."""
+    ids = [key.id for key in Job.active.query(ACTIVE_PARTITION)]
+    yield from Job.batch_get(ids)
+
+
+def is_abandoned(job: Job) -> bool:
+    """A started (or completed but unrecorded) job whose worker's lease has lapsed."""
+    return job.status not in WAITING and not _lease_is_alive(job)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pynamodb.attributes import JSONAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+
+from .base import Table, TableMeta, utcnow
+
+
+class DeltaStatus(StrEnum):
+    """What became of a delta; the API shows each as `STATUS_<NAME>` (the only values QField
+    accepts)."""
+
+    PENDING = "pending"
+    STARTED = "started"  # shown as STATUS_BUSY
+    APPLIED = "applied"
+    CONFLICT = "conflict"
+    NOT_APPLIED = "not_applied"
+    ERROR = "error"
+    IGNORED = "ignored"
+    UNPERMITTED = "unpermitted"
+
+
+class DeltasInOrder(GlobalSecondaryIndex):
+    """A project's deltas in upload order: `GET deltas/<project>/`."""
+
+    class Meta:
+        index_name = "in-order"
+        projection = AllProjection()
+
+    project_id = UnicodeAttribute(hash_key=True)
+    seq = UnicodeAttribute(range_key=True)
+
+
+class DeltasOfFile(GlobalSecondaryIndex):
+    """One deltafile's deltas: `GET deltas/<project>/<deltafile>/`, which QField polls."""
+
+    class Meta:
+        index_name = "by-deltafile"
+        projection = AllProjection()
+
+    deltafile_id = UnicodeAttribute(hash_key=True)
+    seq = UnicodeAttribute(range_key=True)
+
+
+class PendingDeltas(GlobalSecondaryIndex):
+    """Sparse: only pending deltas carry `pending_project_id`. What the next delta_apply job of
+    a project takes, in upload order."""
+
+    class Meta:
+        index_name = "pending"
+        projection = KeysOnlyProjection()
+
+    pending_project_id = UnicodeAttribute(hash_key=True)
+    seq = UnicodeAttribute(range_key=True)
+
+
+class Delta(Table):
+    """One edit from the field, stored as uploaded (`content`), and what became of it."""
+
+    class Meta(TableMeta):
+        table = "deltas"
+
+    project_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)  # the delta's uuid
+    # Upload order: `<upload time>#<deltafile id>#<index in the file>`.
+    seq = UnicodeAttribute()
+    deltafile_id = UnicodeAttribute()
+    client_id = UnicodeAttribute()
+    created_by = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+    status = UnicodeAttribute(default=DeltaStatus.PENDING)
+    pending_project_id = UnicodeAttribute(null=True)
+    job_id = UnicodeAttribute(null=True)  # the delta_apply job that took it
+    content = JSONAttribute()
+    feedback = JSONAttribute(null=True)  # the worker's report of the last attempt
+    modified_pk = UnicodeAttribute(null=True)
+
+    in_order = DeltasInOrder()
+    of_file = DeltasOfFile()
+    pending = PendingDeltas()
+
+
+class ClientFeaturePk(Table):
+    """The server primary key of a feature a client created offline, keyed
+    `<clientId>__<localLayerId>__<localPk>`: later patches and deletes of that client find it."""
+
+    class Meta(TableMeta):
+        table = "delta-client-pks"
+
+    project_id = UnicodeAttribute(hash_key=True)
+    client_key = UnicodeAttribute(range_key=True)
+    pk = UnicodeAttribute()

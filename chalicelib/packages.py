@@ -1,0 +1,77 @@
+"""Packages: the offline copies QField takes into the field, made by package jobs.
+
+A package job's files are stored once, under the job's own prefix (immutable per job). The
+project remembers the last package job that succeeded, so a newer job that failed never hides
+the last good package (unlike QFieldCloud, which serves the newest completed job, failed or
+not). The latest package is that job's files plus the project's attachments, taken from the
+project files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import files, jobs, storage
+from .errors import InvalidJob, ObjectNotFound
+from .file_rules import is_attachment
+from .models import Job, Project, ProjectFile
+from .models.base import Transaction
+from .models.jobs import JobStatus, PackageFile
+
+
+@dataclass(frozen=True)
+class Package:
+    job: Job
+    package_files: list[PackageFile]
+    attachments: list[ProjectFile]
+    layers: dict[str, Any] | None
+    packaged_at: datetime | None
+    data_last_updated_at: datetime | None
+
+
+def _latest_job(project: Project) -> Job:
+    job = jobs.find(project.package_job_id) if project.package_job_id else None
+    if job is None:
+        raise InvalidJob("This project has not been packaged yet: start a package job first.")
+    return job
+
+
+def _attachments(project: Project) -> list[ProjectFile]:
+    return [item for item in files.list_files(project) if is_attachment(project, item.name)]
+
+
+def latest(project: Project) -> Package:
+    job = _latest_job(project)
+    feedback = jobs.feedback_of(job) or {}
+    layers = (feedback.get("outputs", {}).get("qgis_layers_data") or {}).get("layers_by_id")
+    return Package(job, list(job.package_files or []), _attachments(project), layers,
+                   project.data_last_packaged_at, project.data_last_updated_at)
+
+
+def stored_file(project: Project, name: str) -> files.StoredBytes:
+    """A file of the latest package; names under an attachment folder are project files."""
+    if is_attachment(project, name):
+        item = files.get_file(project, name)
+        return files.stored_version(item, item.latest)
+    job = _latest_job(project)
+    for package_file in job.package_files or []:
+        if package_file.name == name:
+            return files.StoredBytes(storage.package_key(project.id, job.id, name), None,
+                                     int(package_file.size), package_file.md5sum, name)
+    raise ObjectNotFound(f"The latest package has no file `{name}`.")
+
+
+def complete(job: Job, package_files: list[PackageFile]) -> bool:
+    """Complete a package job that made `package_files` (stored already): the project serves it
+    from now on. `data_last_packaged_at` is when the job started: data changed after that is not
+    in the package."""
+
+    def serve(tx: Transaction) -> None:
+        tx.update(Project(job.project_id),
+                  actions=[Project.package_job_id.set(job.id),
+                           Project.data_last_packaged_at.set(job.started_at)],
+                  condition=Project.id.exists())
+
+    return jobs.complete(job, JobStatus.FINISHED, extra=[Job.package_files.set(package_files)], also=serve)

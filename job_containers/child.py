@@ -1,0 +1,35 @@
+"""The child process of one job: `python -m job_containers.child REQUEST.json` runs the core the
+request names and writes its feedback where the request says. It exits without tearing QGIS
+down: QGIS 3.22 can crash at exit while Python still holds layers (reference jobs.md B.3)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+# core name → (module, function); each takes keyword arguments and returns its feedback.
+CORES = {
+    "process_projectfile": ("job_containers.process_projectfile", "process_projectfile"),
+    "package": ("job_containers.package", "package"),
+    "apply_deltas": ("job_containers.apply_deltas", "apply_deltas"),
+}
+PATH_ARGUMENTS = ("project_dir", "out_dir")
+
+
+def main(request_path: str) -> None:
+    request = json.loads(Path(request_path).read_text())
+    module, function = CORES[request["core"]]
+    arguments = {name: Path(value) if name in PATH_ARGUMENTS else value
+                 for name, value in request["arguments"].items()}
+    feedback = getattr(importlib.import_module(module), function)(**arguments)
+    Path(request["feedback"]).write_text(json.dumps(feedback))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

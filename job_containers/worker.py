@@ -1,0 +1,166 @@
+"""The job worker: `python -m job_containers.worker` long-polls the jobs queue and runs one job
+at a time. The same code runs beside `./dev run` and as the Fargate service in AWS.
+
+For each message: take the project's lease (one job per project at a time; a busy project's
+job is offered again a little later, as a new message, so waiting spends none of the message's
+receives), claim the job (a redelivered message of a job that is running or done does nothing),
+run it while renewing the lease, then delete the message. Every so often the worker also
+sweeps: jobs whose worker died (lease lapsed) are failed and what they took is put back, and
+messages that landed in the dead-letter queue fail their jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib import config, deltas, jobs, queue
+from chalicelib.config import settings
+from chalicelib.models import Job
+from chalicelib.models.jobs import JobStatus, JobType
+from chalicelib.observability import logger, metrics, publish_metrics
+
+from . import runner
+
+SWEEP_EVERY_SECONDS = 15
+
+
+class Heartbeat:
+    """Renews the lease while a job runs; remembers if it was lost."""
+
+    def __init__(self, job: Job, worker: str):
+        self.job, self.worker = job, worker
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        interval = max(settings.job_lease_seconds / 3, 0.5)
+        while not self._done.wait(interval):
+            if not jobs.renew_lease(self.job, self.worker, settings.job_lease_seconds):
+                self.lost.set()
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.stopping = threading.Event()
+        self._last_sweep = 0.0
+
+    def handle(self, message: queue.Message) -> None:
+        job = jobs.find(message.job_id) if message.job_id else None
+        if job is None or job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
+            queue.delete(message)  # done, running elsewhere, or abandoned (the sweeper's)
+            return
+        if not jobs.acquire_lease(job, self.id, settings.job_lease_seconds):
+            queue.send(job.id, delay_seconds=settings.job_busy_retry_seconds)
+            queue.delete(message)
+            return
+        try:
+            if jobs.claim(job):
+                self._run(job)
+        finally:
+            jobs.release_lease(job)
+        queue.delete(message)
+
+    def _run(self, job: Job) -> None:
+        logger.append_keys(job_id=job.id, job_type=job.type, project_id=job.project_id)
+        metrics.add_dimension(name="type", value=job.type)
+        metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
+        started = time.monotonic()
+        try:
+            with Heartbeat(job, self.id) as heartbeat:
+                runner.run(job, should_stop=heartbeat.lost.is_set)
+        finally:
+            job.refresh(consistent_read=True)
+            outcome = "JobsFinished" if job.status == JobStatus.FINISHED else "JobsFailed"
+            metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="JobSeconds", unit=MetricUnit.Seconds,
+                               value=time.monotonic() - started)
+            publish_metrics()
+            logger.info("Job done", extra={"status": job.status, "error": job.error})
+            logger.remove_keys(["job_id", "job_type", "project_id"])
+
+    def sweep(self) -> None:
+        """Jobs whose worker stopped, and jobs whose messages kept failing."""
+        for job in jobs.in_flight():
+            if jobs.is_abandoned(job):
+                abandon(job)
+        for message in queue.receive_dead_letters():
+            job = jobs.find(message.job_id) if message.job_id else None
+            if job is not None and not job.is_final:
+                jobs.fail(job, f"The job could not be run: it failed {queue.MAX_RECEIVES} times.")
+                if job.type == JobType.DELTA_APPLY:
+                    deltas.record(job, None)
+            queue.delete(message, dead_letter=True)
+
+    def serve(self) -> None:
+        logger.info("Job worker started", extra={"worker": self.id})
+        while not self.stopping.is_set():
+            if time.monotonic() - self._last_sweep > SWEEP_EVERY_SECONDS:
+                self._safely(self.sweep)
+                self._last_sweep = time.monotonic()
+            for message in self._safely(lambda: queue.receive(settings.job_poll_seconds)) or []:
+                self._safely(lambda message=message: self.handle(message))
+                if self.stopping.is_set():
+                    break
+
+    def _safely(self, action):
+        """A failing AWS call must not end the worker: log it, pause, go on."""
+        try:
+            return action()
+        except Exception:
+            logger.exception("Worker step failed")
+            self.stopping.wait(1)
+            return None
+
+
+def abandon(job: Job) -> None:
+    """A job whose worker stopped: a started one fails and gives back what it took; one that
+    had completed is recorded to the end."""
+    if job.status == JobStatus.STARTED:
+        reason = ("The worker running this job stopped before it finished (it was killed or lost "
+                  "its connection); nothing the job did was kept.")
+        if jobs.fail(job, reason) and job.type == JobType.DELTA_APPLY:
+            deltas.put_back(job)
+    elif job.type == JobType.DELTA_APPLY and job.status == JobStatus.FINISHED:
+        deltas.record(job, jobs.feedback_of(job))
+    elif job.type == JobType.DELTA_APPLY:
+        deltas.record(job, None)
+    runner.after(job)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m job_containers.worker", description=__doc__)
+    parser.parse_args(argv)
+    config.reload()
+    worker = Worker()
+
+    def stop(signum, frame) -> None:
+        worker.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
