@@ -2,10 +2,11 @@
 
 QGIS needs `QT_QPA_PLATFORM=offscreen` before the application object exists (without it Qt
 aborts the process), a writable runtime dir, and its own settings dir so that no user profile
-leaks into a job. Network layers give up after a few seconds, so an unreachable database fails
-a layer quickly instead of hanging the job. `exitQgis()` is never called: a job process simply
-exits once its feedback is written (QGIS 3.22 can segfault in exitQgis while Python still holds
-layers, reference jobs.md B.3).
+leaks into a job. Network layers give up after a few seconds, so an unreachable server fails
+a layer quickly instead of hanging the job: QGIS's own requests through its network timeout, and
+PostgreSQL connections (libpq, which QGIS 3.22 gives no timeout) through `PGCONNECT_TIMEOUT`.
+`exitQgis()` is never called: a job process simply exits once its feedback is written (QGIS
+3.22 can segfault in exitQgis while Python still holds layers, reference jobs.md B.3).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def start() -> str:
         os.environ.setdefault("QGIS_CUSTOM_CONFIG_PATH", tempfile.mkdtemp(prefix="qfc-qgis-"))
         # Debian's interpreter finds the prefix on its own; any other one needs it spelled out.
         os.environ.setdefault("QGIS_PREFIX_PATH", "/usr")
+        os.environ.setdefault("PGCONNECT_TIMEOUT", str(NETWORK_TIMEOUT_MS // 1000))
         from qgis.core import QgsApplication, QgsSettings
 
         app = QgsApplication([], False)
@@ -37,3 +39,7 @@ def start() -> str:
     from qgis.core import Qgis
 
     return Qgis.version().split("-")[0]
+
+
+def is_started() -> bool:
+    return _app is not None
