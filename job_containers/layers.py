@@ -76,7 +76,7 @@ def layer_data(layer: QgsMapLayer, opened: OpenedProject) -> dict[str, Any]:
         "geom_type_name": GEOMETRY_TYPE_NAMES.get(geometry_type) if is_vector else None,
         "is_valid": is_valid,
         "is_localized": is_localized,
-        "datasource": _datasource(layer, opened),
+        "datasource": datasource(layer, opened),
         "filename": _filename(layer, opened, raw_source if is_localized else None),
         "provider_name": layer.providerType(),
         "error_code": _error_code(layer, is_localized),
@@ -195,7 +195,8 @@ def _feature_count(layer: QgsVectorLayer) -> int | None:
     return count if count >= 0 else None
 
 
-def _datasource(layer: QgsMapLayer, opened: OpenedProject) -> str:
+def datasource(layer: QgsMapLayer, opened: OpenedProject) -> str:
+    """The layer's source as the project file spells it (relative paths), without password."""
     source = opened.bad_layer_sources.get(layer.id())
     if source is None:
         context = QgsReadWriteContext()

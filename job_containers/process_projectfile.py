@@ -29,7 +29,7 @@ def process_projectfile(project_dir: Path, project_file: str, out_dir: Path) -> 
     except StopWorkflow:
         pass
     finally:
-        _close_project()
+        qgis_app.clear_project()
     return workflow.feedback()
 
 
@@ -51,9 +51,3 @@ def _run(workflow: Workflow, project_path: Path, out_dir: Path) -> None:
         rendered = thumbnail.render_thumbnail(opened, out_dir / THUMBNAIL_NAME)
         returns["thumbnail_filename"] = THUMBNAIL_NAME if rendered else None
 
-
-def _close_project() -> None:
-    if qgis_app.is_started():
-        from job_containers import qgis_project
-
-        qgis_project.close_project()

@@ -43,7 +43,7 @@ def project_details(opened: OpenedProject, qgis_version: str) -> ProjectDetails:
     return {
         "background_color": project.backgroundColor().name(),
         "extent": canvas_extent,
-        "area_of_interest": _area_of_interest(project),
+        "area_of_interest": _area_of_interest_wkt(project),
         "crs": project.crs().authid(),
         "project_name": project.title(),
         "layers_by_id": layers_by_id,
@@ -80,9 +80,15 @@ def wgs84_wkt(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem, project: 
     return reprojected.asWktPolygon()
 
 
-def _area_of_interest(project: QgsProject) -> str:
+def area_of_interest(project: QgsProject) -> tuple[QgsRectangle, QgsCoordinateReferenceSystem] | None:
+    """The bounding box of the area QFieldSync was told to focus on, and its CRS; None if unset."""
     wkt = project.readEntry("qfieldsync", "areaOfInterest", "")[0]
     crs = QgsCoordinateReferenceSystem(project.readEntry("qfieldsync", "areaOfInterestCrs", "")[0])
-    if not wkt:
-        return ""
-    return wgs84_wkt(QgsGeometry.fromWkt(wkt).boundingBox(), crs, project)
+    if not wkt or not crs.isValid():
+        return None
+    return QgsGeometry.fromWkt(wkt).boundingBox(), crs
+
+
+def _area_of_interest_wkt(project: QgsProject) -> str:
+    area = area_of_interest(project)
+    return wgs84_wkt(*area, project) if area else ""

@@ -41,5 +41,10 @@ def start() -> str:
     return Qgis.version().split("-")[0]
 
 
-def is_started() -> bool:
-    return _app is not None
+def clear_project() -> None:
+    """Drop the project a job loaded, and its layers: layers still alive when the process ends
+    can crash QGIS on its way out. Nothing to do if QGIS never started."""
+    if _app is not None:
+        from qgis.core import QgsProject
+
+        QgsProject.instance().clear()

@@ -1,8 +1,8 @@
 """Reading a project with QGIS, as the job cores see it.
 
 A job process handles one project, so the cores use the `QgsProject.instance()` singleton (parts of
-QGIS, such as value relations and expressions, look layers up there). It is cleared when the job is
-done: layers left alive when the process ends can crash QGIS on its way out.
+QGIS, such as value relations and expressions, look layers up there); each core clears it when
+done (`qgis_app.clear_project`).
 """
 
 from __future__ import annotations
@@ -64,11 +64,6 @@ def open_project(path: Path) -> OpenedProject:
         project.clear()
         raise InvalidProjectFile(f'Unable to open project with QGIS: "{path.name}". {reason}'.strip())
     return opened
-
-
-def close_project() -> None:
-    """Drop the loaded project and its layers (safe to call when nothing is loaded)."""
-    QgsProject.instance().clear()
 
 
 def _main_canvas(document: QDomDocument) -> QgsMapSettings | None:

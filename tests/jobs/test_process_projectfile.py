@@ -15,11 +15,7 @@ import pytest
 from job_containers import project_file
 from job_containers.process_projectfile import process_projectfile
 from tests.jobs import readers
-
-APIARY = "apiary_27954fba_aad8_4336_8b19_23afed462c51"
-FIELDS = ("ogr_dbname___home_marco_dev_QField_demo_projects_citybees_new_gpkg__table__area___geom__sql__"
-          "ba518f87_384f_494b_acd8_66843717f48b")
-BEE_LAYERS = {APIARY: ("bees.gpkg", "apiary"), FIELDS: ("bumblebees.gpkg", "area")}
+from tests.jobs.layer_ids import APIARY, BEE_LAYERS, FIELDS
 
 
 def details(feedback: dict) -> dict:
