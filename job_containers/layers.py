@@ -94,7 +94,8 @@ def layer_data(layer: QgsMapLayer, opened: OpenedProject) -> dict[str, Any]:
         "fields": fields_data(layer) if is_vector else None,
     }
     if not is_valid:
-        data.update(_invalid_layer_reasons(layer, opened, error_summary))
+        localized_file = data["filename"] if is_localized else ""
+        data.update(_invalid_layer_reasons(layer, opened, error_summary, localized_file))
     return data
 
 
@@ -112,12 +113,26 @@ def source_pk_name(layer: QgsVectorLayer) -> str:
     return "" if "," in name else name
 
 
+def decoded_source(layer: QgsMapLayer) -> dict[str, Any]:
+    """The parts of a layer's source as its provider reads them (`path`, `layerName`, `table`,
+    `subset`...); empty for providers that cannot tell."""
+    metadata = QgsProviderRegistry.instance().providerMetadata(layer.providerType())
+    return dict(metadata.decodeUri(layer.source())) if metadata else {}
+
+
 def layer_file(layer: QgsMapLayer) -> str:
     """The absolute path of the file a layer reads, "" for non-file sources (databases, web)."""
-    metadata = QgsProviderRegistry.instance().providerMetadata(layer.providerType())
-    if metadata is None:
-        return ""
-    return metadata.decodeUri(layer.source()).get("path") or ""
+    return decoded_source(layer).get("path") or ""
+
+
+def datasource(layer: QgsMapLayer, opened: OpenedProject) -> str:
+    """The layer's source as the project file spells it (relative paths), without password."""
+    source = opened.bad_layer_sources.get(layer.id())
+    if source is None:
+        context = QgsReadWriteContext()
+        context.setPathResolver(opened.project.pathResolver())
+        source = layer.encodedSource(layer.source(), context)
+    return QgsDataSourceUri.removePassword(source)
 
 
 def is_localized_source(datasource: str) -> bool:
@@ -195,16 +210,6 @@ def _feature_count(layer: QgsVectorLayer) -> int | None:
     return count if count >= 0 else None
 
 
-def datasource(layer: QgsMapLayer, opened: OpenedProject) -> str:
-    """The layer's source as the project file spells it (relative paths), without password."""
-    source = opened.bad_layer_sources.get(layer.id())
-    if source is None:
-        context = QgsReadWriteContext()
-        context.setPathResolver(opened.project.pathResolver())
-        source = layer.encodedSource(layer.source(), context)
-    return QgsDataSourceUri.removePassword(source)
-
-
 def _filename(layer: QgsMapLayer, opened: OpenedProject, localized_source: str | None) -> str:
     if localized_source is not None:
         path = localized_source.split("|")[0]
@@ -224,7 +229,8 @@ def _error_code(layer: QgsMapLayer, is_localized: bool) -> str:
     return "localized_dataprovider" if is_localized else "invalid_dataprovider"
 
 
-def _invalid_layer_reasons(layer: QgsMapLayer, opened: OpenedProject, error_summary: str) -> dict[str, Any]:
+def _invalid_layer_reasons(layer: QgsMapLayer, opened: OpenedProject, error_summary: str,
+                           localized_file: str) -> dict[str, Any]:
     """Provider error texts, and where QGIS gives no reason (it often does not), the likely one."""
     provider = layer.dataProvider()
     if provider is None:
@@ -232,8 +238,11 @@ def _invalid_layer_reasons(layer: QgsMapLayer, opened: OpenedProject, error_summ
         return {"error_summary": error_summary or reason, "provider_error_summary": reason,
                 "provider_error_message": ""}
     provider_summary, provider_message = error_texts(provider.error())
-    reason = provider_summary or error_summary or _likely_reason(layer, provider.uri(), opened)
-    return {"error_summary": error_summary or reason, "provider_error_summary": reason,
+    if localized_file:
+        provider_summary = (f'File "{localized_file}" is in a localized data path, which the server does not'
+                            " hold: QField reads it from the shared datasets.")
+    provider_summary = provider_summary or _likely_reason(layer, provider.uri(), opened)
+    return {"error_summary": error_summary or provider_summary, "provider_error_summary": provider_summary,
             "provider_error_message": provider_message}
 
 

@@ -37,6 +37,8 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from job_containers import layers
+
 GPKG_NAME = "data.gpkg"
 # Stands in for "now" in `gpkg_contents.last_change`: a package of unchanged data must not change.
 PINNED_TIMESTAMP = "2000-01-01T00:00:00Z"
@@ -58,51 +60,43 @@ class OfflineTable:
 
 
 def write_offline_gpkg(
-    layers: list[OfflineLayer], gpkg: Path, area: QgsRectangle | None, project: QgsProject
+    offline_layers: list[OfflineLayer], gpkg: Path, area: QgsRectangle | None, project: QgsProject
 ) -> dict[str, OfflineTable]:
-    """Copy the features of `layers` (only those in `area`, in project CRS, if given) into `gpkg`;
-    the table of each layer, by layer id."""
+    """Copy the features of `offline_layers` (only those in `area`, in project CRS, if given) into
+    `gpkg`; the table of each layer, by layer id."""
     gpkg.unlink(missing_ok=True)
-    groups = _group_by_source(sorted(layers, key=lambda offline: offline.layer.id()))
-    names = _table_names([group[0].layer for group in groups])
-    tables: dict[str, OfflineTable] = {}
+    groups = _group_by_source(sorted(offline_layers, key=lambda offline: offline.layer.id()))
+    named_groups = list(zip(_table_names([group[0].layer for group in groups]), groups, strict=True))
     with _pinned_gdal_timestamp():
         dataset = gdal.GetDriverByName("GPKG").Create(str(gpkg), 0, 0, 0, gdal.GDT_Unknown)
-        by_qgis = []
-        for group, name in zip(groups, names, strict=True):
-            table = _copy_with_gdal(dataset, group, name, area, project)
-            if table is None:
-                by_qgis.append((group, name))
-            tables.update({offline.layer.id(): table for offline in group if table is not None})
+        tables = {name: _copy_with_gdal(dataset, group, name, area, project) for name, group in named_groups}
         dataset = None  # closes the file before QGIS opens it
-        for group, name in by_qgis:
-            table = _copy_with_qgis(gpkg, group, name, area, project)
-            tables.update({offline.layer.id(): table for offline in group})
-    return tables
+        for name, group in named_groups:
+            if tables[name] is None:
+                tables[name] = _copy_with_qgis(gpkg, group, name, area, project)
+    return {offline.layer.id(): tables[name] for name, group in named_groups for offline in group}
 
 
-def _group_by_source(layers: list[OfflineLayer]) -> list[list[OfflineLayer]]:
+def _group_by_source(offline_layers: list[OfflineLayer]) -> list[list[OfflineLayer]]:
     groups: dict[tuple[str, str], list[OfflineLayer]] = {}
-    for offline in layers:
+    for offline in offline_layers:
         groups.setdefault(_source_without_filter(offline.layer), []).append(offline)
     return list(groups.values())
 
 
 def _source_without_filter(layer: QgsVectorLayer) -> tuple[str, str]:
-    metadata = QgsProviderRegistry.instance().providerMetadata(layer.providerType())
-    parts = metadata.decodeUri(layer.source()) if metadata else {}
+    parts = layers.decoded_source(layer)
     if not parts:
         return layer.providerType(), layer.source()
     parts = {key: value for key, value in parts.items() if key not in ("subset", "sql")}
-    return layer.providerType(), metadata.encodeUri(parts)
+    return layer.providerType(), QgsProviderRegistry.instance().encodeUri(layer.providerType(), parts)
 
 
-def _table_names(layers: list[QgsVectorLayer]) -> list[str]:
+def _table_names(source_layers: list[QgsVectorLayer]) -> list[str]:
     """Readable, unique table names: the source table's (or file's) name."""
     names: list[str] = []
-    for layer in layers:
-        metadata = QgsProviderRegistry.instance().providerMetadata(layer.providerType())
-        parts = metadata.decodeUri(layer.source()) if metadata else {}
+    for layer in source_layers:
+        parts = layers.decoded_source(layer)
         base = parts.get("layerName") or parts.get("table") or Path(parts.get("path") or "").stem
         base = re.sub(r"\W+", "_", str(base or layer.name())).strip("_") or "layer"
         name, number = base, 1
@@ -145,15 +139,16 @@ def _copy_with_gdal(
     layer, pk = group[0].layer, group[0].pk
     if layer.providerType() != "ogr":
         return None
-    parts = QgsProviderRegistry.instance().providerMetadata("ogr").decodeUri(layer.source())
+    parts = layers.decoded_source(layer)
     if {key for key, value in parts.items() if value} - _OGR_URI_PARTS:
         return None  # open options, a geometry type filter, a path inside an archive...
-    where = _union_filter(group)
-    if where and layer.subsetString().lstrip().upper().startswith("SELECT"):
+    if any(offline.layer.subsetString().lstrip().upper().startswith("SELECT") for offline in group):
         return None  # a full SQL query, which only QGIS's provider runs
     source = gdal.OpenEx(parts["path"], gdal.OF_VECTOR | gdal.OF_READONLY)
-    source_layer = (source.GetLayerByName(parts["layerName"]) if parts.get("layerName")
-                    else source.GetLayer(int(parts.get("layerId") or 0)))
+    source_layer = source and (source.GetLayerByName(parts["layerName"]) if parts.get("layerName")
+                               else source.GetLayer(int(parts.get("layerId") or 0)))
+    if not source_layer:
+        return None  # QGIS reads it, GDAL alone does not: let QGIS copy it
     keeps_fid = bool(pk) and source_layer.GetFIDColumn() == pk
     fid_column = pk if keeps_fid else _new_fid_column(layer.dataProvider().fields().names())
     bbox = _layer_area(layer, area, project)
@@ -161,7 +156,7 @@ def _copy_with_gdal(
         options=["-gt", "unlimited", *(["-preserve_fid"] if keeps_fid else [])],
         layers=[source_layer.GetName()],
         layerName=name,
-        where=where,
+        where=_union_filter(group),
         spatFilter=None if bbox is None else (bbox.xMinimum(), bbox.yMinimum(),
                                              bbox.xMaximum(), bbox.yMaximum()),
         layerCreationOptions=[f"FID={fid_column}"],

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from job_containers import qgis_app
-from job_containers.feedback import Step, StopWorkflow, Workflow
+from job_containers import qgis_job
+from job_containers.feedback import Step, Workflow
 
 
 def package(project_dir: Path, project_file: str, out_dir: Path) -> dict[str, Any]:
@@ -23,18 +23,10 @@ def package(project_dir: Path, project_file: str, out_dir: Path) -> dict[str, An
         Step("package_project", "Package Project"),
         Step("qfield_layer_data", "Packaged Layers Data", outputs=("layers_by_id",)),
     ])
-    try:
-        _run(workflow, Path(project_dir) / project_file, Path(out_dir))
-    except StopWorkflow:
-        pass
-    finally:
-        qgis_app.clear_project()
-    return workflow.feedback()
+    return qgis_job.run(workflow, lambda: _steps(workflow, Path(project_dir) / project_file, Path(out_dir)))
 
 
-def _run(workflow: Workflow, project_path: Path, out_dir: Path) -> None:
-    with workflow.step("start_qgis_app") as returns:
-        returns["qgis_version"] = qgis_app.start()
+def _steps(workflow: Workflow, project_path: Path, out_dir: Path) -> None:
     # Imported here, not at the top: without QGIS the job reports a failed start, it does not raise.
     from job_containers import layers, packaging, project_file, qgis_project
 

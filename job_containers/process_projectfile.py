@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from job_containers import qgis_app
-from job_containers.feedback import Step, StopWorkflow, Workflow
+from job_containers import qgis_job
+from job_containers.feedback import Step, Workflow
 
 THUMBNAIL_NAME = "thumbnail.png"
 
@@ -24,18 +24,10 @@ def process_projectfile(project_dir: Path, project_file: str, out_dir: Path) -> 
         Step("project_details", "Project Details", outputs=("project_details",)),
         Step("generate_thumbnail_image", "Generate Thumbnail Image"),
     ])
-    try:
-        _run(workflow, Path(project_dir) / project_file, Path(out_dir))
-    except StopWorkflow:
-        pass
-    finally:
-        qgis_app.clear_project()
-    return workflow.feedback()
+    return qgis_job.run(workflow, lambda: _steps(workflow, Path(project_dir) / project_file, Path(out_dir)))
 
 
-def _run(workflow: Workflow, project_path: Path, out_dir: Path) -> None:
-    with workflow.step("start_qgis_app") as returns:
-        returns["qgis_version"] = qgis_app.start()
+def _steps(workflow: Workflow, project_path: Path, out_dir: Path) -> None:
     # Imported here, not at the top: without QGIS the job reports a failed start, it does not raise.
     from job_containers import project_file, qgis_project, thumbnail
     from job_containers.project_details import project_details

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsMapLayer, QgsMapRendererCustomPainterJob, QgsMapSettings, QgsProject
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsCsException,
+    QgsMapLayer,
+    QgsMapRendererCustomPainterJob,
+    QgsMapSettings,
+    QgsProject,
+    QgsRectangle,
+)
 from qgis.PyQt.QtCore import QSize, QTimer
 from qgis.PyQt.QtGui import QImage, QPainter
 
+from job_containers.project_details import WGS84
 from job_containers.qgis_project import OpenedProject
 
 SIZE_PX = 100
@@ -19,10 +29,11 @@ TIMEOUT_S = 10
 def render_thumbnail(opened: OpenedProject, target: Path) -> bool:
     """Write the thumbnail; False when the project has no extent to show."""
     settings = _map_settings(opened)
-    if settings.extent().isEmpty():
-        settings.setExtent(settings.fullExtent())
-    if settings.extent().isEmpty():
+    extent = settings.extent() if not settings.extent().isEmpty() else settings.fullExtent()
+    extent = _clipped_to_crs_bounds(extent, settings.destinationCrs(), opened.project)
+    if extent.isEmpty():
         return False  # QGIS would render forever
+    settings.setExtent(extent)
 
     image = QImage(settings.outputSize(), QImage.Format_ARGB32)
     image.fill(settings.backgroundColor())
@@ -50,6 +61,19 @@ def _map_settings(opened: OpenedProject) -> QgsMapSettings:
     settings.setOutputSize(QSize(SIZE_PX, SIZE_PX))
     settings.setLayers(_visible_layers(project))
     return settings
+
+
+def _clipped_to_crs_bounds(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
+                           project: QgsProject) -> QgsRectangle:
+    """The part of `extent` inside the CRS's area of use. A saved canvas can reach far beyond it
+    (latitude 1000 in Web Mercator), and QGIS 3.22 then renders a web tile layer forever,
+    deaf to cancelling."""
+    to_crs = QgsCoordinateTransform(QgsCoordinateReferenceSystem(WGS84), crs, project)
+    try:
+        bounds = to_crs.transformBoundingBox(crs.bounds())
+    except QgsCsException:
+        return extent
+    return extent.intersect(bounds) if bounds.isFinite() and not bounds.isEmpty() else extent
 
 
 def _visible_layers(project: QgsProject) -> list[QgsMapLayer]:

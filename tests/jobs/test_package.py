@@ -4,6 +4,7 @@ OGR, ElementTree), and the packaged project is opened with QGIS as QField would.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -203,6 +204,28 @@ def test_simple_project_drops_invalid_layers_and_copies_the_shapefile_read_only(
         assert project.mapLayer(SHAPEFILE).featureCount() == source_count
         assert project.mapLayer("curved_polys20161130143036265").wkbType() == 10  # CurvePolygon survives
     assert outputs["qfield_layer_data"]["layers_by_id"][SHAPEFILE]["qfs_unsupported_source_pk"] == "1"
+
+
+def test_localized_layers_stay_untouched_and_other_invalid_layers_go(qgis, testdata, tmp_path):
+    shutil.copyfile(testdata / "app" / "simple_bumblebees_wrong_localized.qgs", tmp_path / "p.qgs")
+    out = tmp_path / "package"
+
+    outputs = succeeded(package(tmp_path, "p.qgs", out))
+
+    original = maplayers(tmp_path / "p.qgs")
+    packaged = maplayers(out / "p_qfield.qgs")
+    names = {layer_id: layer.findtext("layername") for layer_id, layer in original.items()}
+    assert sorted(names[layer_id] for layer_id in packaged) == [
+        "Online OpenStreetMap", "apiary_valid_localized", "area_invalid_localized"]
+    for layer_id in packaged:
+        if names[layer_id].endswith("_localized"):
+            assert ET.tostring(packaged[layer_id]) == ET.tostring(original[layer_id])
+        else:  # the web layer: packaged as it is, with QField's properties
+            assert packaged[layer_id].findtext("datasource") == original[layer_id].findtext("datasource")
+            assert custom_properties(packaged[layer_id])["QFieldSync/remoteLayerId"] == layer_id
+    assert sorted(readers.md5sums(out)) == ["p_qfield.qgs"]
+    packaged_layers = outputs["qfield_layer_data"]["layers_by_id"].values()
+    assert [layer["is_localized"] for layer in packaged_layers].count(True) == 2
 
 
 def make_spatialite(path: Path) -> None:

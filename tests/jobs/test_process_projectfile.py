@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import threading
 import zipfile
 from pathlib import Path
@@ -134,6 +135,40 @@ def test_unreachable_postgis_layer_is_reported_not_fatal(qgis, delta_project, tm
     assert postgis["error_summary"] == 'Unable to connect to host "fefi.opengizzzz.ch".'
     assert "Bhooo" not in json.dumps(feedback), "the database password leaked into the feedback"
     assert layers["points_c2784cf9_c9c3_45f6_9ce5_98a6047e4d6c"]["feature_count"] == 3
+
+
+def test_an_unknown_database_service_is_reported_not_fatal(qgis, delta_project, tmp_path):
+    feedback = process_projectfile(delta_project, "project_pgservice.qgs", tmp_path / "out")
+
+    summaries = [layer["error_summary"] for layer in details(feedback)["layers_by_id"].values()]
+    assert summaries == ['Unable to connect to service "geodb1".', 'Unable to connect to service "geodb2".']
+
+
+def test_layers_in_a_localized_path_are_reported_as_such(qgis, testdata, tmp_path):
+    shutil.copyfile(testdata / "app" / "simple_bumblebees_wrong_localized.qgs", tmp_path / "p.qgs")
+
+    feedback = process_projectfile(tmp_path, "p.qgs", tmp_path / "out")
+
+    layers = {layer["name"]: layer for layer in details(feedback)["layers_by_id"].values()}
+    localized = layers["apiary_valid_localized"]
+    assert (localized["is_localized"], localized["error_code"]) == (True, "localized_dataprovider")
+    assert localized["filename"] == "bumblebees.gpkg" and "localized data path" in localized["error_summary"]
+    assert layers["apiary_doesnotexist"]["is_localized"] is False
+    assert layers["apiary_doesnotexist"]["error_summary"] == 'File "bumblebees_doesnotexist.gpkg" missing.'
+
+
+@pytest.mark.timeout(60)
+def test_a_canvas_beyond_the_world_neither_hangs_nor_gives_an_extent(qgis, testdata, tmp_path):
+    # Web Mercator canvas reaching y = 242,528,680 m, over an OpenStreetMap layer: QGIS 3.22 renders
+    # that forever unless the extent is clipped to the CRS's area of use.
+    shutil.copyfile(testdata / "app" / "project_with_invalid_extent.qgs", tmp_path / "p.qgs")
+
+    feedback = process_projectfile(tmp_path, "p.qgs", tmp_path / "out")
+
+    project = details(feedback)
+    assert project["extent"] == ""
+    assert [layer["is_valid"] for layer in project["layers_by_id"].values()].count(True) == 1
+    assert readers.image_colours(tmp_path / "out" / "thumbnail.png")[0] == (100, 100)
 
 
 def test_missing_data_file_gives_an_invalid_layer_and_a_reason(qgis, bee_project, tmp_path):
