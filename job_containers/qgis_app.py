@@ -11,7 +11,9 @@ PostgreSQL connections (libpq, which QGIS 3.22 gives no timeout) through `PGCONN
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 NETWORK_TIMEOUT_MS = 5000
@@ -24,9 +26,9 @@ def start() -> str:
     global _app
     if _app is None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        if not os.environ.get("XDG_RUNTIME_DIR"):
-            os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="qfc-runtime-")
-        os.environ.setdefault("QGIS_CUSTOM_CONFIG_PATH", tempfile.mkdtemp(prefix="qfc-qgis-"))
+        for variable, prefix in (("XDG_RUNTIME_DIR", "runtime"), ("QGIS_CUSTOM_CONFIG_PATH", "qgis")):
+            if not os.environ.get(variable):
+                os.environ[variable] = _process_temporary_dir(f"qfc-{prefix}-")
         # Debian's interpreter finds the prefix on its own; any other one needs it spelled out.
         os.environ.setdefault("QGIS_PREFIX_PATH", "/usr")
         os.environ.setdefault("PGCONNECT_TIMEOUT", str(NETWORK_TIMEOUT_MS // 1000))
@@ -39,6 +41,14 @@ def start() -> str:
     from qgis.core import Qgis
 
     return Qgis.version().split("-")[0]
+
+
+def _process_temporary_dir(prefix: str) -> str:
+    """A directory removed when the process exits: a worker runs job after job, and each QGIS
+    profile weighs about a megabyte."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def clear_project() -> None:
