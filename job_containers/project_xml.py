@@ -66,10 +66,7 @@ class ProjectXml:
         self._maplayer(layer_id).set("readOnly", "1")
 
     def set_layer_property(self, layer_id: str, key: str, value: str | bool) -> None:
-        """Set a layer custom property. Styles stored for map themes hold a copy of the custom
-        properties, which QGIS puts back when a theme is applied: they get the value too."""
-        layer = self._maplayer(layer_id)
-        for holder in (layer, *layer.xpath("map-layer-style-manager/map-layer-style/qgis[customproperties]")):
+        for holder in self._layer_and_styles(layer_id, "customproperties"):
             self._set_custom_property(holder, key, value)
 
     def _set_custom_property(self, holder: etree._Element, key: str, value: str | bool) -> None:
@@ -89,14 +86,11 @@ class ProjectXml:
 
     def hide_field(self, layer_id: str, field_name: str) -> None:
         """Show a field nowhere in QField's forms (a feature id the original layer did not have)."""
-        layer = self._maplayer(layer_id)
-        configuration = layer.find("fieldConfiguration")
-        if configuration is None:
-            configuration = etree.SubElement(layer, "fieldConfiguration")
-        field = self._replace(configuration, "field[@name=$key]", field_name,
-                              etree.Element("field", {"name": field_name, "configurationFlags": "None"}))
-        widget = etree.SubElement(field, "editWidget", type="Hidden")
-        etree.SubElement(etree.SubElement(widget, "config"), "Option")
+        for holder in self._layer_and_styles(layer_id, "fieldConfiguration"):
+            field = self._replace(self._child(holder, "fieldConfiguration"), "field[@name=$key]", field_name,
+                                  etree.Element("field", {"name": field_name, "configurationFlags": "None"}))
+            widget = etree.SubElement(field, "editWidget", type="Hidden")
+            etree.SubElement(etree.SubElement(widget, "config"), "Option")
 
     def write_entry(self, scope: str, key: str, value: str) -> None:
         """Set a project entry (`QgsProject.writeEntry(scope, key, value)`) holding a string."""
@@ -121,6 +115,13 @@ class ProjectXml:
 
     def _maplayer(self, layer_id: str) -> etree._Element:
         return self.root.xpath("projectlayers/maplayer[id=$id]", id=layer_id)[0]
+
+    def _layer_and_styles(self, layer_id: str, part: str) -> list[etree._Element]:
+        """A layer's element and its styles stored for map themes that hold `part`: QGIS puts a
+        stored style back, custom properties and form settings included, when its theme is
+        applied, so what packaging sets on a layer must be set there too."""
+        layer = self._maplayer(layer_id)
+        return [layer, *layer.xpath(f"map-layer-style-manager/map-layer-style/qgis[{part}]")]
 
     @staticmethod
     def _child(parent: etree._Element, tag: str) -> etree._Element:

@@ -114,6 +114,11 @@ def test_packaged_bee_farming_opens_in_qgis_with_its_data_offline(qgis, bee_proj
             assert readers.gpkg_column_values(out / "data.gpkg", table, "fid") == readers.gpkg_column_values(
                 bee_project / gpkg, table, "fid")
         assert project.mapThemeCollection().mapThemes() == ["Diseases", "Heatmap", "Species"]
+        # A theme puts back the custom properties stored with its style: they must survive that.
+        apiary = project.mapLayer(APIARY)
+        apiary.styleManager().setCurrentStyle("Diseases")
+        assert apiary.customProperty("QFieldSync/sourceDataPrimaryKeys") == "fid"
+        assert apiary.customProperty("remoteSource") == "./bees.gpkg|layername=apiary"
     canvas = [c for c in readers.project_root(packaged).iter("mapcanvas") if c.get("name") == "theMapCanvas"]
     assert canvas and canvas[0].findtext("extent/xmin").startswith("1030024.349")
     assert "password" not in packaged.read_text(), "a stale remoteSource kept its database password"
