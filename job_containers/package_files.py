@@ -13,14 +13,10 @@ from pathlib import Path
 from qgis.core import QgsFileUtils
 
 
-def copy_layer_files(path: str, project_dir: Path, out_dir: Path) -> bool:
-    """Copy a layer's file with its sidecars (.shx, .dbf, .prj, .aux.xml...); False if the file is
-    not one of the project's."""
-    if _inside(Path(path), project_dir) is None:
-        return False
+def copy_layer_files(path: str, project_dir: Path, out_dir: Path) -> None:
+    """Copy a layer's file with its sidecars (.shx, .dbf, .prj, .aux.xml...)."""
     for file in sorted({path, *QgsFileUtils.sidecarFilesForPath(path)}):
         copy_file(Path(file), project_dir, out_dir)
-    return True
 
 
 def copy_companions(project_path: Path, out_dir: Path, packaged_stem: str, image_decoration: str) -> None:
