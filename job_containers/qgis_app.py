@@ -2,15 +2,18 @@
 
 QGIS needs `QT_QPA_PLATFORM=offscreen` before the application object exists (without it Qt
 aborts the process), a writable runtime dir, and its own settings dir so that no user profile
-leaks into a job. Network layers give up after a few seconds, so an unreachable database fails
-a layer quickly instead of hanging the job. `exitQgis()` is never called: a job process simply
-exits once its feedback is written (QGIS 3.22 can segfault in exitQgis while Python still holds
-layers, reference jobs.md B.3).
+leaks into a job. Network layers give up after a few seconds, so an unreachable server fails
+a layer quickly instead of hanging the job: QGIS's own requests through its network timeout, and
+PostgreSQL connections (libpq, which QGIS 3.22 gives no timeout) through `PGCONNECT_TIMEOUT`.
+`exitQgis()` is never called: a job process simply exits once its feedback is written (QGIS
+3.22 can segfault in exitQgis while Python still holds layers, reference jobs.md B.3).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 NETWORK_TIMEOUT_MS = 5000
@@ -23,11 +26,12 @@ def start() -> str:
     global _app
     if _app is None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        if not os.environ.get("XDG_RUNTIME_DIR"):
-            os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="qfc-runtime-")
-        os.environ.setdefault("QGIS_CUSTOM_CONFIG_PATH", tempfile.mkdtemp(prefix="qfc-qgis-"))
+        for variable, prefix in (("XDG_RUNTIME_DIR", "runtime"), ("QGIS_CUSTOM_CONFIG_PATH", "qgis")):
+            if not os.environ.get(variable):
+                os.environ[variable] = _process_temporary_dir(f"qfc-{prefix}-")
         # Debian's interpreter finds the prefix on its own; any other one needs it spelled out.
         os.environ.setdefault("QGIS_PREFIX_PATH", "/usr")
+        os.environ.setdefault("PGCONNECT_TIMEOUT", str(NETWORK_TIMEOUT_MS // 1000))
         from qgis.core import QgsApplication, QgsSettings
 
         app = QgsApplication([], False)
@@ -37,3 +41,20 @@ def start() -> str:
     from qgis.core import Qgis
 
     return Qgis.version().split("-")[0]
+
+
+def _process_temporary_dir(prefix: str) -> str:
+    """A directory removed when the process exits: a worker runs job after job, and each QGIS
+    profile weighs about a megabyte."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def clear_project() -> None:
+    """Drop the project a job loaded, and its layers: layers still alive when the process ends
+    can crash QGIS on its way out. Nothing to do if QGIS never started."""
+    if _app is not None:
+        from qgis.core import QgsProject
+
+        QgsProject.instance().clear()

@@ -1,0 +1,158 @@
+"""Checking a QGIS project file before QGIS reads it, and reading its XML safely.
+
+QGIS's own XML reader expands entities, so a hostile `.qgs` could make the worker read local files
+(XXE) or blow up its memory (billion laughs). Every project is therefore parsed first, fully, with
+expat set to refuse any document type subset or entity declaration (QGIS never writes one) and to
+never fetch anything external. A `.qgz` is a zip holding exactly one `.qgs`, checked the same way;
+its declared sizes are capped before anything is inflated, and Python's zip reader stops at the
+declared size and checks the CRC, so a lying header cannot inflate more. Only the compressions
+QGIS writes are accepted: QGIS 3.22 crashes on an LZMA-compressed `.qgz`.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+from xml.parsers import expat
+
+from job_containers.feedback import InvalidProjectFile
+
+PROJECT_SUFFIXES = (".qgs", ".qgz")
+MAX_UNZIPPED_BYTES = 512 * 1024**2
+_QGIS_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_CHUNK_BYTES = 1024**2
+
+
+def check_project_file(path: Path) -> dict[str, str]:
+    """Raise unless `path` is a QGIS project QGIS may safely read; the attributes of its root
+    `<qgis>` element (`version`, `projectname`, `saveDateTime`, ...)."""
+    if not path.is_file():
+        raise FileNotFoundError(f'Project file "{path.name}" does not exist.')
+    suffix = path.suffix.lower()
+    if suffix not in PROJECT_SUFFIXES:
+        raise InvalidProjectFile(
+            f'Project file "{path.name}" has the unknown extension "{path.suffix}";'
+            " a QGIS project is a .qgs or .qgz file."
+        )
+    if suffix == ".qgs":
+        return _check_xml(path.name, lambda: path.open("rb"))
+    with _open_qgz(path) as archive:
+        member = _qgs_member(path.name, archive)
+        return _check_xml(f"{path.name}/{member.filename}", lambda: archive.open(member))
+
+
+def read_project_xml(path: Path) -> bytes:
+    """The XML of a project file already accepted by `check_project_file`."""
+    if path.suffix.lower() == ".qgs":
+        return path.read_bytes()
+    with _open_qgz(path) as archive:
+        return archive.read(_qgs_member(path.name, archive))
+
+
+def read_qgz_auxiliary_storage(path: Path) -> bytes | None:
+    """The auxiliary storage (`.qgd`, label positions and the like) inside a `.qgz`, if any."""
+    if path.suffix.lower() != ".qgz":
+        return None
+    with _open_qgz(path) as archive:
+        members = [m for m in archive.infolist() if m.filename.lower().endswith(".qgd")]
+        return archive.read(members[0]) if len(members) == 1 else None
+
+
+def qgis_version(root_attributes: dict[str, str]) -> str:
+    """`X.Y.Z` of the QGIS that saved the project (`version="3.22.16-Białowieża"`), or ""."""
+    match = re.match(r"\d+\.\d+\.\d+", root_attributes.get("version", ""))
+    return match.group(0) if match else ""
+
+
+@contextmanager
+def _open_qgz(path: Path) -> Iterator[zipfile.ZipFile]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            _check_members(path.name, archive)
+            yield archive
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError) as error:
+        raise InvalidProjectFile(f'Project file "{path.name}" is not a valid .qgz archive: {error}') from None
+
+
+def _check_members(name: str, archive: zipfile.ZipFile) -> None:
+    members = archive.infolist()
+    for member in members:
+        parts = PurePosixPath(member.filename.replace("\\", "/")).parts
+        if member.filename.startswith(("/", "\\")) or ".." in parts:
+            raise InvalidProjectFile(f'Project file "{name}" holds an unsafe path "{member.filename}".')
+        if member.compress_type not in _QGIS_COMPRESSIONS:
+            raise InvalidProjectFile(
+                f'Project file "{name}" uses a compression QGIS cannot read ("{member.filename}").'
+            )
+    if sum(member.file_size for member in members) > MAX_UNZIPPED_BYTES:
+        raise InvalidProjectFile(
+            f'Project file "{name}" would unpack to more than {MAX_UNZIPPED_BYTES // 1024**2} MiB; refused.'
+        )
+
+
+def _qgs_member(name: str, archive: zipfile.ZipFile) -> zipfile.ZipInfo:
+    members = [m for m in archive.infolist() if m.filename.lower().endswith(".qgs")]
+    if len(members) != 1:
+        raise InvalidProjectFile(
+            f'Project file "{name}" must hold exactly one .qgs project, it holds {len(members)}.'
+        )
+    return members[0]
+
+
+def _check_xml(name: str, open_stream: Callable[[], BinaryIO]) -> dict[str, str]:
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    root: dict[str, str] | None = None
+
+    def refuse(*_: object) -> None:
+        raise InvalidProjectFile(
+            f'Project file "{name}" declares XML entities or a document type subset'
+            f" (line {parser.CurrentLineNumber}, column {parser.CurrentColumnNumber + 1}),"
+            " which QGIS projects never do; refused for safety."
+        )
+
+    def on_doctype(_name: str, _system_id: str, _public_id: str, has_internal_subset: bool) -> None:
+        if has_internal_subset:
+            refuse()
+
+    def on_element(tag: str, attributes: dict[str, str]) -> None:
+        nonlocal root
+        if root is None:
+            if tag != "qgis":
+                raise InvalidProjectFile(f'Project file "{name}" is not a QGIS project (root <{tag}>).')
+            root = attributes
+
+    parser.StartDoctypeDeclHandler = on_doctype
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    parser.StartElementHandler = on_element
+    try:
+        with open_stream() as stream:
+            while chunk := stream.read(_CHUNK_BYTES):
+                parser.Parse(chunk, False)
+        parser.Parse(b"", True)
+    except expat.ExpatError as error:
+        context = _line_start(open_stream, error.lineno, error.offset)
+        raise InvalidProjectFile(
+            f'Project file "{name}" is not a valid XML document: {expat.ErrorString(error.code)}'
+            f" on line {error.lineno}, column {error.offset + 1}{context}."
+        ) from None
+    return root or {}
+
+
+def _line_start(open_stream: Callable[[], BinaryIO], line_number: int, column: int) -> str:
+    """The beginning of the faulty line, up to the error, with anything unprintable masked."""
+    with open_stream() as stream:
+        for number, line in enumerate(stream, start=1):
+            if number == line_number:
+                text = line[:column].decode("utf-8", "replace").strip()
+                text = "".join(c if c.isprintable() else "?" for c in text)[-80:]
+                return f', after "{text}"' if text else ""
+            if number > line_number:
+                break
+    return ""
