@@ -3,14 +3,26 @@ Lambda handler (`app.handler`: logs, metrics, traces). Nothing else."""
 
 from chalice import Chalice
 
-from chalicelib.handlers import auth, collaborators, files, projects, status, subscriptions, uploads
+from chalicelib.handlers import (
+    auth,
+    collaborators,
+    deltas,
+    files,
+    jobs,
+    packages,
+    projects,
+    status,
+    subscriptions,
+    uploads,
+)
 from chalicelib.observability import lambda_handler
 from chalicelib.routing import API_PREFIX, add_method_fallbacks
 
 app = Chalice(app_name="qfc-serverless")
 app.api.binary_types.append("multipart/form-data")
 
-for resource in (auth, status, projects, collaborators, files, uploads, subscriptions):
+for resource in (auth, status, projects, collaborators, files, uploads, subscriptions, jobs, packages,
+                 deltas):
     app.register_blueprint(resource.router.blueprint, url_prefix=API_PREFIX)
 
 add_method_fallbacks(app)

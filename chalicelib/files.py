@@ -19,7 +19,7 @@ from typing import IO, Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import checksums, clients, quota, storage
+from . import checksums, clients, jobs, quota, storage
 from .accounts import get_user
 from .auth import Caller
 from .checksums import Checksums
@@ -39,6 +39,7 @@ from .file_rules import check_qgis_project, is_attachment, is_qgis_file, is_rest
 from .inputs import FileDownload
 from .models import FileVersion, Project, ProjectFile, User
 from .models.base import Transaction, utcnow
+from .models.jobs import JobType
 from .models.projects import ProjectType
 from .observability import count_bytes
 from .permissions import Action, ProjectRole, allowed
@@ -174,11 +175,21 @@ def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sum
         target = _refreshed(caller, target, sums.size)
 
     try:
-        return _retrying(attempt, refresh)
+        version = _retrying(attempt, refresh)
     except Exception:
         storage.delete_version(key, s3_version_id)
         quota.release(target.project.owner_key, sums.size)
         raise
+    _process_if_needed(caller, target)
+    return version
+
+
+def _process_if_needed(caller: Caller, target: UploadTarget) -> None:
+    """A new QGIS project file, or a new data file of a project that has one, is processed again
+    (layers, validity, thumbnail): the process_projectfile job of reference §4.3."""
+    project = target.project
+    if target.is_qgis or (project.the_qgis_file_name and not target.is_attachment):
+        jobs.trigger(caller, Project.get(project.id), JobType.PROCESS_PROJECTFILE)
 
 
 def _retrying(attempt: Callable[[], T], project_changed: Callable[[], None]) -> T:

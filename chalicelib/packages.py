@@ -16,6 +16,7 @@ from typing import Any
 from . import files, jobs, storage
 from .errors import InvalidJob, ObjectNotFound
 from .file_rules import is_attachment
+from .inputs import FileDownload
 from .models import Job, Project, ProjectFile
 from .models.base import Transaction
 from .models.jobs import JobStatus, PackageFile
@@ -50,7 +51,11 @@ def latest(project: Project) -> Package:
                    project.data_last_packaged_at, project.data_last_updated_at)
 
 
-def stored_file(project: Project, name: str) -> files.StoredBytes:
+def serve(project: Project, name: str, request: FileDownload) -> files.Served:
+    return files.serve(_stored_file(project, name), request)
+
+
+def _stored_file(project: Project, name: str) -> files.StoredBytes:
     """A file of the latest package; names under an attachment folder are project files."""
     if is_attachment(project, name):
         item = files.get_file(project, name)

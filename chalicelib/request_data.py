@@ -20,7 +20,8 @@ from python_multipart import FormParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartState, parse_options_header
 
-from .errors import BadRequest, EmptyContent, MultipleContents
+from .errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents
+from .inputs import Deltafile
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 MULTIPART = "multipart/form-data"
@@ -156,3 +157,19 @@ def query(request, model: type[M], **extra: Any) -> M:
     """The query string as `model` (the last value of a repeated parameter wins)."""
     params = request.query_params or {}
     return model.model_validate({**{name: query_param(request, name) for name in params}, **extra})
+
+
+def deltafile(request) -> Deltafile:
+    """The deltafile in the multipart part `file` (QField adds a `text` part, which is ignored).
+    Its bytes are UTF-8 JSON; the escaped NUL (`\\u0000`) QField may write is dropped, as
+    QFieldCloud does. 400 `invalid_deltafile` if it is not one."""
+    part = multipart(request).single("file")
+    part.stream.seek(0)
+    try:
+        text = part.stream.read().decode("utf-8").replace("\\u0000", "")
+        data = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidDeltafile("The deltafile is not valid UTF-8 JSON.") from None
+    if not isinstance(data, dict):
+        raise InvalidDeltafile("A deltafile is a JSON object.")
+    return Deltafile.model_validate(data)

@@ -8,8 +8,11 @@ from typing import Any
 from .accounts import Subscription
 from .auth import Session
 from .health import Health
-from .models import Collaborator, FileVersion, ProjectFile, User
+from .jobs import JobReport
+from .models import Collaborator, Delta, FileVersion, Job, ProjectFile, User
+from .models.deltas import DeltaStatus
 from .models.projects import ProjectType
+from .packages import Package
 from .projects import ProjectView
 from .uploads import UploadState
 
@@ -195,3 +198,70 @@ def upload_state_json(state: UploadState) -> dict[str, Any]:
 
 def file_metadata_json(item: ProjectFile, content_type: str) -> dict[str, Any]:
     return {**file_json(item), "content_type": content_type}
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "type": job.type,
+        "status": job.status,
+        "project_id": job.project_id,
+        "created_by": job.created_by,
+        "created_at": timestamp(job.created_at),
+        "updated_at": timestamp(job.updated_at),
+        "started_at": timestamp(job.started_at),
+        "finished_at": timestamp(job.finished_at),
+    }
+
+
+def job_report_json(report: JobReport) -> dict[str, Any]:
+    return {**job_json(report.job), "feedback": report.feedback, "output": report.output}
+
+
+def _package_file_json(name: str, size: int, md5sum: str, sha256: str, uploaded_at: datetime | None,
+                       is_attachment: bool) -> dict[str, Any]:
+    return {
+        "name": name,
+        "size": size,
+        "md5sum": md5sum,
+        "sha256": sha256,
+        "uploaded_at": timestamp(uploaded_at),
+        "last_modified": timestamp(uploaded_at),
+        "is_attachment": is_attachment,
+    }
+
+
+def package_json(package: Package) -> dict[str, Any]:
+    job = package.job
+    files = [_package_file_json(f.name, int(f.size), f.md5sum, f.sha256, job.finished_at, False)
+             for f in package.package_files]
+    files += [_package_file_json(item.name, int(item.latest.size), item.latest.md5sum,
+                                 item.latest.sha256, item.latest.uploaded_at, True)
+              for item in package.attachments]
+    return {
+        "files": files,
+        "layers": package.layers,
+        "status": job.status,
+        "package_id": job.id,
+        "packaged_at": timestamp(package.packaged_at),
+        "data_last_updated_at": timestamp(package.data_last_updated_at),
+    }
+
+
+def delta_json(delta: Delta) -> dict[str, Any]:
+    status = DeltaStatus(delta.status)
+    shown = "BUSY" if status == DeltaStatus.STARTED else status.name
+    return {
+        "id": delta.id,
+        "deltafile_id": delta.deltafile_id,
+        "created_by": delta.created_by,
+        "created_at": timestamp(delta.created_at),
+        "updated_at": timestamp(delta.updated_at),
+        "status": f"STATUS_{shown}",
+        # As QFieldCloud renders it: the feedback printed as a Python value.
+        "output": str(delta.feedback) if delta.feedback is not None else None,
+        "last_status": status.value,
+        "last_feedback": delta.feedback,
+        "last_modified_pk": delta.modified_pk,
+        "content": delta.content,
+    }

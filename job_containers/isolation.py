@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE_SECONDS = 0.1
+# The folder that holds the job_containers package, where the child imports it from.
+ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_BYTES = 256 * 1024
 
 
@@ -79,7 +81,7 @@ def run_core(core: str, arguments: dict[str, Any], workdir: Path, *, timeout_sec
     peak = 0.0
     failure = None
     with log_path.open("wb") as log:
-        child = subprocess.Popen([sys.executable, "-m", "job_containers.child", str(request)],
+        child = subprocess.Popen([sys.executable, "-m", "job_containers.child", str(request)], cwd=ROOT,
                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  env=environment, start_new_session=True)
         while child.poll() is None:
@@ -108,4 +110,5 @@ def run_core(core: str, arguments: dict[str, Any], workdir: Path, *, timeout_sec
             failure = failure or "The job's report was unreadable."
     elif failure is None:
         failure = "The job process ended without a report."
-    return ChildResult(feedback, _tail(log_path), failure, peak, seconds)
+    summary = f"[job] {core}: {'failed' if failure else 'done'} in {seconds:.1f} s, peak memory {peak:.0f} MB\n"
+    return ChildResult(feedback, _tail(log_path) + summary, failure, peak, seconds)

@@ -77,3 +77,19 @@ def override_settings():
 
     with ExitStack() as stack:
         yield lambda **changes: stack.enter_context(config.override(**changes))
+
+
+@pytest.fixture
+def testdata_copy(tmp_path):
+    """`testdata_copy("app/delta")`: a writable copy of a folder of the shared test data."""
+    import shutil
+
+    from tests import shared_data
+
+    def copy(relative: str):
+        target = tmp_path / "testdata" / relative
+        if not target.exists():
+            shutil.copytree(shared_data.testdata() / relative, target, copy_function=shutil.copyfile)
+        return target
+
+    return copy

@@ -1,0 +1,48 @@
+from chalice import Response
+
+from .. import auth, deltas, projects
+from ..inputs import OrderingQuery
+from ..pagination import paginate
+from ..permissions import Action
+from ..request_data import deltafile, query
+from ..routing import Router
+from ..serializers import delta_json
+
+router = Router(__name__)
+
+
+def _render(page):
+    return [delta_json(delta) for delta in page]
+
+
+@router.route("/deltas/{project_id}/", methods=["GET"])
+def list_deltas(project_id):
+    request = router.request
+    caller = auth.require_caller(request)
+    project, _ = projects.project_for(caller, project_id, Action.READ_DELTAS)
+    return paginate(request, deltas.list_deltas(project, query(request, OrderingQuery).ordering), _render)
+
+
+@router.route("/deltas/{project_id}/", methods=["POST"])
+def upload_deltafile(project_id):
+    request = router.request
+    caller = auth.require_caller(request)
+    project, role = projects.project_for(caller, project_id, Action.UPLOAD_DELTAS)
+    deltas.upload(caller, project, role, deltafile(request))
+    return Response(body="", status_code=200)
+
+
+@router.route("/deltas/{project_id}/{deltafile_id}/", methods=["GET"])
+def list_deltafile(project_id, deltafile_id):
+    request = router.request
+    caller = auth.require_caller(request)
+    project, _ = projects.project_for(caller, project_id, Action.READ_DELTAS)
+    return paginate(request, deltas.list_deltafile(project, deltafile_id), _render)
+
+
+@router.route("/deltas/apply/{project_id}/", methods=["POST"])
+def apply_deltas(project_id):
+    caller = auth.require_caller(router.request)
+    project, _ = projects.project_for(caller, project_id, Action.UPLOAD_DELTAS)
+    deltas.apply(caller, project)
+    return Response(body="", status_code=200)

@@ -1,0 +1,22 @@
+from .. import auth, packages, projects
+from ..permissions import Action
+from ..routing import Router
+from ..serializers import package_json
+from .downloads import download_request, download_response
+
+router = Router(__name__)
+
+
+@router.route("/packages/{project_id}/latest/")
+def latest_package(project_id):
+    caller = auth.require_caller(router.request)
+    project, _ = projects.project_for(caller, project_id, Action.READ_PACKAGE)
+    return package_json(packages.latest(project))
+
+
+@router.file_route("/packages/{project_id}/latest/files/")
+def download_package_file(project_id, filename):
+    request = router.request
+    caller = auth.require_caller(request)
+    project, _ = projects.project_for(caller, project_id, Action.READ_PACKAGE)
+    return download_response(packages.serve(project, filename, download_request(request)))

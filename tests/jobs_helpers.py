@@ -1,0 +1,47 @@
+"""Helpers for tests that run jobs through the API and the real worker (in this process, so it
+sees the same in-process moto; each job's QGIS core still runs in a child process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+
+from tests.files_helpers import upload
+
+
+def upload_tree(client, project_id: str, directory: Path, names: list[str] | None = None) -> None:
+    """Upload files of `directory` (all of them, or `names`), data files first and the QGIS
+    project last, as a user syncing a project does."""
+    paths = [directory / name for name in names] if names else sorted(p for p in directory.rglob("*") if p.is_file())
+    paths.sort(key=lambda path: path.suffix in (".qgs", ".qgz"))
+    for path in paths:
+        reply = upload(client, project_id, path.relative_to(directory).as_posix(), path.read_bytes())
+        assert reply.status == 201, reply.content
+
+
+def run_jobs(rounds: int = 20) -> int:
+    """Let a worker take every message waiting in the queue (and those the jobs add); how many
+    messages it handled."""
+    from chalicelib import queue
+    from job_containers.worker import Worker
+
+    worker = Worker()
+    handled = 0
+    for _ in range(rounds):
+        messages = queue.receive(0)
+        if not messages:
+            break
+        for message in messages:
+            worker.handle(message)
+            handled += 1
+    return handled
+
+
+def fetch(client, path: str) -> bytes:
+    """The bytes behind a download endpoint (it redirects to a presigned URL)."""
+    reply = client.get(path)
+    assert reply.status == 302, reply.content
+    response = requests.get(reply.headers["Location"], timeout=30)
+    assert response.status_code == 200
+    return response.content
