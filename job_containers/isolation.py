@@ -110,5 +110,6 @@ def run_core(core: str, arguments: dict[str, Any], workdir: Path, *, timeout_sec
             failure = failure or "The job's report was unreadable."
     elif failure is None:
         failure = "The job process ended without a report."
-    summary = f"[job] {core}: {'failed' if failure else 'done'} in {seconds:.1f} s, peak memory {peak:.0f} MB\n"
+    outcome = "failed" if failure else "done"
+    summary = f"[job] {core}: {outcome} in {seconds:.1f} s, peak memory {peak:.0f} MB\n"
     return ChildResult(feedback, _tail(log_path) + summary, failure, peak, seconds)

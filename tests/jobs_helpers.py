@@ -13,7 +13,10 @@ from tests.files_helpers import upload
 def upload_tree(client, project_id: str, directory: Path, names: list[str] | None = None) -> None:
     """Upload files of `directory` (all of them, or `names`), data files first and the QGIS
     project last, as a user syncing a project does."""
-    paths = [directory / name for name in names] if names else sorted(p for p in directory.rglob("*") if p.is_file())
+    if names:
+        paths = [directory / name for name in names]
+    else:
+        paths = sorted(path for path in directory.rglob("*") if path.is_file())
     paths.sort(key=lambda path: path.suffix in (".qgs", ".qgz"))
     for path in paths:
         reply = upload(client, project_id, path.relative_to(directory).as_posix(), path.read_bytes())
