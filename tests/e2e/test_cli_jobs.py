@@ -140,4 +140,5 @@ def test_a_pushed_deltafile_lands_once_and_the_next_package_carries_it(cli, bees
     fresh = tmp_path / "fresh"
     ok(cli("package-download", bees, str(fresh)))
     with sqlite3.connect(fresh / "data.gpkg") as db:
-        assert db.execute(f'SELECT nbr_of_boxes FROM "{table}" WHERE fid = ?', (fid,)).fetchone() == (new_boxes,)
+        packaged = db.execute(f'SELECT nbr_of_boxes FROM "{table}" WHERE fid = ?', (fid,)).fetchone()
+    assert packaged == (new_boxes,)

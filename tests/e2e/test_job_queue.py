@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -62,7 +63,7 @@ def make_points(folder: Path, count: int) -> Path:
 def test_an_active_package_job_is_returned_again_unless_forced(cli, worker, tmp_path):
     project = tmp_path / "small"
     project.mkdir()
-    (project / "project.qgs").write_bytes((shared_data.testdata() / "app" / "self_contained.qgs").read_bytes())
+    shutil.copyfile(shared_data.testdata() / "app" / "self_contained.qgs", project / "project.qgs")
     pid = ok(cli("--json", "create-project", "small")).json()["id"]
     ok(cli("upload-files", pid, str(project)))
     first = ok(cli("--json", "job-trigger", pid, "package")).json()
