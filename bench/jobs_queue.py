@@ -173,8 +173,8 @@ def main() -> None:
         print(f"  package {figures['points']:>7} points   {figures['post_to_finished_s']:>6.2f} s   "
               f"QGIS peak {figures['qgis_peak_rss_mb']} MB")
     for figures in result["deltas"]:
-        print(f"  {figures['deltas']} {figures['kind']:<5} deltas   {figures['post_to_finished_s']:>6.2f} s   "
-              f"{figures['deltas_per_s']:>5} deltas/s")
+        label = f"{figures['deltas']} {figures['kind']} deltas"
+        print(f"  {label:<22} {figures['post_to_finished_s']:>6.2f} s   {figures['deltas_per_s']:>5} deltas/s")
     print(json.dumps({"benchmark": "jobs_queue", "load": round(load[0], 2), **result}))
 
 

@@ -13,9 +13,8 @@ def test_a_cancelled_transaction_undoes_every_item_it_touched(aws):
     existing.save()
     changed = Delta("p", "kept", seq="1", deltafile_id="f", client_id="c", created_by="a", content={"v": 2})
     new = Delta("p", "new", seq="2", deltafile_id="f", client_id="c", created_by="a", content={"v": 3})
-    with pytest.raises(TransactWriteError):
-        with Transaction() as tx:
-            tx.save(new)  # applied by moto before the failing condition below
-            tx.save(changed, condition=Delta.id.does_not_exist())
+    with pytest.raises(TransactWriteError), Transaction() as tx:
+        tx.save(new)  # applied by moto before the failing condition below
+        tx.save(changed, condition=Delta.id.does_not_exist())
     assert [d.id for d in Delta.query("p")] == ["kept"]
     assert Delta.get("p", "kept").content == {"v": 1}
