@@ -174,7 +174,8 @@ def main() -> None:
               f"QGIS peak {figures['qgis_peak_rss_mb']} MB")
     for figures in result["deltas"]:
         label = f"{figures['deltas']} {figures['kind']} deltas"
-        print(f"  {label:<22} {figures['post_to_finished_s']:>6.2f} s   {figures['deltas_per_s']:>5} deltas/s")
+        seconds, rate = figures["post_to_finished_s"], figures["deltas_per_s"]
+        print(f"  {label:<22} {seconds:>6.2f} s   {rate:>5} deltas/s")
     print(json.dumps({"benchmark": "jobs_queue", "load": round(load[0], 2), **result}))
 
 
