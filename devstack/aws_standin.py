@@ -10,6 +10,8 @@ random stream of its own, so what the job worker does with queues in between nev
 """
 
 import functools
+import json
+import os
 import sys
 import threading
 
@@ -83,11 +85,18 @@ def changes_state(request) -> bool:
     return request.method not in ("GET", "HEAD")
 
 
-def record_only_changes() -> None:
+def record_only_changes(journal_path: str | None) -> None:
+    """Record what changes state; with `journal_path` (QFC_AWS_REQUEST_JOURNAL), also note every
+    request there, bodies left out: a witness of what clients asked, for tests and debugging."""
     record = Recorder._record_request
+    lock = threading.Lock()
 
     @functools.wraps(record)
     def record_changes(self, request, *args, **kwargs):
+        if journal_path:
+            entry = {"method": request.method, "url": request.raw_url, "headers": dict(request.headers)}
+            with lock, open(journal_path, "a") as journal:
+                journal.write(json.dumps(entry) + "\n")
         if changes_state(request):
             return record(self, request, *args, **kwargs)
         return None
@@ -98,7 +107,7 @@ def record_only_changes() -> None:
 if __name__ == "__main__":
     make_dynamodb_atomic()
     serialize_recording()
-    record_only_changes()
+    record_only_changes(os.environ.get("QFC_AWS_REQUEST_JOURNAL"))
     give_s3_its_own_randomness()
     make_upload_ids_replayable()
     sys.exit(main(sys.argv[1:]))
