@@ -28,8 +28,6 @@ from .models.jobs import JobType
 from .models.projects import ProjectType
 from .permissions import Action, ProjectRole, allowed
 
-# A deltafile is stored in one request; more deltas than this go in several files.
-MAX_DELTAS_PER_FILE = 10_000
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).
 MAX_DELTA_BYTES = 300_000
 # The deltas one delta_apply job takes; the rest wait for the next job.
@@ -66,11 +64,6 @@ def _check(project: Project, deltafile: Deltafile) -> None:
         )
     if not project.the_qgis_file_name:
         raise NoQgisProject()
-    if len(deltafile.deltas) > MAX_DELTAS_PER_FILE:
-        raise PayloadTooLarge(
-            f"A deltafile holds at most {MAX_DELTAS_PER_FILE} deltas here; this one has "
-            f"{len(deltafile.deltas)}. Push the changes in several deltafiles."
-        )
 
 
 def _known_layers(project: Project) -> set[str] | None:

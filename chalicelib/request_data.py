@@ -20,7 +20,7 @@ from python_multipart import FormParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartState, parse_options_header
 
-from .errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents
+from .errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents, PayloadTooLarge
 from .inputs import Deltafile
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
@@ -172,4 +172,8 @@ def deltafile(request) -> Deltafile:
         raise InvalidDeltafile("The deltafile is not valid UTF-8 JSON.") from None
     if not isinstance(data, dict):
         raise InvalidDeltafile("A deltafile is a JSON object.")
+    count = len(data["deltas"]) if isinstance(data.get("deltas"), list) else 0
+    if count > Deltafile.MAX_DELTAS:
+        raise PayloadTooLarge(f"A deltafile holds at most {Deltafile.MAX_DELTAS} deltas here; this one "
+                              f"has {count}. Push the changes in several deltafiles.")
     return Deltafile.model_validate(data)

@@ -300,3 +300,13 @@ def test_geojson_layer_edits_are_new_versions_of_that_file(alice, project, tmp_p
     features = properties(data(alice, project, tmp_path, "points.geojson"))
     assert [f["int"] for f in features if f["fid"] == 1] == [42]
 
+
+
+def test_a_deltafile_of_100k_deltas_is_refused_with_a_413_and_stores_nothing(alice, project):
+    body = deltafile("singlelayer_singledelta.json", project)
+    template = body["deltas"][0]
+    body["deltas"] = [{**template, "uuid": str(uuid.UUID(int=i))} for i in range(100_000)]
+    reply = push(alice, project, body)
+    assert (reply.status, reply.code) == (413, "payload_too_large")
+    assert "at most 10000 deltas" in reply.json()["message"]
+    assert alice.get(f"deltas/{project}/").json() == [] and run_jobs() == 0
