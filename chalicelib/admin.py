@@ -3,6 +3,7 @@ when QFC_AWS_ENDPOINT_URL is set, real AWS otherwise).
 
     python -m chalicelib.admin createuser USERNAME PASSWORD [--email E] [--staff]
     python -m chalicelib.admin setpassword USERNAME PASSWORD
+    python -m chalicelib.admin recount      (once after upgrading data older than the list counters)
 """
 
 from __future__ import annotations
@@ -25,9 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     reset = commands.add_parser("setpassword")
     reset.add_argument("username")
     reset.add_argument("password")
+    commands.add_parser("recount", help="set the list counters from what is stored")
     args = parser.parse_args(argv)
     try:
-        if args.command == "createuser":
+        if args.command == "recount":
+            from .recount import recount_all
+
+            print(f"Recounted the lists of {recount_all()} projects.")
+        elif args.command == "createuser":
             user = accounts.create_user(
                 args.username, args.password, email=args.email, is_staff=args.staff
             )

@@ -10,11 +10,14 @@ from .errors import ObjectNotFound, ValidationError
 from .inputs import CollaboratorAdd, CollaboratorChange
 from .models import Collaborator, Project
 from .models.base import save_new, utcnow
+from .models.listing import Listing
 from .models.users import PERSON
 
 
-def list_collaborators(project: Project) -> list[Collaborator]:
-    return sorted(Collaborator.query(project.id), key=lambda c: c.collaborator_key)
+def list_collaborators(project: Project) -> Listing[Collaborator]:
+    """By collaborator key. No counter is kept: a project's collaborators are counted when a page
+    of them is asked for (one COUNT Query per MB of them, i.e. for thousands)."""
+    return Listing(Collaborator, project.id, total=None)
 
 
 def get_collaborator(project: Project, username: str) -> Collaborator:

@@ -40,6 +40,7 @@ from .inputs import FileDownload
 from .models import FileVersion, Project, ProjectFile, User
 from .models.base import Transaction, utcnow
 from .models.jobs import JobType
+from .models.listing import Listing
 from .models.projects import ProjectType
 from .observability import count_bytes
 from .permissions import Action, ProjectRole, allowed
@@ -230,13 +231,16 @@ def _commit_versions(caller: Caller, project: Project, news: list[NewVersion],
     now = utcnow()
     tx = Transaction()
     versions, purges = [], []
-    added = freed = 0
+    added = freed = created = 0
     project_actions = [Project.data_last_updated_at.set(now)]
     condition = Project.owner_key == project.owner_key
     for new in news:
         target = new.target
-        item = new.based_on or find_file(project.id, target.name) or ProjectFile(
-            project.id, target.name, uploaded_at=now, uploaded_by=caller.username)
+        item = new.based_on or find_file(project.id, target.name)
+        if item is None:
+            # Saved on the condition that it still does not exist (its `lock`): counted once.
+            item = ProjectFile(project.id, target.name, uploaded_at=now, uploaded_by=caller.username)
+            created += 1
         version = FileVersion(
             version_id=str(uuid.uuid4()), s3_version_id=new.s3_version_id, size=new.sums.size,
             md5sum=new.sums.md5sum, sha256=new.sums.sha256, uploaded_at=now,
@@ -258,6 +262,8 @@ def _commit_versions(caller: Caller, project: Project, news: list[NewVersion],
         versions.append(version)
         purges.append((target.name, purged))
     project_actions.append(Project.file_storage_bytes.add(added - freed))
+    if created:
+        project_actions.append(Project.file_count.add(created))
     tx.update(project, actions=_unique(project_actions), condition=condition, label="project")
     if freed:
         tx.update(User(project.owner_key), actions=[User.storage_used_bytes.add(-freed)])
@@ -296,8 +302,9 @@ def commit_edits(caller: Caller, project: Project, news: list[NewVersion],
                 quota.release(project.owner_key, new.sums.size)
 
 
-def list_files(project: Project) -> list[ProjectFile]:
-    return sorted(ProjectFile.query(project.id), key=lambda item: item.name)
+def list_files(project: Project) -> Listing[ProjectFile]:
+    """The project's files by name (DynamoDB's key order: UTF-8 bytes, which is code point order)."""
+    return Listing(ProjectFile, project.id, total=int(project.file_count or 0))
 
 
 def get_file(project: Project, name: str) -> ProjectFile:
@@ -409,6 +416,8 @@ def _commit_deletion(project: Project, item: ProjectFile, removed: list[FileVers
     if is_restricted(project, item.name):
         actions.append(Project.restricted_data_last_updated_at.set(now))
     everything = len(removed) == len(item.versions)
+    if everything:
+        actions.append(Project.file_count.add(-1))
     if everything and project.the_qgis_file_name == item.name:
         actions.append(Project.the_qgis_file_name.remove())
     tx = Transaction()

@@ -208,6 +208,19 @@ def ensure_admin(config: StackConfig) -> tuple[str, str | None]:
     return username, password
 
 
+def count_lists_once(config: StackConfig) -> None:
+    """State kept from a version without list counters gets them, once (`admin recount`)."""
+    marker = config.data_dir / "lists-counted"
+    if marker.exists():
+        return
+    from chalicelib.recount import recount_all
+
+    projects = recount_all()
+    if projects:
+        print(f"Counted the lists of {projects} projects kept from an older version.", file=sys.stderr)
+    marker.write_text("1\n")
+
+
 def run(config: StackConfig) -> None:
     if not _port_is_free(config.host, config.port):
         raise SystemExit(f"port {config.port} is taken: set QFC_PORT to a free port")
@@ -225,6 +238,7 @@ def run(config: StackConfig) -> None:
         from devstack.resources import ensure_all
 
         ensure_all()
+        count_lists_once(config)
         admin, password = ensure_admin(config)
 
         from app import app, handler

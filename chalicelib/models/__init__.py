@@ -1,6 +1,7 @@
 """PynamoDB models, one module per aggregate. docs/data-model.md lists every table and index."""
 
 from .collaborators import Collaborator
+from .counts import ListCount
 from .deltas import ClientFeaturePk, Delta
 from .files import FileVersion, ProjectFile
 from .jobs import Job, JobLease
@@ -10,9 +11,10 @@ from .uploads import UploadSession
 from .users import LoginFailure, User
 
 ALL_MODELS = (User, LoginFailure, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
-              UploadSession, Job, JobLease, Delta, ClientFeaturePk)
+              UploadSession, Job, JobLease, Delta, ClientFeaturePk, ListCount)
 
 __all__ = [
     "ALL_MODELS", "AuthToken", "ClientFeaturePk", "Collaborator", "Delta", "FileVersion", "Job",
-    "JobLease", "LoginFailure", "Project", "ProjectFile", "ProjectName", "UploadSession", "User",
+    "JobLease", "ListCount", "LoginFailure", "Project", "ProjectFile", "ProjectName", "UploadSession",
+    "User",
 ]
