@@ -15,7 +15,18 @@ from .accounts import get_user, user_key
 from .auth import Caller
 from .errors import Conflict, ObjectNotFound, OverQuota, ProjectAlreadyExists, QgisProjectFileNotAllowed
 from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
-from .models import Collaborator, Job, Project, ProjectFile, ProjectName, UploadSession, User
+from .models import (
+    ClientFeaturePk,
+    Collaborator,
+    Delta,
+    Job,
+    JobLease,
+    Project,
+    ProjectFile,
+    ProjectName,
+    UploadSession,
+    User,
+)
 from .models.base import Transaction, utcnow
 from .models.jobs import JobStatus
 from .models.projects import PUBLIC_PARTITION, ProjectType
@@ -198,6 +209,10 @@ def delete_project(project: Project) -> None:
         (ProjectFile, ProjectFile.query(project.id)),
         (Collaborator, Collaborator.query(project.id)),
         (UploadSession, UploadSession.by_project.query(project.id)),
+        (Delta, Delta.query(project.id)),
+        (ClientFeaturePk, ClientFeaturePk.query(project.id)),
+        (Job, Job.by_project.query(project.id)),
+        (JobLease, JobLease.query(project.id)),
     ):
         with model.batch_write() as batch:
             for item in items:
