@@ -32,7 +32,10 @@ class Settings:
     jobs_queue_url: str | None
     jobs_dead_letter_queue_url: str | None
     token_expiration_hours: int
+    # Login attempts allowed per account and source address, and per account from all addresses
+    # together (0: no account-wide ceiling), in a fixed window of `login_lockout_seconds`.
     login_failure_limit: int
+    login_failure_limit_per_account: int
     login_lockout_seconds: int
     # Above this many bytes the direct multipart POST answers 413; None means no limit (local stack).
     max_direct_upload_bytes: int | None
@@ -61,6 +64,7 @@ def from_environment() -> Settings:
         jobs_dead_letter_queue_url=env("QFC_JOBS_DLQ_URL") or None,
         token_expiration_hours=int(env("QFC_TOKEN_EXPIRATION_HOURS", "720")),
         login_failure_limit=int(env("QFC_LOGIN_FAILURE_LIMIT", "5")),
+        login_failure_limit_per_account=int(env("QFC_LOGIN_FAILURE_LIMIT_PER_ACCOUNT", "50")),
         login_lockout_seconds=int(env("QFC_LOGIN_LOCKOUT_SECONDS", "1800")),
         max_direct_upload_bytes=_optional_int("QFC_MAX_DIRECT_UPLOAD_BYTES"),
         default_storage_quota_bytes=int(env("QFC_DEFAULT_STORAGE_QUOTA_BYTES", str(10 * GIB))),
