@@ -45,7 +45,8 @@ from .observability import count_bytes
 from .permissions import Action, ProjectRole, allowed
 
 MAX_ATTEMPTS = 8
-RANGE_PATTERN = re.compile(r"^bytes=(\d+)-(\d*)$")
+# ASCII digits only, at most 19 of them (S3 objects are at most 5 TB).
+RANGE_PATTERN = re.compile(r"^bytes=([0-9]{1,19})-([0-9]{0,19})$")
 T = TypeVar("T")
 EXTRA_CONTENT_TYPES = {
     ".gpkg": "application/geopackage+sqlite3",

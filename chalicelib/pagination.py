@@ -7,6 +7,7 @@ headers carry `X-Total-Count`, `X-Next-Page` (only when another page exists) and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -16,12 +17,14 @@ from chalice import Response
 from .request_data import query_param
 
 T = TypeVar("T")
+# ASCII digits only (`str.isdigit` also accepts `²`, which `int` refuses), and few enough of them.
+PAGE_NUMBER = re.compile(r"^\s*([0-9]{1,15})\s*$")
 
 
 def _positive_int(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    number = int(value)
+    """A positive number, or None for anything else (ignored, as QFieldCloud does)."""
+    match = PAGE_NUMBER.match(value or "")
+    number = int(match.group(1)) if match else 0
     return number if number > 0 else None
 
 

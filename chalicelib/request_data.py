@@ -25,6 +25,7 @@ from .inputs import Deltafile
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 MULTIPART = "multipart/form-data"
+MAX_BOUNDARY_CHARS = 70  # RFC 2046
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -85,6 +86,8 @@ def multipart(request) -> MultipartBody:
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("A multipart body needs a boundary in its Content-Type header.")
+    if len(boundary) > MAX_BOUNDARY_CHARS:
+        raise BadRequest(f"A multipart boundary has at most {MAX_BOUNDARY_CHARS} characters.")
     body = MultipartBody()
 
     def on_field(field) -> None:
@@ -106,11 +109,26 @@ def multipart(request) -> MultipartBody:
     try:
         parser.write(_raw_body(request))
         parser.finalize()
-    except (FormParserError, KeyError):
+    except (FormParserError, KeyError, ValueError):
         raise BadRequest("The multipart body is malformed.") from None
     if parser.parser.state != MultipartState.END:
         raise BadRequest("The multipart body ends before its closing boundary.")
     return body
+
+
+class JsonRefused(ValueError):
+    """Why a JSON text was refused, in words a client can act on."""
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """JSON text as Python values; `JsonRefused` if it is not valid or nests too deeply (the
+    parser would otherwise exhaust the stack)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise JsonRefused("The JSON nests too deeply.") from None
+    except (ValueError, UnicodeDecodeError):
+        raise JsonRefused("The body is not valid JSON.") from None
 
 
 def _body_fields(request) -> dict[str, Any]:
@@ -128,9 +146,9 @@ def _body_fields(request) -> dict[str, Any]:
         return {key: values[-1] for key, values in parsed.items()}
     if kind in ("application/json", "", "text/plain") or kind.endswith("+json"):
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("The body is not valid JSON.") from None
+            data = parse_json(raw)
+        except JsonRefused as refused:
+            raise BadRequest(str(refused)) from None
         if not isinstance(data, dict):
             raise BadRequest("The JSON body must be an object.")
         return data
@@ -166,10 +184,11 @@ def deltafile(request) -> Deltafile:
     part = multipart(request).single("file")
     part.stream.seek(0)
     try:
-        text = part.stream.read().decode("utf-8").replace("\\u0000", "")
-        data = json.loads(text)
-    except (UnicodeDecodeError, ValueError):
+        data = parse_json(part.stream.read().decode("utf-8").replace("\\u0000", ""))
+    except UnicodeDecodeError:
         raise InvalidDeltafile("The deltafile is not valid UTF-8 JSON.") from None
+    except JsonRefused as refused:
+        raise InvalidDeltafile(f"Invalid deltafile. {refused}") from None
     if not isinstance(data, dict):
         raise InvalidDeltafile("A deltafile is a JSON object.")
     return Deltafile.model_validate(data)

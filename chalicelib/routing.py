@@ -33,6 +33,8 @@ API_PREFIX = "/api/v1"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 UUID_PARAMS = frozenset({"project_id", "job_id", "deltafile_id", "upload_id"})
 FILENAME = "filename"
+# Every other path parameter names an account (user, organization, team): as long as a username.
+MAX_NAME_PARAM_CHARS = 150
 ANY_CONTENT_TYPE = ["*/*"]
 
 
@@ -54,7 +56,11 @@ def _decode_params(params: dict[str, str]) -> dict[str, str]:
         value = unquote(value)
         if name == FILENAME:
             value = value.removesuffix("/")  # the clients' trailing slash
-        decoded[name] = parse_uuid(value, name.replace("_", " ")) if name in UUID_PARAMS else value
+        if name in UUID_PARAMS:
+            value = parse_uuid(value, name.replace("_", " "))
+        elif name != FILENAME and not 0 < len(value) <= MAX_NAME_PARAM_CHARS:
+            raise ValidationError(f"A {name.replace('_', ' ')} has 1 to {MAX_NAME_PARAM_CHARS} characters.")
+        decoded[name] = value
     return decoded
 
 

@@ -22,6 +22,8 @@ def _content_type_of(stream: IO[bytes], size: int) -> str:
         with Image.open(stream) as image:
             kind, (width, height) = image.format, image.size
             image.verify()
+    except Image.DecompressionBombError:  # a header claiming billions of pixels
+        raise ValidationError(f"A thumbnail is at most {MAX_SIDE} pixels on each side.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationError("A thumbnail must be a PNG or JPEG image.") from None
     finally:
