@@ -30,7 +30,8 @@ from .errors import ApiError, MethodNotAllowed, ValidationError, as_api_error, e
 from .observability import logger
 
 API_PREFIX = "/api/v1"
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Every method API Gateway can route; those a path does not implement answer a JSON 405.
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 UUID_PARAMS = frozenset({"project_id", "job_id", "deltafile_id", "upload_id"})
 FILENAME = "filename"
 # Every other path parameter names an account (user, organization, team): as long as a username.

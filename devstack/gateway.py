@@ -18,7 +18,7 @@ from fnmatch import fnmatch
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.errors import UnknownRoute, error_json
+from chalicelib.errors import MethodNotAllowed, UnknownRoute, error_json
 
 # What API Gateway sets on a Lambda proxy response that names no Content-Type.
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -111,6 +111,12 @@ class ApiGateway:
                 404, [("Content-Type", "application/json")], error_json(UnknownRoute()).encode()
             )
         resource, params = matched
+        methods = self.app.routes[resource]
+        if method not in methods:  # TRACE, CONNECT, WebDAV's: API Gateway routes none of them
+            served = sorted(m for m, entry in methods.items() if entry.view_name != "method_not_allowed")
+            allowed = MethodNotAllowed(headers={"Allow": ", ".join(served)})
+            return GatewayResponse(405, [("Content-Type", "application/json"), *allowed.headers.items()],
+                                   error_json(allowed).encode())
         event = self._event(method, split, headers, body, resource, params, source_ip)
         context = _LambdaContext()
         result = self.handler(event, context)
