@@ -27,6 +27,9 @@ def _optional_int(name: str) -> int | None:
 class Settings:
     region: str
     aws_endpoint_url: str | None
+    # The server root clients use (`https://qfc.example.org`), for the absolute URLs the API
+    # writes (pagination links). Unset on AWS: API Gateway's own domain for the request is used.
+    public_url: str | None
     table_prefix: str
     bucket: str
     jobs_queue_url: str | None
@@ -58,6 +61,7 @@ def from_environment() -> Settings:
     return Settings(
         region=env("AWS_DEFAULT_REGION") or env("AWS_REGION") or "us-east-1",
         aws_endpoint_url=env("QFC_AWS_ENDPOINT_URL") or None,
+        public_url=env("QFC_PUBLIC_URL") or None,
         table_prefix=env("QFC_TABLE_PREFIX", "qfc-"),
         bucket=env("QFC_BUCKET", "qfc-files"),
         jobs_queue_url=env("QFC_JOBS_QUEUE_URL") or None,

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from chalice import Response
 
+from .config import settings
 from .request_data import query_param
 
 T = TypeVar("T")
@@ -29,14 +30,22 @@ def _positive_int(value: str | None) -> int | None:
 
 
 def request_url(request) -> tuple[str, list[tuple[str, str]]]:
-    """The absolute URL the client used (without query), and its query pairs."""
-    headers = request.headers
-    scheme = headers.get("x-forwarded-proto", "http").split(",")[0].strip()
-    host = headers.get("host", "localhost")
-    path = request.context.get("path") or request.path
+    """The absolute URL of this request (without query), and its query pairs.
+
+    Built from the configured public URL, or from the domain API Gateway reports for the request
+    (`requestContext.domainName`, always HTTPS), never from the client's `Host` or
+    `X-Forwarded-*` headers, which anyone can set."""
+    context = request.context or {}
+    if settings.public_url:
+        path = request.to_original_event().get("path") or context.get("path") or ""
+        base = settings.public_url.rstrip("/") + path
+    elif context.get("domainName"):
+        base = f"https://{context['domainName']}{context.get('path') or ''}"
+    else:
+        base = context.get("path") or ""
     params = request.query_params or {}
     pairs = [(key, value) for key in params for value in params.getlist(key)]
-    return f"{scheme}://{host}{path}", pairs
+    return base, pairs
 
 
 def _page_url(request, limit: int, offset: int) -> str:

@@ -79,10 +79,11 @@ class GatewayResponse:
 class ApiGateway:
     """Serves `handler` (the Lambda entry point) with the routes and binary types of `app`."""
 
-    def __init__(self, app, handler, stage: str = "local"):
+    def __init__(self, app, handler, stage: str = "local", domain_name: str | None = None):
         self.app = app
         self.handler = handler
         self.stage = stage
+        self.domain_name = domain_name  # what API Gateway reports as `requestContext.domainName`
         self.tree = _build_tree(app.routes)
 
     def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
@@ -153,6 +154,7 @@ class ApiGateway:
                 "requestId": str(uuid.uuid4()),
                 "requestTimeEpoch": int(time.time() * 1000),
                 "identity": {"sourceIp": source_ip},
+                **({"domainName": self.domain_name} if self.domain_name else {}),
             },
             "body": encoded_body,
             "isBase64Encoded": bool(encoded_body) and binary,

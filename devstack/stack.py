@@ -83,6 +83,7 @@ def point_at_local_aws(config: StackConfig) -> None:
     for name, value in LOCAL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     os.environ["QFC_AWS_ENDPOINT_URL"] = config.aws_endpoint
+    os.environ.setdefault("QFC_PUBLIC_URL", config.api_url.removesuffix("/api/v1/"))
     settings_module.reload()
 
 

@@ -283,3 +283,34 @@ def test_a_user_sees_their_own_login_data(users, api):
     alice = users("alice")
     assert alice.get("auth/user/").json()["email"] == "alice@example.com"
     assert api.login("alice", PASSWORD).token != alice.token
+
+
+@pytest.mark.parametrize("headers", [
+    {"Host": "evil.example", "X-Forwarded-Proto": "javascript"},
+    {"Host": "evil.example/x?", "X-Forwarded-Proto": "https"},
+    {"X-Forwarded-Host": "evil.example", "Forwarded": "host=evil.example;proto=javascript"},
+])
+def test_pagination_links_come_from_the_configured_public_url_not_from_client_headers(
+    users, override_settings, headers
+):
+    override_settings(public_url="https://qfc.example.org/")
+    alice = users("alice")
+    for i in range(3):
+        alice.create_project(f"p{i}")
+    page = alice.get("projects/?limit=1&offset=1", headers=headers)
+    assert page.headers["X-Next-Page"] == "https://qfc.example.org/api/v1/projects/?limit=1&offset=2"
+    assert page.headers["X-Previous-Page"] == "https://qfc.example.org/api/v1/projects/?limit=1"
+
+
+def test_without_a_configured_url_links_use_the_domain_api_gateway_reports(api, override_settings):
+    from chalicelib import accounts
+    from devstack.gateway import ApiGateway
+
+    override_settings(public_url=None)
+    gateway = ApiGateway(api.gateway.app, api.gateway.handler, domain_name="abc.execute-api.example")
+    accounts.create_user("alice", "correct horse battery")
+    alice = api.__class__(gateway).login("alice", "correct horse battery")
+    for i in range(2):
+        alice.create_project(f"p{i}")
+    page = alice.get("projects/?limit=1", headers={"Host": "evil.example", "X-Forwarded-Proto": "x"})
+    assert page.headers["X-Next-Page"] == "https://abc.execute-api.example/api/v1/projects/?limit=1&offset=1"
