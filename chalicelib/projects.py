@@ -134,6 +134,8 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
     name = data.name or old_name
     new_owner = _owner_for(caller, data.owner) if data.owner is not None else None
     transfer = new_owner is not None and new_owner.username_key != old_owner_key
+    if transfer:
+        require(caller.user, project, Action.TRANSFER_PROJECT)
 
     project_type = _project_type(name, data.project_type, project.project_type)
     if project_type == ProjectType.SHARED_DATASETS and project.the_qgis_file_name:

@@ -212,6 +212,30 @@ def test_owner_transfer_moves_the_project(users):
     assert alice.post("projects/", json={"name": "moving"}).status == 201
 
 
+@pytest.mark.parametrize("role", ["manager", "editor"])
+def test_only_the_admin_role_may_transfer_a_project_so_a_manager_cannot_take_it(users, role):
+    alice, mallory = users("alice"), users("mallory")
+    project = alice.create_project("kept")
+    alice.post(f"collaborators/{project['id']}/", json={"collaborator": "mallory", "role": role})
+    for body in ({"owner": "mallory"}, {"owner": "alice", "name": "kept"}, {"owner": "MALLORY"}):
+        reply = mallory.patch(f"projects/{project['id']}/", json=body)
+        if body["owner"] == "alice":  # naming the current owner is no transfer
+            assert reply.status in (200, 403), reply.content
+            continue
+        assert (reply.status, reply.code) == (403, "permission_denied"), reply.content
+    assert alice.get(f"projects/{project['id']}/").json()["owner"] == "alice"
+    if role == "manager":  # the rest of the update is still a manager's
+        assert mallory.patch(f"projects/{project['id']}/", json={"description": "ok"}).status == 200
+
+
+def test_a_collaborator_with_the_admin_role_may_transfer(users):
+    alice, carol = users("alice"), users("carol")
+    project = alice.create_project("handed_over")
+    alice.post(f"collaborators/{project['id']}/", json={"collaborator": "carol", "role": "admin"})
+    reply = carol.patch(f"projects/{project['id']}/", json={"owner": "carol"})
+    assert reply.status == 200 and reply.json()["owner"] == "carol"
+
+
 def test_owner_transfer_over_the_recipients_quota_is_402(users):
     from chalicelib.models import Project, User
 
