@@ -43,6 +43,8 @@ class Settings:
     # Above this many bytes the direct multipart POST answers 413; None means no limit (local stack).
     max_direct_upload_bytes: int | None
     default_storage_quota_bytes: int
+    # How far past the quota QField's uploads may go, in percent of the quota (docs/security.md).
+    quota_grace_percent: int
     keep_versions: int
     presigned_url_seconds: int
     password_hash_cheap: bool
@@ -72,6 +74,7 @@ def from_environment() -> Settings:
         login_lockout_seconds=int(env("QFC_LOGIN_LOCKOUT_SECONDS", "1800")),
         max_direct_upload_bytes=_optional_int("QFC_MAX_DIRECT_UPLOAD_BYTES"),
         default_storage_quota_bytes=int(env("QFC_DEFAULT_STORAGE_QUOTA_BYTES", str(10 * GIB))),
+        quota_grace_percent=int(env("QFC_QUOTA_GRACE_PERCENT", "10")),
         keep_versions=int(env("QFC_KEEP_VERSIONS", "10")),
         presigned_url_seconds=int(env("QFC_PRESIGNED_URL_SECONDS", "600")),
         # Tests hash thousands of passwords; production keeps argon2's default cost.

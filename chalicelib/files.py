@@ -115,7 +115,7 @@ def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVers
     if target.is_qgis:
         check_qgis_project(target.name, content)
     owner = get_user(target.project.owner)
-    quota.reserve(owner, sums.size, enforce=quota.applies_to(caller.client_type))
+    quota.reserve(owner, sums.size, caller.client_type)
     key = storage.file_key(target.project.id, target.name)
     try:
         s3_version_id = storage.put_object(key, content, content_type_for(target.name))
@@ -152,7 +152,7 @@ def _refreshed(caller: Caller, target: UploadTarget, size: int) -> UploadTarget:
     owner takes over the quota reservation."""
     project = Project.get(target.project.id, consistent_read=True)
     if project.owner_key != target.project.owner_key:
-        quota.reserve(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
+        quota.reserve(get_user(project.owner), size, caller.client_type)
         quota.release(target.project.owner_key, size)
     if target.is_qgis and project.the_qgis_file_name not in (None, target.name):
         raise MultipleProjects(

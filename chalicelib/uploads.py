@@ -53,7 +53,7 @@ def begin(caller: Caller, project: Project, role: ProjectRole | None, data: Uplo
     size = data.size
     if not 0 < size <= PART_SIZE * MAX_PARTS:
         raise ValidationError(f"`size` must be between 1 and {PART_SIZE * MAX_PARTS} bytes.")
-    quota.check_fits(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
+    quota.check_fits(get_user(project.owner), size, caller.client_type)
     key = storage.file_key(project.id, target.name)
     s3_upload_id = storage.create_multipart_upload(key, files.content_type_for(target.name))
     session = UploadSession(
@@ -181,7 +181,7 @@ def complete(
     size = int(session.size)
     if not session.quota_counted:
         try:
-            quota.reserve(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
+            quota.reserve(get_user(project.owner), size, caller.client_type)
         except OverQuota:
             _release_claim(session)  # the parts stay: free some space and complete again
             raise
