@@ -79,7 +79,7 @@ def target_of(project: Project, name: str) -> UploadTarget:
 
 def check_upload(project: Project, role: ProjectRole | None, name: str) -> UploadTarget:
     """Every rule an upload must pass before any byte is stored (reference §4.3)."""
-    validate_name(name)
+    name = validate_name(name)
     attachment = is_attachment(project, name)
     if not allowed(role, Action.UPLOAD_ATTACHMENT if attachment else Action.UPLOAD_FILE):
         if allowed(role, Action.UPLOAD_ATTACHMENT):

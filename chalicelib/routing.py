@@ -19,6 +19,7 @@ Rules (docs/routing.md explains why):
 from __future__ import annotations
 
 import functools
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -56,7 +57,8 @@ def _decode_params(params: dict[str, str]) -> dict[str, str]:
     for name, value in params.items():
         value = unquote(value)
         if name == FILENAME:
-            value = value.removesuffix("/")  # the clients' trailing slash
+            # The clients' trailing slash goes; names have one Unicode form (NFC) everywhere.
+            value = unicodedata.normalize("NFC", value.removesuffix("/"))
         if name in UUID_PARAMS:
             value = parse_uuid(value, name.replace("_", " "))
         elif name != FILENAME and not 0 < len(value) <= MAX_NAME_PARAM_CHARS:

@@ -69,6 +69,18 @@ def package_key(project_id: str, job_id: str, name: str) -> str:
     return package_prefix(project_id, job_id) + name
 
 
+# S3 keys are at most 1024 bytes of UTF-8.
+MAX_KEY_BYTES = 1024
+
+
+def key_bytes_left_for_names() -> int:
+    """How many bytes a file name may take so that every key made of it (a project file, a
+    package file) stays within S3's limit."""
+    an_id = str(uuid.UUID(int=0))
+    longest_prefix = max(len(file_key(an_id, "")), len(package_key(an_id, an_id, "")))
+    return MAX_KEY_BYTES - longest_prefix
+
+
 def temporary_key() -> str:
     """A key under the prefix that a lifecycle rule empties after a day."""
     return f"{TEMPORARY_PREFIX}{uuid.uuid4()}"
