@@ -48,6 +48,8 @@ class Settings:
     keep_versions: int
     presigned_url_seconds: int
     password_hash_cheap: bool
+    # How background tasks run: `auto`, `lambda`, `thread` or `inline` (chalicelib.background).
+    background_tasks: str
     # The job worker: how long a job may run and how much memory its QGIS process may use, how
     # long a worker's hold on a project lasts unless renewed, how long to wait for messages, and
     # after how long a job whose project is busy is offered again.
@@ -79,6 +81,7 @@ def from_environment() -> Settings:
         presigned_url_seconds=int(env("QFC_PRESIGNED_URL_SECONDS", "600")),
         # Tests hash thousands of passwords; production keeps argon2's default cost.
         password_hash_cheap=env("QFC_PASSWORD_HASH_CHEAP", "") == "1",
+        background_tasks=env("QFC_BACKGROUND_TASKS", "auto"),
         job_timeout_seconds=int(env("QFC_JOB_TIMEOUT_SECONDS", "600")),
         job_memory_mb=int(env("QFC_JOB_MEMORY_MB", "3000")),
         job_lease_seconds=int(env("QFC_JOB_LEASE_SECONDS", "60")),

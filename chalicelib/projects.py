@@ -10,15 +10,15 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import jobs, quota, storage
+from . import jobs, quota
 from .accounts import get_user, user_key
 from .auth import Caller
 from .errors import Conflict, ObjectNotFound, OverQuota, ProjectAlreadyExists, QgisProjectFileNotAllowed
 from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
-from .models import Collaborator, Job, Project, ProjectFile, ProjectName, UploadSession, User
+from .models import Collaborator, Job, Project, ProjectName, User
 from .models.base import Transaction, utcnow
 from .models.jobs import JobStatus
-from .models.projects import PUBLIC_PARTITION, ProjectType
+from .models.projects import PUBLIC_PARTITION, ProjectType, is_live
 from .permissions import (
     AccountAction,
     Action,
@@ -46,9 +46,12 @@ class ProjectView:
 
 def get_project(project_id: str) -> Project:
     try:
-        return Project.get(project_id)
+        project = Project.get(project_id)
     except DoesNotExist:
-        raise ObjectNotFound(f"There is no project `{project_id}`.") from None
+        project = None
+    if project is None or project.deleting_since is not None:  # a deleted one is gone at once
+        raise ObjectNotFound(f"There is no project `{project_id}`.")
+    return project
 
 
 def project_for(caller: Caller, project_id: str, action: Action) -> tuple[Project, ProjectRole]:
@@ -157,7 +160,7 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
             tx.update(
                 project,
                 actions=_changes(project, before),
-                condition=(Project.name == old_name) & (Project.owner_key == old_owner_key),
+                condition=is_live() & (Project.name == old_name) & (Project.owner_key == old_owner_key),
                 label="project",
             )
             if renamed:
@@ -191,28 +194,8 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
     return project
 
 
-def delete_project(project: Project) -> None:
-    """Remove the project's items from every table and all its S3 objects and versions.
-
-    The project item goes last, so a failure part way leaves a project that can be deleted again.
-    """
-    for model, items in (
-        (ProjectFile, ProjectFile.query(project.id)),
-        (Collaborator, Collaborator.query(project.id)),
-        (UploadSession, UploadSession.by_project.query(project.id)),
-    ):
-        with model.batch_write() as batch:
-            for item in items:
-                batch.delete(item)
-    storage.delete_everything_under(storage.project_prefix(project.id))
-    with Transaction() as tx:
-        tx.delete(ProjectName(ProjectName.key_for(project.owner_key, project.name)))
-        tx.delete(project)
-    quota.release(project.owner_key, int(project.file_storage_bytes or 0))
-
-
 def _public_projects() -> Iterable[Project]:
-    return Project.public.query(PUBLIC_PARTITION)
+    return (p for p in Project.public.query(PUBLIC_PARTITION) if p.deleting_since is None)
 
 
 def _collaborations(caller: Caller) -> dict[str, Collaborator]:
@@ -225,10 +208,13 @@ def _visible_projects(caller: Caller, include_public: bool) -> dict[str, tuple[P
     found: dict[str, tuple[Project, ProjectRole]] = {}
     user = caller.user
     for project in Project.by_owner.query(caller.key):
-        found[project.id] = (project, role_from(user, project, None))
+        if project.deleting_since is None:
+            found[project.id] = (project, role_from(user, project, None))
     collaborations = _collaborations(caller)
     ids = [pid for pid in collaborations if pid not in found]
     for project in Project.batch_get(ids):
+        if project.deleting_since is not None:
+            continue
         found[project.id] = (project, role_from(user, project, collaborations[project.id]))
     if include_public:
         for project in _public_projects():
