@@ -88,6 +88,11 @@ class PayloadTooLarge(ApiError):
     status, code, default_message = 413, "payload_too_large", "The request body is too large."
 
 
+class HeaderFieldsTooLarge(ApiError):
+    status, code, default_message = (
+        431, "request_header_fields_too_large", "The request's headers are too large.")
+
+
 class InvalidHttpRange(ApiError):
     status, code, default_message = (
         416, "invalid_http_range", "The provided HTTP range header is invalid.")
