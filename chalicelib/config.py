@@ -27,6 +27,9 @@ def _optional_int(name: str) -> int | None:
 class Settings:
     region: str
     aws_endpoint_url: str | None
+    # Where clients elsewhere reach that endpoint, for presigned URLs (the local stack's public
+    # address when phones use it); the same as `aws_endpoint_url` when unset.
+    aws_public_endpoint_url: str | None
     # The server root clients use (`https://qfc.example.org`), for the absolute URLs the API
     # writes (pagination links). Unset on AWS: API Gateway's own domain for the request is used.
     public_url: str | None
@@ -65,6 +68,7 @@ def from_environment() -> Settings:
     return Settings(
         region=env("AWS_DEFAULT_REGION") or env("AWS_REGION") or "us-east-1",
         aws_endpoint_url=env("QFC_AWS_ENDPOINT_URL") or None,
+        aws_public_endpoint_url=env("QFC_AWS_PUBLIC_ENDPOINT_URL") or None,
         public_url=env("QFC_PUBLIC_URL") or None,
         table_prefix=env("QFC_TABLE_PREFIX", "qfc-"),
         bucket=env("QFC_BUCKET", "qfc-files"),

@@ -115,7 +115,7 @@ def presigned_get(
         params["ResponseContentDisposition"] = content_disposition(filename, disposition)
     if content_type:
         params["ResponseContentType"] = content_type
-    return aws.s3().generate_presigned_url(
+    return aws.s3_presigner().generate_presigned_url(
         "get_object", Params=params, ExpiresIn=settings.presigned_url_seconds
     )
 
@@ -163,7 +163,7 @@ def create_multipart_upload(key: str, content_type: str) -> str:
 
 
 def presigned_part_url(key: str, upload_id: str, part_number: int, expires_in: int) -> str:
-    return aws.s3().generate_presigned_url(
+    return aws.s3_presigner().generate_presigned_url(
         "upload_part",
         Params={"Bucket": settings.bucket, "Key": key, "UploadId": upload_id,
                 "PartNumber": part_number},
