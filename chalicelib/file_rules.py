@@ -27,6 +27,11 @@ WINDOWS_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])$", re.IGNOR
 QGIS_SUFFIXES = (".qgs", ".qgz")
 DEFAULT_ATTACHMENT_DIRS = ("DCIM",)
 QGIS_HEAD_BYTES = 64 * 1024
+# Only the head of a project file is read, never the whole of it: the `<qgis>` root must start
+# within this many (decompressed) bytes. A `.qgz` that is a zip bomb is therefore never expanded,
+# and one with more members than any QGIS writes is refused without opening them.
+QGIS_ROOT_WITHIN_BYTES = 1024 * 1024
+MAX_QGZ_MEMBERS = 1000
 
 
 def normalized(name: str) -> str:
@@ -88,9 +93,13 @@ def is_restricted(project: Project, name: str) -> bool:
 
 
 def _qgis_root_of(stream: IO[bytes]) -> str | None:
+    """The tag of the document's root element, read from its first bytes only. The parser
+    resolves no external entity, and expat refuses runaway entity expansion."""
     parser = XMLPullParser(events=("start",))
+    read = 0
     try:
-        while chunk := stream.read(QGIS_HEAD_BYTES):
+        while read < QGIS_ROOT_WITHIN_BYTES and (chunk := stream.read(QGIS_HEAD_BYTES)):
+            read += len(chunk)
             parser.feed(chunk)
             for _, element in parser.read_events():
                 return element.tag
@@ -104,11 +113,17 @@ def check_qgis_project(name: str, stream: IO[bytes]) -> None:
     try:
         if name.lower().endswith(".qgz"):
             with zipfile.ZipFile(stream) as archive:
-                members = [m for m in archive.namelist() if m.lower().endswith(".qgs")]
-                root = _qgis_root_of(io.BufferedReader(archive.open(members[0]))) if members else None
+                names = archive.namelist()
+                members = [m for m in names if m.lower().endswith(".qgs")]
+                if len(names) > MAX_QGZ_MEMBERS or not members:
+                    root = None
+                else:
+                    with archive.open(members[0]) as member:
+                        root = _qgis_root_of(io.BufferedReader(member))
         else:
             root = _qgis_root_of(stream)
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+            NotImplementedError, RuntimeError):  # broken, encrypted or exotic archives
         root = None
     finally:
         stream.seek(0)

@@ -20,12 +20,16 @@ from python_multipart import FormParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartState, parse_options_header
 
-from .errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents
+from .errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents, PayloadTooLarge
 from .inputs import Deltafile
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 MULTIPART = "multipart/form-data"
 MAX_BOUNDARY_CHARS = 70  # RFC 2046
+# The clients send two parts (QField's `text` and `file`); a body of thousands is refused.
+MAX_PARTS = 100
+# JSON and form bodies of this API are a few hundred bytes; files travel as multipart.
+MAX_FORM_BODY_BYTES = 1024 * 1024
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -90,13 +94,19 @@ def multipart(request) -> MultipartBody:
         raise BadRequest(f"A multipart boundary has at most {MAX_BOUNDARY_CHARS} characters.")
     body = MultipartBody()
 
+    def count_part() -> None:
+        if len(body.parts) >= MAX_PARTS:
+            raise BadRequest(f"A multipart body has at most {MAX_PARTS} parts.")
+
     def on_field(field) -> None:
+        count_part()
         value = field.value or b""
         name = (field.field_name or b"").decode("utf-8", "replace")
         body.fields[name] = value.decode("utf-8", "replace")
         body.parts.append(Part(name, _spooled(io.BytesIO(value)), len(value)))
 
     def on_file(file) -> None:
+        count_part()
         name = (file.field_name or b"").decode("utf-8", "replace")
         stream = file.file_object
         stream.seek(0)
@@ -121,14 +131,24 @@ class JsonRefused(ValueError):
 
 
 def parse_json(raw: bytes | str) -> Any:
-    """JSON text as Python values; `JsonRefused` if it is not valid or nests too deeply (the
-    parser would otherwise exhaust the stack)."""
+    """JSON text as Python values; `JsonRefused` if it is not valid, nests too deeply (the
+    parser would otherwise exhaust the stack) or repeats a key in an object (parsers disagree
+    on which value wins: no reading of ours may differ from another's)."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=_object_without_repeated_keys)
     except RecursionError:
         raise JsonRefused("The JSON nests too deeply.") from None
+    except JsonRefused:
+        raise
     except (ValueError, UnicodeDecodeError):
         raise JsonRefused("The body is not valid JSON.") from None
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise JsonRefused("A JSON object repeats a key.")
+    return data
 
 
 def _body_fields(request) -> dict[str, Any]:
@@ -136,6 +156,8 @@ def _body_fields(request) -> dict[str, Any]:
     kind = media_type(request)
     if kind == MULTIPART:
         return dict(multipart(request).fields)
+    if len(raw) > MAX_FORM_BODY_BYTES:
+        raise PayloadTooLarge(f"A JSON or form body is at most {MAX_FORM_BODY_BYTES} bytes.")
     if not raw.strip():
         return {}
     if kind == "application/x-www-form-urlencoded":

@@ -37,6 +37,8 @@ UUID_PARAMS = frozenset({"project_id", "job_id", "deltafile_id", "upload_id"})
 FILENAME = "filename"
 # Every other path parameter names an account (user, organization, team): as long as a username.
 MAX_NAME_PARAM_CHARS = 150
+# A file name is a DynamoDB sort key: 1 to 1024 bytes (uploads allow less: file_rules).
+MAX_FILENAME_BYTES = 1024
 ANY_CONTENT_TYPE = ["*/*"]
 
 
@@ -55,12 +57,17 @@ def file_path_route(prefix: str) -> str:
 def _decode_params(params: dict[str, str]) -> dict[str, str]:
     decoded: dict[str, str] = {}
     for name, value in params.items():
-        value = unquote(value)
+        try:
+            value = unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            raise ValidationError(f"The {name.replace('_', ' ')} in the URL is not valid UTF-8.") from None
         if name == FILENAME:
             # The clients' trailing slash goes; names have one Unicode form (NFC) everywhere.
             value = unicodedata.normalize("NFC", value.removesuffix("/"))
         if name in UUID_PARAMS:
             value = parse_uuid(value, name.replace("_", " "))
+        elif name == FILENAME and not 0 < len(value.encode("utf-8")) <= MAX_FILENAME_BYTES:
+            raise ValidationError(f"A file name has 1 to {MAX_FILENAME_BYTES} bytes in UTF-8.")
         elif name != FILENAME and not 0 < len(value) <= MAX_NAME_PARAM_CHARS:
             raise ValidationError(f"A {name.replace('_', ' ')} has 1 to {MAX_NAME_PARAM_CHARS} characters.")
         decoded[name] = value

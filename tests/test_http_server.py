@@ -183,3 +183,29 @@ def test_percent_encoded_paths_reach_the_gateway_byte_for_byte(session):
     reply = requests.post(f"{url}/api/v1/files/{pid}/DCIM/caf%C3%A9%20a%2Bb.txt/", headers=headers,
                           files={"file": ("f", b"1")}, timeout=30)
     assert reply.status_code == 201 and reply.json()["name"] == "DCIM/café a+b.txt"
+
+
+@pytest.mark.parametrize("target", [
+    "/api/v1/files/{pid}/../../../etc/passwd/", "/api/v1/files/{pid}/..%2f..%2fetc%2fpasswd/",
+    "/api/v1/files/{pid}/%FF%FE/", "/api/v1/files/{pid}/\xff\xfe/", "/api/v1/../../etc/passwd",
+    "/api/v1/files/{pid}/a\x00b/", "//api//v1//projects//", "/api/v1/files/{pid}/%2F/",
+])
+def test_hostile_request_targets_over_http_sent_byte_for_byte(session, target):
+    url, token, pid = session
+    request = (f"GET {target.format(pid=pid)} HTTP/1.1\r\nHost: x\r\nAuthorization: Token {token}\r\n"
+               "Content-Length: 0\r\n\r\n").encode("latin-1")
+    answer = _raw(url, request)
+    status = int(answer.split(b" ")[1])
+    assert 400 <= status < 500, answer[:300]
+    assert b"root:" not in answer
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert json.loads(body)["code"], answer[:300]
+
+
+def test_binary_header_bytes_over_http(session):
+    url, token, pid = session
+    for value in (b"\x80\xff\xfe", b"\x01\x02", b"Token \xff" * 1000):
+        request = (f"GET /api/v1/files/{pid}/ HTTP/1.1\r\nHost: x\r\nAuthorization: Token {token}\r\n"
+                   ).encode() + b"X-Binary: " + value + b"\r\nUser-Agent: " + value + b"\r\n\r\n"
+        answer = _raw(url, request)
+        assert int(answer.split(b" ")[1]) < 500, answer[:300]

@@ -110,3 +110,10 @@ def test_a_thumbnail_whose_header_claims_huge_dimensions_is_a_validation_error(a
     reply = alice.post(f"projects/{pid}/thumbnail/", files={"thumbnail": ("t.png", _png_claiming(*size))})
     assert_refused(reply, 400, "validation_error")
     assert alice.get(f"files/thumbnails/{pid}/").status == 404
+
+
+@pytest.mark.parametrize("name", ["%2F", "é" * 600])
+def test_empty_or_over_long_file_names_in_urls_are_validation_errors(alice, pid, name):
+    for method in ("GET", "DELETE"):
+        assert_refused(alice.request(method, f"files/{pid}/{name}/"), 400, "validation_error")
+    assert_refused(alice.get(f"files/metadata/{pid}/{name}/"), 400, "validation_error")
