@@ -28,8 +28,6 @@ from .models.jobs import JobType
 from .models.projects import ProjectType
 from .permissions import Action, ProjectRole, allowed
 
-# A deltafile is stored in one request; more deltas than this go in several files.
-MAX_DELTAS_PER_FILE = 10_000
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).
 MAX_DELTA_BYTES = 300_000
 # The deltas one delta_apply job takes; the rest wait for the next job.
@@ -66,11 +64,6 @@ def _check(project: Project, deltafile: Deltafile) -> None:
         )
     if not project.the_qgis_file_name:
         raise NoQgisProject()
-    if len(deltafile.deltas) > MAX_DELTAS_PER_FILE:
-        raise PayloadTooLarge(
-            f"A deltafile holds at most {MAX_DELTAS_PER_FILE} deltas here; this one has "
-            f"{len(deltafile.deltas)}. Push the changes in several deltafiles."
-        )
 
 
 def _known_layers(project: Project) -> set[str] | None:
@@ -205,12 +198,8 @@ class Batch:
 def take(job: Job) -> Batch:
     """Take the project's pending deltas (at most MAX_DELTAS_PER_JOB, oldest first) for `job`.
     Only the job that holds the project's lease calls this, so nothing else takes them."""
-    keys = Delta.pending.query(job.project_id, limit=MAX_DELTAS_PER_JOB)
-    ids = [key.id for key in keys][:MAX_DELTAS_PER_JOB]
-    deltas = []
-    for chunk in _chunks(ids):
-        deltas.extend(Delta.batch_get([(job.project_id, i) for i in chunk]))
-    deltas = sorted((d for d in deltas if d.status == DeltaStatus.PENDING), key=lambda d: d.seq)
+    deltas = [delta for delta in Delta.pending.query(job.project_id, limit=MAX_DELTAS_PER_JOB)
+              if delta.status == DeltaStatus.PENDING][:MAX_DELTAS_PER_JOB]
     storage.put_object(storage.job_key(job.project_id, job.id, TAKEN),
                        json.dumps([d.id for d in deltas]).encode(), "application/json")
     now = utcnow()
@@ -236,17 +225,17 @@ def _taken(job: Job) -> list[Delta]:
     return sorted(deltas, key=lambda d: d.seq)
 
 
-def record(job: Job, feedback: dict[str, Any] | None) -> None:
+def record(job: Job, feedback: dict[str, Any] | None, taken: list[Delta] | None = None) -> None:
     """Write each taken delta's outcome from the job's report (idempotent: the sweeper calls it
-    again for a job whose worker stopped after completing it). Deltas the report does not
-    cover end in `error`; so do all of them when the job failed."""
+    again for a job whose worker stopped after completing it, and reads what the job took).
+    Deltas the report does not cover end in `error`; so do all of them when the job failed."""
     outcomes = {}
     for item in ((feedback or {}).get("outputs", {}).get("apply_deltas") or {}).get("delta_feedback", []):
         outcomes[item.get("delta_id")] = item
     now = utcnow()
     created: list[ClientFeaturePk] = []
     with Delta.batch_write() as batch:
-        for delta in _taken(job):
+        for delta in _taken(job) if taken is None else taken:
             if delta.job_id != job.id or delta.status != DeltaStatus.STARTED:
                 continue
             outcome = outcomes.get(delta.id)

@@ -9,7 +9,7 @@ send (`true/false`, `1/0`, `True/False`); unknown fields are ignored (clients se
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, model_validator
 
@@ -205,6 +205,8 @@ class Deltafile(BaseModel):
     """A deltafile, version 1.0. `contents` are the deltas exactly as uploaded: what is stored."""
 
     model_config = ConfigDict(extra="allow", strict=True)
+    # One deltafile is stored in one request; more deltas than this go in several files.
+    MAX_DELTAS: ClassVar[int] = 10_000
 
     version: Literal["1.0"]
     project: str

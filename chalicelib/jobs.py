@@ -298,6 +298,20 @@ def in_flight() -> Iterator[Job]:
     yield from Job.batch_get(ids)
 
 
+def announce_waiting(older_than_seconds: float) -> int:
+    """Send a message again for every waiting job not touched for `older_than_seconds`: one
+    whose message was lost (the local stand-in keeps no queue across restarts) starts anyway; a
+    duplicate message does nothing (a job is claimed once). How many were announced."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    count = 0
+    for job in in_flight():
+        if job.status in WAITING and job.updated_at <= cutoff:
+            queue.send(job.id)
+            job.update(actions=[Job.updated_at.set(utcnow())])
+            count += 1
+    return count
+
+
 def is_abandoned(job: Job) -> bool:
     """A started (or completed but unrecorded) job whose worker's lease has lapsed."""
     return job.status not in WAITING and not _lease_is_alive(job)

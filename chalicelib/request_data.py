@@ -213,4 +213,8 @@ def deltafile(request) -> Deltafile:
         raise InvalidDeltafile(f"Invalid deltafile. {refused}") from None
     if not isinstance(data, dict):
         raise InvalidDeltafile("A deltafile is a JSON object.")
+    count = len(data["deltas"]) if isinstance(data.get("deltas"), list) else 0
+    if count > Deltafile.MAX_DELTAS:
+        raise PayloadTooLarge(f"A deltafile holds at most {Deltafile.MAX_DELTAS} deltas here; this one "
+                              f"has {count}. Push the changes in several deltafiles.")
     return Deltafile.model_validate(data)

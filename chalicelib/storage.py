@@ -43,8 +43,11 @@ LIFECYCLE_RULES: list[dict[str, Any]] = [
 ]
 
 
+PROJECTS_PREFIX = "projects/"
+
+
 def project_prefix(project_id: str) -> str:
-    return f"projects/{project_id}/"
+    return f"{PROJECTS_PREFIX}{project_id}/"
 
 
 def file_key(project_id: str, name: str) -> str:

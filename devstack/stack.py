@@ -53,6 +53,9 @@ class StackConfig:
     # network address so that the phone can reach the AWS stand-in too.
     host: str = "127.0.0.1"
     public_host: str = "127.0.0.1"
+    # The local job worker runs beside the API unless QFC_WORKER=0 (then start one yourself:
+    # `python -m job_containers.worker` with the same environment).
+    start_worker: bool = True
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -64,6 +67,7 @@ class StackConfig:
             data_dir=Path(os.environ.get("QFC_DATA_DIR", ".data")).resolve(),
             host=host,
             public_host=os.environ.get("QFC_PUBLIC_HOST", default_public),
+            start_worker=os.environ.get("QFC_WORKER", "1") != "0",
         )
 
     @property
@@ -88,6 +92,14 @@ class StackConfig:
     @property
     def recording(self) -> Path:
         return self.data_dir / "moto-recording.jsonl"
+
+    @property
+    def worker_log(self) -> Path:
+        return self.data_dir / "worker.log"
+
+    @property
+    def worker_pid(self) -> Path:
+        return self.data_dir / "worker.pid"
 
 
 def point_at_local_aws(config: StackConfig) -> None:
@@ -168,6 +180,32 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait()
 
 
+class WorkerProcess:
+    """The local job worker, a child process restarted if it dies (as ECS restarts a stopped
+    task); its pid is in the data dir, its log in `worker.log`."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.process: subprocess.Popen | None = None
+
+    def ensure_running(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        if self.process is not None:
+            print(f"The job worker stopped (code {self.process.returncode}); restarting it.",
+                  file=sys.stderr, flush=True)
+        log = open(self.config.worker_log, "ab")  # noqa: SIM115 (lives as long as the worker)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "job_containers.worker"], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=dict(os.environ),
+        )
+        self.config.worker_pid.write_text(f"{self.process.pid}\n")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
 def ensure_admin(config: StackConfig) -> tuple[str, str | None]:
     """Create the `admin` user on first start; its password comes from QFC_ADMIN_PASSWORD or is
     generated, printed once and kept in the data dir."""
@@ -194,6 +232,7 @@ def run(config: StackConfig) -> None:
         os.environ["AWS_SECRET_ACCESS_KEY"] = secrets.token_urlsafe(32)
     point_at_local_aws(config)
     moto = start_moto(config)
+    worker = WorkerProcess(config)
     stopping = threading.Event()
 
     def stop(signum, frame):
@@ -220,13 +259,18 @@ def run(config: StackConfig) -> None:
             gate = make_gate(config.public_host, config.aws_port, config.aws_port,
                              os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
             threading.Thread(target=gate.serve_forever, daemon=True).start()
+        if config.start_worker:
+            worker.ensure_running()
         _announce(config, admin, password)
         while not stopping.wait(0.5):
             if moto.poll() is not None:
                 raise SystemExit("the AWS stand-in stopped unexpectedly (see .data/moto.log)")
+            if config.start_worker:
+                worker.ensure_running()
         server.shutdown()
         server.server_close()
     finally:
+        worker.stop()
         stop_process(moto)
     print("Stopped.", file=sys.stderr)
 
@@ -236,6 +280,8 @@ def _announce(config: StackConfig, admin: str, password: str | None) -> None:
         f"QFieldCloud API:  {config.api_url}",
         f"AWS stand-in:     {config.aws_public_endpoint} (moto; state kept in {config.data_dir}"
         + ("; from the network only presigned requests)" if config.gated else ")"),
+        "Job worker:       " + (f"running, log in {config.worker_log}" if config.start_worker
+                                 else "not started (QFC_WORKER=0)"),
     ]
     if password:
         lines.append(f"Created user '{admin}' with password: {password}")

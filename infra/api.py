@@ -18,8 +18,8 @@ from chalicelib.errors import PayloadTooLarge, UnknownRoute, error_json
 from chalicelib.routing import API_PREFIX
 
 from .cfn import Json, get_att, ref, resource, sub
+from .environment import service_environment
 from .parameters import API_MEMORY, LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, LOG_RETENTION
-from .parameters import table_prefix_value as table_prefix
 
 FUNCTION = "ApiFunction"
 FUNCTION_ROLE = "ApiFunctionRole"
@@ -147,17 +147,12 @@ def rest_api_resources(app: Chalice) -> Json:
     }
 
 
-def function_environment(bucket: Json, jobs_queue_url: Json) -> Json:
-    return {
-        "QFC_TABLE_PREFIX": table_prefix,
-        "QFC_BUCKET": bucket,
-        "QFC_JOBS_QUEUE_URL": jobs_queue_url,
-        "QFC_MAX_DIRECT_UPLOAD_BYTES": str(MAX_DIRECT_UPLOAD_BYTES),
-        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-    }
+def function_environment() -> Json:
+    return {**service_environment(SERVICE_NAME),
+            "QFC_MAX_DIRECT_UPLOAD_BYTES": str(MAX_DIRECT_UPLOAD_BYTES)}
 
 
-def function_resources(bucket: Json, jobs_queue_url: Json) -> Json:
+def function_resources() -> Json:
     return {
         FUNCTION_LOGS: resource(
             "AWS::Logs::LogGroup",
@@ -181,7 +176,7 @@ def function_resources(bucket: Json, jobs_queue_url: Json) -> Json:
                 "Role": get_att(FUNCTION_ROLE, "Arn"),
                 "MemorySize": ref(API_MEMORY),
                 "Timeout": FUNCTION_TIMEOUT_SECONDS,
-                "Environment": {"Variables": function_environment(bucket, jobs_queue_url)},
+                "Environment": {"Variables": function_environment()},
                 "LoggingConfig": {"LogGroup": ref(FUNCTION_LOGS)},
             },
         ),

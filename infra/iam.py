@@ -6,11 +6,13 @@ table. The job worker does the same for its inputs and outputs and consumes the 
 
 from __future__ import annotations
 
+from chalicelib.storage import PROJECTS_PREFIX, TEMPORARY_PREFIX
+
 from .api import FUNCTION_LOGS, FUNCTION_ROLE
 from .cfn import Json, allow, assume_role_policy, get_att, policy_document, resource, sub
 from .jobs import EXECUTION_ROLE, JOB_LOGS, TASK_ROLE
 from .parameters import DEPLOY_JOB_WORKERS
-from .storage import JOBS_QUEUE, bucket_arn, bucket_objects_arn
+from .storage import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE, bucket_arn, bucket_objects_arn
 from .tables import table_arns
 
 TABLE_ITEM_ACTIONS = [
@@ -35,6 +37,14 @@ OBJECT_ACTIONS = [
 ]
 BUCKET_ACTIONS = ["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"]
 QUEUE_SEND_ACTIONS = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"]
+# The worker only reads and writes objects: project files, job reports, package files.
+WORKER_OBJECT_ACTIONS = [
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+]
 QUEUE_CONSUME_ACTIONS = [
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -57,7 +67,8 @@ RESOURCELESS_ACTIONS = ["ecr:GetAuthorizationToken"]
 def _data_statements() -> list[Json]:
     return [
         allow(TABLE_ITEM_ACTIONS, table_arns(), "Tables"),
-        allow(OBJECT_ACTIONS, [bucket_objects_arn()], "BucketObjects"),
+        allow(OBJECT_ACTIONS, [bucket_objects_arn(PROJECTS_PREFIX), bucket_objects_arn(TEMPORARY_PREFIX)],
+              "BucketObjects"),
         allow(BUCKET_ACTIONS, [bucket_arn()], "Bucket"),
     ]
 
@@ -97,8 +108,12 @@ def job_task_role() -> Json:
         "ecs-tasks.amazonaws.com",
         "job-worker",
         [
-            *_data_statements(),
-            allow(QUEUE_CONSUME_ACTIONS, [get_att(JOBS_QUEUE, "Arn")], "ConsumeJobs"),
+            allow(TABLE_ITEM_ACTIONS, table_arns(), "Tables"),
+            allow(WORKER_OBJECT_ACTIONS, [bucket_objects_arn(PROJECTS_PREFIX)], "ProjectObjects"),
+            allow(QUEUE_CONSUME_ACTIONS, [get_att(JOBS_QUEUE, "Arn"), get_att(JOBS_DEAD_LETTER_QUEUE, "Arn")],
+                  "ConsumeJobs"),
+            # A job whose project is busy is offered again as a new message; jobs start jobs.
+            allow(QUEUE_SEND_ACTIONS, [get_att(JOBS_QUEUE, "Arn")], "SubmitJobs"),
         ],
         Condition=DEPLOY_JOB_WORKERS,
     )

@@ -9,6 +9,7 @@ empty, with no job in flight, for a while.
 from __future__ import annotations
 
 from .cfn import Json, get_att, ref, resource, sub
+from .environment import service_environment
 from .parameters import (
     DEPLOY_JOB_WORKERS,
     JOB_IMAGE,
@@ -19,7 +20,6 @@ from .parameters import (
     JOB_WORKERS_MAX,
     LOG_RETENTION,
 )
-from .parameters import table_prefix_value as table_prefix
 
 CLUSTER = "JobCluster"
 TASK_DEFINITION = "JobTaskDefinition"
@@ -34,6 +34,7 @@ SCALE_IN_POLICY = "JobScaleInPolicy"
 JOBS_WAITING_ALARM = "JobsWaitingAlarm"
 QUEUE_IDLE_ALARM = "JobQueueIdleAlarm"
 CONTAINER_NAME = "job-worker"
+SERVICE_NAME = "qfc-worker"
 
 # QGIS needs room for large GeoPackages and rendering: 1 vCPU, 4 GB.
 TASK_CPU = "1024"
@@ -48,16 +49,12 @@ def _only_with_job_workers(resources: Json) -> Json:
     return {logical_id: {**body, "Condition": DEPLOY_JOB_WORKERS} for logical_id, body in resources.items()}
 
 
-def job_environment(bucket: Json, jobs_queue_url: Json) -> list[Json]:
-    variables = {
-        "QFC_TABLE_PREFIX": table_prefix,
-        "QFC_BUCKET": bucket,
-        "QFC_JOBS_QUEUE_URL": jobs_queue_url,
-    }
+def job_environment() -> list[Json]:
+    variables = service_environment(SERVICE_NAME)
     return [{"Name": name, "Value": value} for name, value in variables.items()]
 
 
-def _task_definition(bucket: Json, jobs_queue_url: Json) -> Json:
+def _task_definition() -> Json:
     return resource(
         "AWS::ECS::TaskDefinition",
         {
@@ -75,7 +72,7 @@ def _task_definition(bucket: Json, jobs_queue_url: Json) -> Json:
                     "Image": ref(JOB_IMAGE),
                     "Essential": True,
                     "StopTimeout": STOP_TIMEOUT_SECONDS,
-                    "Environment": job_environment(bucket, jobs_queue_url),
+                    "Environment": job_environment(),
                     "LogConfiguration": {
                         "LogDriver": "awslogs",
                         "Options": {
@@ -217,7 +214,7 @@ def _scaling_resources(jobs_queue_name: Json) -> Json:
     }
 
 
-def job_resources(bucket: Json, jobs_queue_url: Json, jobs_queue_name: Json) -> Json:
+def job_resources(jobs_queue_name: Json) -> Json:
     return _only_with_job_workers({
         CLUSTER: resource(
             "AWS::ECS::Cluster",
@@ -242,7 +239,7 @@ def job_resources(bucket: Json, jobs_queue_url: Json, jobs_queue_name: Json) -> 
                 ],
             },
         ),
-        TASK_DEFINITION: _task_definition(bucket, jobs_queue_url),
+        TASK_DEFINITION: _task_definition(),
         SERVICE: _service(),
         **_scaling_resources(jobs_queue_name),
     })

@@ -99,8 +99,9 @@ def bucket_arn() -> Json:
     return get_att(BUCKET, "Arn")
 
 
-def bucket_objects_arn() -> Json:
-    return sub(f"${{{BUCKET}.Arn}}/*")
+def bucket_objects_arn(prefix: str = "") -> Json:
+    """The objects under `prefix` (all of them by default)."""
+    return sub(f"${{{BUCKET}.Arn}}/{prefix}*")
 
 
 # Queued messages are work in progress, not data: the jobs themselves are kept in DynamoDB.

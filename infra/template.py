@@ -46,16 +46,14 @@ def _outputs() -> Json:
 
 
 def build_template(app: Chalice) -> Json:
-    bucket = ref(BUCKET)
-    jobs_queue_url = ref(JOBS_QUEUE)
     resources: Json = {
         **table_resources(),
         **bucket_resources(),
         **queue_resources(),
         **role_resources(),
-        **api.function_resources(bucket, jobs_queue_url),
+        **api.function_resources(),
         **api.rest_api_resources(app),
-        **jobs.job_resources(bucket, jobs_queue_url, get_att(JOBS_QUEUE, "QueueName")),
+        **jobs.job_resources(get_att(JOBS_QUEUE, "QueueName")),
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",

@@ -9,6 +9,8 @@ words.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import signal
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE_SECONDS = 0.1
+PR_SET_PDEATHSIG = 1
 # The folder that holds the job_containers package, where the child imports it from.
 ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_BYTES = 256 * 1024
@@ -59,6 +62,13 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
+def _die_with_parent() -> None:
+    """In the child, before it runs: the kernel kills it if the worker dies (a worker killed
+    mid-job must not leave QGIS running without anyone to report to)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _tail(path: Path) -> str:
     if not path.exists():
         return ""
@@ -83,7 +93,7 @@ def run_core(core: str, arguments: dict[str, Any], workdir: Path, *, timeout_sec
     with log_path.open("wb") as log:
         child = subprocess.Popen([sys.executable, "-m", "job_containers.child", str(request)], cwd=ROOT,
                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 env=environment, start_new_session=True)
+                                 env=environment, start_new_session=True, preexec_fn=_die_with_parent)
         while child.poll() is None:
             peak = max(peak, _rss_mb(child.pid))
             elapsed = time.monotonic() - started

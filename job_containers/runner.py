@@ -148,7 +148,7 @@ def apply_deltas(job: Job, project: Project, workspace: Workspace,
     _report(job, result)
     if result.error is not None:
         if jobs.complete(job, JobStatus.FAILED, error=result.error):
-            deltas.record(job, None)
+            deltas.record(job, None, batch.deltas)
         return
     caller = Caller(user=User.get(job.created_by_key), client_type=WORKER_CLIENT)
     edits = []
@@ -175,7 +175,7 @@ def apply_deltas(job: Job, project: Project, workspace: Workspace,
         return
     job.refresh(consistent_read=True)
     if job.status == JobStatus.FINISHED:
-        deltas.record(job, result.feedback)
+        deltas.record(job, result.feedback, batch.deltas)
 
 
 RUNNERS = {

@@ -98,8 +98,10 @@ class Worker:
             logger.info("Job done", extra={"status": job.status, "error": job.error})
             logger.remove_keys(["job_id", "job_type", "project_id"])
 
-    def sweep(self) -> None:
-        """Jobs whose worker stopped, and jobs whose messages kept failing."""
+    def sweep(self, *, starting: bool = False) -> None:
+        """Jobs whose worker stopped, jobs whose messages kept failing, and waiting jobs whose
+        messages were lost (at start: all waiting jobs, which then need no message to be kept)."""
+        jobs.announce_waiting(0 if starting else queue.VISIBILITY_TIMEOUT_SECONDS)
         for job in jobs.in_flight():
             if jobs.is_abandoned(job):
                 abandon(job)
@@ -113,6 +115,8 @@ class Worker:
 
     def serve(self) -> None:
         logger.info("Job worker started", extra={"worker": self.id})
+        self._safely(lambda: self.sweep(starting=True))
+        self._last_sweep = time.monotonic()
         while not self.stopping.is_set():
             if time.monotonic() - self._last_sweep > SWEEP_EVERY_SECONDS:
                 self._safely(self.sweep)

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip)
+# One list for development machines, CI and the job image (job_containers/Dockerfile).
+mapfile -t APT_PACKAGES < <(grep -v '^#' job_containers/apt-packages.txt | grep -v '^$')
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

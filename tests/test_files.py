@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.files_helpers import qgs, stored_state, upload
+from tests.jobs_helpers import run_jobs
 
 
 def _follow(reply, **kwargs) -> requests.Response:
@@ -163,7 +164,10 @@ def test_project_bookkeeping_follows_uploads_and_deletes(alice, pid):
     project = alice.get(f"projects/{pid}/").json()
     assert project["file_storage_bytes"] == len(qgs()) + 8  # every kept version counts
     assert project["the_qgis_file_name"] == "project.qgs"
-    assert project["needs_repackaging"] is True and project["status"] == "ok"
+    assert project["needs_repackaging"] is True and project["status"] == "busy"  # being processed
+    run_jobs()
+    project = alice.get(f"projects/{pid}/").json()
+    assert project["status"] == "ok"
     updated = project["data_last_updated_at"]
     assert updated
     alice.delete(f"files/{pid}/project.qgs/")

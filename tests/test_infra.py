@@ -389,9 +389,12 @@ def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) 
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert environment["QFC_BUCKET"] == {"Ref": "FilesBucket"}
     assert environment["QFC_JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
-    assert environment["QFC_TABLE_PREFIX"] == (
-        the_function(template)["Environment"]["Variables"]["QFC_TABLE_PREFIX"]
-    )
+    assert environment["QFC_JOBS_DLQ_URL"] == {"Ref": "JobsDeadLetterQueue"}
+    api_environment = the_function(template)["Environment"]["Variables"]
+    shared = set(api_environment) - {"QFC_MAX_DIRECT_UPLOAD_BYTES"}
+    assert set(environment) == shared  # the worker reads what the API reads
+    assert all(environment[name] == api_environment[name] for name in shared - {"POWERTOOLS_SERVICE_NAME"})
+    assert int(environment["QFC_JOB_MEMORY_MB"]) < int(task["Memory"])
     assert service["DesiredCount"] == {"Ref": "JobWorkerCount"}
     assert template["Parameters"]["JobWorkerCount"]["Default"] == 0
     assert target["MinCapacity"] == {"Ref": "JobWorkerCount"}
@@ -504,3 +507,28 @@ def test_lambda_package_holds_the_app_and_the_runtime_dependencies(
     assert {"app.py", "chalice/__init__.py", "chalicelib/__init__.py"} <= names
     assert {f"chalicelib/models/{p.name}" for p in (REPO / "chalicelib/models").glob("*.py")} <= names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_job_workers_reach_project_objects_and_both_queues_only(template: dict[str, Any]) -> None:
+    statements = [s for role, s in policy_statements(template) if role == "JobTaskRole"]
+    objects = [r for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))
+               for r in as_list(s["Resource"])]
+    assert objects == [{"Fn::Sub": "${FilesBucket.Arn}/projects/*"}]
+    received = {json.dumps(r) for s in statements if "sqs:ReceiveMessage" in as_list(s["Action"])
+                for r in as_list(s["Resource"])}
+    assert received == {json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in ("JobsQueue", "JobsDeadLetterQueue")}
+    assert all("dynamodb:Scan" not in as_list(s["Action"]) for s in statements)
+
+
+def test_the_job_image_installs_what_dev_installs() -> None:
+    """One list of Debian packages for development machines, CI and the job image."""
+    dockerfile = (REPO / "job_containers" / "Dockerfile").read_text()
+    bootstrap = (REPO / "scripts" / "bootstrap.sh").read_text()
+    assert "COPY job_containers/apt-packages.txt" in dockerfile
+    assert "job_containers/apt-packages.txt" in bootstrap
+    packages = [line for line in (REPO / "job_containers" / "apt-packages.txt").read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert {"python3-qgis", "qgis-providers"} <= set(packages)
+    assert 'ENTRYPOINT ["/venv/bin/python", "-m", "job_containers.worker"]' in dockerfile
+    for source in re.findall(r"^COPY (\S+) ", dockerfile, flags=re.MULTILINE):
+        assert all((REPO / part).exists() for part in source.split()), source

@@ -226,3 +226,17 @@ def test_a_dead_lettered_job_is_failed(alice, bees):
     detail = alice.get(f"jobs/{job_id}/").json()
     assert detail["status"] == "failed" and "failed 3 times" in detail["output"]
     assert alice.get(f"projects/{bees}/").json()["status"] == "ok"
+
+
+def test_a_waiting_job_whose_message_was_lost_runs_when_a_worker_starts(alice, bees):
+    from chalicelib import queue
+    from job_containers.worker import Worker
+
+    job_id = alice.post("jobs/", json={"project_id": bees, "type": "package"}).json()["id"]
+    for message in queue.receive(0):
+        queue.delete(message)  # lost, as across a restart of the local stand-in
+    Worker().sweep()  # a running worker waits for a lost message to be long overdue
+    assert run_jobs() == 0
+    Worker().sweep(starting=True)
+    assert run_jobs() == 1
+    assert alice.get(f"jobs/{job_id}/").json()["status"] == "finished"

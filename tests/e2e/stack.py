@@ -111,6 +111,15 @@ class LocalStack:
         self.process = None
         return code
 
+    def start_worker(self) -> subprocess.Popen:
+        """A job worker of our own, beside a stack started with QFC_WORKER=0."""
+        env = {**self.env, "QFC_AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.aws_port}",
+               "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+               "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true"}
+        return subprocess.Popen([sys.executable, "-m", "job_containers.worker"], cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
     def createuser(self, username: str, password: str, *extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "devstack", "createuser", username, password, *extra],

@@ -4,8 +4,8 @@ URLs, resume after an interruption, and errors.
 Interruptions are made deterministic by calling the upload/download functions in this process
 with a hook that raises KeyboardInterrupt (what Ctrl-C raises) after a given number of parts;
 the resumed run is the real command in a subprocess. Which S3 requests a run made is read from
-the AWS stand-in's request recording (devstack keeps it to restore state), a witness
-independent of what the tool says about itself.
+the AWS stand-in's request journal (QFC_AWS_REQUEST_JOURNAL), a witness independent of what the
+tool says about itself.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ pytestmark = pytest.mark.e2e
 QFC_TRANSFER = Path(sys.executable).parent / "qfc-transfer"
 MIB = 1024 * 1024
 PART = 8 * MIB
+JOURNAL = "aws-requests.jsonl"
 
 
 @dataclass
@@ -58,11 +59,11 @@ class Server:
         return Api(self.stack.url, self.token)
 
     @property
-    def recording(self) -> Path:
-        return self.stack.data_dir / "moto-recording.jsonl"
+    def journal(self) -> Path:
+        return self.stack.data_dir / JOURNAL
 
-    def recording_mark(self) -> int:
-        return self.recording.stat().st_size
+    def journal_mark(self) -> int:
+        return self.journal.stat().st_size
 
     def s3_requests(self, since: int) -> list[dict]:
         """The requests the AWS stand-in received since `mark`, bodies left out.
@@ -70,7 +71,7 @@ class Server:
         Parsed object by object rather than line by line: moto writes an entry and its newline
         separately, so parallel requests can leave two entries on one line.
         """
-        with open(self.recording, "rb") as file:
+        with open(self.journal, "rb") as file:
             file.seek(since)
             text = file.read().decode()
         decoder, entries, position = json.JSONDecoder(), [], 0
@@ -131,7 +132,7 @@ def ranges_got(entries: list[dict]) -> list[str]:
 
 
 def start_server(directory: Path) -> Iterator[Server]:
-    stack = LocalStack(directory)
+    stack = LocalStack(directory, extra_env={"QFC_AWS_REQUEST_JOURNAL": str(directory / JOURNAL)})
     stack.start()
     created = stack.createuser("carol", "pw-carol-secret", "--email", "carol@example.com")
     assert created.returncode == 0, created.stderr
@@ -209,7 +210,7 @@ def test_an_interrupted_upload_resumes_with_the_missing_parts_only(server, tmp_p
     # Parts in flight at the interruption may still have landed; the server's word is what counts.
     assert set(landed) <= held and len(held) < 6
 
-    mark = server.recording_mark()
+    mark = server.journal_mark()
     resumed = ok(server.transfer("upload", project, str(local)))
     assert (f"resuming upload {saved['upload_id']}: {len(held)} of 6 parts already uploaded, "
             f"{6 - len(held)} to go") in resumed.stderr
@@ -263,7 +264,7 @@ def test_an_interrupted_download_fetches_only_the_missing_ranges(server, tmp_pat
     assert set(json.loads(state_file.read_text())["done"]) == set(fetched)
     assert partial.stat().st_size == len(data) and not target.exists()
 
-    mark = server.recording_mark()
+    mark = server.journal_mark()
     resumed = ok(server.transfer("download", project, "rasters/ortho.tif", str(tmp_path)))
     assert ("resuming the download of rasters/ortho.tif: 2 of 6 ranges already here, 4 to fetch"
             in resumed.stderr)
