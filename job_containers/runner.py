@@ -11,12 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pynamodb.exceptions import DoesNotExist
-
-from chalicelib import checksums, deltas, files, jobs, packages, projects, storage, thumbnails
+from chalicelib import checksums, deltas, files, jobs, packages, processing, projects, storage, thumbnails
 from chalicelib.auth import Caller
 from chalicelib.config import settings
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, ObjectNotFound
 from chalicelib.file_rules import is_attachment
 from chalicelib.models import Job, Project, ProjectFile, User
 from chalicelib.models.jobs import JobStatus, JobType, PackageFile
@@ -98,7 +96,7 @@ def process_projectfile(job: Job, project: Project, workspace: Workspace,
             with thumbnail.open("rb") as image:
                 thumbnails.store(project, image, thumbnail.stat().st_size)
     _report(job, result)
-    projects.complete_processing(job, details, result.error)
+    processing.complete_processing(job, details, result.error)
 
 
 def package(job: Job, project: Project, workspace: Workspace, should_stop: Callable[[], bool]) -> None:
@@ -213,7 +211,8 @@ def after(job: Job) -> None:
 
 
 def _project(project_id: str) -> Project | None:
+    """The project, unless it is gone or being deleted."""
     try:
-        return Project.get(project_id, consistent_read=True)
-    except DoesNotExist:
+        return projects.get_project(project_id)
+    except ObjectNotFound:
         return None

@@ -7,12 +7,12 @@ from .jobs import Job, JobLease
 from .projects import Project, ProjectName
 from .tokens import AuthToken
 from .uploads import UploadSession
-from .users import LoginFailure, User
+from .users import LoginAttempts, User
 
-ALL_MODELS = (User, LoginFailure, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
+ALL_MODELS = (User, LoginAttempts, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
               UploadSession, Job, JobLease, Delta, ClientFeaturePk)
 
 __all__ = [
     "ALL_MODELS", "AuthToken", "ClientFeaturePk", "Collaborator", "Delta", "FileVersion", "Job",
-    "JobLease", "LoginFailure", "Project", "ProjectFile", "ProjectName", "UploadSession", "User",
+    "JobLease", "LoginAttempts", "Project", "ProjectFile", "ProjectName", "UploadSession", "User",
 ]
