@@ -299,6 +299,17 @@ def _shared_datasets_ids(owner_keys: set[str]) -> dict[str, str]:
     }
 
 
+def shared_datasets_of(project: Project) -> Project | None:
+    """The owner's `shared_datasets` project, where the project's `localized:` layers live."""
+    project_id = _shared_datasets_ids({project.owner_key}).get(project.owner_key)
+    if project_id is None or project_id == project.id:
+        return None
+    try:
+        return get_project(project_id)
+    except ObjectNotFound:
+        return None
+
+
 def views(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[ProjectView]:
     """How each project looks to its caller, the shared-datasets siblings looked up in one batch."""
     shared = _shared_datasets_ids({project.owner_key for project, _ in items})
