@@ -3,6 +3,7 @@ Lambda handler (`app.handler`: logs, metrics, traces). Nothing else."""
 
 from chalice import Chalice
 
+from chalicelib import background
 from chalicelib.handlers import (
     auth,
     collaborators,
@@ -26,4 +27,4 @@ for resource in (auth, status, projects, collaborators, files, uploads, subscrip
     app.register_blueprint(resource.router.blueprint, url_prefix=API_PREFIX)
 
 add_method_fallbacks(app)
-handler = lambda_handler(app)
+handler = background.dispatching(lambda_handler(app))

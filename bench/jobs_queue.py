@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -61,6 +62,14 @@ class Client:
         while self.call("GET", f"projects/{pid}/").json()["status"] == "busy":
             time.sleep(0.05)
 
+    def package_job(self, pid: str) -> tuple[float, float, dict]:
+        """A new package job: seconds from its POST to `started` and to `finished`, and the job."""
+        since = time.monotonic()
+        job = self.call("POST", "jobs/", json={"project_id": pid, "type": "package", "force": 1}).json()
+        started, finished, result = self.timed_job(job["id"], since)
+        assert result["status"] == "finished", result
+        return started, finished, result
+
     def timed_job(self, job_id: str, since: float) -> tuple[float, float, dict]:
         started = None
         while True:
@@ -82,15 +91,9 @@ def _points(folder: Path, count: int) -> Path:
 def latency(client: Client, workdir: Path, repeat: int) -> dict:
     folder = workdir / "trivial"
     folder.mkdir()
-    (folder / "project.qgs").write_bytes((shared_data.testdata() / "app" / "self_contained.qgs").read_bytes())
+    shutil.copyfile(shared_data.testdata() / "app" / "self_contained.qgs", folder / "project.qgs")
     pid = client.project(folder)
-    runs = []
-    for _ in range(repeat):
-        since = time.monotonic()
-        job = client.call("POST", "jobs/", json={"project_id": pid, "type": "package", "force": 1}).json()
-        started, finished, result = client.timed_job(job["id"], since)
-        assert result["status"] == "finished", result
-        runs.append((started, finished))
+    runs = [client.package_job(pid)[:2] for _ in range(repeat)]
     return {"post_to_started_s": round(statistics.median(s for s, _ in runs), 3),
             "post_to_finished_s": round(statistics.median(f for _, f in runs), 3)}
 
@@ -100,10 +103,7 @@ def package(client: Client, workdir: Path, points: int, repeat: int) -> tuple[di
     pid = client.project(folder)
     runs = []
     for _ in range(repeat):
-        since = time.monotonic()
-        job = client.call("POST", "jobs/", json={"project_id": pid, "type": "package", "force": 1}).json()
-        _, finished, result = client.timed_job(job["id"], since)
-        assert result["status"] == "finished", result
+        _, finished, result = client.package_job(pid)
         peak = PEAK.search(result["output"] or "")
         runs.append((finished, int(peak.group(1)) if peak else None))
     figures = {"points": points, "post_to_finished_s": round(statistics.median(f for f, _ in runs), 2),

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pynamodb.exceptions import DoesNotExist
 
-from . import quota
+from . import login_throttle, quota
 from .config import settings
 from .errors import (
     ApiError,
     AuthenticationFailed,
     ObjectNotFound,
-    TooManyLoginAttempts,
     ValidationError,
 )
-from .models import LoginFailure, User
-from .models.base import save_new, utcnow
+from .models import User
+from .models.base import save_new
 from .models.users import PERSON
 from .permissions import AccountAction, require_on_account
 
@@ -127,45 +124,25 @@ def _user_for_login(username: str | None, email: str | None) -> User | None:
     return find_user(username) if username else None
 
 
-def _check_not_locked(key: str) -> None:
-    try:
-        record = LoginFailure.get(key)
-    except DoesNotExist:
-        return
-    now = utcnow()
-    if record.locked_until and record.locked_until > now:
-        raise TooManyLoginAttempts()
-    if record.expires_at <= now or record.locked_until:
-        record.delete()  # the window or the cool-off is over: start counting afresh
-
-
-def _record_failure(key: str) -> None:
-    window = timedelta(seconds=settings.login_lockout_seconds)
-    record = LoginFailure(key)
-    record.update(actions=[
-        LoginFailure.failures.add(1),
-        LoginFailure.expires_at.set(utcnow() + window),
-    ])
-    if record.failures >= settings.login_failure_limit:
-        record.update(actions=[LoginFailure.locked_until.set(utcnow() + window)])
-        raise TooManyLoginAttempts()
-
-
-def authenticate_credentials(username: str | None, email: str | None, password: str) -> User:
-    """The user these credentials belong to; failures count toward a lockout of that name."""
-    lock_key = user_key(email or username or "")
-    _check_not_locked(lock_key)
+def authenticate_credentials(username: str | None, email: str | None, password: str,
+                             source_address: str | None = None) -> User:
+    """The user these credentials belong to. The attempt is counted against the account the
+    username or email names (the same account either way) and the caller's address before the
+    password is checked (`login_throttle`)."""
+    if not (email or username):
+        raise AuthenticationFailed()
     user = _user_for_login(username, email)
+    account = user.username_key if user else "?" + (email or username or "").strip().lower()
+    admission = login_throttle.admit(account, source_address)
     password_hash = user.password_hash if user and user.password_hash else _dummy_hash()
     try:
         verified = _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         verified = False
     if not (verified and user and user.is_active and user.account_type == PERSON):
-        _record_failure(lock_key)
+        admission.failed()
         raise AuthenticationFailed()
-    with contextlib.suppress(DoesNotExist):
-        LoginFailure(lock_key).delete()
+    admission.succeeded()
     return user
 
 

@@ -76,8 +76,9 @@ class Session:
     expires_at: datetime
 
 
-def login(credentials: Login, user_agent: str) -> Session:
-    user = authenticate_credentials(credentials.username, credentials.email, credentials.password)
+def login(credentials: Login, user_agent: str, source_address: str | None) -> Session:
+    user = authenticate_credentials(credentials.username, credentials.email, credentials.password,
+                                    source_address)
     key, token = issue_token(user, user_agent)
     return Session(user, key, token.expires_at)
 

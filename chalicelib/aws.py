@@ -37,5 +37,11 @@ def s3():
     return _current("s3")
 
 
+def s3_presigner():
+    """The S3 client that signs URLs for clients: they may reach the endpoint at another address
+    than this process does (the local stack's public address)."""
+    return _client("s3", settings.region, settings.aws_public_endpoint_url or settings.aws_endpoint_url)
+
+
 def sqs():
     return _current("sqs")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from .accounts import find_user, user_key
 from .auth import Caller
 from .errors import ObjectNotFound, ValidationError
 from .inputs import CollaboratorAdd, CollaboratorChange
 from .models import Collaborator, Project
-from .models.base import save_new, utcnow
+from .models.base import Transaction, utcnow
 from .models.listing import Listing
+from .models.projects import is_live
 from .models.users import PERSON
 
 
@@ -45,8 +46,18 @@ def add_collaborator(caller: Caller, project: Project, data: CollaboratorAdd) ->
         created_at=now,
         updated_at=now,
     )
-    already = ValidationError(f"`{user.username}` is already a collaborator.")
-    save_new(collaborator, Collaborator.project_id, already)
+    tx = Transaction()
+    try:
+        with tx:  # never a collaborator of a project being deleted (project_deletion)
+            tx.check(Project, project.id, condition=is_live(), label="project")
+            tx.save(collaborator, condition=Collaborator.project_id.does_not_exist(), label="collaborator")
+    except TransactWriteError as error:
+        failed = tx.failed(error)
+        if "project" in failed:
+            raise ObjectNotFound(f"There is no project `{project.id}`.") from None
+        if "collaborator" in failed:
+            raise ValidationError(f"`{user.username}` is already a collaborator.") from None
+        raise
     return collaborator
 
 

@@ -27,19 +27,32 @@ def _optional_int(name: str) -> int | None:
 class Settings:
     region: str
     aws_endpoint_url: str | None
+    # Where clients elsewhere reach that endpoint, for presigned URLs (the local stack's public
+    # address when phones use it); the same as `aws_endpoint_url` when unset.
+    aws_public_endpoint_url: str | None
+    # The server root clients use (`https://qfc.example.org`), for the absolute URLs the API
+    # writes (pagination links). Unset on AWS: API Gateway's own domain for the request is used.
+    public_url: str | None
     table_prefix: str
     bucket: str
     jobs_queue_url: str | None
     jobs_dead_letter_queue_url: str | None
     token_expiration_hours: int
+    # Login attempts allowed per account and source address, and per account from all addresses
+    # together (0: no account-wide ceiling), in a fixed window of `login_lockout_seconds`.
     login_failure_limit: int
+    login_failure_limit_per_account: int
     login_lockout_seconds: int
     # Above this many bytes the direct multipart POST answers 413; None means no limit (local stack).
     max_direct_upload_bytes: int | None
     default_storage_quota_bytes: int
+    # How far past the quota QField's uploads may go, in percent of the quota (docs/security.md).
+    quota_grace_percent: int
     keep_versions: int
     presigned_url_seconds: int
     password_hash_cheap: bool
+    # How background tasks run: `auto`, `lambda`, `thread` or `inline` (chalicelib.background).
+    background_tasks: str
     # The job worker: how long a job may run and how much memory its QGIS process may use, how
     # long a worker's hold on a project lasts unless renewed, how long to wait for messages, and
     # after how long a job whose project is busy is offered again.
@@ -55,19 +68,24 @@ def from_environment() -> Settings:
     return Settings(
         region=env("AWS_DEFAULT_REGION") or env("AWS_REGION") or "us-east-1",
         aws_endpoint_url=env("QFC_AWS_ENDPOINT_URL") or None,
+        aws_public_endpoint_url=env("QFC_AWS_PUBLIC_ENDPOINT_URL") or None,
+        public_url=env("QFC_PUBLIC_URL") or None,
         table_prefix=env("QFC_TABLE_PREFIX", "qfc-"),
         bucket=env("QFC_BUCKET", "qfc-files"),
         jobs_queue_url=env("QFC_JOBS_QUEUE_URL") or None,
         jobs_dead_letter_queue_url=env("QFC_JOBS_DLQ_URL") or None,
         token_expiration_hours=int(env("QFC_TOKEN_EXPIRATION_HOURS", "720")),
         login_failure_limit=int(env("QFC_LOGIN_FAILURE_LIMIT", "5")),
+        login_failure_limit_per_account=int(env("QFC_LOGIN_FAILURE_LIMIT_PER_ACCOUNT", "50")),
         login_lockout_seconds=int(env("QFC_LOGIN_LOCKOUT_SECONDS", "1800")),
         max_direct_upload_bytes=_optional_int("QFC_MAX_DIRECT_UPLOAD_BYTES"),
         default_storage_quota_bytes=int(env("QFC_DEFAULT_STORAGE_QUOTA_BYTES", str(10 * GIB))),
+        quota_grace_percent=int(env("QFC_QUOTA_GRACE_PERCENT", "10")),
         keep_versions=int(env("QFC_KEEP_VERSIONS", "10")),
         presigned_url_seconds=int(env("QFC_PRESIGNED_URL_SECONDS", "600")),
         # Tests hash thousands of passwords; production keeps argon2's default cost.
         password_hash_cheap=env("QFC_PASSWORD_HASH_CHEAP", "") == "1",
+        background_tasks=env("QFC_BACKGROUND_TASKS", "auto"),
         job_timeout_seconds=int(env("QFC_JOB_TIMEOUT_SECONDS", "600")),
         job_memory_mb=int(env("QFC_JOB_MEMORY_MB", "3000")),
         job_lease_seconds=int(env("QFC_JOB_LEASE_SECONDS", "60")),

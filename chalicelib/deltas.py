@@ -212,8 +212,9 @@ class Batch:
 def take(job: Job) -> Batch:
     """Take the project's pending deltas (at most MAX_DELTAS_PER_JOB, oldest first) for `job`.
     Only the job that holds the project's lease calls this, so nothing else takes them."""
-    deltas = [delta for delta in Delta.pending.query(job.project_id, limit=MAX_DELTAS_PER_JOB)
-              if delta.status == DeltaStatus.PENDING][:MAX_DELTAS_PER_JOB]
+    keys = list(Delta.pending.query(job.project_id, limit=MAX_DELTAS_PER_JOB))[:MAX_DELTAS_PER_JOB]
+    deltas = sorted((delta for delta in _read(job.project_id, [key.id for key in keys])
+                     if delta.status == DeltaStatus.PENDING), key=lambda delta: delta.seq)
     storage.put_object(storage.job_key(job.project_id, job.id, TAKEN),
                        json.dumps([d.id for d in deltas]).encode(), "application/json")
     now = utcnow()
@@ -230,13 +231,17 @@ def take(job: Job) -> Batch:
     return Batch(deltas, pks)
 
 
-def _taken(job: Job) -> list[Delta]:
-    data = storage.get_bytes(storage.job_key(job.project_id, job.id, TAKEN))
-    ids = json.loads(data) if data else []
+def _read(project_id: str, ids: list[str]) -> list[Delta]:
+    """The deltas as they are now (consistent reads: an index may lag)."""
     deltas = []
     for chunk in _chunks(ids):
-        deltas.extend(Delta.batch_get([(job.project_id, i) for i in chunk]))
-    return sorted(deltas, key=lambda d: d.seq)
+        deltas.extend(Delta.batch_get([(project_id, i) for i in chunk], consistent_read=True))
+    return deltas
+
+
+def _taken(job: Job) -> list[Delta]:
+    data = storage.get_bytes(storage.job_key(job.project_id, job.id, TAKEN))
+    return sorted(_read(job.project_id, json.loads(data) if data else []), key=lambda d: d.seq)
 
 
 def record(job: Job, feedback: dict[str, Any] | None, taken: list[Delta] | None = None) -> None:

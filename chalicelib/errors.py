@@ -88,6 +88,11 @@ class PayloadTooLarge(ApiError):
     status, code, default_message = 413, "payload_too_large", "The request body is too large."
 
 
+class HeaderFieldsTooLarge(ApiError):
+    status, code, default_message = (
+        431, "request_header_fields_too_large", "The request's headers are too large.")
+
+
 class InvalidHttpRange(ApiError):
     status, code, default_message = (
         416, "invalid_http_range", "The provided HTTP range header is invalid.")
@@ -155,17 +160,27 @@ _INPUT_MESSAGES = {
     "model_type": "`{field}` must be an object.",
     "list_type": "`{field}` must be a list.",
     "extra_forbidden": "`{field}` is not allowed here.",
+    "string_too_short": "`{field}` must not be empty.",
+    "string_too_long": "`{field}` is at most {max_length} characters long.",
+    "too_long": "`{field}` has too many items.",
+    "int_parsing_size": "`{field}` is out of range.",
+    "greater_than_equal": "`{field}` must be at least {ge}.",
+    "less_than_equal": "`{field}` must be at most {le}.",
 }
+MAX_FIELD_CHARS = 100
 
 
 def _input_message(error: dict) -> str:
     field = ".".join(str(part) for part in error["loc"])
+    if len(field) > MAX_FIELD_CHARS:  # a client's own (long) key in a free-form object
+        field = field[:MAX_FIELD_CHARS] + "…"
     if error["type"] == "value_error":
         reason = str(error["ctx"]["error"])
         return f"`{field}` {reason}." if field else f"{reason[0].upper()}{reason[1:]}."
     if error["type"] == "literal_error":
         return f"`{field}` must be one of: {error['ctx']['expected'].replace(chr(39), '')}."
-    return _INPUT_MESSAGES.get(error["type"], "`{field}` is not valid.").format(field=field or "body")
+    template = _INPUT_MESSAGES.get(error["type"], "`{field}` is not valid.")
+    return template.format(field=field or "body", **(error.get("ctx") or {}))
 
 
 def as_api_error(exc: Exception) -> ApiError:

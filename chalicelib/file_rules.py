@@ -8,28 +8,53 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 import zipfile
 from pathlib import PurePosixPath
 from typing import IO
 from xml.etree.ElementTree import ParseError, XMLPullParser
 
+from . import storage
 from .errors import InvalidQgisProjectFile, ValidationError
 from .models import Project
 
 MAX_NAME_CHARS = 255
-MAX_NAME_BYTES = 1024
 FORBIDDEN_IN_SEGMENT = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+# Characters that reorder what follows them on screen (`invoice\u202efdp.exe` shows as
+# `invoiceexe.pdf`): refused, as they only serve to disguise a name.
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 WINDOWS_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])$", re.IGNORECASE)
 QGIS_SUFFIXES = (".qgs", ".qgz")
 DEFAULT_ATTACHMENT_DIRS = ("DCIM",)
 QGIS_HEAD_BYTES = 64 * 1024
+# Only the head of a project file is read, never the whole of it: the `<qgis>` root must start
+# within this many (decompressed) bytes. A `.qgz` that is a zip bomb is therefore never expanded,
+# and one with more members than any QGIS writes is refused without opening them.
+QGIS_ROOT_WITHIN_BYTES = 1024 * 1024
+MAX_QGZ_MEMBERS = 1000
+
+
+def normalized(name: str) -> str:
+    """The one form of a name (NFC): `café` typed on macOS (NFD) and elsewhere is one file."""
+    return unicodedata.normalize("NFC", name)
+
+
+def max_name_bytes() -> int:
+    return storage.key_bytes_left_for_names()
 
 
 def validate_name(name: str) -> str:
+    """The name in its normalized form, if it is a valid file name; 400 `validation_error`."""
+    name = normalized(name)
     if not name or name != name.strip():
         raise ValidationError("A file name cannot be empty or start or end with whitespace.")
-    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise ValidationError(f"A file name is at most {MAX_NAME_CHARS} characters.")
+    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8")) > max_name_bytes():
+        raise ValidationError(
+            f"A file name is at most {MAX_NAME_CHARS} characters and {max_name_bytes()} bytes "
+            "in UTF-8 (S3 keys are at most 1024 bytes)."
+        )
+    if BIDI_CONTROLS.search(name):
+        raise ValidationError("A file name cannot contain characters that change the text direction.")
     for segment in name.split("/"):
         if not segment:
             raise ValidationError("A file name is a relative path without empty folder names.")
@@ -68,9 +93,13 @@ def is_restricted(project: Project, name: str) -> bool:
 
 
 def _qgis_root_of(stream: IO[bytes]) -> str | None:
+    """The tag of the document's root element, read from its first bytes only. The parser
+    resolves no external entity, and expat refuses runaway entity expansion."""
     parser = XMLPullParser(events=("start",))
+    read = 0
     try:
-        while chunk := stream.read(QGIS_HEAD_BYTES):
+        while read < QGIS_ROOT_WITHIN_BYTES and (chunk := stream.read(QGIS_HEAD_BYTES)):
+            read += len(chunk)
             parser.feed(chunk)
             for _, element in parser.read_events():
                 return element.tag
@@ -84,11 +113,17 @@ def check_qgis_project(name: str, stream: IO[bytes]) -> None:
     try:
         if name.lower().endswith(".qgz"):
             with zipfile.ZipFile(stream) as archive:
-                members = [m for m in archive.namelist() if m.lower().endswith(".qgs")]
-                root = _qgis_root_of(io.BufferedReader(archive.open(members[0]))) if members else None
+                names = archive.namelist()
+                members = [m for m in names if m.lower().endswith(".qgs")]
+                if len(names) > MAX_QGZ_MEMBERS or not members:
+                    root = None
+                else:
+                    with archive.open(members[0]) as member:
+                        root = _qgis_root_of(io.BufferedReader(member))
         else:
             root = _qgis_root_of(stream)
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+            NotImplementedError, RuntimeError):  # broken, encrypted or exotic archives
         root = None
     finally:
         stream.seek(0)

@@ -43,13 +43,14 @@ from .models import FileVersion, Project, ProjectFile, User
 from .models.base import Transaction, utcnow
 from .models.jobs import JobType
 from .models.listing import Listing
-from .models.projects import ProjectType
+from .models.projects import ProjectType, is_live
 from .observability import count_bytes
 from .permissions import Action, ProjectRole, allowed
 
 MAX_ATTEMPTS = 8
 SUM_BESIDE_BYTES = 1024 * 1024  # from this size, checksums are computed while S3 receives the bytes
-RANGE_PATTERN = re.compile(r"^bytes=(\d+)-(\d*)$")
+# ASCII digits only, at most 19 of them (S3 objects are at most 5 TB).
+RANGE_PATTERN = re.compile(r"^bytes=([0-9]{1,19})-([0-9]{0,19})$")
 T = TypeVar("T")
 EXTRA_CONTENT_TYPES = {
     ".gpkg": "application/geopackage+sqlite3",
@@ -82,7 +83,7 @@ def target_of(project: Project, name: str) -> UploadTarget:
 
 def check_upload(project: Project, role: ProjectRole | None, name: str) -> UploadTarget:
     """Every rule an upload must pass before any byte is stored (reference §4.3)."""
-    validate_name(name)
+    name = validate_name(name)
     attachment = is_attachment(project, name)
     if not allowed(role, Action.UPLOAD_ATTACHMENT if attachment else Action.UPLOAD_FILE):
         if allowed(role, Action.UPLOAD_ATTACHMENT):
@@ -119,7 +120,7 @@ def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVers
     if target.is_qgis:
         check_qgis_project(target.name, content)
     owner = get_user(target.project.owner)
-    quota.reserve(owner, size, enforce=quota.applies_to(caller.client_type))
+    quota.reserve(owner, size, caller.client_type)
     key = storage.file_key(target.project.id, target.name)
     try:
         s3_version_id, sums = _store_and_sum(key, content, content_type_for(target.name))
@@ -167,9 +168,9 @@ def _commit(tx: Transaction) -> None:
 def _refreshed(caller: Caller, target: UploadTarget, size: int) -> UploadTarget:
     """The target re-checked against the project as it is now; a transferred project's new
     owner takes over the quota reservation."""
-    project = Project.get(target.project.id, consistent_read=True)
+    project = _live_project(target.project.id)
     if project.owner_key != target.project.owner_key:
-        quota.reserve(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
+        quota.reserve(get_user(project.owner), size, caller.client_type)
         quota.release(target.project.owner_key, size)
     if target.is_qgis and project.the_qgis_file_name not in (None, target.name):
         raise MultipleProjects(
@@ -223,6 +224,18 @@ def _retrying(attempt: Callable[[], T], project_changed: Callable[[], None]) -> 
     raise Conflict("The file is being changed by others; please retry.")
 
 
+def _live_project(project_id: str) -> Project:
+    """The project as it is now; 404 once it is deleted or being deleted (nothing more may be
+    committed to it)."""
+    try:
+        project = Project.get(project_id, consistent_read=True)
+    except DoesNotExist:
+        project = None
+    if project is None or project.deleting_since is not None:
+        raise ObjectNotFound(f"There is no project `{project_id}`.")
+    return project
+
+
 def find_file(project_id: str, name: str) -> ProjectFile | None:
     try:
         return ProjectFile.get(project_id, name, consistent_read=True)
@@ -250,7 +263,7 @@ def _commit_versions(caller: Caller, project: Project, news: list[NewVersion],
     versions, purges = [], []
     added = freed = created = 0
     project_actions = [Project.data_last_updated_at.set(now)]
-    condition = Project.owner_key == project.owner_key
+    condition = is_live() & (Project.owner_key == project.owner_key)
     for new in news:
         target = new.target
         item = new.based_on or find_file(project.id, target.name)
@@ -420,7 +433,7 @@ def delete(project: Project, name: str, version_id: str | None) -> None:
 
     def refresh() -> None:
         nonlocal project
-        project = Project.get(project.id, consistent_read=True)
+        project = _live_project(project.id)
 
     _retrying(attempt, refresh)
 
@@ -443,7 +456,7 @@ def _commit_deletion(project: Project, item: ProjectFile, removed: list[FileVers
     else:
         item.versions = [v for v in item.versions if v.version_id not in removed_ids]
         tx.save(item, label="file")
-    tx.update(project, actions=actions, condition=Project.owner_key == project.owner_key,
+    tx.update(project, actions=actions, condition=is_live() & (Project.owner_key == project.owner_key),
               label="project")
     tx.update(User(project.owner_key), actions=[User.storage_used_bytes.add(-freed)])
     _commit(tx)

@@ -16,6 +16,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, 
 from .permissions import Role
 
 PROJECT_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,255}$"
+# Bounds that keep every value a valid DynamoDB key and every item far below DynamoDB's 400 KB.
+MAX_ACCOUNT_NAME_CHARS = 150  # usernames, organizations (reference §2.1)
+MAX_EMAIL_CHARS = 254  # RFC 5321
+MAX_DESCRIPTION_CHARS = 16_384
 
 
 class Input(BaseModel):
@@ -33,6 +37,10 @@ def _public_role(value: Any) -> Role:
     return role
 
 
+def _blank_as_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def _canonical_uuid(value: Any) -> str:
     try:
         return str(uuid.UUID(str(value)))
@@ -43,19 +51,30 @@ def _canonical_uuid(value: Any) -> str:
 RoleInput = Annotated[Role, BeforeValidator(_role)]
 PublicRole = Annotated[Role, BeforeValidator(_public_role)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_NAME_PATTERN)]
+# An account named in a body (an owner, a collaborator): not blank, not longer than a username.
+AccountName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ACCOUNT_NAME_CHARS)]
+# A login name or email; a blank one counts as not given.
+LoginName = Annotated[
+    Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_ACCOUNT_NAME_CHARS)] | None,
+    BeforeValidator(_blank_as_none)]
+LoginEmail = Annotated[
+    Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL_CHARS)] | None,
+    BeforeValidator(_blank_as_none)]
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)]
 Uuid = Annotated[str, BeforeValidator(_canonical_uuid)]
 
 
 class Login(Input):
-    username: str | None = None
-    email: str | None = None
+    username: LoginName = None
+    email: LoginEmail = None
     password: str
 
 
 class ProjectFields(Input):
     """What a create and an update have in common. `None` means "not given"."""
 
-    description: str | None = None
+    description: Description | None = None
     is_public: bool | None = None
     private: bool | None = None  # QField's legacy spelling of `not is_public`
     project_type: Literal["regular", "template"] | None = None
@@ -64,7 +83,7 @@ class ProjectFields(Input):
     is_attachment_download_on_demand: bool | None = None
     has_restricted_projectfiles: bool | None = None
     overwrite_conflicts: bool | None = None
-    owner: str | None = None
+    owner: AccountName | None = None
 
     @property
     def public(self) -> bool | None:
@@ -114,7 +133,7 @@ class OrderingQuery(Input):
 
 
 class CollaboratorAdd(Input):
-    collaborator: str
+    collaborator: AccountName
     role: RoleInput = Role.READER
 
 

@@ -32,9 +32,10 @@ from .models.base import Transaction, utcnow
 from .models.counts import count_id
 from .models.jobs import ACTIVE_PARTITION, WAITING, JobStatus, JobType, project_and_type
 from .models.listing import Listing
-from .models.projects import ProjectType
+from .models.projects import ProjectType, is_live
 from .observability import logger
 from .permissions import Action, require
+from .projects import get_project
 
 FEEDBACK = "feedback.json"
 OUTPUT = "output.log"
@@ -74,7 +75,7 @@ def _new_job(caller: Caller, project: Project, job_type: JobType) -> Job:
         job.overwrite_conflicts = project.overwrite_conflicts
     with Transaction() as tx:
         tx.save(job, condition=Job.id.does_not_exist())
-        tx.update(project, actions=[Project.active_jobs.add(1)], condition=Project.id.exists())
+        tx.update(project, actions=[Project.active_jobs.add(1)], condition=is_live())
         ListCount.add(tx, count_id("jobs", project.id), 1)
         ListCount.add(tx, count_id("jobs", project.id, job_type), 1)
     try:
@@ -96,7 +97,7 @@ def _required_action(job_type: str) -> Action:
 def create(caller: Caller, data: JobCreate) -> tuple[Job, bool]:
     """`POST jobs/`: the new job, or, for a package without `force`, the one already waiting or
     running (then `False`: nothing was created)."""
-    project = _project(data.project_id)
+    project = get_project(data.project_id)
     require(caller.user, project, _required_action(data.type))
     if data.type == JobType.PACKAGE and project.project_type == ProjectType.TEMPLATE:
         raise PermissionDenied("Template projects cannot be packaged.")
@@ -118,16 +119,9 @@ def trigger(caller: Caller, project: Project, job_type: JobType) -> Job:
     return waiting[-1] if waiting else _new_job(caller, project, job_type)
 
 
-def _project(project_id: str) -> Project:
-    try:
-        return Project.get(project_id)
-    except DoesNotExist:
-        raise ObjectNotFound(f"There is no project `{project_id}`.") from None
-
-
 def list_jobs(caller: Caller, query: JobListQuery) -> Listing[Job]:
     """The project's jobs (of one type, if asked), oldest first."""
-    project = _project(query.project_id)
+    project = get_project(query.project_id)
     require(caller.user, project, Action.READ_JOBS)
     if query.type:
         return Listing(Job, project_and_type(project.id, query.type), index=Job.of_type,
@@ -147,7 +141,7 @@ def get_job(caller: Caller, job_id: str) -> JobReport:
         job = Job.get(job_id)
     except DoesNotExist:
         raise ObjectNotFound(f"There is no job `{job_id}`.") from None
-    require(caller.user, _project(job.project_id), Action.READ_JOBS)
+    require(caller.user, get_project(job.project_id), Action.READ_JOBS)
     return JobReport(job, feedback_of(job), _text(job, OUTPUT) if job.has_output else None)
 
 

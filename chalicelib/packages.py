@@ -20,6 +20,7 @@ from .inputs import FileDownload
 from .models import Job, Project, ProjectFile
 from .models.base import Transaction
 from .models.jobs import JobStatus, PackageFile
+from .models.projects import is_live
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,6 @@ def complete(job: Job, package_files: list[PackageFile]) -> bool:
         tx.update(Project(job.project_id),
                   actions=[Project.package_job_id.set(job.id),
                            Project.data_last_packaged_at.set(job.started_at)],
-                  condition=Project.id.exists())
+                  condition=is_live())
 
     return jobs.complete(job, JobStatus.FINISHED, extra=[Job.package_files.set(package_files)], also=serve)

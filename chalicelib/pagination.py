@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -32,12 +33,15 @@ from urllib.parse import urlencode
 
 from chalice import Response
 
+from .config import settings
 from .models.listing import END, Key, Listing
 from .request_data import query_param
 
 T = TypeVar("T")
 Render = Callable[[Sequence[T]], list[Any]]
 
+# ASCII digits only (`str.isdigit` also accepts `²`, which `int` refuses), and few enough of them.
+PAGE_NUMBER = re.compile(r"^\s*([0-9]{1,15})\s*$")
 RENDER_BATCH = 100  # items rendered (and held as objects) at a time for a whole list
 MAX_CURSOR_CHARS = 2048
 BOOKMARK_SECONDS = 600
@@ -45,9 +49,9 @@ MAX_BOOKMARKS = 1024
 
 
 def _positive_int(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    number = int(value)
+    """A positive number, or None for anything else (ignored, as QFieldCloud does)."""
+    match = PAGE_NUMBER.match(value or "")
+    number = int(match.group(1)) if match else 0
     return number if number > 0 else None
 
 
@@ -68,14 +72,22 @@ class PageRequest:
 
 
 def request_url(request) -> tuple[str, list[tuple[str, str]]]:
-    """The absolute URL the client used (without query), and its query pairs."""
-    headers = request.headers
-    scheme = headers.get("x-forwarded-proto", "http").split(",")[0].strip()
-    host = headers.get("host", "localhost")
-    path = request.context.get("path") or request.path
+    """The absolute URL of this request (without query), and its query pairs.
+
+    Built from the configured public URL, or from the domain API Gateway reports for the request
+    (`requestContext.domainName`, always HTTPS), never from the client's `Host` or
+    `X-Forwarded-*` headers, which anyone can set."""
+    context = request.context or {}
+    if settings.public_url:
+        path = request.to_original_event().get("path") or context.get("path") or ""
+        base = settings.public_url.rstrip("/") + path
+    elif context.get("domainName"):
+        base = f"https://{context['domainName']}{context.get('path') or ''}"
+    else:
+        base = context.get("path") or ""
     params = request.query_params or {}
     pairs = [(key, value) for key in params for value in params.getlist(key)]
-    return f"{scheme}://{host}{path}", pairs
+    return base, pairs
 
 
 def _page_url(request, limit: int, offset: int, cursor: str | None = None) -> str:

@@ -57,6 +57,7 @@ ORIGIN_RANK = list(Origin)
 class Action(StrEnum):
     READ_PROJECT = "read_project"
     UPDATE_PROJECT = "update_project"
+    TRANSFER_PROJECT = "transfer_project"  # change the owner: deliberately above manager
     DELETE_PROJECT = "delete_project"
     UPLOAD_THUMBNAIL = "upload_thumbnail"
     READ_FILES = "read_files"
@@ -79,6 +80,9 @@ class Action(StrEnum):
 MINIMUM_ROLE: dict[Action, Role] = {
     Action.READ_PROJECT: Role.READER,
     Action.UPDATE_PROJECT: Role.MANAGER,
+    # QFieldCloud lets a manager transfer a project, even to themselves, locking the owner out;
+    # here only the admin role may (the owner, an organization's owner or admin). docs/security.md
+    Action.TRANSFER_PROJECT: Role.ADMIN,
     Action.DELETE_PROJECT: Role.MANAGER,
     Action.UPLOAD_THUMBNAIL: Role.REPORTER,
     Action.READ_FILES: Role.READER,

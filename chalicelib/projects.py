@@ -10,15 +10,14 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import jobs, quota, storage
+from . import quota
 from .accounts import get_user, user_key
 from .auth import Caller
 from .errors import Conflict, ObjectNotFound, OverQuota, ProjectAlreadyExists, QgisProjectFileNotAllowed
 from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
-from .models import Collaborator, Job, Project, ProjectFile, ProjectName, UploadSession, User
+from .models import Collaborator, Project, ProjectName, User
 from .models.base import Transaction, utcnow
-from .models.jobs import JobStatus
-from .models.projects import PUBLIC_PARTITION, ProjectType
+from .models.projects import PUBLIC_PARTITION, ProjectType, is_live
 from .permissions import (
     AccountAction,
     Action,
@@ -46,9 +45,12 @@ class ProjectView:
 
 def get_project(project_id: str) -> Project:
     try:
-        return Project.get(project_id)
+        project = Project.get(project_id)
     except DoesNotExist:
-        raise ObjectNotFound(f"There is no project `{project_id}`.") from None
+        project = None
+    if project is None or project.deleting_since is not None:  # a deleted one is gone at once
+        raise ObjectNotFound(f"There is no project `{project_id}`.")
+    return project
 
 
 def project_for(caller: Caller, project_id: str, action: Action) -> tuple[Project, ProjectRole]:
@@ -134,6 +136,8 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
     name = data.name or old_name
     new_owner = _owner_for(caller, data.owner) if data.owner is not None else None
     transfer = new_owner is not None and new_owner.username_key != old_owner_key
+    if transfer:
+        require(caller.user, project, Action.TRANSFER_PROJECT)
 
     project_type = _project_type(name, data.project_type, project.project_type)
     if project_type == ProjectType.SHARED_DATASETS and project.the_qgis_file_name:
@@ -155,7 +159,7 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
             tx.update(
                 project,
                 actions=_changes(project, before),
-                condition=(Project.name == old_name) & (Project.owner_key == old_owner_key),
+                condition=is_live() & (Project.name == old_name) & (Project.owner_key == old_owner_key),
                 label="project",
             )
             if renamed:
@@ -189,28 +193,8 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
     return project
 
 
-def delete_project(project: Project) -> None:
-    """Remove the project's items from every table and all its S3 objects and versions.
-
-    The project item goes last, so a failure part way leaves a project that can be deleted again.
-    """
-    for model, items in (
-        (ProjectFile, ProjectFile.query(project.id)),
-        (Collaborator, Collaborator.query(project.id)),
-        (UploadSession, UploadSession.by_project.query(project.id)),
-    ):
-        with model.batch_write() as batch:
-            for item in items:
-                batch.delete(item)
-    storage.delete_everything_under(storage.project_prefix(project.id))
-    with Transaction() as tx:
-        tx.delete(ProjectName(ProjectName.key_for(project.owner_key, project.name)))
-        tx.delete(project)
-    quota.release(project.owner_key, int(project.file_storage_bytes or 0))
-
-
 def _public_projects() -> Iterable[Project]:
-    return Project.public.query(PUBLIC_PARTITION)
+    return (p for p in Project.public.query(PUBLIC_PARTITION) if p.deleting_since is None)
 
 
 def _collaborations(caller: Caller) -> dict[str, Collaborator]:
@@ -223,10 +207,13 @@ def _visible_projects(caller: Caller, include_public: bool) -> dict[str, tuple[P
     found: dict[str, tuple[Project, ProjectRole]] = {}
     user = caller.user
     for project in Project.by_owner.query(caller.key):
-        found[project.id] = (project, role_from(user, project, None))
+        if project.deleting_since is None:
+            found[project.id] = (project, role_from(user, project, None))
     collaborations = _collaborations(caller)
     ids = [pid for pid in collaborations if pid not in found]
     for project in Project.batch_get(ids):
+        if project.deleting_since is not None:
+            continue
         found[project.id] = (project, role_from(user, project, collaborations[project.id]))
     if include_public:
         for project in _public_projects():
@@ -312,6 +299,17 @@ def _shared_datasets_ids(owner_keys: set[str]) -> dict[str, str]:
     }
 
 
+def shared_datasets_of(project: Project) -> Project | None:
+    """The owner's `shared_datasets` project, where the project's `localized:` layers live."""
+    project_id = _shared_datasets_ids({project.owner_key}).get(project.owner_key)
+    if project_id is None or project_id == project.id:
+        return None
+    try:
+        return get_project(project_id)
+    except ObjectNotFound:
+        return None
+
+
 def views(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[ProjectView]:
     """How each project looks to its caller, the shared-datasets siblings looked up in one batch."""
     shared = _shared_datasets_ids({project.owner_key for project, _ in items})
@@ -329,34 +327,3 @@ def views(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[ProjectVi
 
 def view(caller: Caller, project: Project) -> ProjectView:
     return views([(project, project_role(caller.user, project))])[0]
-
-
-def _has_online_vector_data(layers: dict[str, Any]) -> bool:
-    """A vector layer that no file holds (a database, a web service): it can only be taken
-    offline by packaging again, so such a project always needs repackaging (reference §3.5)."""
-    return any(
-        layer.get("type_name") in ("Vector", "VectorLayer") and not layer.get("filename")
-        and layer.get("provider_name") not in ("memory", "virtual")
-        for layer in layers.values() if isinstance(layer, dict)
-    )
-
-
-def complete_processing(job: Job, details: dict[str, Any] | None, error: str | None) -> bool:
-    """Complete a process_projectfile job: what it found about the project, or that it failed
-    (the project is then `failed` until a run succeeds)."""
-    if details is None:
-        actions = [Project.processing_failed.set(True)]
-    else:
-        actions = [
-            Project.processing_failed.set(False),
-            Project.details_job_id.set(job.id),
-            Project.attachment_dirs.set(list(details.get("attachment_dirs") or []) or None),
-            Project.has_online_vector_data.set(_has_online_vector_data(details.get("layers_by_id") or {})),
-            Project.qgis_version.set(details.get("qgis_version") or None),
-        ]
-
-    def record(tx: Transaction) -> None:
-        tx.update(Project(job.project_id), actions=actions, condition=Project.id.exists())
-
-    status = JobStatus.FINISHED if details is not None else JobStatus.FAILED
-    return jobs.complete(job, status, error=error, also=record)

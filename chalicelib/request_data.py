@@ -31,6 +31,11 @@ PART_IN_MEMORY_BYTES = 1024 * 1024
 # Base64 characters decoded at a time (a multiple of 4): the body is never decoded whole.
 DECODE_CHARS = 4 * 1024 * 1024
 MULTIPART = "multipart/form-data"
+MAX_BOUNDARY_CHARS = 70  # RFC 2046
+# The clients send two parts (QField's `text` and `file`); a body of thousands is refused.
+MAX_PARTS = 100
+# JSON and form bodies of this API are a few hundred bytes; files travel as multipart.
+MAX_FORM_BODY_BYTES = 1024 * 1024
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,15 +116,23 @@ def multipart(request) -> MultipartBody:
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("A multipart body needs a boundary in its Content-Type header.")
+    if len(boundary) > MAX_BOUNDARY_CHARS:
+        raise BadRequest(f"A multipart boundary has at most {MAX_BOUNDARY_CHARS} characters.")
     body = MultipartBody()
 
+    def count_part() -> None:
+        if len(body.parts) >= MAX_PARTS:
+            raise BadRequest(f"A multipart body has at most {MAX_PARTS} parts.")
+
     def on_field(field) -> None:
+        count_part()
         value = field.value or b""
         name = (field.field_name or b"").decode("utf-8", "replace")
         body.fields[name] = value.decode("utf-8", "replace")
         body.parts.append(Part(name, _spooled(io.BytesIO(value)), len(value)))
 
     def on_file(file) -> None:
+        count_part()
         name = (file.field_name or b"").decode("utf-8", "replace")
         stream = file.file_object
         stream.seek(0)
@@ -133,11 +146,36 @@ def multipart(request) -> MultipartBody:
         for chunk in _body_chunks(request):
             parser.write(chunk)
         parser.finalize()
-    except (FormParserError, KeyError):
+    except (FormParserError, KeyError, ValueError):
         raise BadRequest("The multipart body is malformed.") from None
     if parser.parser.state != MultipartState.END:
         raise BadRequest("The multipart body ends before its closing boundary.")
     return body
+
+
+class JsonRefused(ValueError):
+    """Why a JSON text was refused, in words a client can act on."""
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """JSON text as Python values; `JsonRefused` if it is not valid, nests too deeply (the
+    parser would otherwise exhaust the stack) or repeats a key in an object (parsers disagree
+    on which value wins: no reading of ours may differ from another's)."""
+    try:
+        return json.loads(raw, object_pairs_hook=_object_without_repeated_keys)
+    except RecursionError:
+        raise JsonRefused("The JSON nests too deeply.") from None
+    except JsonRefused:
+        raise
+    except (ValueError, UnicodeDecodeError):
+        raise JsonRefused("The body is not valid JSON.") from None
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise JsonRefused("A JSON object repeats a key.")
+    return data
 
 
 def _body_fields(request) -> dict[str, Any]:
@@ -145,6 +183,8 @@ def _body_fields(request) -> dict[str, Any]:
     if kind == MULTIPART:
         return dict(multipart(request).fields)
     raw = _raw_body(request)
+    if len(raw) > MAX_FORM_BODY_BYTES:
+        raise PayloadTooLarge(f"A JSON or form body is at most {MAX_FORM_BODY_BYTES} bytes.")
     if not raw.strip():
         return {}
     if kind == "application/x-www-form-urlencoded":
@@ -155,9 +195,9 @@ def _body_fields(request) -> dict[str, Any]:
         return {key: values[-1] for key, values in parsed.items()}
     if kind in ("application/json", "", "text/plain") or kind.endswith("+json"):
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("The body is not valid JSON.") from None
+            data = parse_json(raw)
+        except JsonRefused as refused:
+            raise BadRequest(str(refused)) from None
         if not isinstance(data, dict):
             raise BadRequest("The JSON body must be an object.")
         return data
@@ -193,10 +233,11 @@ def deltafile(request) -> Deltafile:
     part = multipart(request).single("file")
     part.stream.seek(0)
     try:
-        text = part.stream.read().decode("utf-8").replace("\\u0000", "")
-        data = json.loads(text)
-    except (UnicodeDecodeError, ValueError):
+        data = parse_json(part.stream.read().decode("utf-8").replace("\\u0000", ""))
+    except UnicodeDecodeError:
         raise InvalidDeltafile("The deltafile is not valid UTF-8 JSON.") from None
+    except JsonRefused as refused:
+        raise InvalidDeltafile(f"Invalid deltafile. {refused}") from None
     if not isinstance(data, dict):
         raise InvalidDeltafile("A deltafile is a JSON object.")
     count = len(data["deltas"]) if isinstance(data.get("deltas"), list) else 0

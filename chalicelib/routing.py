@@ -19,6 +19,7 @@ Rules (docs/routing.md explains why):
 from __future__ import annotations
 
 import functools
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,9 +31,14 @@ from .errors import ApiError, MethodNotAllowed, ValidationError, as_api_error, e
 from .observability import logger
 
 API_PREFIX = "/api/v1"
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Every method API Gateway can route; those a path does not implement answer a JSON 405.
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 UUID_PARAMS = frozenset({"project_id", "job_id", "deltafile_id", "upload_id"})
 FILENAME = "filename"
+# Every other path parameter names an account (user, organization, team): as long as a username.
+MAX_NAME_PARAM_CHARS = 150
+# A file name is a DynamoDB sort key: 1 to 1024 bytes (uploads allow less: file_rules).
+MAX_FILENAME_BYTES = 1024
 ANY_CONTENT_TYPE = ["*/*"]
 
 
@@ -51,10 +57,20 @@ def file_path_route(prefix: str) -> str:
 def _decode_params(params: dict[str, str]) -> dict[str, str]:
     decoded: dict[str, str] = {}
     for name, value in params.items():
-        value = unquote(value)
+        try:
+            value = unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            raise ValidationError(f"The {name.replace('_', ' ')} in the URL is not valid UTF-8.") from None
         if name == FILENAME:
-            value = value.removesuffix("/")  # the clients' trailing slash
-        decoded[name] = parse_uuid(value, name.replace("_", " ")) if name in UUID_PARAMS else value
+            # The clients' trailing slash goes; names have one Unicode form (NFC) everywhere.
+            value = unicodedata.normalize("NFC", value.removesuffix("/"))
+        if name in UUID_PARAMS:
+            value = parse_uuid(value, name.replace("_", " "))
+        elif name == FILENAME and not 0 < len(value.encode("utf-8")) <= MAX_FILENAME_BYTES:
+            raise ValidationError(f"A file name has 1 to {MAX_FILENAME_BYTES} bytes in UTF-8.")
+        elif name != FILENAME and not 0 < len(value) <= MAX_NAME_PARAM_CHARS:
+            raise ValidationError(f"A {name.replace('_', ' ')} has 1 to {MAX_NAME_PARAM_CHARS} characters.")
+        decoded[name] = value
     return decoded
 
 

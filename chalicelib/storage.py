@@ -72,6 +72,18 @@ def package_key(project_id: str, job_id: str, name: str) -> str:
     return package_prefix(project_id, job_id) + name
 
 
+# S3 keys are at most 1024 bytes of UTF-8.
+MAX_KEY_BYTES = 1024
+
+
+def key_bytes_left_for_names() -> int:
+    """How many bytes a file name may take so that every key made of it (a project file, a
+    package file) stays within S3's limit."""
+    an_id = str(uuid.UUID(int=0))
+    longest_prefix = max(len(file_key(an_id, "")), len(package_key(an_id, an_id, "")))
+    return MAX_KEY_BYTES - longest_prefix
+
+
 def temporary_key() -> str:
     """A key under the prefix that a lifecycle rule empties after a day."""
     return f"{TEMPORARY_PREFIX}{uuid.uuid4()}"
@@ -106,7 +118,7 @@ def presigned_get(
         params["ResponseContentDisposition"] = content_disposition(filename, disposition)
     if content_type:
         params["ResponseContentType"] = content_type
-    return aws.s3().generate_presigned_url(
+    return aws.s3_presigner().generate_presigned_url(
         "get_object", Params=params, ExpiresIn=settings.presigned_url_seconds
     )
 
@@ -154,7 +166,7 @@ def create_multipart_upload(key: str, content_type: str) -> str:
 
 
 def presigned_part_url(key: str, upload_id: str, part_number: int, expires_in: int) -> str:
-    return aws.s3().generate_presigned_url(
+    return aws.s3_presigner().generate_presigned_url(
         "upload_part",
         Params={"Bucket": settings.bucket, "Key": key, "UploadId": upload_id,
                 "PartNumber": part_number},

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import IO
 
 from PIL import Image, UnidentifiedImageError
+from pynamodb.exceptions import UpdateError
 
 from . import storage
 from .errors import ObjectNotFound, ValidationError
 from .models import Project
+from .models.projects import is_live
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_SIDE = 10000
@@ -22,6 +24,8 @@ def _content_type_of(stream: IO[bytes], size: int) -> str:
         with Image.open(stream) as image:
             kind, (width, height) = image.format, image.size
             image.verify()
+    except Image.DecompressionBombError:  # a header claiming billions of pixels
+        raise ValidationError(f"A thumbnail is at most {MAX_SIDE} pixels on each side.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationError("A thumbnail must be a PNG or JPEG image.") from None
     finally:
@@ -38,10 +42,14 @@ def store(project: Project, image: IO[bytes], size: int) -> None:
     key = storage.thumbnail_key(project.id)
     version = storage.put_object(key, image, content_type)
     previous = project.thumbnail_version
-    project.update(actions=[
-        Project.thumbnail_version.set(version),
-        Project.thumbnail_content_type.set(content_type),
-    ])
+    try:
+        project.update(actions=[
+            Project.thumbnail_version.set(version),
+            Project.thumbnail_content_type.set(content_type),
+        ], condition=is_live())
+    except UpdateError:
+        storage.delete_version(key, version)
+        raise ObjectNotFound(f"There is no project `{project.id}`.") from None
     if previous:
         storage.delete_version(key, previous)
 

@@ -17,7 +17,8 @@ from datetime import timedelta
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
 from . import checksums, files, quota, storage
 from .accounts import get_user
@@ -27,8 +28,9 @@ from .config import settings
 from .errors import Conflict, ObjectNotFound, OverQuota, ValidationError
 from .file_rules import check_qgis_project
 from .inputs import UploadBegin
-from .models import FileVersion, Project, UploadSession
-from .models.base import utcnow
+from .models import FileVersion, Project, UploadSession, User
+from .models.base import Transaction, utcnow
+from .models.projects import is_live
 from .observability import count_bytes
 from .permissions import AccountAction, ProjectRole, allowed_on_account
 
@@ -53,7 +55,7 @@ def begin(caller: Caller, project: Project, role: ProjectRole | None, data: Uplo
     size = data.size
     if not 0 < size <= PART_SIZE * MAX_PARTS:
         raise ValidationError(f"`size` must be between 1 and {PART_SIZE * MAX_PARTS} bytes.")
-    quota.check_fits(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
+    quota.check_fits(get_user(project.owner), size, caller.client_type)
     key = storage.file_key(project.id, target.name)
     s3_upload_id = storage.create_multipart_upload(key, files.content_type_for(target.name))
     session = UploadSession(
@@ -61,10 +63,15 @@ def begin(caller: Caller, project: Project, role: ProjectRole | None, data: Uplo
         s3_upload_id=s3_upload_id, size=size, part_size=PART_SIZE, created_by=caller.key,
         expires_at=utcnow() + SESSION_LIFETIME,
     )
+    tx = Transaction()
     try:
-        session.save()
-    except Exception:
+        with tx:
+            tx.check(Project, project.id, condition=is_live(), label="project")
+            tx.save(session)
+    except Exception as error:
         storage.abort_multipart_upload(key, s3_upload_id)
+        if isinstance(error, TransactWriteError) and "project" in tx.failed(error):
+            raise ObjectNotFound(f"There is no project `{project.id}`.") from None
         raise
     return session
 
@@ -181,28 +188,57 @@ def complete(
     size = int(session.size)
     if not session.quota_counted:
         try:
-            quota.reserve(get_user(project.owner), size, enforce=quota.applies_to(caller.client_type))
+            quota.reserve(get_user(project.owner), size, caller.client_type)
         except OverQuota:
             _release_claim(session)  # the parts stay: free some space and complete again
             raise
         session.update(actions=[UploadSession.quota_counted.set(True)])
     if not session.s3_version_id:
-        version_id = storage.complete_multipart_upload(session.s3_key, session.s3_upload_id, parts)
+        try:
+            version_id = storage.complete_multipart_upload(session.s3_key, session.s3_upload_id, parts)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "NoSuchUpload":
+                raise
+            discard(session, project.owner_key)  # aborted meanwhile (its project is being deleted)
+            raise ObjectNotFound("This upload was aborted.") from None
         session.update(actions=[UploadSession.s3_version_id.set(version_id)])
-    try:
-        recorded = _already_recorded(session)
-        if recorded is None:
+    recorded = _already_recorded(session)
+    if recorded is None:
+        try:
             sums = _checksums_of_stored(session, target.is_qgis)
+        except Exception:
+            discard(session, project.owner_key)
+            raise
+        try:
             recorded = files.record_version(caller, target, session.s3_version_id, sums)
-    except Exception:
-        if _already_recorded(session) is None:  # record_version undid its own work
-            storage.delete_version(session.s3_key, session.s3_version_id)
-            quota.release(project.owner_key, size)
-        session.delete()
-        raise
+        except Exception:
+            session.delete()  # record_version undid its own work: the S3 version and the quota
+            raise
     session.delete()
     count_bytes("BytesUploaded", size)
     return recorded
+
+
+def claim_is_abandoned(session: UploadSession) -> bool:
+    return session.claimed_at is not None and session.claimed_at < utcnow() - CLAIM_LIFETIME
+
+
+def discard(session: UploadSession, owner_key: str) -> None:
+    """Drop a session that will not be recorded: its assembled S3 version and the quota it
+    holds go with it, once, whoever calls this first."""
+    unrecorded = _already_recorded(session) is None
+    if session.s3_version_id and unrecorded:
+        storage.delete_version(session.s3_key, session.s3_version_id)
+    holds_quota = session.quota_counted and unrecorded
+    tx = Transaction()
+    try:
+        with tx:
+            tx.delete(session, condition=(UploadSession.state == session.state)
+                      & (UploadSession.quota_counted == bool(session.quota_counted)))
+            if holds_quota:
+                tx.update(User(owner_key), actions=[User.storage_used_bytes.add(-int(session.size))])
+    except TransactWriteError:
+        pass  # someone else dropped or took it over meanwhile
 
 
 def abort(session: UploadSession) -> None:

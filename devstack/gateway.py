@@ -22,7 +22,7 @@ from fnmatch import fnmatch
 from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.errors import UnknownRoute, error_json
+from chalicelib.errors import MethodNotAllowed, UnknownRoute, error_json
 
 # What API Gateway sets on a Lambda proxy response that names no Content-Type.
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -83,10 +83,11 @@ class GatewayResponse:
 class ApiGateway:
     """Serves `handler` (the Lambda entry point) with the routes and binary types of `app`."""
 
-    def __init__(self, app, handler, stage: str = "local"):
+    def __init__(self, app, handler, stage: str = "local", domain_name: str | None = None):
         self.app = app
         self.handler = handler
         self.stage = stage
+        self.domain_name = domain_name  # what API Gateway reports as `requestContext.domainName`
         self.tree = _build_tree(app.routes)
 
     def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
@@ -115,6 +116,12 @@ class ApiGateway:
                 404, [("Content-Type", "application/json")], error_json(UnknownRoute()).encode()
             )
         resource, params = matched
+        methods = self.app.routes[resource]
+        if method not in methods:  # TRACE, CONNECT, WebDAV's: API Gateway routes none of them
+            served = sorted(m for m, entry in methods.items() if entry.view_name != "method_not_allowed")
+            allowed = MethodNotAllowed(headers={"Allow": ", ".join(served)})
+            return GatewayResponse(405, [("Content-Type", "application/json"), *allowed.headers.items()],
+                                   error_json(allowed).encode())
         event = self._event(method, split, headers, body, resource, params, source_ip)
         context = _LambdaContext()
         result = self.handler(event, context)
@@ -146,6 +153,7 @@ class ApiGateway:
                 "requestId": str(uuid.uuid4()),
                 "requestTimeEpoch": int(time.time() * 1000),
                 "identity": {"sourceIp": source_ip},
+                **({"domainName": self.domain_name} if self.domain_name else {}),
             },
             "body": encoded_body,
             "isBase64Encoded": bool(encoded_body) and binary,

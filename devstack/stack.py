@@ -23,6 +23,7 @@ import requests
 
 from chalicelib import config as settings_module
 
+LOOPBACK = "127.0.0.1"
 LOCAL_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -71,7 +72,18 @@ class StackConfig:
 
     @property
     def aws_endpoint(self) -> str:
+        """Where processes on this machine reach the AWS stand-in: moto listens on loopback only."""
+        return f"http://{LOOPBACK}:{self.aws_port}"
+
+    @property
+    def aws_public_endpoint(self) -> str:
+        """Where clients reach S3 through presigned URLs."""
         return f"http://{self.public_host}:{self.aws_port}"
+
+    @property
+    def gated(self) -> bool:
+        """Clients elsewhere use S3 (QFC_HOST=0.0.0.0): the S3 gate listens on the public address."""
+        return self.public_host not in (LOOPBACK, "localhost")
 
     @property
     def api_url(self) -> str:
@@ -95,6 +107,8 @@ def point_at_local_aws(config: StackConfig) -> None:
     for name, value in LOCAL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     os.environ["QFC_AWS_ENDPOINT_URL"] = config.aws_endpoint
+    os.environ["QFC_AWS_PUBLIC_ENDPOINT_URL"] = config.aws_public_endpoint
+    os.environ.setdefault("QFC_PUBLIC_URL", config.api_url.removesuffix("/api/v1/"))
     settings_module.reload()
 
 
@@ -122,7 +136,7 @@ def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> 
 
 
 def start_moto(config: StackConfig) -> subprocess.Popen:
-    if not _port_is_free(config.host, config.aws_port):
+    if not _port_is_free(LOOPBACK, config.aws_port):
         raise SystemExit(f"port {config.aws_port} is taken: set QFC_AWS_PORT to a free port")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     had_state = config.recording.exists() and config.recording.stat().st_size > 0
@@ -133,7 +147,7 @@ def start_moto(config: StackConfig) -> subprocess.Popen:
     }
     log = open(config.data_dir / "moto.log", "ab")  # noqa: SIM115 (lives as long as moto)
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.aws_standin", "-H", config.host, "-p", str(config.aws_port)],
+        [sys.executable, "-m", "devstack.aws_standin", "-H", LOOPBACK, "-p", str(config.aws_port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     try:
@@ -224,6 +238,11 @@ def count_lists_once(config: StackConfig) -> None:
 def run(config: StackConfig) -> None:
     if not _port_is_free(config.host, config.port):
         raise SystemExit(f"port {config.port} is taken: set QFC_PORT to a free port")
+    if config.gated:
+        if not _port_is_free(config.public_host, config.aws_port):
+            raise SystemExit(f"port {config.aws_port} is taken on {config.public_host}: set QFC_AWS_PORT")
+        # Presigned URLs leave this machine: they are signed with a secret nobody else knows.
+        os.environ["AWS_SECRET_ACCESS_KEY"] = secrets.token_urlsafe(32)
     point_at_local_aws(config)
     moto = start_moto(config)
     worker = WorkerProcess(config)
@@ -248,6 +267,12 @@ def run(config: StackConfig) -> None:
         server = make_server(ApiGateway(app, handler), config.host, config.port,
                              quiet=os.environ.get("QFC_QUIET") == "1")
         threading.Thread(target=server.serve_forever, daemon=True).start()
+        if config.gated:
+            from devstack.s3_gate import make_gate
+
+            gate = make_gate(config.public_host, config.aws_port, config.aws_port,
+                             os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+            threading.Thread(target=gate.serve_forever, daemon=True).start()
         if config.start_worker:
             worker.ensure_running()
         _announce(config, admin, password)
@@ -267,7 +292,8 @@ def run(config: StackConfig) -> None:
 def _announce(config: StackConfig, admin: str, password: str | None) -> None:
     lines = [
         f"QFieldCloud API:  {config.api_url}",
-        f"AWS stand-in:     {config.aws_endpoint} (moto; state kept in {config.data_dir})",
+        f"AWS stand-in:     {config.aws_public_endpoint} (moto; state kept in {config.data_dir}"
+        + ("; from the network only presigned requests)" if config.gated else ")"),
         "Job worker:       " + (f"running, log in {config.worker_log}" if config.start_worker
                                  else "not started (QFC_WORKER=0)"),
     ]

@@ -53,6 +53,8 @@ QUEUE_CONSUME_ACTIONS = [
     "sqs:GetQueueAttributes",
 ]
 LOG_WRITE_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
+# The API runs its background tasks (a project's purge) by invoking itself asynchronously.
+SELF_INVOKE_ACTIONS = ["lambda:InvokeFunction"]
 IMAGE_PULL_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
@@ -92,6 +94,11 @@ def api_role() -> Json:
             *_data_statements(),
             allow(QUEUE_SEND_ACTIONS, [get_att(JOBS_QUEUE, "Arn")], "SubmitJobs"),
             allow(LOG_WRITE_ACTIONS, [get_att(FUNCTION_LOGS, "Arn")], "Logs"),
+            # By name: the function's own ARN attribute would make the role depend on it.
+            allow(SELF_INVOKE_ACTIONS, [sub(
+                "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+                "${AWS::StackName}-api"
+            )], "RunBackgroundTasks"),
         ],
     )
 

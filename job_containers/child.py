@@ -16,13 +16,13 @@ CORES = {
     "package": ("job_containers.package", "package"),
     "apply_deltas": ("job_containers.apply_deltas", "apply_deltas"),
 }
-PATH_ARGUMENTS = ("project_dir", "out_dir")
+PATH_ARGUMENTS = ("project_dir", "out_dir", "localized_dir")
 
 
 def main(request_path: str) -> None:
     request = json.loads(Path(request_path).read_text())
     module, function = CORES[request["core"]]
-    arguments = {name: Path(value) if name in PATH_ARGUMENTS else value
+    arguments = {name: Path(value) if name in PATH_ARGUMENTS and value is not None else value
                  for name, value in request["arguments"].items()}
     feedback = getattr(importlib.import_module(module), function)(**arguments)
     Path(request["feedback"]).write_text(json.dumps(feedback))

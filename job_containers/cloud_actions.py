@@ -11,8 +11,9 @@ vector layer (`no_action` for a virtual one and for any other kind):
 
 A vector layer without a usable primary key cannot round-trip its edits: it is packaged read-only
 as `no_action` and flagged `QFieldSync/unsupported_source_pk`. Invalid layers are left out, except
-those that are expected to be invalid on the server and work on the device, which stay untouched:
-layers in a localized (shared datasets) path and web rasters the server could not reach.
+web rasters the server could not reach, which may work on the device. Layers in a localized
+(shared datasets) path stay untouched, valid or not: QField reads them from the owner's shared
+datasets project, not from the package.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ class LayerPlan:
 
 
 def plan_layer(layer: QgsMapLayer, is_localized: bool) -> LayerPlan:
+    if is_localized:
+        return LayerPlan(layer, UNTOUCHED)  # QField reads it from the shared datasets project
     if not layer.isValid():
-        kept = is_localized or layer.providerType() == "wms"
-        return LayerPlan(layer, UNTOUCHED if kept else REMOVE)
+        return LayerPlan(layer, UNTOUCHED if layer.providerType() == "wms" else REMOVE)
     if layer.source().lower().endswith(".ecw"):
         return LayerPlan(layer, REMOVE)  # QField cannot read ECW rasters
     action = layer.customProperty("QFieldSync/cloud_action") or _default_action(layer)

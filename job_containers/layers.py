@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsApplication,
     QgsDataSourceUri,
     QgsError,
     QgsFieldConstraints,
@@ -59,8 +60,8 @@ def ordered_layer_ids(project: QgsProject) -> list[str]:
 def layer_data(layer: QgsMapLayer, opened: OpenedProject) -> dict[str, Any]:
     is_vector = isinstance(layer, QgsVectorLayer)
     is_valid = layer.isValid()
-    raw_source = opened.bad_layer_sources.get(layer.id())
-    is_localized = bool(raw_source) and is_localized_source(raw_source)
+    localized = localized_source(layer, opened)
+    is_localized = localized is not None
     layer_type = compat.enum_value(layer.type())
     geometry_type = compat.enum_value(QgsWkbTypes.geometryType(layer.wkbType())) if is_vector else None
     error_summary, error_message = error_texts(layer.error())
@@ -77,7 +78,7 @@ def layer_data(layer: QgsMapLayer, opened: OpenedProject) -> dict[str, Any]:
         "is_valid": is_valid,
         "is_localized": is_localized,
         "datasource": datasource(layer, opened),
-        "filename": _filename(layer, opened, raw_source if is_localized else None),
+        "filename": _filename(layer, opened, localized),
         "provider_name": layer.providerType(),
         "error_code": _error_code(layer, is_localized),
         "error_summary": error_summary,
@@ -133,6 +134,16 @@ def datasource(layer: QgsMapLayer, opened: OpenedProject) -> str:
         context.setPathResolver(opened.project.pathResolver())
         source = layer.encodedSource(layer.source(), context)
     return QgsDataSourceUri.removePassword(source)
+
+
+def localized_source(layer: QgsMapLayer, opened: OpenedProject) -> str | None:
+    """The layer's source as `localized:<path>` when it lies in a localized data path (a shared
+    dataset), whether QGIS found it there or not; None for any other layer."""
+    raw = opened.bad_layer_sources.get(layer.id())
+    if raw is not None:
+        return raw if is_localized_source(raw) else None
+    relative = QgsApplication.localizedDataPathRegistry().localizedPath(layer.source())
+    return f"localized:{relative}" if relative else None
 
 
 def is_localized_source(datasource: str) -> bool:

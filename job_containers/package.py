@@ -15,7 +15,8 @@ from job_containers import qgis_job
 from job_containers.feedback import Step, Workflow
 
 
-def package(project_dir: Path, project_file: str, out_dir: Path) -> dict[str, Any]:
+def package(project_dir: Path, project_file: str, out_dir: Path,
+               localized_dir: Path | None = None) -> dict[str, Any]:
     workflow = Workflow("package_project", "Package Project", [
         Step("start_qgis_app", "Start QGIS Application"),
         Step("project_validity_check", "Project Validity Check"),
@@ -23,7 +24,8 @@ def package(project_dir: Path, project_file: str, out_dir: Path) -> dict[str, An
         Step("package_project", "Package Project"),
         Step("qfield_layer_data", "Packaged Layers Data", outputs=("layers_by_id",)),
     ])
-    return qgis_job.run(workflow, lambda: _steps(workflow, Path(project_dir) / project_file, Path(out_dir)))
+    return qgis_job.run(workflow, lambda: _steps(workflow, Path(project_dir) / project_file, Path(out_dir)),
+                        localized_dir)
 
 
 def _steps(workflow: Workflow, project_path: Path, out_dir: Path) -> None:

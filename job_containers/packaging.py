@@ -73,7 +73,7 @@ def _plans(opened: OpenedProject) -> list[LayerPlan]:
     return [
         cloud_actions.plan_layer(
             project.mapLayer(layer_id),
-            layers.is_localized_source(opened.bad_layer_sources.get(layer_id, "")),
+            layers.localized_source(project.mapLayer(layer_id), opened) is not None,
         )
         for layer_id in layers.ordered_layer_ids(project)
     ]

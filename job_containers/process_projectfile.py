@@ -16,7 +16,8 @@ from job_containers.feedback import Step, Workflow
 THUMBNAIL_NAME = "thumbnail.png"
 
 
-def process_projectfile(project_dir: Path, project_file: str, out_dir: Path) -> dict[str, Any]:
+def process_projectfile(project_dir: Path, project_file: str, out_dir: Path,
+                           localized_dir: Path | None = None) -> dict[str, Any]:
     workflow = Workflow("process_projectfile", "Process Projectfile", [
         Step("start_qgis_app", "Start QGIS Application"),
         Step("project_validity_check", "Project Validity Check"),
@@ -24,7 +25,8 @@ def process_projectfile(project_dir: Path, project_file: str, out_dir: Path) -> 
         Step("project_details", "Project Details", outputs=("project_details",)),
         Step("generate_thumbnail_image", "Generate Thumbnail Image"),
     ])
-    return qgis_job.run(workflow, lambda: _steps(workflow, Path(project_dir) / project_file, Path(out_dir)))
+    return qgis_job.run(workflow, lambda: _steps(workflow, Path(project_dir) / project_file, Path(out_dir)),
+                        localized_dir)
 
 
 def _steps(workflow: Workflow, project_path: Path, out_dir: Path) -> None:

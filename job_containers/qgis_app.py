@@ -15,6 +15,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 NETWORK_TIMEOUT_MS = 5000
 
@@ -49,6 +50,13 @@ def _process_temporary_dir(prefix: str) -> str:
     path = tempfile.mkdtemp(prefix=prefix)
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def use_localized_data(directory: Path) -> None:
+    """Resolve `localized:<path>` layer sources (the owner's shared datasets) in `directory`."""
+    from qgis.core import QgsApplication
+
+    QgsApplication.localizedDataPathRegistry().registerPath(str(directory))
 
 
 def clear_project() -> None:

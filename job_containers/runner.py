@@ -6,17 +6,18 @@ The worker holds the project's lease while this runs; `should_stop` tells when i
 
 from __future__ import annotations
 
+import re
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import unquote
 
-from pynamodb.exceptions import DoesNotExist
-
-from chalicelib import checksums, deltas, files, jobs, packages, projects, storage, thumbnails
+from chalicelib import checksums, deltas, files, jobs, packages, processing, projects, storage, thumbnails
 from chalicelib.auth import Caller
 from chalicelib.config import settings
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, ObjectNotFound
 from chalicelib.file_rules import is_attachment
 from chalicelib.models import Job, Project, ProjectFile, User
 from chalicelib.models.jobs import JobStatus, JobType, PackageFile
@@ -49,11 +50,13 @@ def _local_path(base: Path, name: str) -> Path:
     return path
 
 
-def download_project(project: Project, directory: Path) -> dict[str, ProjectFile]:
-    """The latest version of every project file but attachments (QGIS needs none of them)."""
+def download_project(project: Project, directory: Path,
+                     wanted: Callable[[str], bool] | None = None) -> dict[str, ProjectFile]:
+    """The latest version of every project file but attachments (QGIS needs none of them), or
+    of those `wanted`."""
     downloaded = {}
     for item in files.list_files(project):
-        if is_attachment(project, item.name):
+        if is_attachment(project, item.name) or (wanted is not None and not wanted(item.name)):
             continue
         path = _local_path(directory, item.name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +64,33 @@ def download_project(project: Project, directory: Path) -> dict[str, ProjectFile
                             item.latest.s3_version_id)
         downloaded[item.name] = item
     return downloaded
+
+
+LOCALIZED_SOURCE = re.compile(r'localized:([^|"<>&]+)')
+
+
+def localized_datasets(project: Project, project_file: Path, directory: Path) -> Path | None:
+    """The files the project's `localized:` layers name, from the owner's shared datasets
+    project (with their sidecars: a shapefile is several files), in `directory`; None when the
+    project names none or has no shared datasets project. A missing file shows as an invalid
+    layer in the job's report."""
+    if project_file.suffix.lower() == ".qgz":
+        with zipfile.ZipFile(project_file) as archive:
+            text = b"".join(archive.read(name) for name in archive.namelist()
+                            if name.lower().endswith(".qgs")).decode("utf-8", "replace")
+    else:
+        text = project_file.read_text("utf-8", "replace")
+    stems = {_stem(unquote(path).strip()) for path in LOCALIZED_SOURCE.findall(text)}
+    shared = projects.shared_datasets_of(project) if stems else None
+    if shared is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    download_project(shared, directory, wanted=lambda name: _stem(name) in stems)
+    return directory
+
+
+def _stem(name: str) -> str:
+    return PurePosixPath(name).with_suffix("").as_posix()
 
 
 def _checksums(path: Path) -> checksums.Checksums:
@@ -83,12 +113,18 @@ def _report(job: Job, result: isolation.ChildResult) -> None:
     jobs.save_report(job, result.feedback, output)
 
 
+def _project_arguments(project: Project, workspace: Workspace) -> dict:
+    """What process_projectfile and package read: the project, and its shared datasets."""
+    localized = localized_datasets(project, workspace.project_dir / project.the_qgis_file_name,
+                                   workspace.root / "shared_datasets")
+    return {"project_dir": str(workspace.project_dir), "project_file": project.the_qgis_file_name,
+            "out_dir": str(workspace.out_dir), "localized_dir": str(localized) if localized else None}
+
+
 def process_projectfile(job: Job, project: Project, workspace: Workspace,
                         should_stop: Callable[[], bool]) -> None:
     download_project(project, workspace.project_dir)
-    result = _run("process_projectfile", {
-        "project_dir": str(workspace.project_dir), "project_file": project.the_qgis_file_name,
-        "out_dir": str(workspace.out_dir)}, workspace, should_stop)
+    result = _run("process_projectfile", _project_arguments(project, workspace), workspace, should_stop)
     details = None
     if result.error is None:
         details = ((result.feedback or {}).get("outputs", {}).get("project_details") or {}).get(
@@ -98,14 +134,12 @@ def process_projectfile(job: Job, project: Project, workspace: Workspace,
             with thumbnail.open("rb") as image:
                 thumbnails.store(project, image, thumbnail.stat().st_size)
     _report(job, result)
-    projects.complete_processing(job, details, result.error)
+    processing.complete_processing(job, details, result.error)
 
 
 def package(job: Job, project: Project, workspace: Workspace, should_stop: Callable[[], bool]) -> None:
     download_project(project, workspace.project_dir)
-    result = _run("package", {
-        "project_dir": str(workspace.project_dir), "project_file": project.the_qgis_file_name,
-        "out_dir": str(workspace.out_dir)}, workspace, should_stop)
+    result = _run("package", _project_arguments(project, workspace), workspace, should_stop)
     _report(job, result)
     if result.error is not None:
         jobs.complete(job, JobStatus.FAILED, error=result.error)
@@ -213,7 +247,8 @@ def after(job: Job) -> None:
 
 
 def _project(project_id: str) -> Project | None:
+    """The project, unless it is gone or being deleted."""
     try:
-        return Project.get(project_id, consistent_read=True)
-    except DoesNotExist:
+        return projects.get_project(project_id)
+    except ObjectNotFound:
         return None

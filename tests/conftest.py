@@ -14,6 +14,9 @@ os.environ.update({
     "QFC_BUCKET": "qfc-test-files",
     "QFC_PASSWORD_HASH_CHEAP": "1",
     "POWERTOOLS_METRICS_DISABLED": "true",
+    "QFC_PUBLIC_URL": "http://testserver",
+    # Background tasks (a project's purge) run before the request answers: tests see their end.
+    "QFC_BACKGROUND_TASKS": "inline",
 })
 os.environ.pop("QFC_AWS_ENDPOINT_URL", None)
 os.environ.pop("QFC_MAX_DIRECT_UPLOAD_BYTES", None)

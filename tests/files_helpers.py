@@ -36,3 +36,31 @@ def upload(client, project_id: str, name: str, content: bytes, **kwargs):
 
     return client.post(f"files/{project_id}/{quote(name)}/", files={"file": ("ignored", content)},
                        **kwargs)
+
+
+def everything() -> dict:
+    """Every item of every table (by key; login attempts left out, they count refusals too),
+    the storage counters, and every S3 object version, delete marker and multipart upload:
+    what a refused request must leave exactly as it was."""
+    from chalicelib import aws
+    from chalicelib.config import settings
+    from chalicelib.models import ALL_MODELS, LoginAttempts, Project, User
+
+    items = {}
+    for model in ALL_MODELS:
+        if model is LoginAttempts:
+            continue
+        keys = [name for name, attribute in model.get_attributes().items()
+                if attribute.is_hash_key or attribute.is_range_key]
+        items[model.Meta.table] = sorted(tuple(str(getattr(item, key)) for key in keys)
+                                         for item in model.scan())
+    s3 = aws.s3()
+    versions = s3.list_object_versions(Bucket=settings.bucket)
+    return {
+        "items": items,
+        "user_bytes": {u.username_key: int(u.storage_used_bytes) for u in User.scan()},
+        "project_bytes": {p.id: int(p.file_storage_bytes) for p in Project.scan()},
+        "s3": sorted((v["Key"], v["VersionId"]) for v in versions.get("Versions", [])
+                     + versions.get("DeleteMarkers", [])),
+        "multipart": len(s3.list_multipart_uploads(Bucket=settings.bucket).get("Uploads", [])),
+    }

@@ -310,3 +310,12 @@ def test_a_deltafile_of_100k_deltas_is_refused_with_a_413_and_stores_nothing(ali
     assert (reply.status, reply.code) == (413, "payload_too_large")
     assert "at most 10000 deltas" in reply.json()["message"]
     assert alice.get(f"deltas/{project}/").json() == [] and run_jobs() == 0
+
+
+def test_deleting_the_project_removes_its_deltas_jobs_and_feature_keys(alice, project):
+    from chalicelib.models import ClientFeaturePk, Delta, Job
+
+    assert pushed(alice, project, "multistage_p1_c1_create.json") == ["STATUS_APPLIED"]
+    assert Delta.count(project) and ClientFeaturePk.count(project) and Job.by_project.count(project)
+    assert alice.delete(f"projects/{project}/").status == 204
+    assert (Delta.count(project), ClientFeaturePk.count(project), Job.by_project.count(project)) == (0, 0, 0)

@@ -240,3 +240,30 @@ def test_a_waiting_job_whose_message_was_lost_runs_when_a_worker_starts(alice, b
     Worker().sweep(starting=True)
     assert run_jobs() == 1
     assert alice.get(f"jobs/{job_id}/").json()["status"] == "finished"
+
+
+def test_localized_layers_are_read_from_the_owners_shared_datasets(alice):
+    shared = alice.create_project("shared_datasets")["id"]
+    gpkg = (shared_data.testdata() / "app" / "bumblebees.gpkg").read_bytes()
+    upload(alice, shared, "bumblebees.gpkg", gpkg)
+    pid = alice.create_project("localized")["id"]
+    qgs = (shared_data.testdata() / "app" / "simple_bumblebees_correct_localized.qgs").read_bytes()
+    assert upload(alice, pid, "project.qgs", qgs).status == 201
+    alice.post("jobs/", json={"project_id": pid, "type": "package"})
+    run_jobs()
+    (processed,) = [job for job in _jobs(alice, pid) if job["type"] == "process_projectfile"]
+    details = alice.get(f"jobs/{processed['id']}/").json()["feedback"]["outputs"]["project_details"]
+    layer = details["project_details"]["layers_by_id"]["valid_localized_point_layer_id"]
+    assert (layer["is_localized"], layer["is_valid"], layer["feature_count"], layer["filename"]) == (
+        True, True, 35, "bumblebees.gpkg")
+    missing = details["project_details"]["layers_by_id"]["invalid_point_layer_id"]
+    assert missing["is_valid"] is False
+
+    latest = alice.get(f"packages/{pid}/latest/").json()
+    packaged = latest["layers"]["valid_localized_point_layer_id"]
+    assert (packaged["is_localized"], packaged["is_valid"]) == (True, True)
+    assert packaged["filename"] == "bumblebees.gpkg"
+    assert sorted(f["name"] for f in latest["files"]) == ["project_qfield.qgs"]  # QField fetches it itself
+    project_file = fetch(alice, f"packages/{pid}/latest/files/project_qfield.qgs/").decode()
+    assert 'localized:bumblebees.gpkg|layername=apiary' in project_file
+    assert alice.get(f"projects/{pid}/").json()["shared_datasets_project_id"] == shared

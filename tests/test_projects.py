@@ -212,6 +212,30 @@ def test_owner_transfer_moves_the_project(users):
     assert alice.post("projects/", json={"name": "moving"}).status == 201
 
 
+@pytest.mark.parametrize("role", ["manager", "editor"])
+def test_only_the_admin_role_may_transfer_a_project_so_a_manager_cannot_take_it(users, role):
+    alice, mallory = users("alice"), users("mallory")
+    project = alice.create_project("kept")
+    alice.post(f"collaborators/{project['id']}/", json={"collaborator": "mallory", "role": role})
+    for body in ({"owner": "mallory"}, {"owner": "alice", "name": "kept"}, {"owner": "MALLORY"}):
+        reply = mallory.patch(f"projects/{project['id']}/", json=body)
+        if body["owner"] == "alice":  # naming the current owner is no transfer
+            assert reply.status in (200, 403), reply.content
+            continue
+        assert (reply.status, reply.code) == (403, "permission_denied"), reply.content
+    assert alice.get(f"projects/{project['id']}/").json()["owner"] == "alice"
+    if role == "manager":  # the rest of the update is still a manager's
+        assert mallory.patch(f"projects/{project['id']}/", json={"description": "ok"}).status == 200
+
+
+def test_a_collaborator_with_the_admin_role_may_transfer(users):
+    alice, carol = users("alice"), users("carol")
+    project = alice.create_project("handed_over")
+    alice.post(f"collaborators/{project['id']}/", json={"collaborator": "carol", "role": "admin"})
+    reply = carol.patch(f"projects/{project['id']}/", json={"owner": "carol"})
+    assert reply.status == 200 and reply.json()["owner"] == "carol"
+
+
 def test_owner_transfer_over_the_recipients_quota_is_402(users):
     from chalicelib.models import Project, User
 
@@ -283,3 +307,34 @@ def test_a_user_sees_their_own_login_data(users, api):
     alice = users("alice")
     assert alice.get("auth/user/").json()["email"] == "alice@example.com"
     assert api.login("alice", PASSWORD).token != alice.token
+
+
+@pytest.mark.parametrize("headers", [
+    {"Host": "evil.example", "X-Forwarded-Proto": "javascript"},
+    {"Host": "evil.example/x?", "X-Forwarded-Proto": "https"},
+    {"X-Forwarded-Host": "evil.example", "Forwarded": "host=evil.example;proto=javascript"},
+])
+def test_pagination_links_come_from_the_configured_public_url_not_from_client_headers(
+    users, override_settings, headers
+):
+    override_settings(public_url="https://qfc.example.org/")
+    alice = users("alice")
+    for i in range(3):
+        alice.create_project(f"p{i}")
+    page = alice.get("projects/?limit=1&offset=1", headers=headers)
+    assert page.headers["X-Next-Page"] == "https://qfc.example.org/api/v1/projects/?limit=1&offset=2"
+    assert page.headers["X-Previous-Page"] == "https://qfc.example.org/api/v1/projects/?limit=1"
+
+
+def test_without_a_configured_url_links_use_the_domain_api_gateway_reports(api, override_settings):
+    from chalicelib import accounts
+    from devstack.gateway import ApiGateway
+
+    override_settings(public_url=None)
+    gateway = ApiGateway(api.gateway.app, api.gateway.handler, domain_name="abc.execute-api.example")
+    accounts.create_user("alice", "correct horse battery")
+    alice = api.__class__(gateway).login("alice", "correct horse battery")
+    for i in range(2):
+        alice.create_project(f"p{i}")
+    page = alice.get("projects/?limit=1", headers={"Host": "evil.example", "X-Forwarded-Proto": "x"})
+    assert page.headers["X-Next-Page"] == "https://abc.execute-api.example/api/v1/projects/?limit=1&offset=1"

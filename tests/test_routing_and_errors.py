@@ -110,3 +110,15 @@ def test_json_answers_carry_a_json_content_type_like_api_gateway(users):
     for reply in (alice.get("projects/"), alice.get(f"projects/{pid}/"), alice.get("status/"),
                   alice.get("no/such/route/"), alice.delete("projects/")):
         assert reply.headers["Content-Type"].startswith("application/json"), reply.status
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "HEAD", "TRACE", "PROPFIND", "CONNECT"])
+def test_methods_the_api_does_not_serve_are_json_405s_naming_the_allowed_ones(users, method):
+    alice = users("alice")
+    for path in ("projects/", "auth/login/", "files/2b9a2b8e-0d1c-4e43-9a4c-2fb1f3f2b1a0/a/b.txt/"):
+        reply = alice.request(method, path)
+        assert reply.status == 405, (method, path, reply.content)
+        assert reply.headers["Content-Type"].startswith("application/json")
+        if method != "HEAD":  # HEAD answers carry no body (the HTTP server drops it)
+            assert reply.json()["code"] == "method_not_allowed"
+        assert reply.headers["Allow"] in ("GET, POST", "POST", "DELETE, GET, POST"), (method, path)

@@ -14,7 +14,8 @@ router = Router(__name__)
 def login():
     request = router.request
     auth.optional_caller(request)  # a stale token is refused even here, as QFieldCloud does
-    session = auth.login(body(request, Login), request.headers.get("user-agent", ""))
+    source_address = (request.context.get("identity") or {}).get("sourceIp")
+    session = auth.login(body(request, Login), request.headers.get("user-agent", ""), source_address)
     return login_json(session)
 
 

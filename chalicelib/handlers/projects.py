@@ -1,6 +1,6 @@
 from chalice import Response
 
-from .. import auth, projects, thumbnails
+from .. import auth, project_deletion, projects, thumbnails
 from ..inputs import OrderingQuery, ProjectCreate, ProjectListQuery, ProjectReplace, ProjectUpdate
 from ..pagination import paginate
 from ..permissions import Action
@@ -60,7 +60,7 @@ def update_project(project_id):
 def delete_project(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.DELETE_PROJECT)
-    projects.delete_project(project)
+    project_deletion.request_deletion(project)
     return Response(body="", status_code=204)
 
 

@@ -8,13 +8,13 @@ from .jobs import Job, JobLease
 from .projects import Project, ProjectName
 from .tokens import AuthToken
 from .uploads import UploadSession
-from .users import LoginFailure, User
+from .users import LoginAttempts, User
 
-ALL_MODELS = (User, LoginFailure, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
+ALL_MODELS = (User, LoginAttempts, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
               UploadSession, Job, JobLease, Delta, ClientFeaturePk, ListCount)
 
 __all__ = [
     "ALL_MODELS", "AuthToken", "ClientFeaturePk", "Collaborator", "Delta", "FileVersion", "Job",
-    "JobLease", "ListCount", "LoginFailure", "Project", "ProjectFile", "ProjectName", "UploadSession",
+    "JobLease", "ListCount", "LoginAttempts", "Project", "ProjectFile", "ProjectName", "UploadSession",
     "User",
 ]

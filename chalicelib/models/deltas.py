@@ -3,7 +3,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from pynamodb.attributes import JSONAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from .base import Table, TableMeta, utcnow
 
@@ -46,11 +46,12 @@ class DeltasOfFile(GlobalSecondaryIndex):
 
 class PendingDeltas(GlobalSecondaryIndex):
     """Sparse: only pending deltas carry `pending_project_id`. What the next delta_apply job of
-    a project takes, in upload order (whole items: the job needs their content)."""
+    a project takes, in upload order. Keys only: an index lags behind the table, so the job reads
+    the deltas themselves, consistently, before it takes them."""
 
     class Meta:
         index_name = "pending"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     pending_project_id = UnicodeAttribute(hash_key=True)
     seq = UnicodeAttribute(range_key=True)

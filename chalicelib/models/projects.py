@@ -85,9 +85,18 @@ class Project(Table):
     package_job_id = UnicodeAttribute(null=True)
     # Jobs created and not yet done: the project is `busy` while this is above zero.
     active_jobs = NumberAttribute(default=0)
+    # Set when the project's deletion was asked for: from then on it is gone for the API, no
+    # write may be committed to it, and a background task removes its data (project_deletion).
+    deleting_since = UTCDateTimeAttribute(null=True)
 
     by_owner = ProjectsByOwner()
     public = PublicProjects()
+
+
+def is_live():
+    """The condition every write that adds to a project checks, in its own conditional write or
+    transaction: the project exists and is not being deleted (chalicelib.project_deletion)."""
+    return Project.id.exists() & Project.deleting_since.does_not_exist()
 
 
 class ProjectName(Table):

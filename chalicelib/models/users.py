@@ -55,13 +55,14 @@ class User(Table):
         return f"{self.first_name} {self.last_name}".strip()
 
 
-class LoginFailure(Table):
-    """Failed logins per username, shared by every Lambda instance; expires on its own."""
+class LoginAttempts(Table):
+    """Login attempts counted in a fixed window, per account and source address (`key` is
+    `<account>|<address>|<window>`) and per account from everywhere (`<account>|*|<window>`).
+    An attempt is counted before its password is checked; each item expires with its window."""
 
     class Meta(TableMeta):
-        table = "login-failures"
+        table = "login-attempts"
 
-    username_key = UnicodeAttribute(hash_key=True)
-    failures = NumberAttribute(default=0)
-    locked_until = UTCDateTimeAttribute(null=True)
+    key = UnicodeAttribute(hash_key=True)
+    attempts = NumberAttribute(default=0)
     expires_at = TTLAttribute()

@@ -54,8 +54,12 @@ class LocalStack:
     output: list[str] = field(default_factory=list)
 
     @property
+    def host(self) -> str:
+        return self.extra_env.get("QFC_HOST", "127.0.0.1")
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v1/"
+        return f"http://{self.host}:{self.port}/api/v1/"
 
     @property
     def env(self) -> dict[str, str]:

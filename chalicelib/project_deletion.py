@@ -1,0 +1,120 @@
+"""Deleting a project: at once for its users, in the background for its data.
+
+`request_deletion` marks the project (`deleting_since`) and frees its name, in one transaction.
+From then on the project is 404 for everyone, and nothing can be committed to it: every write
+that adds to a project (a file version, a thumbnail, a collaborator, an upload session) checks
+`models.projects.is_live()` in its own conditional write or transaction, so an upload that was already running
+fails at its commit and removes what it stored (its S3 version, its quota reservation).
+
+`purge` then removes the data, in a background task (`chalicelib.background`; a large project
+cannot be emptied within API Gateway's 29 s): open upload sessions, collaborators, its jobs,
+deltas and what goes with them, the file items (each batch deleted in one transaction that
+lowers the owner's storage counter by exactly the bytes those items held), every S3 object
+version under the project's prefix, and last the project item. Each step can run again, so an
+interrupted purge is finished by the next run. A job still running on the project fails when
+it tries to commit (the project is not live any more).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
+
+from . import background, storage, uploads
+from .errors import Conflict
+from .models import (
+    ClientFeaturePk,
+    Collaborator,
+    Delta,
+    Job,
+    JobLease,
+    Project,
+    ProjectFile,
+    ProjectName,
+    UploadSession,
+    User,
+)
+from .models.base import Transaction, utcnow
+from .models.projects import is_live
+
+FILE_BATCH = 25  # file items per transaction (with the two counters: far below DynamoDB's 100)
+MAX_ATTEMPTS = 20
+
+
+def request_deletion(project: Project) -> None:
+    """Mark the project deleted and free its name now; its data goes in the background."""
+    tx = Transaction()
+    try:
+        with tx:
+            tx.update(
+                project,
+                actions=[Project.deleting_since.set(utcnow())],
+                condition=is_live() & (Project.name == project.name)
+                & (Project.owner_key == project.owner_key),
+                label="project",
+            )
+            tx.delete(ProjectName(ProjectName.key_for(project.owner_key, project.name)))
+    except TransactWriteError as error:
+        if "project" in tx.failed(error):
+            raise Conflict("The project was changed or deleted meanwhile; retry.") from None
+        raise
+    background.start(purge, project_id=project.id)
+
+
+@background.task
+def purge(project_id: str) -> None:
+    """Remove everything of a project marked for deletion (never of a live one)."""
+    try:
+        project = Project.get(project_id, consistent_read=True)
+    except DoesNotExist:
+        return
+    if project.deleting_since is None:
+        return
+    _drop_upload_sessions(project)
+    for model, items in (
+        (Collaborator, Collaborator.query(project.id, consistent_read=True)),
+        (Delta, Delta.query(project.id, consistent_read=True)),
+        (ClientFeaturePk, ClientFeaturePk.query(project.id, consistent_read=True)),
+        (Job, Job.by_project.query(project.id)),
+        (JobLease, JobLease.query(project.id, consistent_read=True)),
+    ):
+        with model.batch_write() as batch:
+            for item in items:
+                batch.delete(item)
+    _delete_files(project)
+    storage.delete_everything_under(storage.project_prefix(project.id))
+    with contextlib.suppress(DeleteError):
+        project.delete(condition=Project.deleting_since.exists())
+
+
+def _drop_upload_sessions(project: Project) -> None:
+    """Abort the open uploads. A completion in progress is left to finish: it cannot commit to
+    a project being deleted, and undoes its own work (quota, S3 version, session)."""
+    for session in UploadSession.by_project.query(project.id):
+        if session.state != "open" and not uploads.claim_is_abandoned(session):
+            continue
+        with contextlib.suppress(ClientError):
+            storage.abort_multipart_upload(session.s3_key, session.s3_upload_id)
+        uploads.discard(session, project.owner_key)
+
+
+def _delete_files(project: Project) -> None:
+    """Delete the file items in batches, each with the owner's and project's counters lowered
+    by the bytes its items held, so the counters follow exactly what is removed."""
+    failures = 0
+    while items := list(ProjectFile.query(project.id, consistent_read=True, limit=FILE_BATCH)):
+        freed = sum(item.stored_bytes for item in items)
+        tx = Transaction()
+        try:
+            with tx:
+                for item in items:
+                    tx.delete(item)
+                tx.update(User(project.owner_key), actions=[User.storage_used_bytes.add(-freed)])
+                tx.update(Project(project.id), actions=[Project.file_storage_bytes.add(-freed)],
+                          condition=Project.deleting_since.exists())
+        except TransactWriteError:
+            failures += 1  # another run of the purge got there first: read the items again
+            if failures >= MAX_ATTEMPTS:
+                raise

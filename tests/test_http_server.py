@@ -1,0 +1,211 @@
+"""The local stack's HTTP server, over real sockets on loopback: a crowd of connections, broken
+framing and over-long headers get JSON answers, never a reset, a hang or a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.conftest import PASSWORD
+
+
+@contextlib.contextmanager
+def serving(gateway):
+    from devstack.http_server import make_server
+
+    server = make_server(gateway, "127.0.0.1", 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture
+def server(api):
+    with serving(api.gateway) as url:
+        yield url
+
+
+def _login(url: str) -> str:
+    reply = requests.post(f"{url}/api/v1/auth/login/", data={"username": "alice", "password": PASSWORD},
+                          timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["token"]
+
+
+@pytest.fixture
+def session(server, alice):
+    """The server's URL, a token of alice and her project's id."""
+    token = _login(server)
+    pid = requests.post(f"{server}/api/v1/projects/", json={"name": "p"}, timeout=30,
+                        headers={"Authorization": f"Token {token}"}).json()["id"]
+    return server, token, pid
+
+
+def _raw(url: str, request: bytes, timeout: float = 10) -> bytes:
+    """Send bytes as they are and read the whole answer (the server closes after an error)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks) and _complete(b"".join(chunks)):
+                    break
+        return b"".join(chunks)
+
+
+def _complete(answer: bytes) -> bool:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":")[1])
+    return False
+
+
+def _json_error(answer: bytes, status: int) -> dict:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(status).encode(), answer[:300]
+    assert b"content-type: application/json" in head.lower(), head
+    error = json.loads(body)
+    assert set(error) == {"code", "message"} and "Traceback" not in error["message"]
+    return error
+
+
+def test_twenty_and_more_concurrent_uploads_are_all_served(session):
+    url, token, pid = session
+
+    def one_upload(n: int) -> int:
+        with requests.Session() as client:  # a connection of its own, opened now
+            reply = client.post(f"{url}/api/v1/files/{pid}/f{n}.bin/", timeout=60,
+                                headers={"Authorization": f"Token {token}"},
+                                files={"file": ("f", b"z" * 200_000)})
+            return reply.status_code
+
+    barrier = threading.Barrier(40)
+
+    def at_once(n: int) -> int:
+        barrier.wait()
+        return one_upload(n)
+
+    with ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(at_once, range(40)))
+    assert statuses == [201] * 40
+    listing = requests.get(f"{url}/api/v1/files/{pid}/", headers={"Authorization": f"Token {token}"},
+                           timeout=30).json()
+    assert len(listing) == 40
+
+
+def test_a_negative_content_length_is_a_json_400_not_a_hang(server):
+    started = time.monotonic()
+    answer = _raw(server, b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\nabc")
+    assert _json_error(answer, 400)["code"] == "api_error"
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("body", [
+    b"zz\r\nhello\r\n0\r\n\r\n",  # not a hexadecimal size
+    b"5\r\nhello world, longer than announced\r\n0\r\n\r\n",
+    b"-1\r\nx\r\n0\r\n\r\n",
+])
+def test_a_malformed_chunked_body_is_a_json_400(server, body):
+    request = (b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + body)
+    assert _json_error(_raw(server, request), 400)["code"] == "api_error"
+
+
+def test_an_over_long_header_is_a_json_431(server):
+    request = b"GET /api/v1/status/ HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 400_000 + b"\r\n\r\n"
+    assert _json_error(_raw(server, request), 431)["code"] == "request_header_fields_too_large"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "OPTIONS", "PROPFIND"])
+def test_unserved_methods_over_http_are_json(server, method):
+    request = f"{method} /api/v1/projects/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    answer = _raw(server, request.encode())
+    assert _json_error(answer, 405)["code"] == "method_not_allowed"
+
+
+def test_keep_alive_serves_many_requests_on_one_connection_quickly(server):
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    started = time.monotonic()
+    for _ in range(100):
+        connection.request("GET", "/api/v1/auth/providers/")
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())[0]["id"] == "credentials"
+    elapsed = time.monotonic() - started
+    connection.close()
+    assert elapsed < 10, elapsed
+
+
+def test_a_large_chunked_upload_is_received_whole(session):
+    url, token, pid = session
+    payload = bytes(range(256)) * (20 * 1024 * 1024 // 256)  # 20 MiB
+
+    def chunks():
+        for start in range(0, len(payload), 1024 * 1024):
+            yield payload[start:start + 1024 * 1024]
+
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n").encode()
+
+    def body():
+        yield head
+        yield from chunks()
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    reply = requests.post(f"{url}/api/v1/files/{pid}/big.bin/", data=body(), timeout=120,
+                          headers={"Authorization": f"Token {token}",
+                                   "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert reply.status_code == 201, reply.text
+    import hashlib
+
+    assert reply.json()["sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+def test_percent_encoded_paths_reach_the_gateway_byte_for_byte(session):
+    url, token, pid = session
+    headers = {"Authorization": f"Token {token}"}
+    reply = requests.post(f"{url}/api/v1/files/{pid}/DCIM/caf%C3%A9%20a%2Bb.txt/", headers=headers,
+                          files={"file": ("f", b"1")}, timeout=30)
+    assert reply.status_code == 201 and reply.json()["name"] == "DCIM/café a+b.txt"
+
+
+@pytest.mark.parametrize("target", [
+    "/api/v1/files/{pid}/../../../etc/passwd/", "/api/v1/files/{pid}/..%2f..%2fetc%2fpasswd/",
+    "/api/v1/files/{pid}/%FF%FE/", "/api/v1/files/{pid}/\xff\xfe/", "/api/v1/../../etc/passwd",
+    "/api/v1/files/{pid}/a\x00b/", "//api//v1//projects//", "/api/v1/files/{pid}/%2F/",
+])
+def test_hostile_request_targets_over_http_sent_byte_for_byte(session, target):
+    url, token, pid = session
+    request = (f"GET {target.format(pid=pid)} HTTP/1.1\r\nHost: x\r\nAuthorization: Token {token}\r\n"
+               "Content-Length: 0\r\n\r\n").encode("latin-1")
+    answer = _raw(url, request)
+    status = int(answer.split(b" ")[1])
+    assert 400 <= status < 500, answer[:300]
+    assert b"root:" not in answer
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert json.loads(body)["code"], answer[:300]
+
+
+def test_binary_header_bytes_over_http(session):
+    url, token, pid = session
+    for value in (b"\x80\xff\xfe", b"\x01\x02", b"Token \xff" * 1000):
+        request = (f"GET /api/v1/files/{pid}/ HTTP/1.1\r\nHost: x\r\nAuthorization: Token {token}\r\n"
+                   ).encode() + b"X-Binary: " + value + b"\r\nUser-Agent: " + value + b"\r\n\r\n"
+        answer = _raw(url, request)
+        assert int(answer.split(b" ")[1]) < 500, answer[:300]

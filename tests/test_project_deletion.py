@@ -1,0 +1,252 @@
+"""Deleting a project while its users keep uploading: nothing of it may remain, and the owner's
+storage counter must come back to what is really stored (docs/security.md, Project deletion)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tests.files_helpers import upload
+
+
+def leftovers(project_id: str) -> dict:
+    """Every trace of a project in every table and in S3, and its owner's counter."""
+    from chalicelib import aws, storage
+    from chalicelib.config import settings
+    from chalicelib.models import Collaborator, Project, ProjectFile, UploadSession, User
+
+    listing = aws.s3().list_object_versions(Bucket=settings.bucket, Prefix=storage.project_prefix(project_id))
+    multiparts = aws.s3().list_multipart_uploads(Bucket=settings.bucket,
+                                                 Prefix=storage.project_prefix(project_id))
+    return {
+        "project": Project.count(project_id),
+        "files": ProjectFile.count(project_id),
+        "collaborators": Collaborator.count(project_id),
+        "uploads": UploadSession.by_project.count(project_id),
+        "s3": len(listing.get("Versions", [])) + len(listing.get("DeleteMarkers", [])),
+        "multipart_uploads": len(multiparts.get("Uploads", [])),
+        "owner_bytes": int(User.get("alice").storage_used_bytes),
+    }
+
+
+NOTHING = {"project": 0, "files": 0, "collaborators": 0, "uploads": 0, "s3": 0, "multipart_uploads": 0,
+           "owner_bytes": 0}
+
+
+@pytest.fixture
+def slow_s3(monkeypatch):
+    """Stores take a while, as over a real network: uploads are in flight when the delete comes."""
+    from chalicelib import storage
+
+    put = storage.put_object
+
+    def slow_put(*args, **kwargs):
+        time.sleep(0.05)
+        return put(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "put_object", slow_put)
+
+
+def test_deleting_a_project_while_uploads_run_leaves_nothing_and_corrects_the_quota(alice, users, slow_s3):
+    users("bob")
+    pid = alice.create_project("doomed")["id"]
+    alice.post(f"collaborators/{pid}/", json={"collaborator": "bob", "role": "editor"})
+    for n in range(5):
+        assert upload(alice, pid, f"data/{n}.csv", b"x" * 10_000).status == 201
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def keep_uploading(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            statuses.append(upload(alice, pid, f"DCIM/{worker}/{n % 3}.jpg", b"y" * 50_000).status)
+            n += 1
+
+    uploaders = [threading.Thread(target=keep_uploading, args=(w,)) for w in range(6)]
+    for thread in uploaders:
+        thread.start()
+    time.sleep(0.3)
+    assert alice.delete(f"projects/{pid}/").status == 204
+    time.sleep(0.3)
+    stop.set()
+    for thread in uploaders:
+        thread.join()
+
+    assert 201 in statuses and 404 in statuses
+    assert set(statuses) <= {201, 404}
+    assert alice.get(f"projects/{pid}/").status == 404
+    assert leftovers(pid) == NOTHING
+
+
+@pytest.fixture
+def purge_later(monkeypatch):
+    """Deletion asked for, its purge not run yet: what requests meet in between."""
+    from chalicelib import background
+
+    started = []
+    monkeypatch.setattr(background, "start", lambda function, **arguments: started.append(arguments))
+    return started
+
+
+def test_a_project_being_deleted_is_gone_at_once_and_takes_no_more_writes(alice, users, purge_later):
+    import io
+
+    from PIL import Image
+
+    from chalicelib import project_deletion
+
+    users("bob")
+    pid = alice.create_project("doomed")["id"]
+    assert upload(alice, pid, "a.txt", b"kept until the purge").status == 201
+    assert alice.delete(f"projects/{pid}/").status == 204
+    assert purge_later == [{"project_id": pid}]
+    assert alice.get(f"projects/{pid}/").status == 404
+    assert alice.get("projects/").json() == []
+    assert alice.post("projects/", json={"name": "doomed"}).status == 201  # the name is free
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
+    for reply in (
+        upload(alice, pid, "b.txt", b"late"),
+        alice.post(f"projects/{pid}/thumbnail/", files={"thumbnail": ("t.png", png.getvalue())}),
+        alice.post(f"collaborators/{pid}/", json={"collaborator": "bob", "role": "reader"}),
+        alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 10}),
+        alice.delete(f"projects/{pid}/"),
+    ):
+        assert (reply.status, reply.code) == (404, "object_not_found"), reply.content
+    project_deletion.purge(pid)
+    assert leftovers(pid) == NOTHING
+
+
+def test_writes_that_started_before_the_mark_cannot_commit_after_it(alice, users, purge_later):
+    """Each write checks the mark in its own transaction: a project read before the deletion
+    was asked for does not let a thumbnail, a collaborator, a session or a version in."""
+    import io
+
+    from PIL import Image
+
+    from chalicelib import collaborators, files, project_deletion, thumbnails, uploads
+    from chalicelib.auth import Caller
+    from chalicelib.checksums import of_stream
+    from chalicelib.errors import ObjectNotFound
+    from chalicelib.inputs import CollaboratorAdd, UploadBegin
+    from chalicelib.models import Project, User
+    from chalicelib.permissions import project_role
+
+    users("bob")
+    pid = alice.create_project("doomed")["id"]
+    stale = Project.get(pid)  # read by requests still running when the deletion comes
+    caller = Caller(User.get("alice"), "sdk")
+    role = project_role(caller.user, stale)
+    project_deletion.request_deletion(Project.get(pid))
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
+    content = io.BytesIO(b"late bytes")
+    attempts = [
+        lambda: thumbnails.store(stale, png, len(png.getvalue())),
+        lambda: collaborators.add_collaborator(caller, stale, CollaboratorAdd(collaborator="bob")),
+        lambda: uploads.begin(caller, stale, role, UploadBegin(name="big.bin", size=10)),
+        lambda: files.upload(caller, files.check_upload(stale, role, "late.txt"), content),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ObjectNotFound):
+            attempt()
+    assert of_stream(io.BytesIO(b"")).size == 0
+    project_deletion.purge(pid)
+    assert leftovers(pid) == NOTHING
+
+
+def test_a_presigned_upload_completed_after_the_deletion_gives_its_quota_back(alice, purge_later):
+    import requests
+
+    from chalicelib import project_deletion
+
+    pid = alice.create_project("doomed")["id"]
+    assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
+    started = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 5000}).json()
+    for part in started["parts"]:
+        assert requests.put(part["url"], data=b"y" * part["size"], timeout=10).ok
+    assert alice.delete(f"projects/{pid}/").status == 204
+    reply = alice.post(f"uploads/{pid}/{started['upload_id']}/complete/")
+    assert reply.status == 404
+    project_deletion.purge(pid)
+    assert leftovers(pid) == NOTHING
+
+
+def test_a_completion_running_when_the_project_is_deleted_undoes_itself_once(alice, monkeypatch):
+    """The completion passed its checks, then the deletion came: its commit fails, and the quota
+    it reserved is given back exactly once (it used to be released twice)."""
+    import requests
+
+    from chalicelib import files, project_deletion
+    from chalicelib.models import Project
+
+    pid = alice.create_project("doomed")["id"]
+    assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
+    started = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 5000}).json()
+    for part in started["parts"]:
+        requests.put(part["url"], data=b"y" * part["size"], timeout=10)
+    record = files.record_version
+
+    def deleted_meanwhile(*args, **kwargs):
+        monkeypatch.setattr(project_deletion.background, "start", lambda function, **arguments: None)
+        project_deletion.request_deletion(Project.get(pid))
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(files, "record_version", deleted_meanwhile)
+    reply = alice.post(f"uploads/{pid}/{started['upload_id']}/complete/")
+    assert (reply.status, reply.code) == (404, "object_not_found")
+    from chalicelib.models import User
+
+    assert int(User.get("alice").storage_used_bytes) == 1000
+    project_deletion.purge(pid)
+    assert leftovers(pid) == NOTHING
+
+
+def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, purge_later):
+    from chalicelib import project_deletion, storage
+
+    pid = alice.create_project("doomed")["id"]
+    for n in range(30):  # more than one batch of file items
+        upload(alice, pid, f"{n}.txt", b"x" * 100)
+    assert alice.delete(f"projects/{pid}/").status == 204
+    everything = storage.delete_everything_under
+
+    def crash(prefix):
+        raise RuntimeError("the function was stopped")
+
+    monkeypatch.setattr(storage, "delete_everything_under", crash)
+    with pytest.raises(RuntimeError):
+        project_deletion.purge(pid)
+    partly = leftovers(pid)
+    assert partly["files"] == 0 and partly["owner_bytes"] == 0 and partly["s3"] == 30
+    monkeypatch.setattr(storage, "delete_everything_under", everything)
+    project_deletion.purge(pid)
+    project_deletion.purge(pid)  # a third run finds nothing to do
+    assert leftovers(pid) == NOTHING
+
+
+def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(monkeypatch, override_settings):
+    import json
+
+    from chalicelib import background, project_deletion
+
+    override_settings(background_tasks="lambda")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stack-api")
+    sent = []
+
+    class FakeLambda:
+        def invoke(self, **kwargs):
+            sent.append(kwargs)
+
+    monkeypatch.setattr(background, "_lambda_client", lambda region: FakeLambda())
+    background.start(project_deletion.purge, project_id="p1")
+    assert sent[0]["FunctionName"] == "stack-api" and sent[0]["InvocationType"] == "Event"
+    event = json.loads(sent[0]["Payload"])
+    ran = []
+    monkeypatch.setattr(project_deletion, "purge", lambda project_id: ran.append(project_id))
+    monkeypatch.setitem(background._TASKS, "chalicelib.project_deletion.purge", project_deletion.purge)
+    handler = background.dispatching(lambda event, context: {"statusCode": 200})
+    assert handler(event, None)["done"] and ran == ["p1"]
+    assert handler({"httpMethod": "GET"}, None) == {"statusCode": 200}
