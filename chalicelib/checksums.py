@@ -8,8 +8,6 @@ binary MD5s of the parts, followed by `-<number of parts>`. `sha256` is the SHA-
 from __future__ import annotations
 
 import hashlib
-import io
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO
@@ -57,19 +55,6 @@ class Hasher:
         else:
             etag = f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
         return Checksums(size=self._size, md5sum=etag, sha256=self._sha256.hexdigest())
-
-
-def of_file_contents(stream: IO[bytes]) -> Checksums:
-    """Checksums of everything in `stream` (a file or a BytesIO), read by position: the stream's
-    own position is left alone, so another thread may read it meanwhile."""
-    if isinstance(stream, io.BytesIO):
-        return of_chunks([stream.getbuffer()])
-    stream.flush()
-    descriptor, offset, hasher = stream.fileno(), 0, Hasher()
-    while chunk := os.pread(descriptor, READ_SIZE, offset):
-        hasher.update(chunk)
-        offset += len(chunk)
-    return hasher.result()
 
 
 def of_chunks(chunks: Iterable[bytes]) -> Checksums:

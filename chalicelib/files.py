@@ -8,14 +8,12 @@ when a concurrent change got there first, so concurrent uploads all end up as ve
 
 from __future__ import annotations
 
-import io
 import mimetypes
 import random
 import re
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import IO, Any, TypeVar
 
@@ -48,7 +46,6 @@ from .observability import count_bytes
 from .permissions import Action, ProjectRole, allowed
 
 MAX_ATTEMPTS = 8
-SUM_BESIDE_BYTES = 1024 * 1024  # from this size, checksums are computed while S3 receives the bytes
 # ASCII digits only, at most 19 of them (S3 objects are at most 5 TB).
 RANGE_PATTERN = re.compile(r"^bytes=([0-9]{1,19})-([0-9]{0,19})$")
 T = TypeVar("T")
@@ -114,35 +111,21 @@ def check_direct_upload_size(project_id: str, size: int) -> None:
 
 def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVersion:
     """Store a file received in the request body (the direct multipart POST)."""
-    size = content.seek(0, io.SEEK_END)
-    content.seek(0)
-    check_direct_upload_size(target.project.id, size)
+    sums = checksums.of_stream(content)
+    check_direct_upload_size(target.project.id, sums.size)
     if target.is_qgis:
         check_qgis_project(target.name, content)
     owner = get_user(target.project.owner)
-    quota.reserve(owner, size, caller.client_type)
+    quota.reserve(owner, sums.size, caller.client_type)
     key = storage.file_key(target.project.id, target.name)
     try:
-        s3_version_id, sums = _store_and_sum(key, content, content_type_for(target.name))
+        s3_version_id = storage.put_object(key, content, content_type_for(target.name))
     except Exception:
-        quota.release(owner.username_key, size)
+        quota.release(owner.username_key, sums.size)
         raise
     version = record_version(caller, target, s3_version_id, sums)
     count_bytes("BytesUploaded", sums.size)
     return version
-
-
-def _store_and_sum(key: str, content: IO[bytes], content_type: str) -> tuple[str, Checksums]:
-    """Send the bytes to S3 while their checksums are computed beside it (hashing releases the
-    GIL): a large upload takes the longer of the two, not their sum."""
-    if content.seek(0, io.SEEK_END) < SUM_BESIDE_BYTES:
-        sums = checksums.of_stream(content)
-        return storage.put_object(key, content, content_type), sums
-    content.seek(0)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        summing = pool.submit(checksums.of_file_contents, content)
-        s3_version_id = storage.put_object(key, content, content_type)
-        return s3_version_id, summing.result()
 
 
 class _Contended(Exception):
