@@ -27,7 +27,7 @@ from moto.moto_api._internal.recorder.models import Recorder
 from moto.s3.models import FakeMultipart
 from moto.server import main
 
-from .aws_state import StateDirectory, keep_stored_bodies_when_copied, request_body
+from .aws_state import StateDirectory, objects_read_body_files, offer_body, request_body
 from .moto_atomic import make_dynamodb_atomic
 
 # S3's own seeded random stream: version ids and multipart upload ids.
@@ -82,6 +82,7 @@ def record_changes(state: StateDirectory | None, witness_path: str | None) -> No
     lock = threading.Lock()
 
     def record(self, request, body=None):
+        offer_body(None, None)
         if request.raw_path.startswith("/moto-api/recorder/"):
             return
         if state is not None and state.journal.replaying:
@@ -101,7 +102,7 @@ def start() -> int:
     make_dynamodb_atomic()
     give_s3_its_own_randomness()
     make_upload_ids_replayable()
-    keep_stored_bodies_when_copied()
+    objects_read_body_files()
     state = None
     if os.environ.get("QFC_AWS_STATE_DIR"):
         legacy = os.environ.get("QFC_AWS_LEGACY_RECORDING")

@@ -35,6 +35,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -57,7 +58,8 @@ def _fsync_directory(path: Path) -> None:
 
 
 class Bodies:
-    """Content-addressed files: a body is stored once, under its SHA-256."""
+    """Body files: an object's bytes under their SHA-256 (stored once), or a request's under a
+    name of its own."""
 
     def __init__(self, directory: Path):
         self.directory = directory
@@ -68,6 +70,14 @@ class Bodies:
 
     def put_bytes(self, data: bytes | memoryview) -> str:
         return self.put_stream(io.BytesIO(data))
+
+    def put_request_body(self, data: bytes) -> str:
+        """Store a request's body under a new name (a request is on its way: no time to hash)."""
+        name = f"r-{uuid.uuid4().hex}"
+        temporary = self.directory / f".incoming-{name}"
+        temporary.write_bytes(data)
+        os.replace(temporary, self.path(name))
+        return name
 
     def put_stream(self, stream: IO[bytes]) -> str:
         """Store what `stream` holds from its current position; its SHA-256."""
@@ -105,7 +115,7 @@ class StoredBody:
         self._written: IO[bytes] | None = None
 
     @property
-    def sha(self) -> str:
+    def name(self) -> str:
         return self.path.name
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -145,15 +155,42 @@ class StoredBody:
             self._written.close()
 
 
-def keep_stored_bodies_when_copied() -> None:
-    """moto deep-copies every object version to list them (`ListObjectVersions`), and a copy
-    reads the object's bytes into a new temporary file; a version whose bytes are a body file
-    is copied by reference to that file instead (the file never changes)."""
+_JOURNALED = threading.local()  # the body file of the request this thread is handling
+
+
+def offer_body(path: Path | None, body: bytes | None) -> None:
+    """The request this thread handles has its body in the file at `path`: an object (or part)
+    stored with exactly these bytes reads them from there instead of a copy of its own."""
+    _JOURNALED.offer = (path, body) if path is not None else None
+
+
+def objects_read_body_files() -> None:
+    """Make moto's objects keep their bytes in body files where one holds them already.
+
+    - An object or part stored from a request whose body was journaled reads it from that file
+      (moto would copy it into a temporary file: a second copy on disk and a write per upload).
+    - moto deep-copies every object version to list them (`ListObjectVersions`), and a copy reads
+      the object's bytes into a new temporary file; a version whose bytes are a body file is
+      copied by reference to that file instead (the file never changes)."""
     from moto.s3.models import FakeKey
 
     if getattr(FakeKey.__getstate__, "__qfc_stored__", False):
         return
     get_state, set_state = FakeKey.__getstate__, FakeKey.__setstate__
+    set_value = FakeKey.value.fset
+
+    def store_value(self, new_value) -> None:
+        offer = getattr(_JOURNALED, "offer", None)
+        if offer is not None and isinstance(new_value, bytes | bytearray) and len(new_value) == len(
+                offer[1]) and new_value == offer[1]:
+            _JOURNALED.offer = None
+            self._value_buffer.close()
+            self._value_buffer = StoredBody(offer[0], len(new_value))
+            self.contentsize = len(new_value)
+            return
+        set_value(self, new_value)
+
+    FakeKey.value = FakeKey.value.setter(store_value)
 
     def getstate(self) -> dict[str, Any]:
         buffer = self.__dict__.get("_value_buffer")
@@ -184,7 +221,7 @@ def _live_bodies() -> set[str]:
     def note(key) -> None:
         buffer = getattr(key, "_value_buffer", None)
         if isinstance(buffer, StoredBody):
-            found.add(buffer.sha)
+            found.add(buffer.name)
         multipart = getattr(key, "multipart", None)
         for part in (multipart.parts.values() if multipart is not None else ()):
             note(part)
@@ -274,7 +311,7 @@ def _body_of(key, bodies: Bodies) -> dict[str, str]:
     """Where the snapshot finds a key's bytes: `data` (base64, when small) or a `body` file."""
     buffer = key._value_buffer
     if isinstance(buffer, StoredBody) and buffer._written is None:
-        return {"body": buffer.sha}
+        return {"body": buffer.name}
     with key.lock:
         if key.size < INLINE_BODY_BYTES:
             buffer.seek(0)
@@ -458,7 +495,8 @@ class Journal:
         entry: dict[str, Any] = {"headers": dict(request.headers), "method": request.method,
                                  "url": request.raw_url}
         if body is not None and len(body) >= INLINE_BODY_BYTES:
-            entry["body_file"] = self.bodies.put_bytes(body)
+            entry["body_file"] = self.bodies.put_request_body(body)
+            offer_body(self.bodies.path(entry["body_file"]), body)
         elif body:
             entry.update(body=base64.b64encode(body).decode("ascii"), body_encoded=True)
         else:
@@ -500,8 +538,10 @@ def replay(path: Path, bodies: Bodies) -> int:
     application = DomainDispatcherApplication(create_backend_app)
     count = 0
     for entry in _entries(path):
+        offer_body(None, None)
         if "body_file" in entry:
             body = bodies.path(entry["body_file"]).read_bytes()
+            offer_body(bodies.path(entry["body_file"]), body)
         elif entry.get("body_encoded"):
             body = base64.b64decode(entry.get("body") or "")
         else:
@@ -520,6 +560,7 @@ def replay(path: Path, bodies: Bodies) -> int:
                 output.close()
         finally:
             builder.close()
+            offer_body(None, None)
         count += 1
     return count
 
