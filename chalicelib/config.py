@@ -37,6 +37,9 @@ class Settings:
     # Above this many bytes the direct multipart POST answers 413; None means no limit (local stack).
     max_direct_upload_bytes: int | None
     default_storage_quota_bytes: int
+    # Plan limits of every account that sets none of its own; -1 means no limit.
+    max_premium_collaborators_per_private_project: int
+    max_organization_members: int
     keep_versions: int
     presigned_url_seconds: int
     password_hash_cheap: bool
@@ -64,6 +67,9 @@ def from_environment() -> Settings:
         login_lockout_seconds=int(env("QFC_LOGIN_LOCKOUT_SECONDS", "1800")),
         max_direct_upload_bytes=_optional_int("QFC_MAX_DIRECT_UPLOAD_BYTES"),
         default_storage_quota_bytes=int(env("QFC_DEFAULT_STORAGE_QUOTA_BYTES", str(10 * GIB))),
+        max_premium_collaborators_per_private_project=int(
+            env("QFC_MAX_COLLABORATORS_PER_PRIVATE_PROJECT", "-1")),
+        max_organization_members=int(env("QFC_MAX_ORGANIZATION_MEMBERS", "-1")),
         keep_versions=int(env("QFC_KEEP_VERSIONS", "10")),
         presigned_url_seconds=int(env("QFC_PRESIGNED_URL_SECONDS", "600")),
         # Tests hash thousands of passwords; production keeps argon2's default cost.
