@@ -7,14 +7,14 @@ in the same transaction as each row) for its owner's plan limit (`plans.py`).
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist
 
 from .accounts import find_user, user_key
 from .auth import Caller
 from .errors import ObjectNotFound, ValidationError
 from .inputs import CollaboratorAdd, CollaboratorChange
 from .models import Collaborator, Membership, Project, User
-from .models.base import Transaction, utcnow
+from .models.base import transaction, utcnow
 from .models.collaborators import team_collaborator_key
 
 
@@ -67,25 +67,19 @@ def add_collaborator(caller: Caller, project: Project, data: CollaboratorAdd) ->
         created_at=now,
         updated_at=now,
     )
-    tx = Transaction()
-    try:
-        with tx:
-            tx.save(collaborator, condition=Collaborator.collaborator_key.does_not_exist(), label="row")
-            if account.is_person:
-                tx.update(project, actions=[Project.person_collaborators.add(1)],
-                          condition=Project.id.exists())
-                if project.owner_is_organization:
-                    tx.check(Membership, project.owner_key, account.username_key,
-                             condition=Membership.member_key.exists(), label="member")
-    except TransactWriteError as exc:
-        failed = tx.failed(exc)
-        if "row" in failed:
-            raise ValidationError(f"`{account.username}` is already a collaborator.") from None
-        if "member" in failed:
-            raise ValidationError(
-                f"`{account.username}` is not a member of `{project.owner}`, which owns the project."
-            ) from None
-        raise
+    errors = {
+        "row": ValidationError(f"`{account.username}` is already a collaborator."),
+        "member": ValidationError(
+            f"`{account.username}` is not a member of `{project.owner}`, which owns the project."),
+    }
+    with transaction(errors) as tx:
+        tx.save(collaborator, condition=Collaborator.collaborator_key.does_not_exist(), label="row")
+        if account.is_person:
+            tx.update(project, actions=[Project.person_collaborators.add(1)],
+                      condition=Project.id.exists())
+            if project.owner_is_organization:
+                tx.check(Membership, project.owner_key, account.username_key,
+                         condition=Membership.member_key.exists(), label="member")
     return collaborator
 
 
@@ -104,14 +98,9 @@ def update_collaborator(
 
 
 def remove_collaborator(collaborator: Collaborator) -> None:
-    tx = Transaction()
-    try:
-        with tx:
-            tx.delete(collaborator, condition=Collaborator.collaborator_key.exists(), label="row")
-            if collaborator.team_id is None:
-                tx.update(Project(collaborator.project_id),
-                          actions=[Project.person_collaborators.add(-1)], condition=Project.id.exists())
-    except TransactWriteError as exc:
-        if "row" in tx.failed(exc):
-            raise ObjectNotFound(f"`{collaborator.collaborator}` is not a collaborator anymore.") from None
-        raise
+    gone = ObjectNotFound(f"`{collaborator.collaborator}` is not a collaborator anymore.")
+    with transaction({"row": gone}) as tx:
+        tx.delete(collaborator, condition=Collaborator.collaborator_key.exists(), label="row")
+        if collaborator.team_id is None:
+            tx.update(Project(collaborator.project_id),
+                      actions=[Project.person_collaborators.add(-1)], condition=Project.id.exists())

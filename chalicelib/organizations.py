@@ -23,7 +23,7 @@ from .auth import Caller
 from .errors import ObjectAlreadyExists, ObjectNotFound, ReachedMaxOrganizationMembers, ValidationError
 from .inputs import MemberAdd, MemberChange, OrganizationCreate
 from .models import Collaborator, Membership, Project, Team, User
-from .models.base import Transaction, get_many, utcnow
+from .models.base import Transaction, get_many, transaction, utcnow
 from .models.organizations import MemberRole
 from .models.users import ORGANIZATION
 from .permissions import AccountAction, memberships_of, require_on_account
@@ -61,15 +61,9 @@ def create_organization(owner: User, name: str, email: str = "") -> Organization
     ownership = Membership(organization.username_key, owner.username_key,
                            organization=organization.username, member=owner.username,
                            role=MemberRole.OWNER)
-    tx = Transaction()
-    try:
-        with tx:
-            tx.save(organization, condition=User.username_key.does_not_exist(), label="name")
-            tx.save(ownership, condition=Membership.member_key.does_not_exist())
-    except TransactWriteError as exc:
-        if "name" in tx.failed(exc):
-            raise ObjectAlreadyExists(f"The name `{name}` is taken.") from None
-        raise
+    with transaction({"name": ObjectAlreadyExists(f"The name `{name}` is taken.")}) as tx:
+        tx.save(organization, condition=User.username_key.does_not_exist(), label="name")
+        tx.save(ownership, condition=Membership.member_key.does_not_exist())
     return OrganizationView(organization, [], [], ownership)
 
 
@@ -120,19 +114,12 @@ def add_member(caller: Caller, name: str, data: MemberAdd) -> Membership:
     membership = Membership(organization.username_key, person.username_key,
                             organization=organization.username, member=person.username,
                             role=data.role, is_public=data.is_public, created_at=now, updated_at=now)
-    tx = Transaction()
-    try:
-        with tx:
-            tx.save(membership, condition=Membership.member_key.does_not_exist(), label="member")
-            tx.update(organization, actions=[User.members_count.add(1)],
-                      condition=plans.member_limit_condition(organization), label="limit")
-    except TransactWriteError as exc:
-        failed = tx.failed(exc)
-        if "member" in failed:
-            raise ValidationError(f"`{person.username}` is already a member.") from None
-        if "limit" in failed:
-            raise ReachedMaxOrganizationMembers() from None
-        raise
+    errors = {"member": ValidationError(f"`{person.username}` is already a member."),
+              "limit": ReachedMaxOrganizationMembers()}
+    with transaction(errors) as tx:
+        tx.save(membership, condition=Membership.member_key.does_not_exist(), label="member")
+        tx.update(organization, actions=[User.members_count.add(1)],
+                  condition=plans.member_limit_condition(organization), label="limit")
     return membership
 
 

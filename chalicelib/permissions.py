@@ -246,11 +246,14 @@ class CallerTies:
 
 def read_caller_ties(user: User) -> CallerTies:
     """Two Queries and one BatchGetItem, plus one Query per team of the user (the teams come
-    from the memberships: a team the user just left is not read)."""
+    from the memberships: a team the user just left is not read) in the organizations the user
+    does not own or administer (there a team cannot outrank the user's admin role)."""
     collaborations = {row.project_id: row for row in Collaborator.by_collaborator.query(user.username_key)}
     memberships, organizations = memberships_of(user.username_key)
     team_rows: dict[str, list[Collaborator]] = {}
     for membership in memberships.values():
+        if membership.role in ORGANIZATION_ORIGINS:
+            continue
         for team_id in sorted(membership.team_ids or ()):
             for row in Collaborator.by_collaborator.query(team_collaborator_key(team_id)):
                 team_rows.setdefault(row.project_id, []).append(row)
@@ -355,7 +358,7 @@ def roles_for(user: User, account_key: str, action: AccountAction) -> frozenset[
     roles = _roles_without_reads(user, account_key)
     if roles & ACCOUNT_PERMISSIONS[action]:
         return roles
-    return roles | _membership_roles(user, account_key)
+    return account_roles(user, account_key)
 
 
 def allowed_on_account(user: User, account_key: str, action: AccountAction) -> bool:

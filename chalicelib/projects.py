@@ -23,7 +23,7 @@ from .errors import (
 )
 from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
 from .models import Collaborator, Job, Project, ProjectFile, ProjectName, UploadSession, User
-from .models.base import Transaction, get_many, utcnow
+from .models.base import Transaction, get_many, transaction, utcnow
 from .models.jobs import JobStatus
 from .models.projects import PUBLIC_PARTITION, ProjectType
 from .permissions import (
@@ -123,23 +123,16 @@ def create_project(caller: Caller, data: ProjectCreate) -> Project:
                                role=Role.ADMIN.label, created_by=caller.username,
                                updated_by=caller.username, created_at=now, updated_at=now)
         project.person_collaborators = 1
-    tx = Transaction()
-    try:
-        with tx:
-            tx.save(
-                ProjectName(ProjectName.key_for(owner.username_key, data.name), project_id=project.id),
-                condition=ProjectName.owner_and_name.does_not_exist(),
-                label="name",
-            )
-            tx.save(project, condition=Project.id.does_not_exist())
-            if creator is not None:
-                tx.save(creator, condition=Collaborator.collaborator_key.does_not_exist())
-    except TransactWriteError as exc:
-        if "name" in tx.failed(exc):
-            raise ProjectAlreadyExists(
-                f"`{owner.username}` already has a project named `{data.name}`."
-            ) from None
-        raise
+    taken = ProjectAlreadyExists(f"`{owner.username}` already has a project named `{data.name}`.")
+    with transaction({"name": taken}) as tx:
+        tx.save(
+            ProjectName(ProjectName.key_for(owner.username_key, data.name), project_id=project.id),
+            condition=ProjectName.owner_and_name.does_not_exist(),
+            label="name",
+        )
+        tx.save(project, condition=Project.id.does_not_exist())
+        if creator is not None:
+            tx.save(creator, condition=Collaborator.collaborator_key.does_not_exist())
     return project
 
 

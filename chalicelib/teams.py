@@ -14,14 +14,14 @@ import contextlib
 import uuid
 from dataclasses import dataclass
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from .accounts import find_person, find_user, user_key
 from .auth import Caller
 from .errors import InvalidRequest, ObjectNotFound, ValidationError
 from .inputs import TeamInput, TeamMemberAdd
 from .models import Collaborator, Membership, Team, User
-from .models.base import Transaction
+from .models.base import Transaction, transaction
 from .models.collaborators import team_collaborator_key
 from .models.users import TEAM
 from .organizations import get_organization
@@ -91,16 +91,9 @@ def _name_taken(name: str) -> InvalidRequest:
 def create_team(caller: Caller, name: str, data: TeamInput) -> TeamView:
     organization = _organization_for(caller, name, AccountAction.MANAGE_TEAMS)
     team = Team(organization.username_key, str(uuid.uuid4()), name=data.team)
-    tx = Transaction()
-    try:
-        with tx:
-            tx.save(_claim(organization, team), condition=User.username_key.does_not_exist(),
-                    label="name")
-            tx.save(team, condition=Team.team_id.does_not_exist())
-    except TransactWriteError as exc:
-        if "name" in tx.failed(exc):
-            raise _name_taken(data.team) from None
-        raise
+    with transaction({"name": _name_taken(data.team)}) as tx:
+        tx.save(_claim(organization, team), condition=User.username_key.does_not_exist(), label="name")
+        tx.save(team, condition=Team.team_id.does_not_exist())
     return TeamView(organization, team)
 
 
@@ -120,19 +113,13 @@ def rename_team(caller: Caller, name: str, team_name: str, data: TeamInput) -> T
     old_claim = _claim(organization, team)
     team.name = data.team
     new_claim = _claim(organization, team)
-    tx = Transaction()
-    try:
-        with tx:
-            if new_claim.username_key != old_claim.username_key:
-                tx.delete(old_claim, condition=User.team_id == team.team_id)
-                tx.save(new_claim, condition=User.username_key.does_not_exist(), label="name")
-            else:
-                tx.save(new_claim, condition=User.team_id == team.team_id)
-            tx.update(team, actions=[Team.name.set(data.team)], condition=Team.team_id.exists())
-    except TransactWriteError as exc:
-        if "name" in tx.failed(exc):
-            raise _name_taken(data.team) from None
-        raise
+    with transaction({"name": _name_taken(data.team)}) as tx:
+        if new_claim.username_key != old_claim.username_key:
+            tx.delete(old_claim, condition=User.team_id == team.team_id)
+            tx.save(new_claim, condition=User.username_key.does_not_exist(), label="name")
+        else:
+            tx.save(new_claim, condition=User.team_id == team.team_id)
+        tx.update(team, actions=[Team.name.set(data.team)], condition=Team.team_id.exists())
     view = TeamView(organization, team)
     _rename_collaborator_rows(view)
     return view
@@ -175,23 +162,16 @@ def add_team_member(caller: Caller, name: str, team_name: str, data: TeamMemberA
     person = find_person(data.member)
     if person is None:
         raise InvalidRequest(f"There is no user `{data.member}`.")
-    tx = Transaction()
-    try:
-        with tx:
-            tx.update(team, actions=[Team.members.add({person.username})],
-                      condition=Team.team_id.exists() & ~Team.members.contains(person.username),
-                      label="team")
-            tx.update(Membership(organization.username_key, person.username_key),
-                      actions=[Membership.team_ids.add({team.team_id})],
-                      condition=Membership.member_key.exists(), label="membership")
-    except TransactWriteError as exc:
-        failed = tx.failed(exc)
-        if "team" in failed:
-            raise InvalidRequest(f"`{person.username}` is already in the team.") from None
-        if "membership" in failed:
-            raise ValidationError(
-                f"`{person.username}` is not a member of `{organization.username}`.") from None
-        raise
+    errors = {"team": InvalidRequest(f"`{person.username}` is already in the team."),
+              "membership": ValidationError(
+                  f"`{person.username}` is not a member of `{organization.username}`.")}
+    with transaction(errors) as tx:
+        tx.update(team, actions=[Team.members.add({person.username})],
+                  condition=Team.team_id.exists() & ~Team.members.contains(person.username),
+                  label="team")
+        tx.update(Membership(organization.username_key, person.username_key),
+                  actions=[Membership.team_ids.add({team.team_id})],
+                  condition=Membership.member_key.exists(), label="membership")
     return person.username
 
 
@@ -201,15 +181,9 @@ def remove_team_member(caller: Caller, name: str, team_name: str, username: str)
     member = next((m for m in team.members or () if user_key(m) == user_key(username)), None)
     if member is None:
         raise ObjectNotFound(f"`{username}` is not in the team `{team.name}`.")
-    tx = Transaction()
-    try:
-        with tx:
-            tx.update(team, actions=[Team.members.delete({member})],
-                      condition=Team.members.contains(member), label="team")
-            tx.update(Membership(organization.username_key, user_key(member)),
-                      actions=[Membership.team_ids.delete({team.team_id})],
-                      condition=Membership.member_key.exists())
-    except TransactWriteError as exc:
-        if "team" in tx.failed(exc):
-            raise ObjectNotFound(f"`{username}` is not in the team `{team.name}`.") from None
-        raise
+    with transaction({"team": ObjectNotFound(f"`{username}` is not in the team `{team.name}`.")}) as tx:
+        tx.update(team, actions=[Team.members.delete({member})],
+                  condition=Team.members.contains(member), label="team")
+        tx.update(Membership(organization.username_key, user_key(member)),
+                  actions=[Membership.team_ids.delete({team.team_id})],
+                  condition=Membership.member_key.exists())

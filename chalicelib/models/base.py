@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -114,6 +114,23 @@ class Transaction:
             order[i] for i, reason in enumerate(reasons)
             if reason and reason.code == "ConditionalCheckFailed"
         }
+
+
+@contextlib.contextmanager
+def transaction(errors: dict[str, Exception]) -> Iterator[Transaction]:
+    """A transaction committed at the end of the block; when it is cancelled because the
+    condition of an item labelled with a key of `errors` failed, that error is raised (the first
+    in `errors` order), otherwise the original one."""
+    tx = Transaction()
+    try:
+        with tx:
+            yield tx
+    except TransactWriteError as exc:
+        failed = tx.failed(exc)
+        for label, error in errors.items():
+            if label in failed:
+                raise error from None
+        raise
 
 
 def save_new(item: Model, key: Attribute, already_exists: Exception) -> None:
