@@ -102,7 +102,7 @@ def measure(size: int) -> dict[str, int]:
             "GET projects/ (collaborator, team member)": lambda: bob.get("projects/"),
             "GET members/acme/ (of them all)": lambda: bob.get("members/acme/"),
             "GET organizations/acme/teams/ (of them all)": lambda: bob.get("organizations/acme/teams/"),
-            "GET users/bob/organizations/": lambda: bob.get("users/bob/organizations/"),
+            "GET users/bob/organizations/ (public members)": lambda: bob.get("users/bob/organizations/"),
             "GET users/?q=member1 (of them all)": lambda: bob.get("users/?q=member1"),
             "POST members/acme/": lambda: alice.post("members/acme/", json={"member": "dave"}),
             "DELETE members/acme/<member>/": lambda: alice.delete("members/acme/bob/"),
