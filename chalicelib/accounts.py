@@ -116,13 +116,18 @@ def _email_is_taken(email: str) -> bool:
 
 
 def new_account(username: str, account_type: int, *, email: str = "", **fields) -> User:
-    """An account item not yet saved: checked username, the directory entry for searches."""
+    """An account item not yet saved: checked username, the directory entry for searches. Only
+    persons are found by email (logins): an organization may share its owner's address."""
     validate_username(username)
     email = _check_email(email)
     key = user_key(username)
     return User(key, username=username, account_type=account_type, email=email,
-                email_key=email.lower() or None, directory_partition=directory_partition_of(key),
-                **fields)
+                email_key=email_key_of(account_type, email),
+                directory_partition=directory_partition_of(key), **fields)
+
+
+def email_key_of(account_type: int, email: str) -> str | None:
+    return email.lower() or None if account_type == PERSON else None
 
 
 def create_user(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .accounts import create_user, get_user, user_key
+from .accounts import create_user, email_key_of, get_user, user_key
 from .auth import Caller
 from .errors import ObjectNotFound, ValidationError
 from .inputs import UserCreate, UserSearchQuery, UserUpdate
@@ -66,8 +66,9 @@ def update_account(caller: Caller, username: str, data: UserUpdate) -> AccountVi
             actions.append(getattr(User, field).set(getattr(data, field)))
     if data.email is not None:
         email = data.email.strip()
+        email_key = email_key_of(account.account_type, email)
         actions += [User.email.set(email),
-                    User.email_key.set(email.lower()) if email else User.email_key.remove()]
+                    User.email_key.set(email_key) if email_key else User.email_key.remove()]
     if "default_project_role_for_members" in data.given():
         if not account.is_organization:
             raise ValidationError("Only an organization has a default project role for members.")

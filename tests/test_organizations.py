@@ -155,3 +155,16 @@ def test_subscription_of_an_organization(org):
     alice.post("members/acme/", json={"member": "bob"})
     body = bob.get("subscriptions/acme/current/").json()
     assert body["active_storage_total_bytes"] > 0 and body["storage_used_bytes"] == 0
+
+
+def test_an_organization_may_share_its_owners_email(users, api):
+    alice = users("alice")
+    assert alice.post("organizations/", json={"username": "acme", "email": "alice@example.com"}).status == 201
+    login = api.post("auth/login/", data={"email": "alice@example.com", "password": "correct horse battery"})
+    assert login.status == 200 and login.json()["username"] == "alice"
+    assert alice.patch("users/acme/", json={"email": "ALICE@example.com"}).status == 200
+    assert api.post("auth/login/", data={"email": "alice@example.com",
+                                         "password": "correct horse battery"}).status == 200
+    from chalicelib.models import User
+
+    assert User.get("acme").email_key is None  # not in the index logins by email read
