@@ -4,15 +4,17 @@ from .collaborators import Collaborator
 from .deltas import ClientFeaturePk, Delta
 from .files import FileVersion, ProjectFile
 from .jobs import Job, JobLease
+from .organizations import Membership, Team
 from .projects import Project, ProjectName
 from .tokens import AuthToken
 from .uploads import UploadSession
 from .users import LoginAttempts, User
 
 ALL_MODELS = (User, LoginAttempts, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
-              UploadSession, Job, JobLease, Delta, ClientFeaturePk)
+              UploadSession, Job, JobLease, Delta, ClientFeaturePk, Membership, Team)
 
 __all__ = [
     "ALL_MODELS", "AuthToken", "ClientFeaturePk", "Collaborator", "Delta", "FileVersion", "Job",
-    "JobLease", "LoginAttempts", "Project", "ProjectFile", "ProjectName", "UploadSession", "User",
+    "JobLease", "LoginAttempts", "Membership", "Project", "ProjectFile", "ProjectName", "Team",
+    "UploadSession", "User",
 ]
