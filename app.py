@@ -10,11 +10,14 @@ from chalicelib.handlers import (
     deltas,
     files,
     jobs,
+    members,
+    organizations,
     packages,
     projects,
     status,
     subscriptions,
     uploads,
+    users,
 )
 from chalicelib.observability import lambda_handler
 from chalicelib.routing import API_PREFIX, add_method_fallbacks
@@ -23,7 +26,7 @@ app = Chalice(app_name="qfc-serverless")
 app.api.binary_types.append("multipart/form-data")
 
 for resource in (auth, status, projects, collaborators, files, uploads, subscriptions, jobs, packages,
-                 deltas):
+                 deltas, users, organizations, members):
     app.register_blueprint(resource.router.blueprint, url_prefix=API_PREFIX)
 
 add_method_fallbacks(app)

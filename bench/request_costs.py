@@ -1,22 +1,32 @@
-"""AWS calls per API request, for accounts of growing size (moto in process).
+"""AWS calls per API request, for worlds of growing size (moto in process).
 
-    .venv/bin/python -m bench.request_costs 10 100 1000
+    .venv/bin/python -m bench.request_costs 10 100 1000 10000
+
+For a size N: alice owns N projects and the organization `acme`, which has N members, N teams and
+N projects; N other organizations exist; bob collaborates on one of alice's projects, is a member
+of `acme` and in one team, which collaborates on one `acme` project; carol administers `acme`.
+One project holds min(N, 100) files. The bulk is written through the models (the requests
+measured go through the API): what grows is everything but the measured callers' own ties,
+except where a row says "of them all".
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections import Counter
 
 os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                   "AWS_DEFAULT_REGION": "us-east-1", "QFC_PASSWORD_HASH_CHEAP": "1"})
+                   "AWS_DEFAULT_REGION": "us-east-1", "QFC_PASSWORD_HASH_CHEAP": "1",
+                   "POWERTOOLS_METRICS_DISABLED": "true"})
 os.environ.pop("QFC_AWS_ENDPOINT_URL", None)
 
 import botocore.client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 PASSWORD = "bench password"
+MAX_FILES = 100  # files are the scale issue's (bench there); each upload here is a moto transaction
 
 
 def _counting(calls: Counter):
@@ -29,32 +39,80 @@ def _counting(calls: Counter):
     return original, count
 
 
+def _bulk(size: int) -> dict[str, str]:
+    """The projects, members, teams and organizations, written in batches."""
+    from chalicelib.models import Collaborator, Membership, Project, ProjectName, Team, User
+    from chalicelib.models.collaborators import team_collaborator_key
+    from chalicelib.models.users import ORGANIZATION, PERSON
+
+    team_ids = [str(uuid.uuid4()) for _ in range(size)]
+    with User.batch_write() as users, Membership.batch_write() as memberships, \
+            Team.batch_write() as teams:
+        for i in range(size):
+            users.save(User(f"member{i}", username=f"member{i}", account_type=PERSON,
+                            directory_partition="m"))
+            users.save(User(f"other{i}", username=f"other{i}", account_type=ORGANIZATION,
+                            organization_owner=f"member{i}", directory_partition="o"))
+            memberships.save(Membership("acme", f"member{i}", organization="acme", member=f"member{i}"))
+            memberships.save(Membership(f"other{i}", f"member{i}", organization=f"other{i}",
+                                        member=f"member{i}", role="owner"))
+            teams.save(Team("acme", team_ids[i], name=f"team{i}", members={f"member{i}"}))
+            users.save(User(f"@acme/team{i}", username=f"@acme/team{i}", account_type=3,
+                            organization_key="acme", team_id=team_ids[i]))
+    ids: dict[str, list[str]] = {"alice": [], "acme": []}
+    with Project.batch_write() as projects, ProjectName.batch_write() as names:
+        for owner in ids:
+            for i in range(size):
+                pid = str(uuid.uuid4())
+                ids[owner].append(pid)
+                projects.save(Project(pid, name=f"p{i}", owner=owner, owner_key=owner,
+                                      owner_is_organization=owner == "acme"))
+                names.save(ProjectName(ProjectName.key_for(owner, f"p{i}"), project_id=pid))
+    Membership("acme", "bob", organization="acme", member="bob", team_ids={team_ids[0]}).save()
+    Membership("acme", "carol", organization="acme", member="carol", role="admin").save()
+    Team("acme", team_ids[0], name="team0", members={"member0", "bob"}).save()
+    Collaborator(ids["acme"][0], team_collaborator_key(team_ids[0]), collaborator="@acme/team0",
+                 role="editor").save()
+    return {"org_pid": ids["acme"][0]}
+
+
 def measure(size: int) -> dict[str, int]:
     from app import app, handler
-    from chalicelib import accounts
+    from chalicelib import accounts, organizations
     from devstack.gateway import ApiGateway
     from devstack.resources import ensure_all
     from tests.client import ApiClient
 
     with mock_aws():
         ensure_all()
-        for name in ("alice", "bob"):
-            accounts.create_user(name, PASSWORD)
+        people = {name: accounts.create_user(name, PASSWORD) for name in ("alice", "bob", "carol", "dave")}
+        organizations.create_organization(people["alice"], "acme")
         api = ApiClient(ApiGateway(app, handler))
-        alice, bob = api.login("alice", PASSWORD), api.login("bob", PASSWORD)
-        ids = [alice.create_project(f"p{i}")["id"] for i in range(size)]
-        pid = ids[0]
-        for i in range(size):
+        alice, bob, carol = (api.login(name, PASSWORD) for name in ("alice", "bob", "carol"))
+        pid = alice.create_project("files")["id"]
+        # Before the bulk: moto copies every table on each transaction, which an upload is.
+        for i in range(min(size, MAX_FILES)):
             alice.post(f"files/{pid}/data/f{i}.csv/", files={"file": b"a,b"})
         alice.post(f"collaborators/{pid}/", data={"collaborator": "bob", "role": "editor"})
+        org_pid = _bulk(size)["org_pid"]
         requests = {
-            "GET projects/<id>/": lambda: bob.get(f"projects/{pid}/"),
-            "GET files/<id>/": lambda: bob.get(f"files/{pid}/"),
+            "GET projects/<id>/ (collaborator)": lambda: bob.get(f"projects/{pid}/"),
+            "GET projects/<id>/ (team member)": lambda: bob.get(f"projects/{org_pid}/"),
+            "GET projects/<id>/ (organization admin)": lambda: carol.get(f"projects/{org_pid}/"),
+            "GET projects/ (collaborator, team member)": lambda: bob.get("projects/"),
+            "GET members/acme/ (of them all)": lambda: bob.get("members/acme/"),
+            "GET organizations/acme/teams/ (of them all)": lambda: bob.get("organizations/acme/teams/"),
+            "GET users/bob/organizations/ (public members)": lambda: bob.get("users/bob/organizations/"),
+            "GET users/?q=member1 (of them all)": lambda: bob.get("users/?q=member1"),
+            "POST members/acme/": lambda: alice.post("members/acme/", json={"member": "dave"}),
+            "DELETE members/acme/<member>/": lambda: alice.delete("members/acme/bob/"),
+            "GET files/<id>/ (of them all)": lambda: bob.get(f"files/{pid}/"),
             "GET files/<id>/<name>/": lambda: bob.get(f"files/{pid}/data/f0.csv/"),
             "POST files/<id>/<name>/": lambda: bob.post(f"files/{pid}/new.csv/", files={"file": b"x"}),
             "DELETE files/<id>/<name>/": lambda: bob.delete(f"files/{pid}/data/f1.csv/"),
             "GET collaborators/<id>/": lambda: alice.get(f"collaborators/{pid}/"),
-            "GET projects/ (owner of them all)": lambda: alice.get("projects/"),
+            "GET projects/ (organization admin: of them all)": lambda: carol.get("projects/"),
+            "GET projects/ (owner: of them all)": lambda: alice.get("projects/"),
         }
         costs = {}
         for name, request in requests.items():
@@ -62,21 +120,25 @@ def measure(size: int) -> dict[str, int]:
             original, count = _counting(calls)
             botocore.client.BaseClient._make_api_call = count
             try:
-                request()
+                reply = request()
             finally:
                 botocore.client.BaseClient._make_api_call = original
+            assert reply.status < 400, (name, reply.status, reply.content[:200])
+            assert "Scan" not in calls, name
             costs[name] = sum(calls.values())
         return costs
 
 
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv] or [10, 100, 1000]
-    results = {size: measure(size) for size in sizes}
+    results = {}
+    for size in sizes:
+        results[size] = measure(size)
+        print(f"measured {size}: {results[size]}", file=sys.stderr, flush=True)
     names = list(next(iter(results.values())))
-    print(f"{'request':40}" + "".join(f"{size:>8}" for size in sizes))
+    print(f"{'request':50}" + "".join(f"{size:>8}" for size in sizes))
     for name in names:
-        label = name.split(" (")[0]
-        print(f"{label:40}" + "".join(f"{results[size][name]:>8}" for size in sizes))
+        print(f"{name:50}" + "".join(f"{results[size][name]:>8}" for size in sizes))
     return 0
 
 

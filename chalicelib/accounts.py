@@ -10,17 +10,17 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pynamodb.exceptions import DoesNotExist
 
-from . import login_throttle, quota
+from . import login_throttle, plans, quota
 from .config import settings
 from .errors import (
-    ApiError,
     AuthenticationFailed,
+    ObjectAlreadyExists,
     ObjectNotFound,
     ValidationError,
 )
 from .models import User
 from .models.base import save_new
-from .models.users import PERSON
+from .models.users import PERSON, directory_partition_of
 from .permissions import AccountAction, require_on_account
 
 USERNAME_PATTERN = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]{2,149}$")
@@ -47,10 +47,6 @@ def _dummy_hash() -> str:
     return _hasher().hash("not a password")
 
 
-class UserAlreadyExists(ApiError):
-    status, code, default_message = 409, "user_already_exists", "This username is taken."
-
-
 def user_key(username: str) -> str:
     return username.strip().lower()
 
@@ -70,6 +66,7 @@ def validate_password(password: str) -> None:
 
 
 def find_user(username: str) -> User | None:
+    """The account (person, organization or team name claim) with this username, any case."""
     try:
         return User.get(user_key(username))
     except DoesNotExist:
@@ -83,6 +80,53 @@ def get_user(username: str) -> User:
     return user
 
 
+def find_person(username_or_email: str) -> User | None:
+    """An active person by username or, failing that, by email."""
+    user = find_user(username_or_email)
+    if user is None and "@" in username_or_email:
+        user = _user_for_login(None, username_or_email)
+    return user if user is not None and user.is_person and user.is_active else None
+
+
+def fill_directory() -> int:
+    """Give persons and organizations made before the `directory` index their entry in it. A
+    Scan: run once after an upgrade (the local stack does it when it adds the index), never on
+    a request path."""
+    filled = 0
+    for user in User.scan(User.directory_partition.does_not_exist()):
+        if user.is_person or user.is_organization:
+            user.update(actions=[User.directory_partition.set(directory_partition_of(user.username_key))])
+            filled += 1
+    return filled
+
+
+def _check_email(email: str) -> str:
+    email = email.strip()
+    if email and not EMAIL_PATTERN.match(email):
+        raise ValidationError(f"`{email}` is not a valid email address.")
+    return email
+
+
+def _email_is_taken(email: str) -> bool:
+    """Best effort (a GSI read): logins by email need emails to name one person."""
+    return any(user.is_person for user in User.by_email.query(email.lower(), limit=1))
+
+
+def new_account(username: str, account_type: int, *, email: str = "", **fields) -> User:
+    """An account item not yet saved: checked username, the directory entry for searches. Only
+    persons are found by email (logins): an organization may share its owner's address."""
+    validate_username(username)
+    email = _check_email(email)
+    key = user_key(username)
+    return User(key, username=username, account_type=account_type, email=email,
+                email_key=email_key_of(account_type, email),
+                directory_partition=directory_partition_of(key), **fields)
+
+
+def email_key_of(account_type: int, email: str) -> str | None:
+    return email.lower() or None if account_type == PERSON else None
+
+
 def create_user(
     username: str,
     password: str,
@@ -92,23 +136,18 @@ def create_user(
     last_name: str = "",
     is_staff: bool = False,
 ) -> User:
-    validate_username(username)
+    """A person. A taken username is 409 `object_already_exists` (checked first: the SDK's
+    `create-user --exist-ok` reads a 409 as "exists"); an email that another person has is 400."""
+    user = new_account(username, PERSON, email=email, first_name=first_name, last_name=last_name,
+                       is_staff=is_staff)
+    taken = ObjectAlreadyExists(f"The username `{username}` is taken.")
+    if find_user(username) is not None:
+        raise taken
+    if user.email and _email_is_taken(user.email):
+        raise ValidationError(f"Another user has the email address `{user.email}`.")
     validate_password(password)
-    email = email.strip()
-    if email and not EMAIL_PATTERN.match(email):
-        raise ValidationError(f"`{email}` is not a valid email address.")
-    user = User(
-        user_key(username),
-        username=username,
-        account_type=PERSON,
-        email=email,
-        email_key=email.lower() or None,
-        first_name=first_name,
-        last_name=last_name,
-        password_hash=_hasher().hash(password),
-        is_staff=is_staff,
-    )
-    save_new(user, User.username_key, UserAlreadyExists(f"The username `{username}` is taken."))
+    user.password_hash = _hasher().hash(password)
+    save_new(user, User.username_key, taken)
     return user
 
 
@@ -148,13 +187,20 @@ def authenticate_credentials(username: str | None, email: str | None, password: 
 
 @dataclass(frozen=True)
 class Subscription:
-    """An account's plan: one plan for everyone here, with the account's storage quota."""
+    """An account's plan: one plan for everyone here, with the account's own figures."""
 
     account: User
     storage_total_bytes: int
+    max_premium_collaborators_per_private_project: int
+    max_organization_members: int | None  # organizations only
 
 
 def subscription(caller: User, username: str) -> Subscription:
     require_on_account(caller, user_key(username), AccountAction.READ_SUBSCRIPTION)
     account = caller if user_key(username) == caller.username_key else get_user(username)
-    return Subscription(account, quota.quota_bytes(account))
+    return Subscription(
+        account,
+        quota.quota_bytes(account),
+        plans.max_collaborators(account),
+        plans.max_members(account) if account.is_organization else None,
+    )

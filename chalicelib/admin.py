@@ -3,6 +3,7 @@ when QFC_AWS_ENDPOINT_URL is set, real AWS otherwise).
 
     python -m chalicelib.admin createuser USERNAME PASSWORD [--email E] [--staff]
     python -m chalicelib.admin setpassword USERNAME PASSWORD
+    python -m chalicelib.admin createorg NAME --owner USERNAME [--email E]
     python -m chalicelib.admin recount      (once after upgrading data older than the list counters)
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import accounts
+from . import accounts, organizations
 from .errors import ApiError
 
 
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     reset = commands.add_parser("setpassword")
     reset.add_argument("username")
     reset.add_argument("password")
+    org = commands.add_parser("createorg")
+    org.add_argument("name")
+    org.add_argument("--owner", required=True)
+    org.add_argument("--email", default="")
     commands.add_parser("recount", help="set the list counters from what is stored")
     args = parser.parse_args(argv)
     try:
@@ -38,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.username, args.password, email=args.email, is_staff=args.staff
             )
             print(f"Created user '{user.username}'.")
+        elif args.command == "createorg":
+            owner = accounts.get_user(args.owner)
+            view = organizations.create_organization(owner, args.name, args.email)
+            print(f"Created organization '{view.organization.username}' owned by '{owner.username}'.")
         else:
             accounts.set_password(accounts.get_user(args.username), args.password)
             print(f"Changed the password of '{args.username}'.")

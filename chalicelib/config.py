@@ -48,6 +48,9 @@ class Settings:
     default_storage_quota_bytes: int
     # How far past the quota QField's uploads may go, in percent of the quota (docs/security.md).
     quota_grace_percent: int
+    # Plan limits of every account that sets none of its own; -1 means no limit.
+    max_premium_collaborators_per_private_project: int
+    max_organization_members: int
     keep_versions: int
     presigned_url_seconds: int
     password_hash_cheap: bool
@@ -81,6 +84,9 @@ def from_environment() -> Settings:
         max_direct_upload_bytes=_optional_int("QFC_MAX_DIRECT_UPLOAD_BYTES"),
         default_storage_quota_bytes=int(env("QFC_DEFAULT_STORAGE_QUOTA_BYTES", str(10 * GIB))),
         quota_grace_percent=int(env("QFC_QUOTA_GRACE_PERCENT", "10")),
+        max_premium_collaborators_per_private_project=int(
+            env("QFC_MAX_COLLABORATORS_PER_PRIVATE_PROJECT", "-1")),
+        max_organization_members=int(env("QFC_MAX_ORGANIZATION_MEMBERS", "-1")),
         keep_versions=int(env("QFC_KEEP_VERSIONS", "10")),
         presigned_url_seconds=int(env("QFC_PRESIGNED_URL_SECONDS", "600")),
         # Tests hash thousands of passwords; production keeps argon2's default cost.

@@ -30,6 +30,13 @@ class BadRequest(ApiError):
     status, code, default_message = 400, "api_error", "The request could not be parsed."
 
 
+class InvalidRequest(ApiError):
+    """A readable request that QFieldCloud's serializers refuse: 400 `api_error` (reference §9.1,
+    rule 7), e.g. a team name that is taken."""
+
+    status, code, default_message = 400, "api_error", "The request is not valid."
+
+
 class ValidationError(ApiError):
     status, code, default_message = 400, "validation_error", "Request data validation failed."
 
@@ -66,6 +73,12 @@ class RestrictedProjectModification(ApiError):
         "Only managers and admins may modify the restricted files of this project.")
 
 
+class ReachedMaxOrganizationMembers(ApiError):
+    status, code, default_message = (
+        403, "organization_has_max_number_of_members",
+        "Cannot add new organization members, account limit has been reached.")
+
+
 class ObjectNotFound(ApiError):
     status, code, default_message = 404, "object_not_found", "Object not found."
 
@@ -82,6 +95,12 @@ class MethodNotAllowed(ApiError):
 
 class Conflict(ApiError):
     status, code, default_message = 409, "conflict", "Another request is changing this right now."
+
+
+class ObjectAlreadyExists(ApiError):
+    """A create of something whose name is taken (the SDK's `create-user --exist-ok` relies on 409)."""
+
+    status, code, default_message = 409, "object_already_exists", "This name is taken."
 
 
 class PayloadTooLarge(ApiError):

@@ -32,8 +32,8 @@ from .errors import (
     ObjectNotFound,
     PayloadTooLarge,
     PermissionDenied,
-    QgisProjectFileNotAllowed,
     RestrictedProjectModification,
+    ValidationError,
 )
 from .file_rules import check_qgis_project, is_attachment, is_qgis_file, is_restricted, validate_name
 from .inputs import FileDownload
@@ -91,7 +91,9 @@ def check_upload(project: Project, role: ProjectRole | None, name: str) -> Uploa
         raise RestrictedProjectModification()
     qgis = is_qgis_file(name)
     if qgis and project.project_type == ProjectType.SHARED_DATASETS:
-        raise QgisProjectFileNotAllowed("A shared datasets project cannot hold QGIS project files.")
+        # QFieldCloud answers this one with `validation_error` (a rename to `shared_datasets` of
+        # a project with a QGIS file is `qgis_project_file_not_allowed`).
+        raise ValidationError("QGIS project files are not allowed in shared datasets projects.")
     if qgis and project.the_qgis_file_name not in (None, name):
         raise MultipleProjects(
             f"The project already has the QGIS project file `{project.the_qgis_file_name}`."

@@ -20,6 +20,7 @@ PROJECT_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,255}$"
 MAX_ACCOUNT_NAME_CHARS = 150  # usernames, organizations (reference §2.1)
 MAX_EMAIL_CHARS = 254  # RFC 5321
 MAX_DESCRIPTION_CHARS = 16_384
+TEAM_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,150}$"
 
 
 class Input(BaseModel):
@@ -48,7 +49,22 @@ def _canonical_uuid(value: Any) -> str:
         raise ValueError("must be a UUID") from None
 
 
+def _member_role(value: Any) -> str:
+    label = value.strip().lower() if isinstance(value, str) else value
+    if label not in ("admin", "creator", "member"):
+        raise ValueError("must be one of: admin, creator, member")
+    return label
+
+
+def _optional_role(value: Any) -> Role | None:
+    """An organization's default project role: a role, or empty/null for none."""
+    return None if value in (None, "", "null", "none") else _role(value)
+
+
 RoleInput = Annotated[Role, BeforeValidator(_role)]
+MemberRoleInput = Annotated[str, BeforeValidator(_member_role)]
+OptionalRole = Annotated[Role | None, BeforeValidator(_optional_role)]
+TeamName = Annotated[str, StringConstraints(pattern=TEAM_NAME_PATTERN)]
 PublicRole = Annotated[Role, BeforeValidator(_public_role)]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_NAME_PATTERN)]
 # An account named in a body (an owner, a collaborator): not blank, not longer than a username.
@@ -139,6 +155,77 @@ class CollaboratorAdd(Input):
 
 class CollaboratorChange(Input):
     role: RoleInput
+
+
+class UserCreate(Input):
+    """POST users/ (staff): the SDK's `create-user` sends username, password and email."""
+
+    username: str
+    password: str
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+
+
+class UserUpdate(Input):
+    """PUT/PATCH users/<u>/. `username` may be sent (it is part of the user object) but not
+    changed; `default_project_role_for_members` applies to organizations only."""
+
+    username: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    default_project_role_for_members: OptionalRole = None
+
+    def given(self) -> set[str]:
+        return set(self.model_fields_set)
+
+
+class UserSearchQuery(Input):
+    """GET users/ (reference §2.5)."""
+
+    q: str = ""
+    project: Uuid | None = None
+    organization: str | None = None
+    invert: bool = False
+    exclude_organizations: bool = False
+    exclude_teams: bool = False
+
+
+class OrganizationCreate(Input):
+    """POST organizations/ (an addition: the reference creates organizations in its web admin)."""
+
+    username: str
+    email: str = ""
+
+
+class MemberAdd(Input):
+    member: str
+    role: MemberRoleInput = "member"
+    is_public: bool = False
+
+
+class MemberChange(Input):
+    """PATCH members/<org>/<u>/; PUT uses `MemberReplace`, which requires the role."""
+
+    role: MemberRoleInput | None = None
+    is_public: bool | None = None
+
+
+class MemberReplace(MemberChange):
+    role: MemberRoleInput
+
+
+class TeamInput(Input):
+    """POST a team, or PUT its new name."""
+
+    team: TeamName
+
+
+class TeamMemberAdd(Input):
+    """A username, or the email of a person."""
+
+    member: str
 
 
 class UploadBegin(Input):

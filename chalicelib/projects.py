@@ -10,19 +10,30 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import quota
+from . import plans, quota
 from .accounts import get_user, user_key
 from .auth import Caller
-from .errors import Conflict, ObjectNotFound, OverQuota, ProjectAlreadyExists, QgisProjectFileNotAllowed
+from .errors import (
+    Conflict,
+    ObjectNotFound,
+    OverQuota,
+    ProjectAlreadyExists,
+    QgisProjectFileNotAllowed,
+    ValidationError,
+)
 from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
 from .models import Collaborator, Project, ProjectName, User
-from .models.base import Transaction, utcnow
+from .models.base import Transaction, get_many, transaction, utcnow
 from .models.projects import PUBLIC_PARTITION, ProjectType, is_live
 from .permissions import (
     AccountAction,
     Action,
+    CallerTies,
     ProjectRole,
+    Role,
+    joins_new_project_as_admin,
     project_role,
+    read_caller_ties,
     require,
     require_on_account,
     role_from,
@@ -34,11 +45,13 @@ ORDERING_FIELDS = ("owner", "name", "created_at")
 
 @dataclass(frozen=True)
 class ProjectView:
-    """A project as one caller sees it: what the API shows beside the stored fields."""
+    """A project as one caller sees it: what the API shows beside the stored fields.
+    `status_code` says why a project is `failed` (seeds/001)."""
 
     project: Project
     role: ProjectRole | None
     status: str
+    status_code: str
     needs_repackaging: bool
     shared_datasets_project_id: str | None
 
@@ -83,38 +96,45 @@ def _apply_fields(project: Project, data: ProjectFields) -> None:
 def _owner_for(caller: Caller, owner_name: str | None) -> User:
     if owner_name is None or user_key(owner_name) == caller.key:
         return caller.user
-    return get_user(owner_name)
+    owner = get_user(owner_name)
+    if owner.is_team:
+        raise ValidationError("A team cannot own projects; its organization can.")
+    return owner
 
 
 def create_project(caller: Caller, data: ProjectCreate) -> Project:
+    """A new project. An organization's `creator` (not its owner or an admin) who creates one for
+    the organization becomes its admin collaborator, in the same transaction."""
     owner = _owner_for(caller, data.owner)
-    require_on_account(caller.user, owner.username_key, AccountAction.CREATE_PROJECT)
+    roles = require_on_account(caller.user, owner.username_key, AccountAction.CREATE_PROJECT)
     now = utcnow()
     project = Project(
         str(uuid.uuid4()),
         name=data.name,
         owner=owner.username,
         owner_key=owner.username_key,
+        owner_is_organization=owner.is_organization,
         created_at=now,
         updated_at=now,
     )
     project.project_type = _project_type(data.name, data.project_type, None)
     _apply_fields(project, data)
-    tx = Transaction()
-    try:
-        with tx:
-            tx.save(
-                ProjectName(ProjectName.key_for(owner.username_key, data.name), project_id=project.id),
-                condition=ProjectName.owner_and_name.does_not_exist(),
-                label="name",
-            )
-            tx.save(project, condition=Project.id.does_not_exist())
-    except TransactWriteError as exc:
-        if "name" in tx.failed(exc):
-            raise ProjectAlreadyExists(
-                f"`{owner.username}` already has a project named `{data.name}`."
-            ) from None
-        raise
+    creator = None
+    if joins_new_project_as_admin(roles):
+        creator = Collaborator(project.id, caller.key, collaborator=caller.username,
+                               role=Role.ADMIN.label, created_by=caller.username,
+                               updated_by=caller.username, created_at=now, updated_at=now)
+        project.person_collaborators = 1
+    taken = ProjectAlreadyExists(f"`{owner.username}` already has a project named `{data.name}`.")
+    with transaction({"name": taken}) as tx:
+        tx.save(
+            ProjectName(ProjectName.key_for(owner.username_key, data.name), project_id=project.id),
+            condition=ProjectName.owner_and_name.does_not_exist(),
+            label="name",
+        )
+        tx.save(project, condition=Project.id.does_not_exist())
+        if creator is not None:
+            tx.save(creator, condition=Collaborator.collaborator_key.does_not_exist())
     return project
 
 
@@ -139,16 +159,17 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
     if transfer:
         require(caller.user, project, Action.TRANSFER_PROJECT)
 
-    project_type = _project_type(name, data.project_type, project.project_type)
-    if project_type == ProjectType.SHARED_DATASETS and project.the_qgis_file_name:
+    # The name is compared in any case here, as QFieldCloud's serializer does.
+    if name.casefold() == SHARED_DATASETS_NAME and project.the_qgis_file_name:
         raise QgisProjectFileNotAllowed(
             "A project holding a QGIS project file cannot become `shared_datasets`."
         )
-    project.project_type = project_type
+    project.project_type = _project_type(name, data.project_type, project.project_type)
     _apply_fields(project, data)
     project.name = name
     if transfer:
         project.owner, project.owner_key = new_owner.username, new_owner.username_key
+        project.owner_is_organization = new_owner.is_organization
     project.updated_at = utcnow()
     renamed = (name, project.owner_key) != (old_name, old_owner_key)
     stored_bytes = int(project.file_storage_bytes or 0)
@@ -197,28 +218,30 @@ def _public_projects() -> Iterable[Project]:
     return (p for p in Project.public.query(PUBLIC_PARTITION) if p.deleting_since is None)
 
 
-def _collaborations(caller: Caller) -> dict[str, Collaborator]:
-    """The caller's collaborator rows, by project id (one Query on the user's index)."""
-    return {c.project_id: c for c in Collaborator.by_collaborator.query(caller.key)}
-
-
 def _visible_projects(caller: Caller, include_public: bool) -> dict[str, tuple[Project, ProjectRole]]:
-    """Every project the caller has a role on: a few Queries, never a Scan of the table."""
-    found: dict[str, tuple[Project, ProjectRole]] = {}
+    """Every project the caller has a role on, never a Scan: the caller's own projects, those of
+    the organizations they see whole, those they or their teams collaborate on (one batch), and
+    the public ones when asked."""
     user = caller.user
-    for project in Project.by_owner.query(caller.key):
-        if project.deleting_since is None:
-            found[project.id] = (project, role_from(user, project, None))
-    collaborations = _collaborations(caller)
-    ids = [pid for pid in collaborations if pid not in found]
-    for project in Project.batch_get(ids):
-        if project.deleting_since is not None:
-            continue
-        found[project.id] = (project, role_from(user, project, collaborations[project.id]))
+    ties = read_caller_ties(user)
+    candidates: dict[str, Project] = {}
+    for owner_key in [caller.key, *ties.organizations_seen_whole()]:
+        candidates.update((p.id, p) for p in Project.by_owner.query(owner_key))
+    missing = [pid for pid in sorted(ties.project_ids()) if pid not in candidates]
+    candidates.update((p.id, p) for p in Project.batch_get(missing))
+    # A project being deleted is gone for everyone at once (project_deletion).
+    candidates = {pid: p for pid, p in candidates.items() if p.deleting_since is None}
     if include_public:
-        for project in _public_projects():
-            if project.id not in found:
-                found[project.id] = (project, role_from(user, project, None))
+        candidates.update((p.id, p) for p in _public_projects() if p.id not in candidates)
+    return _with_roles(user, ties, candidates.values())
+
+
+def _with_roles(user: User, ties: CallerTies, projects: Iterable[Project]) -> dict:
+    found = {}
+    for project in projects:
+        role = role_from(user, project, ties.ties(project))
+        if role is not None:  # e.g. a collaborator row left on an organization one has left
+            found[project.id] = (project, role)
     return found
 
 
@@ -266,22 +289,22 @@ def list_projects(caller: Caller, query: ProjectListQuery) -> list[tuple[Project
 
 
 def list_public_projects(caller: Caller, ordering: str | None) -> list[tuple[Project, ProjectRole]]:
-    collaborations = _collaborations(caller)
-    items = [
-        (project, role_from(caller.user, project, collaborations.get(project.id)))
-        for project in _public_projects()
-    ]
-    return order(items, ordering)
+    ties = read_caller_ties(caller.user)
+    return order(list(_with_roles(caller.user, ties, _public_projects()).values()), ordering)
 
 
-def status_of(project: Project) -> str:
+def status_of(project: Project, owner: User | None) -> tuple[str, str]:
+    """`status` and its reason: busy while a job is active; failed without a processed QGIS
+    file (shared-datasets projects need none) or with more collaborators than the plan allows."""
     if project.active_jobs:
-        return "busy"
+        return "busy", "busy"
     if project.project_type != ProjectType.SHARED_DATASETS and (
         not project.the_qgis_file_name or project.processing_failed
     ):
-        return "failed"
-    return "ok"
+        return "failed", "failed_process_projectfile"
+    if plans.too_many_collaborators(project, owner):
+        return "failed", "too_many_collaborators"
+    return "ok", "ok"
 
 
 def needs_repackaging(project: Project) -> bool:
@@ -291,38 +314,36 @@ def needs_repackaging(project: Project) -> bool:
             or packaged < updated)
 
 
-def _shared_datasets_ids(owner_keys: set[str]) -> dict[str, str]:
-    keys = [ProjectName.key_for(owner_key, SHARED_DATASETS_NAME) for owner_key in owner_keys]
-    return {
-        claim.owner_and_name.rsplit("/", 1)[0]: claim.project_id
-        for claim in ProjectName.batch_get(keys)
-    }
-
-
 def shared_datasets_of(project: Project) -> Project | None:
     """The owner's `shared_datasets` project, where the project's `localized:` layers live."""
-    project_id = _shared_datasets_ids({project.owner_key}).get(project.owner_key)
-    if project_id is None or project_id == project.id:
-        return None
     try:
-        return get_project(project_id)
-    except ObjectNotFound:
+        claim = ProjectName.get(ProjectName.key_for(project.owner_key, SHARED_DATASETS_NAME))
+        shared = get_project(claim.project_id)
+    except (DoesNotExist, ObjectNotFound):
         return None
+    return None if shared.id == project.id else shared
 
 
 def views(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[ProjectView]:
-    """How each project looks to its caller, the shared-datasets siblings looked up in one batch."""
-    shared = _shared_datasets_ids({project.owner_key for project, _ in items})
-    return [
-        ProjectView(
+    """How each project looks to its caller: the owners (their plans) and their shared-datasets
+    projects are read in one batch for all of them."""
+    owner_keys = sorted({project.owner_key for project, _ in items})
+    claims = {key: ProjectName.key_for(key, SHARED_DATASETS_NAME) for key in owner_keys}
+    fetched = get_many([(User, key) for key in owner_keys]
+                       + [(ProjectName, claim) for claim in claims.values()], consistent_read=False)
+    found = []
+    for project, role in items:
+        status, status_code = status_of(project, fetched.get(User, project.owner_key))
+        shared = fetched.get(ProjectName, claims[project.owner_key])
+        found.append(ProjectView(
             project,
             role,
-            status=status_of(project),
+            status=status,
+            status_code=status_code,
             needs_repackaging=needs_repackaging(project),
-            shared_datasets_project_id=shared.get(project.owner_key),
-        )
-        for project, role in items
-    ]
+            shared_datasets_project_id=shared.project_id if shared else None,
+        ))
+    return found
 
 
 def view(caller: Caller, project: Project) -> ProjectView:

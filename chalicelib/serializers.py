@@ -9,12 +9,16 @@ from .accounts import Subscription
 from .auth import Session
 from .health import Health
 from .jobs import JobReport
-from .models import Collaborator, Delta, FileVersion, Job, ProjectFile, User
+from .models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
 from .models.deltas import DeltaStatus
 from .models.projects import ProjectType
+from .organizations import OrganizationView
 from .packages import Package
+from .permissions import membership_origin, membership_role_label
 from .projects import ProjectView
+from .teams import TeamView
 from .uploads import UploadState
+from .users import AccountView
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -45,6 +49,61 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
+def public_user_json(user: User) -> dict[str, Any]:
+    """What anyone may see of an account (QFieldCloud's PublicInfoUserSerializer)."""
+    return {
+        "username": user.username,
+        "type": user.account_type,
+        "full_name": user.full_name,
+        "avatar_url": None,
+        "username_display": user.username.rsplit("/", 1)[-1] if user.is_team else user.username,
+    }
+
+
+def organization_json(view: OrganizationView) -> dict[str, Any]:
+    organization, membership = view.organization, view.caller_membership
+    return {
+        "username": organization.username,
+        "type": organization.account_type,
+        "email": organization.email,
+        "avatar_url": None,
+        "members": view.public_members,
+        "organization_owner": organization.organization_owner,
+        "membership_role": membership_role_label(membership.role) if membership else None,
+        "membership_role_origin": membership_origin(membership.role) if membership else None,
+        "membership_is_public": membership.is_public if membership else None,
+        "teams": view.teams,
+        "default_project_role_for_members": organization.default_project_role_for_members,
+    }
+
+
+def account_json(view: AccountView) -> dict[str, Any]:
+    if view.organization is not None:
+        return organization_json(view.organization)
+    return user_json(view.account) if view.complete else public_user_json(view.account)
+
+
+def member_json(membership: Membership) -> dict[str, Any]:
+    return {
+        "organization": membership.organization,
+        "member": membership.member,
+        "role": membership.role,
+        "is_public": membership.is_public,
+    }
+
+
+def team_json(view: TeamView) -> dict[str, Any]:
+    return {
+        "team": view.team.name,
+        "organization": view.organization.username,
+        "members": view.team.member_names,
+    }
+
+
+def team_member_json(username: str) -> dict[str, Any]:
+    return {"member": username}
+
+
 def project_json(view: ProjectView) -> dict[str, Any]:
     project, role = view.project, view.role
     body = {
@@ -64,6 +123,7 @@ def project_json(view: ProjectView) -> dict[str, Any]:
         "can_repackage": project.project_type != ProjectType.TEMPLATE,
         "needs_repackaging": view.needs_repackaging,
         "status": view.status,
+        "status_code": view.status_code,
         "shared_datasets_project_id": view.shared_datasets_project_id,
         "is_shared_datasets_project": project.project_type == ProjectType.SHARED_DATASETS,
         "is_featured": project.is_featured,
@@ -149,6 +209,9 @@ def subscription_json(subscription: Subscription) -> dict[str, Any]:
         "active_storage_total_bytes": total_bytes,
         "plan_storage_threshold_warning_bytes": total_bytes * 9 // 10,
         "plan_storage_threshold_critical_bytes": total_bytes * 97 // 100,
+        "max_premium_collaborators_per_private_project":
+            subscription.max_premium_collaborators_per_private_project,
+        "max_organization_members": subscription.max_organization_members,
     }
 
 

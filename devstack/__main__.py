@@ -1,4 +1,5 @@
-"""`python -m devstack run` starts the local stack; `createuser` adds a user to it."""
+"""`python -m devstack run` starts the local stack; `createuser` adds a user to it and
+`createorg` an organization."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("password")
     create.add_argument("--email", default="")
     create.add_argument("--staff", action="store_true")
+    org = commands.add_parser("createorg", help="create an organization in the running local stack")
+    org.add_argument("name")
+    org.add_argument("--owner", required=True, help="the username of its owner")
+    org.add_argument("--email", default="")
     args = parser.parse_args(argv)
 
     config = StackConfig.from_env()
@@ -26,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     point_at_local_aws(config)
     from chalicelib import admin
 
+    if args.command == "createorg":
+        return admin.main(["createorg", args.name, "--owner", args.owner, "--email", args.email])
     return admin.main(["createuser", args.username, args.password, "--email", args.email]
                       + (["--staff"] if args.staff else []))
 

@@ -5,15 +5,39 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, queue, storage
+from chalicelib import accounts, aws, queue, storage
 from chalicelib.config import settings
-from chalicelib.models import ALL_MODELS
+from chalicelib.models import ALL_MODELS, User
+from chalicelib.models.base import shared_connection
 
 
 def ensure_tables() -> None:
     for model in ALL_MODELS:
         if not model.exists():
             model.create_table(wait=True)  # also turns on the model's TTL attribute
+        elif _add_missing_indexes(model) and model is User:
+            accounts.fill_directory()
+
+
+def _add_missing_indexes(model) -> bool:
+    """Indexes a newer version of a model declares, added to a table kept from an older one
+    (the local stack's data outlives upgrades; CloudFormation does this on AWS)."""
+    client = shared_connection().client
+    table = client.describe_table(TableName=model.Meta.table_name)["Table"]
+    present = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    added = False
+    for index in model._get_schema()["global_secondary_indexes"]:
+        if index["index_name"] in present:
+            continue
+        client.update_table(
+            TableName=model.Meta.table_name,
+            AttributeDefinitions=index["attribute_definitions"],
+            GlobalSecondaryIndexUpdates=[{"Create": {
+                "IndexName": index["index_name"], "KeySchema": index["key_schema"],
+                "Projection": index["projection"]}}],
+        )
+        added = True
+    return added
 
 
 def ensure_bucket() -> None:

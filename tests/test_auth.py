@@ -123,5 +123,12 @@ def test_repeated_failures_lock_the_address_out_and_the_count_lives_in_dynamodb(
 
 
 def test_providers_and_server_info_need_no_login(api):
-    assert api.get("auth/providers/").json()[0]["type"] == "credentials"
-    assert api.get("server/info/").json()["auth_providers"][0]["id"] == "credentials"
+    credentials = {"type": "credentials", "id": "credentials", "name": "Username / Password"}
+    assert api.get("auth/providers/").json() == [credentials]  # a bare array (reference §1.6)
+    info = api.get("server/info/")
+    assert info.headers["Cache-Control"] == "max-age=60"
+    body = info.json()
+    assert set(body) == {"whitelabel", "auth_providers", "signup_url"}
+    assert set(body["whitelabel"]) == {"site_title", "logo_navbar", "logo_main", "favicon"}
+    assert body["auth_providers"] == [credentials] and body["signup_url"] is None
+    assert api.with_token("bogus").get("server/info/").status == 401

@@ -59,8 +59,12 @@ def test_an_invalid_qgis_project_file(users):
 def test_qgis_file_into_shared_datasets(users):
     alice = users("alice")
     pid = alice.create_project("shared_datasets")["id"]
-    _refused(alice, pid, upload(alice, pid, "p.qgs", qgs()), 400, "qgis_project_file_not_allowed")
+    _refused(alice, pid, upload(alice, pid, "p.qgs", qgs()), 400, "validation_error")
     assert stored_state(pid)["s3"] == []
+    assert upload(alice, pid, "roads.gpkg", b"not checked here").status == 201
+    sibling = alice.create_project("survey")
+    assert sibling["shared_datasets_project_id"] == pid
+    assert alice.get(f"projects/{pid}/").json()["status"] == "ok"  # needs no QGIS file
 
 
 def test_restricted_files_need_a_manager(world):

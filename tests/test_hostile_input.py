@@ -142,7 +142,8 @@ def test_path_traversal_in_every_path_parameter(world):
     alice, pid = world
     gateway = alice.gateway
     values = {"project_id": pid, "filename": "a.txt", "username": "bob", "job_id": str(uuid.uuid4()),
-              "deltafile_id": str(uuid.uuid4()), "upload_id": str(uuid.uuid4())}
+              "deltafile_id": str(uuid.uuid4()), "upload_id": str(uuid.uuid4()),
+              "organization": "org1", "team": "field", "member": "bob"}
     headers = [("Authorization", f"Token {alice.token}"), ("Host", "testserver"),
                ("Content-Type", "application/json")]
     before = everything()

@@ -119,12 +119,19 @@ def class_attributes(cls: type) -> dict[str, Attribute]:
     return dict(inspect.getmembers(cls, lambda value: isinstance(value, Attribute)))
 
 
+def projection_of(index: GlobalSecondaryIndex) -> dict[str, Any]:
+    projection = {"ProjectionType": index.Meta.projection.projection_type}
+    if getattr(index.Meta.projection, "non_key_attributes", None):  # INCLUDE
+        projection["NonKeyAttributes"] = index.Meta.projection.non_key_attributes
+    return projection
+
+
 def expected_indexes(model: type[Model]) -> dict[str, dict[str, Any]]:
     indexes = inspect.getmembers(model, lambda value: isinstance(value, GlobalSecondaryIndex))
     return {
         index.Meta.index_name: {
             "KeySchema": key_schema(class_attributes(type(index))),
-            "Projection": {"ProjectionType": index.Meta.projection.projection_type},
+            "Projection": projection_of(index),
             "attributes": key_attributes(class_attributes(type(index))),
         }
         for _, index in indexes

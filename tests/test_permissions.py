@@ -1,26 +1,39 @@
-"""Every role (and a stranger, and an anonymous caller) against every project action so far,
-on a private and on a public project.
+"""Every origin of a project role, with every role it can give, against every project action;
+and every account action against every role towards an account.
 
-The expectations are written out here from QFieldCloud's permission matrix (reference §2.3), not
-derived from chalicelib.permissions, so that a wrong entry in the code's table fails a test.
+The expectations are written out here from QFieldCloud's matrices (reference §2.2, §2.3, §2.4),
+not derived from chalicelib.permissions, so that a wrong entry in the code's tables fails a test.
+
+Project worlds: a person's project (`proprietor`), or the project of the organization `acme`
+(owner `orgowner`), private or public with each `public_collaborator_role`. Callers hold the
+roles through each origin: the owner, the organization's owner and admin, direct collaborators,
+teams that collaborate, the organization's default role for members, the public role; and
+callers who must get nothing: a member without ties, a creator (of other projects), a member who
+was removed, a former member whose collaborator row was left behind, a stranger, anonymous.
 """
+
+from __future__ import annotations
 
 import io
 import uuid
+from dataclasses import dataclass, field
+from functools import cache
 
 import pytest
 from PIL import Image
 
 from tests.files_helpers import qgs
 
-ROLES = ["owner", "admin", "manager", "editor", "reporter", "reader", "stranger", "anonymous"]
-RANK = {"reader": 1, "reporter": 2, "editor": 3, "manager": 4, "admin": 5, "owner": 5}
+ROLES = ["reader", "reporter", "editor", "manager", "admin"]
+RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 
 
+@cache
 def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4)).save(buffer, "PNG")
     return buffer.getvalue()
+
 
 # action: (request, minimum role, status when allowed)
 ACTIONS = {
@@ -52,116 +65,390 @@ ACTIONS = {
     "patch_collaborator": (lambda c, pid: c.patch(f"collaborators/{pid}/reader/", data={"role": "editor"}),
                            "manager", 200),
     "remove_collaborator": (lambda c, pid: c.delete(f"collaborators/{pid}/reader/"), "manager", 204),
+    "list_jobs": (lambda c, pid: c.get(f"jobs/?project_id={pid}"), "reader", 200),
+    "list_deltas": (lambda c, pid: c.get(f"deltas/{pid}/"), "reporter", 200),
+    "latest_package": (lambda c, pid: c.get(f"packages/{pid}/latest/"), "reader", 400),  # never packaged
 }
-
-
-def _effective_role(role: str, is_public: bool) -> str | None:
-    if role in RANK:
-        return role
-    if role == "stranger" and is_public:
-        return "reader"  # every authenticated user reads a public project
-    return None
-
-
-@pytest.fixture
-def world(users, api):
-    clients = {"owner": users("proprietor")}
-    for role in ROLES[1:-1]:
-        clients[role] = users(role)
-    users("newcomer")
-    clients["anonymous"] = api.as_anonymous()
-
-    def make_project(is_public: bool) -> str:
-        """A project of `proprietor` with one collaborator per role and a thumbnail (set up through
-        the models: the HTTP paths for these are tested elsewhere, and this runs 350 times)."""
-        from chalicelib import storage
-        from chalicelib.models import Collaborator, Project
-
-        owner = clients["owner"]
-        pid = owner.create_project(f"p-{uuid.uuid4()}", is_public=is_public)["id"]
-        assert owner.post(f"files/{pid}/data.csv/", files={"file": b"x,y"}).status == 201
-        assert owner.post(f"files/{pid}/project.qgs/", files={"file": qgs()}).status == 201
-        with Collaborator.batch_write() as batch:
-            for role in ROLES[1:6]:
-                batch.save(Collaborator(pid, role, collaborator=role, role=role))
-        version = storage.put_object(storage.thumbnail_key(pid), _png(), "image/png")
-        Project.get(pid).update(actions=[Project.thumbnail_version.set(version)])
-        return pid
-
-    return clients, make_project
-
-
 READ_ONLY = {"get_project", "download_thumbnail", "list_collaborators", "get_collaborator",
-             "list_files", "download_file", "file_metadata"}
+             "list_files", "download_file", "file_metadata", "list_jobs", "list_deltas", "latest_package"}
 
 
-@pytest.mark.parametrize("is_public", [False, True], ids=["private", "public"])
-@pytest.mark.parametrize("action", sorted(ACTIONS))
-def test_permission_matrix(world, action, is_public):
-    clients, make_project = world
-    request, minimum, success = ACTIONS[action]
-    outcomes = {}
-    pid = make_project(is_public)
-    for role in reversed(ROLES):  # least privileged first: refusals change nothing
-        reply = request(clients[role], pid)
-        effective = _effective_role(role, is_public)
-        if role == "anonymous":
-            expected = (401, "not_authenticated")
-        elif effective is not None and RANK[effective] >= RANK[minimum]:
-            expected = (success, None)
-        else:
-            expected = (403, "permission_denied")
-        outcomes[role] = ((reply.status, reply.code), expected)
-        if reply.status < 300 and action not in READ_ONLY:
-            pid = make_project(is_public)  # the action changed the project: start afresh
-    wrong = {role: got for role, (got, expected) in outcomes.items() if got != expected}
-    assert not wrong, f"{action}: got {wrong}, expected {({r: e for r, (_, e) in outcomes.items()})}"
+@dataclass
+class Caller:
+    """A caller, the role and origin they must get, and the organization's default role for
+    members while they call (the origin `organization_member` needs it; others need it unset)."""
+
+    label: str
+    username: str | None  # None: anonymous
+    role: str | None
+    origin: str | None = None
+    default_role: str | None = None
 
 
-def test_a_stranger_cannot_see_a_private_project_anywhere(world):
-    clients, make_project = world
-    pid = make_project(False)
-    stranger = clients["stranger"]
-    assert pid not in [p["id"] for p in stranger.get("projects/?include_public=1").json()]
-    assert pid not in [p["id"] for p in stranger.get("projects/public/").json()]
-    assert stranger.get(f"projects/{pid}/").status == 403
-    assert stranger.get(f"collaborators/{pid}/").status == 403
-    assert clients["owner"].get(f"projects/{pid}/").json()["description"] == ""
+def _callers(kind: str, public_role: str | None) -> list[Caller]:
+    public = [Caller("stranger", "stranger", public_role, "public" if public_role else None)]
+    direct = [Caller(f"collaborator_{role}", role, role, "collaborator") for role in ROLES]
+    if kind == "personal":
+        owner = [Caller("project_owner", "proprietor", "admin", "project_owner")]
+        callers = owner + direct + public
+    else:
+        no_ties = [
+            Caller("member", "plainmember", public_role, "public" if public_role else None),
+            Caller("creator", "orgcreator", public_role, "public" if public_role else None),
+            Caller("removed_member", "leaver", public_role, "public" if public_role else None),
+            Caller("stale_collaborator_row", "staleformer", public_role, "public" if public_role else None),
+        ]
+        callers = [
+            Caller("organization_owner", "orgowner", "admin", "organization_owner"),
+            Caller("organization_admin", "orgadmin", "admin", "organization_admin"),
+            *direct,
+            *[Caller(f"team_member_{role}", f"team_{role}", role, "team_member") for role in ROLES],
+            # Rank, not strength: a direct reader in an editor team stays a reader.
+            Caller("collaborator_reader_in_editor_team", "readerinteam", "reader", "collaborator"),
+            # A team's reader outranks the organization's default role, even `admin`.
+            Caller("team_reader_with_default_admin", "team_reader", "reader", "team_member",
+                   default_role="admin"),
+            *[Caller(f"organization_member_{role}", "plainmember", role, "organization_member",
+                     default_role=role) for role in ROLES],
+            *no_ties,
+            *public,
+        ]
+    callers.append(Caller("anonymous", None, None))
+    if public_role is not None:
+        # Only the callers whose outcome the public role changes, and direct readers: their
+        # origin outranks `public`, so they stay readers even where the public role is higher.
+        callers = [c for c in callers if c.origin in ("public", None) or c.label.startswith(
+            "collaborator_reader")]
+    return callers
+
+
+@dataclass
+class World:
+    kind: str
+    public_role: str | None
+    clients: dict = field(default_factory=dict)
+    team_ids: dict = field(default_factory=dict)
+
+
+def _build_world(users, api, kind: str, public_role: str | None) -> World:
+    """The people, and for an organization its members and teams (team `t_<role>` holds
+    `team_<role>`; `team_editor` also holds `readerinteam`)."""
+    world = World(kind, public_role)
+    owner = "proprietor" if kind == "personal" else "orgowner"
+    names = {owner, "stranger", "newcomer", *ROLES}
+    if kind == "organization":
+        names |= {"orgadmin", "orgcreator", "plainmember", "leaver", "staleformer", "readerinteam",
+                  *(f"team_{role}" for role in ROLES)}
+    for name in sorted(names):
+        world.clients[name] = users(name)
+    world.clients[None] = api.as_anonymous()
+    if kind == "organization":
+        boss = world.clients["orgowner"]
+        assert boss.post("organizations/", json={"username": "acme"}).status == 201
+        roles = {"orgadmin": "admin", "orgcreator": "creator"}
+        for name in sorted(names - {"orgowner", "stranger", "staleformer"}):
+            added = boss.post("members/acme/", json={"member": name, "role": roles.get(name, "member")})
+            assert added.status == 201, added.content
+        for role in ROLES:
+            created = boss.post("organizations/acme/teams/", json={"team": f"t_{role}"})
+            assert created.status == 201
+            members = [f"team_{role}"] + (["readerinteam", "leaver"] if role == "editor" else [])
+            for member in members:
+                assert boss.post(f"organizations/acme/teams/t_{role}/members/",
+                                 json={"member": member}).status == 201
+            from chalicelib.models import User
+
+            world.team_ids[role] = User.get(f"@acme/t_{role}").team_id
+        # `leaver` was a member and in a team, and is removed the way an admin does it; the
+        # projects made afterwards still carry a row of theirs, as if the removal had been cut
+        # off before cleaning it up.
+        assert boss.delete("members/acme/leaver/").status == 204
+    return world
+
+
+def _make_project(world: World) -> str:
+    """A project with a file, a QGIS file, a thumbnail and its collaborator rows (written through
+    the models: the HTTP paths for these are tested elsewhere, and this runs hundreds of times)."""
+    from chalicelib import storage
+    from chalicelib.models import Collaborator, Project
+    from chalicelib.models.collaborators import team_collaborator_key
+
+    if world.kind == "personal":
+        owner, fields = world.clients["proprietor"], {}
+    else:
+        owner, fields = world.clients["orgowner"], {"owner": "acme"}
+    public = {"is_public": True, "public_collaborator_role": world.public_role} if world.public_role else {}
+    pid = owner.create_project(f"p-{uuid.uuid4()}", **fields, **public)["id"]
+    assert owner.post(f"files/{pid}/data.csv/", files={"file": b"x,y"}).status == 201
+    assert owner.post(f"files/{pid}/project.qgs/", files={"file": qgs()}).status == 201
+    rows = {role: role for role in ROLES}
+    if world.kind == "organization":
+        rows |= {"readerinteam": "reader", "leaver": "editor", "staleformer": "editor"}
+        rows |= {team_collaborator_key(world.team_ids[role]): role for role in ROLES}
+    with Collaborator.batch_write() as batch:
+        for key, role in rows.items():
+            batch.save(Collaborator(pid, key, collaborator=key, role=role))
+    version = storage.put_object(storage.thumbnail_key(pid), _png(), "image/png")
+    Project.get(pid).update(actions=[Project.thumbnail_version.set(version)])
+    return pid
+
+
+def _set_default_role(role: str | None) -> None:
+    from chalicelib.models import User
+
+    organization = User.get("acme")
+    if organization.default_project_role_for_members == role:
+        return
+    organization.update(actions=[User.default_project_role_for_members.set(role) if role
+                                 else User.default_project_role_for_members.remove()])
+
+
+WORLDS = [("personal", None), ("personal", "reporter"), ("organization", None),
+          ("organization", "reader"), ("organization", "reporter"), ("organization", "editor")]
+
+
+@pytest.mark.parametrize(("kind", "public_role"), WORLDS,
+                         ids=[f"{kind}-{role or 'private'}" for kind, role in WORLDS])
+def test_project_permission_matrix(users, api, kind, public_role):
+    world = _build_world(users, api, kind, public_role)
+    callers = _callers(kind, public_role)
+    pid = _make_project(world)
+    wrong = {}
+    for caller in callers:  # the role and origin each caller sees
+        if caller.username is None or world.kind == "personal" and caller.default_role:
+            continue
+        if kind == "organization":
+            _set_default_role(caller.default_role)
+        reply = world.clients[caller.username].get(f"projects/{pid}/")
+        got = (reply.json()["user_role"], reply.json()["user_role_origin"]) if reply.status == 200 else None
+        expected = (caller.role, caller.origin) if caller.role else None
+        if got != expected:
+            wrong[f"role of {caller.label}"] = (got, expected)
+    for action, (request, minimum, success) in ACTIONS.items():
+        for caller in sorted(callers, key=lambda c: RANK.get(c.role, 0)):  # refusals change nothing
+            if kind == "organization":
+                _set_default_role(caller.default_role)
+            reply = request(world.clients[caller.username], pid)
+            if caller.username is None:
+                expected = (401, "not_authenticated")
+            elif caller.role is not None and RANK[caller.role] >= RANK[minimum]:
+                expected = (success, "invalid_job" if success == 400 else None)
+            else:
+                expected = (403, "permission_denied")
+            if (reply.status, reply.code) != expected:
+                wrong[f"{action} by {caller.label}"] = ((reply.status, reply.code), expected)
+            if reply.status < 300 and action not in READ_ONLY:
+                pid = _make_project(world)  # the action changed the project: start afresh
+    assert not wrong, wrong
+
+
+def test_project_lists_show_every_origin(users, api):
+    world = _build_world(users, api, "organization", None)
+    pid = _make_project(world)
+    _set_default_role(None)
+    for caller in _callers("organization", None):
+        if caller.username is None or caller.default_role:
+            continue
+        listed = world.clients[caller.username].get("projects/").json()
+        roles = [(p["user_role"], p["user_role_origin"]) for p in listed if p["id"] == pid]
+        assert roles == ([(caller.role, caller.origin)] if caller.role else []), caller.label
+    _set_default_role("reporter")
+    listed = world.clients["plainmember"].get("projects/").json()
+    assert [(p["id"], p["user_role"], p["user_role_origin"]) for p in listed] == [
+        (pid, "reporter", "organization_member")]
+
+
+def test_a_stranger_cannot_see_a_private_project_anywhere(users, api):
+    world = _build_world(users, api, "organization", None)
+    pid = _make_project(world)
+    for name in ("stranger", "plainmember", "leaver", "staleformer"):
+        client = world.clients[name]
+        assert pid not in [p["id"] for p in client.get("projects/?include_public=1").json()]
+        assert pid not in [p["id"] for p in client.get("projects/public/").json()]
+        assert client.get(f"projects/{pid}/").status == 403
+        assert client.get(f"collaborators/{pid}/").status == 403
+    assert world.clients[None].get("projects/").status == 401
+    assert world.clients[None].get("projects/public/").status == 401
+
+
+def test_a_removed_member_loses_access_at_once(users):
+    """bob reaches the project as a direct editor, through a team and through the default role;
+    once removed from the organization, the very next request is refused."""
+    alice, bob = users("alice"), users("bob")
+    alice.post("organizations/", json={"username": "acme"})
+    alice.post("members/acme/", json={"member": "bob"})
+    alice.patch("users/acme/", json={"default_project_role_for_members": "reader"})
+    alice.post("organizations/acme/teams/", json={"team": "field"})
+    alice.post("organizations/acme/teams/field/members/", json={"member": "bob"})
+    pid = alice.create_project("map", owner="acme")["id"]
+    alice.post(f"collaborators/{pid}/", json={"collaborator": "bob", "role": "editor"})
+    alice.post(f"collaborators/{pid}/", json={"collaborator": "@acme/field", "role": "manager"})
+    assert bob.get(f"projects/{pid}/").json()["user_role"] == "editor"
+    assert bob.patch(f"projects/{pid}/", json={"description": "mine"}).status == 403
+    assert alice.delete("members/acme/bob/").status == 204
+    assert bob.get(f"projects/{pid}/").status == 403
+    assert bob.get(f"files/{pid}/").status == 403
+    assert pid not in [p["id"] for p in bob.get("projects/").json()]
+
+
+def test_too_many_collaborators_fail_the_project_and_invalidate_their_roles(users, override_settings):
+    alice, bob = users("alice"), users("bob")
+    users("carol")
+    pid = alice.create_project("crowded")["id"]
+    alice.post(f"collaborators/{pid}/", json={"collaborator": "bob", "role": "editor"})
+    alice.post(f"collaborators/{pid}/", json={"collaborator": "carol", "role": "reader"})
+    assert bob.get(f"projects/{pid}/").json()["status_code"] == "failed_process_projectfile"
+    from chalicelib.models import Project
+
+    Project.get(pid).update(actions=[Project.the_qgis_file_name.set("p.qgs")])  # as if processed
+    assert bob.get(f"projects/{pid}/").json()["status_code"] == "ok"
+    override_settings(max_premium_collaborators_per_private_project=1)
+    body = alice.get(f"projects/{pid}/").json()
+    assert (body["status"], body["status_code"]) == ("failed", "too_many_collaborators")
+    assert bob.get(f"projects/{pid}/").code == "permission_denied"  # the role is not valid
+    assert bob.get(f"files/{pid}/").status == 200  # only retrieving the project needs a valid one
+    assert alice.delete(f"collaborators/{pid}/carol/").status == 204
+    assert bob.get(f"projects/{pid}/").json()["status_code"] == "ok"
+    alice.patch(f"projects/{pid}/", json={"is_public": True})
+    alice.post(f"collaborators/{pid}/", json={"collaborator": "carol", "role": "reader"})
+    assert bob.get(f"projects/{pid}/").status == 200  # public projects have no limit
 
 
 # --- Account actions (reference §2.4): who may act on an account --------------------------------
-# caller: the account's owner itself, another person, a staff member, an anonymous caller.
-ACCOUNT_CALLERS = ["self", "other", "staff", "anonymous"]
-# action: (request on alice's account, callers allowed, status when allowed)
+# Callers towards the person `alice` and the organization `acme` (owned by `orgowner`).
+ACCOUNT_CALLERS = ["self", "organization_owner", "organization_admin", "organization_creator",
+                   "organization_member", "other", "staff", "anonymous"]
+CALLER_NAMES = {"self": "alice", "organization_owner": "orgowner", "organization_admin": "orgadmin",
+                "organization_creator": "orgcreator", "organization_member": "plainmember",
+                "other": "bob", "staff": "root", "anonymous": None}
+ORG_PEOPLE = {"organization_owner", "organization_admin", "organization_creator", "organization_member"}
+ORG_STAFF = {"organization_owner", "organization_admin"}
+SIGNED_IN = set(ACCOUNT_CALLERS) - {"anonymous"}
+
+
+class AccountWorld:
+    """Targets made afresh for each request, so that every caller finds the same state."""
+
+    def __init__(self, clients, upload):
+        self.clients, self.upload, self.count = clients, upload, 0
+
+    def fresh(self, prefix: str) -> str:
+        from chalicelib import accounts
+
+        self.count += 1
+        name = f"{prefix}{self.count}"
+        accounts.create_user(name, "long enough password", email=f"{name}@example.com")
+        return name
+
+    def fresh_member(self) -> str:
+        name = self.fresh("member")
+        assert self.clients["orgowner"].post("members/acme/", json={"member": name}).status == 201
+        return name
+
+    def fresh_team(self) -> str:
+        self.count += 1
+        name = f"team{self.count}"
+        assert self.clients["orgowner"].post("organizations/acme/teams/", json={"team": name}).status == 201
+        return name
+
+    def fresh_team_member(self) -> tuple[str, str]:
+        team, member = self.fresh_team(), self.fresh_member()
+        path = f"organizations/acme/teams/{team}/members/"
+        assert self.clients["orgowner"].post(path, json={"member": member}).status == 201
+        return team, member
+
+
+# action: (request, callers allowed, status when allowed, status when refused)
 ACCOUNT_ACTIONS = {
-    "read_subscription": (lambda c, upload: c.get("subscriptions/alice/current/"), {"self"}, 200),
-    "create_project_for_the_account": (
-        lambda c, upload: c.post("projects/", json={"name": f"p-{uuid.uuid4()}", "owner": "alice"}),
-        {"self"}, 201),
-    "use_an_upload_session": (lambda c, upload: c.get(f"uploads/{upload[0]}/{upload[1]}/"), {"self"}, 200),
+    "read_subscription_of_a_person": (lambda c, w: c.get("subscriptions/alice/current/"), {"self"}, 200, 403),
+    "read_subscription_of_an_organization": (lambda c, w: c.get("subscriptions/acme/current/"),
+                                             ORG_PEOPLE, 200, 403),
+    "create_project_for_a_person": (
+        lambda c, w: c.post("projects/", json={"name": f"p-{uuid.uuid4()}", "owner": "alice"}),
+        {"self"}, 201, 403),
+    "create_project_for_an_organization": (
+        lambda c, w: c.post("projects/", json={"name": f"p-{uuid.uuid4()}", "owner": "acme"}),
+        ORG_STAFF | {"organization_creator"}, 201, 403),
+    "use_an_upload_session": (lambda c, w: c.get(f"uploads/{w.upload[0]}/{w.upload[1]}/"),
+                              {"self"}, 200, 404),  # someone else's session is not shown to exist
+    "search_users": (lambda c, w: c.get("users/?q=al"), SIGNED_IN, 200, 403),
+    "create_a_user": (lambda c, w: c.post("users/", data={
+        "username": f"u{uuid.uuid4().hex[:8]}", "password": "long enough password",
+        "email": f"{uuid.uuid4().hex[:8]}@example.com"}), {"staff"}, 201, 403),
+    "read_a_person": (lambda c, w: c.get("users/alice/"), SIGNED_IN, 200, 403),
+    "read_an_organization": (lambda c, w: c.get("users/acme/"), ORG_PEOPLE, 200, 404),
+    "update_a_person": (lambda c, w: c.patch("users/alice/", json={"first_name": "A"}), {"self"}, 200, 403),
+    "update_an_organization": (lambda c, w: c.patch("users/acme/", json={"email": "x@acme.org"}),
+                               ORG_STAFF, 200, 403),
+    "list_organizations_of_a_person": (lambda c, w: c.get("users/alice/organizations/"), {"self"}, 200, 403),
+    "create_an_organization": (lambda c, w: c.post("organizations/", json={
+        "username": f"o{uuid.uuid4().hex[:8]}"}), SIGNED_IN, 201, 403),
+    "list_members": (lambda c, w: c.get("members/acme/"), SIGNED_IN, 200, 403),
+    "get_a_member": (lambda c, w: c.get("members/acme/plainmember/"), SIGNED_IN, 200, 403),
+    "add_a_member": (lambda c, w: c.post("members/acme/", json={"member": w.fresh("new")}),
+                     ORG_STAFF, 201, 403),
+    "patch_a_member": (lambda c, w: c.patch(f"members/acme/{w.fresh_member()}/", json={"role": "admin"}),
+                       ORG_STAFF, 200, 403),
+    "put_a_member": (lambda c, w: c.put(f"members/acme/{w.fresh_member()}/", json={"role": "creator"}),
+                     ORG_STAFF, 200, 403),
+    "remove_a_member": (lambda c, w: c.delete(f"members/acme/{w.fresh_member()}/"), ORG_STAFF, 204, 403),
+    "list_teams": (lambda c, w: c.get("organizations/acme/teams/"), SIGNED_IN, 200, 403),
+    "get_a_team": (lambda c, w: c.get("organizations/acme/teams/crew/"), SIGNED_IN, 200, 403),
+    "list_team_members": (lambda c, w: c.get("organizations/acme/teams/crew/members/"), SIGNED_IN, 200, 403),
+    "create_a_team": (lambda c, w: c.post("organizations/acme/teams/", json={
+        "team": f"t{uuid.uuid4().hex[:8]}"}), ORG_STAFF, 201, 403),
+    "rename_a_team": (lambda c, w: c.put(f"organizations/acme/teams/{w.fresh_team()}/", json={
+        "team": f"t{uuid.uuid4().hex[:8]}"}), ORG_STAFF, 200, 403),
+    "patch_a_team": (lambda c, w: c.patch("organizations/acme/teams/crew/", json={"team": "x"}),
+                     set(), 200, 403),  # nobody
+    "delete_a_team": (lambda c, w: c.delete(f"organizations/acme/teams/{w.fresh_team()}/"),
+                      ORG_STAFF, 204, 403),
+    "add_a_team_member": (lambda c, w: c.post("organizations/acme/teams/crew/members/", json={
+        "member": w.fresh_member()}), ORG_STAFF, 201, 403),
+    "remove_a_team_member": (
+        lambda c, w: c.delete("organizations/acme/teams/{}/members/{}/".format(*w.fresh_team_member())),
+        ORG_STAFF, 204, 403),
 }
 
 
-@pytest.mark.parametrize("action", sorted(ACCOUNT_ACTIONS))
-def test_account_permission_matrix(users, api, action):
-    alice = users("alice")
-    clients = {"self": alice, "other": users("bob"), "staff": users("root", is_staff=True),
-               "anonymous": api.as_anonymous()}
+@pytest.fixture
+def account_world(users, api):
+    clients = {name: users(name, is_staff=name == "root")
+               for name in CALLER_NAMES.values() if name is not None}
+    clients[None] = api.as_anonymous()
+    boss = clients["orgowner"]
+    assert boss.post("organizations/", json={"username": "acme"}).status == 201
+    for name, role in (("orgadmin", "admin"), ("orgcreator", "creator"), ("plainmember", "member")):
+        assert boss.post("members/acme/", json={"member": name, "role": role}).status == 201
+    assert boss.post("organizations/acme/teams/", json={"team": "crew"}).status == 201
+    alice = clients["alice"]
     pid = alice.create_project("shared")["id"]
-    for name in ("bob", "root"):  # both may upload to the project: only the session is alice's
+    for name in sorted(set(clients) - {"alice", None}):  # all may upload: only the session is alice's
         added = alice.post(f"collaborators/{pid}/", json={"collaborator": name, "role": "editor"})
         assert added.status == 201
     upload_id = alice.post(f"uploads/{pid}/", json={"name": "big.tif", "size": 9}).json()["upload_id"]
-    request, allowed, success = ACCOUNT_ACTIONS[action]
+    return AccountWorld(clients, (pid, upload_id))
+
+
+@pytest.mark.parametrize("action", sorted(ACCOUNT_ACTIONS))
+def test_account_permission_matrix(account_world, action):
+    request, allowed, success, refused = ACCOUNT_ACTIONS[action]
     outcomes = {}
     for caller in ACCOUNT_CALLERS:
-        reply = request(clients[caller], (pid, upload_id))
+        reply = request(account_world.clients[CALLER_NAMES[caller]], account_world)
         if caller == "anonymous":
             expected = 401
         elif caller in allowed:
             expected = success
-        else:  # someone else's upload session is not even shown to exist
-            expected = 404 if action == "use_an_upload_session" else 403
+        else:
+            expected = refused
         outcomes[caller] = (reply.status, expected)
     wrong = {caller: got for caller, (got, expected) in outcomes.items() if got != expected}
     assert not wrong, f"{action}: {outcomes}"
+
+
+def test_only_oneself_sees_ones_email(account_world):
+    clients = account_world.clients
+    assert clients["alice"].get("users/alice/").json()["email"] == "alice@example.com"
+    assert "email" not in clients["bob"].get("users/alice/").json()
+    assert clients["root"].get("users/nobody/").status == 404

@@ -89,6 +89,20 @@ def test_shared_datasets_name_sets_the_type_and_siblings_point_at_it(users):
     assert other["shared_datasets_project_id"] == shared["id"]
 
 
+def test_a_project_with_a_qgis_file_cannot_become_shared_datasets(users):
+    from chalicelib.models import Project
+
+    alice = users("alice")
+    pid = alice.create_project("survey")["id"]
+    Project.get(pid).update(actions=[Project.the_qgis_file_name.set("p.qgs")])
+    for name in ("shared_datasets", "Shared_Datasets"):  # compared in any case, as upstream
+        refused = alice.patch(f"projects/{pid}/", json={"name": name})
+        assert (refused.status, refused.code) == (400, "qgis_project_file_not_allowed")
+    shared = alice.create_project("shared_datasets")["id"]
+    renamed = alice.patch(f"projects/{shared}/", json={"name": "old_shared"}).json()
+    assert renamed["project_type"] == "regular" and renamed["shared_datasets_project_id"] is None
+
+
 def test_create_for_someone_else_is_refused_and_unknown_owner_is_404(users):
     alice = users("alice")
     users("bob")

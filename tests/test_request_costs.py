@@ -26,35 +26,78 @@ def counted_calls():
 
 
 def _world(users, size: int):
-    """alice with `size` projects and `size` files in one, bob collaborating on one project."""
-    alice, bob = users("alice"), users("bob")
+    """alice with `size` projects and `size` files in one, bob collaborating on one project.
+
+    alice also owns the organization `acme` with `size` members, `size` teams and `size`
+    projects, and `size` other organizations exist; bob is a member of `acme` and in one team,
+    which collaborates on every `acme` project; carol is an admin of `acme`. What grows is
+    everything but the callers' own ties."""
+    from chalicelib import accounts, organizations
+    from chalicelib.models import Collaborator, Membership, Team, User
+    from chalicelib.models.collaborators import team_collaborator_key
+
+    alice, bob, carol = users("alice"), users("bob"), users("carol")
     ids = [alice.create_project(f"p{i}")["id"] for i in range(size)]
     for i in range(size):
         upload(alice, ids[0], f"data/file{i}.csv", b"a,b")
     alice.post(f"collaborators/{ids[0]}/", data={"collaborator": "bob", "role": "editor"})
-    return alice, bob, ids[0]
+
+    assert alice.post("organizations/", json={"username": "acme"}).status == 201
+    alice.post("members/acme/", json={"member": "bob"})
+    alice.post("members/acme/", json={"member": "carol", "role": "admin"})
+    for i in range(size):
+        member = accounts.create_user(f"member{i}", "long enough password")
+        Membership("acme", member.username_key, organization="acme", member=member.username).save()
+        other = organizations.create_organization(member, f"other{i}").organization
+        Membership(other.username_key, "bob2", organization=other.username, member="bob2").save()
+        alice.post("organizations/acme/teams/", json={"team": f"team{i}"})
+    User("acme").update(actions=[User.members_count.set(size + 2)])
+    alice.post("organizations/acme/teams/team0/members/", json={"member": "bob"})
+    team_id = User.get("@acme/team0").team_id
+    org_ids = [alice.create_project(f"o{i}", owner="acme")["id"] for i in range(size)]
+    with Collaborator.batch_write() as batch:
+        for pid in org_ids:
+            batch.save(Collaborator(pid, team_collaborator_key(team_id), collaborator="@acme/team0",
+                                    role="editor"))
+    assert Team.count("acme") == size
+    return {"alice": alice, "bob": bob, "carol": carol, "pid": ids[0], "org_pid": org_ids[0]}
 
 
 REQUESTS = {
-    "get project (owner)": lambda a, b, pid: a.get(f"projects/{pid}/"),
-    "get project (collaborator)": lambda a, b, pid: b.get(f"projects/{pid}/"),
-    "list files": lambda a, b, pid: a.get(f"files/{pid}/"),
-    "download": lambda a, b, pid: a.get(f"files/{pid}/data/file0.csv/"),
-    "metadata": lambda a, b, pid: a.get(f"files/metadata/{pid}/data/file0.csv/"),
-    "upload": lambda a, b, pid: upload(b, pid, "data/new.csv", b"x"),
-    "delete file": lambda a, b, pid: a.delete(f"files/{pid}/data/file1.csv/"),
-    "list collaborators": lambda a, b, pid: a.get(f"collaborators/{pid}/"),
-    "list projects (collaborator)": lambda a, b, pid: b.get("projects/"),
-    "patch project": lambda a, b, pid: a.patch(f"projects/{pid}/", data={"description": "d"}),
+    "get project (owner)": lambda w: w["alice"].get(f"projects/{w['pid']}/"),
+    "get project (collaborator)": lambda w: w["bob"].get(f"projects/{w['pid']}/"),
+    "list files": lambda w: w["alice"].get(f"files/{w['pid']}/"),
+    "download": lambda w: w["alice"].get(f"files/{w['pid']}/data/file0.csv/"),
+    "metadata": lambda w: w["alice"].get(f"files/metadata/{w['pid']}/data/file0.csv/"),
+    "upload": lambda w: upload(w["bob"], w["pid"], "data/new.csv", b"x"),
+    "delete file": lambda w: w["alice"].delete(f"files/{w['pid']}/data/file1.csv/"),
+    "list collaborators": lambda w: w["alice"].get(f"collaborators/{w['pid']}/"),
+    "list projects (collaborator, team member)": lambda w: w["bob"].get("projects/"),
+    "list projects (owner of them all)": lambda w: w["alice"].get("projects/"),
+    "list projects (organization admin)": lambda w: w["carol"].get("projects/"),
+    "patch project": lambda w: w["alice"].patch(f"projects/{w['pid']}/", data={"description": "d"}),
+    "get project (team member)": lambda w: w["bob"].get(f"projects/{w['org_pid']}/"),
+    "get project (organization admin)": lambda w: w["carol"].get(f"projects/{w['org_pid']}/"),
+    "list files (team member)": lambda w: w["bob"].get(f"files/{w['org_pid']}/"),
+    "list members": lambda w: w["bob"].get("members/acme/"),
+    "list teams": lambda w: w["bob"].get("organizations/acme/teams/"),
+    "team members": lambda w: w["bob"].get("organizations/acme/teams/team0/members/"),
+    "the caller's organizations": lambda w: w["bob"].get("users/bob/organizations/"),
+    "search users": lambda w: w["bob"].get("users/?q=member1"),
+    "add a team member": lambda w: w["alice"].post("organizations/acme/teams/team1/members/",
+                                                   json={"member": "carol"}),
+    "remove a team member": lambda w: w["alice"].delete("organizations/acme/teams/team1/members/carol/"),
+    "remove a member": lambda w: w["alice"].delete("members/acme/member0/"),
+    "add a member": lambda w: w["alice"].post("members/acme/", json={"member": "member0"}),
 }
 
 
 def _costs(users, size: int) -> dict[str, Counter]:
-    alice, bob, pid = _world(users, size)
+    world = _world(users, size)
     costs = {}
     for name, request in REQUESTS.items():
         with counted_calls() as calls:
-            reply = request(alice, bob, pid)
+            reply = request(world)
         assert reply.status < 400, (name, reply.content)
         costs[name] = calls
     return costs

@@ -1,3 +1,5 @@
+from chalice import Response
+
 from .. import auth, health
 from ..routing import Router
 from ..serializers import server_info_json, status_json
@@ -14,4 +16,5 @@ def status():
 @router.route("/server/info/")
 def server_info():
     auth.optional_caller(router.request)
-    return server_info_json()
+    # QFieldCloud caches this page for 60 s; clients may too.
+    return Response(body=server_info_json(), status_code=200, headers={"Cache-Control": "max-age=60"})

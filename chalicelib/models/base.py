@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from pynamodb.attributes import Attribute
 from pynamodb.connection import Connection, TableConnection
@@ -14,6 +15,9 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from ..config import settings
+
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
+T = TypeVar("T", bound="Table")
 
 
 @cache
@@ -112,6 +116,23 @@ class Transaction:
         }
 
 
+@contextlib.contextmanager
+def transaction(errors: dict[str, Exception]) -> Iterator[Transaction]:
+    """A transaction committed at the end of the block; when it is cancelled because the
+    condition of an item labelled with a key of `errors` failed, that error is raised (the first
+    in `errors` order), otherwise the original one."""
+    tx = Transaction()
+    try:
+        with tx:
+            yield tx
+    except TransactWriteError as exc:
+        failed = tx.failed(exc)
+        for label, error in errors.items():
+            if label in failed:
+                raise error from None
+        raise
+
+
 def save_new(item: Model, key: Attribute, already_exists: Exception) -> None:
     """Save an item that must not exist yet (`key` is its hash key attribute); raise
     `already_exists` if it does."""
@@ -121,3 +142,61 @@ def save_new(item: Model, key: Attribute, already_exists: Exception) -> None:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise already_exists from None
         raise
+
+
+Key = tuple  # (model, hash key) or (model, hash key, range key)
+
+
+class Fetched:
+    """Items read by `get_many`, found again by model and key; absent items are None."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple, Table] = {}
+
+    def add(self, item: Table) -> None:
+        self._items[_key_of(item)] = item
+
+    def get(self, model: type[T], hash_key: Any, range_key: Any = None) -> T | None:
+        return self._items.get((model, hash_key, range_key))  # type: ignore[return-value]
+
+    def all(self, model: type[T]) -> list[T]:
+        return [item for (kind, *_), item in self._items.items() if kind is model]
+
+
+def _key_of(item: Table) -> tuple:
+    model = type(item)
+    range_attribute = model._range_key_attribute()
+    range_key = getattr(item, range_attribute.attr_name) if range_attribute else None
+    return (model, getattr(item, model._hash_key_attribute().attr_name), range_key)
+
+
+def _serialized_key(model: type[Table], hash_key: Any, range_key: Any) -> dict[str, Any]:
+    attributes = [(model._hash_key_attribute(), hash_key)]
+    if model._range_key_attribute() is not None:
+        attributes.append((model._range_key_attribute(), range_key))
+    return {attribute.attr_name: {attribute.attr_type: attribute.serialize(value)}
+            for attribute, value in attributes}
+
+
+def get_many(keys: Iterable[Key], consistent_read: bool = True) -> Fetched:
+    """Read items of several tables in one BatchGetItem (per 100 keys), consistently by default:
+    what decides a permission is read in one round trip, however many tables it spans."""
+    wanted = list(dict.fromkeys((model, hash_key, rest[0] if rest else None)
+                                for model, hash_key, *rest in keys))
+    fetched = Fetched()
+    client = shared_connection().client
+    for start in range(0, len(wanted), BATCH_GET_LIMIT):
+        models: dict[str, type[Table]] = {}
+        request: dict[str, Any] = {}
+        for model, hash_key, range_key in wanted[start:start + BATCH_GET_LIMIT]:
+            models[model.Meta.table_name] = model
+            table = request.setdefault(model.Meta.table_name,
+                                       {"Keys": [], "ConsistentRead": consistent_read})
+            table["Keys"].append(_serialized_key(model, hash_key, range_key))
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for table_name, items in response.get("Responses", {}).items():
+                for raw in items:
+                    fetched.add(models[table_name].from_raw_data(raw))
+            request = response.get("UnprocessedKeys") or {}
+    return fetched

@@ -17,7 +17,18 @@ class CollaborationsByUser(GlobalSecondaryIndex):
     project_id = UnicodeAttribute(range_key=True)
 
 
+TEAM_PREFIX = "team:"
+
+
+def team_collaborator_key(team_id: str) -> str:
+    """A team's `collaborator_key`: its id, which a rename does not change."""
+    return TEAM_PREFIX + team_id
+
+
 class Collaborator(Table):
+    """A person's or a team's role on a project. A person's row is keyed by the username key, a
+    team's by `team:<team id>` (its `collaborator` shows `@<organization>/<team>`)."""
+
     class Meta(TableMeta):
         table = "collaborators"
 
@@ -31,3 +42,8 @@ class Collaborator(Table):
     updated_at = UTCDateTimeAttribute(default=utcnow)
 
     by_collaborator = CollaborationsByUser()
+
+    @property
+    def team_id(self) -> str | None:
+        key = self.collaborator_key
+        return key[len(TEAM_PREFIX):] if key.startswith(TEAM_PREFIX) else None

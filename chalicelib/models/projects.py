@@ -53,6 +53,7 @@ class Project(Table):
     name = UnicodeAttribute()
     owner = UnicodeAttribute()
     owner_key = UnicodeAttribute()
+    owner_is_organization = BooleanAttribute(default=False)
     description = UnicodeAttribute(default="")
     project_type = UnicodeAttribute(default=ProjectType.REGULAR)
     is_public = BooleanAttribute(default=False)
@@ -83,6 +84,8 @@ class Project(Table):
     qgis_version = UnicodeAttribute(null=True)
     # The last package job that succeeded: what `packages/<id>/latest/` serves.
     package_job_id = UnicodeAttribute(null=True)
+    # Person collaborators (teams not counted): against the owner's plan limit.
+    person_collaborators = NumberAttribute(default=0)
     # Jobs created and not yet done: the project is `busy` while this is above zero.
     active_jobs = NumberAttribute(default=0)
     # Set when the project's deletion was asked for: from then on it is gone for the API, no

@@ -7,7 +7,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 
 from .base import Table, TableMeta, utcnow
 
@@ -24,11 +24,29 @@ class UserByEmail(GlobalSecondaryIndex):
     email_key = UnicodeAttribute(hash_key=True)
 
 
+class UserDirectory(GlobalSecondaryIndex):
+    """Persons and organizations by the first character of their username, then by username:
+    `GET users/?q=<prefix>` is one Query of one partition (sparse: teams are not in it)."""
+
+    class Meta:
+        index_name = "directory"
+        projection = IncludeProjection(["username", "account_type", "first_name", "last_name"])
+
+    directory_partition = UnicodeAttribute(hash_key=True)
+    username_key = UnicodeAttribute(range_key=True)
+
+
+def directory_partition_of(username_key: str) -> str:
+    return username_key[:1]
+
+
 class User(Table):
-    """An account: a person (later also organizations and teams, which share the namespace).
+    """An account: a person, an organization, or a team's name claim; they share the namespace
+    (persons and organizations by their username, teams as `@<organization>/<team>`).
 
     `username_key` is the lowercased username: usernames are unique case-insensitively.
     `storage_used_bytes` counts every kept version of every file of the account's projects.
+    The plan figures (`max_*`, `storage_quota_bytes`) override the server's defaults when set.
     """
 
     class Meta(TableMeta):
@@ -47,8 +65,33 @@ class User(Table):
     date_joined = UTCDateTimeAttribute(default=utcnow)
     storage_used_bytes = NumberAttribute(default=0)
     storage_quota_bytes = NumberAttribute(null=True)
+    max_premium_collaborators_per_private_project = NumberAttribute(null=True)
+    directory_partition = UnicodeAttribute(null=True)
+    # Organizations: the owner (also a membership with role `owner`), the number of members
+    # (the owner not counted), the plan's member limit, and the role every member gets on
+    # every project of the organization (None: only through collaborators and teams).
+    organization_owner = UnicodeAttribute(null=True)
+    members_count = NumberAttribute(default=0)
+    max_organization_members = NumberAttribute(null=True)
+    default_project_role_for_members = UnicodeAttribute(null=True)
+    # A team's name claim: which organization and which team (`teams` item) it names.
+    organization_key = UnicodeAttribute(null=True)
+    team_id = UnicodeAttribute(null=True)
 
     by_email = UserByEmail()
+    by_directory = UserDirectory()
+
+    @property
+    def is_person(self) -> bool:
+        return self.account_type == PERSON
+
+    @property
+    def is_organization(self) -> bool:
+        return self.account_type == ORGANIZATION
+
+    @property
+    def is_team(self) -> bool:
+        return self.account_type == TEAM
 
     @property
     def full_name(self) -> str:

@@ -126,6 +126,12 @@ class LocalStack:
             cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=False,
         )
 
+    def createorg(self, name: str, owner: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "devstack", "createorg", name, "--owner", owner],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=False,
+        )
+
     def cli(self, *args: str, token: str | None = None, cwd: Path | None = None,
             timeout: float = 300) -> CliResult:
         env = {k: v for k, v in self.env.items() if k != "ENVIRONMENT"}

@@ -1,0 +1,47 @@
+from chalice import Response
+
+from .. import auth, organizations
+from ..inputs import MemberAdd, MemberChange, MemberReplace
+from ..pagination import paginate
+from ..request_data import body
+from ..routing import Router
+from ..serializers import member_json
+
+router = Router(__name__)
+
+
+@router.route("/members/{organization}/", methods=["GET"])
+def list_members(organization):
+    request = router.request
+    caller = auth.require_caller(request)
+    found = organizations.list_members(caller, organization)
+    return paginate(request, found, lambda page: [member_json(m) for m in page])
+
+
+@router.route("/members/{organization}/", methods=["POST"])
+def add_member(organization):
+    request = router.request
+    caller = auth.require_caller(request)
+    membership = organizations.add_member(caller, organization, body(request, MemberAdd))
+    return Response(body=member_json(membership), status_code=201)
+
+
+@router.route("/members/{organization}/{username}/", methods=["GET"])
+def get_member(organization, username):
+    caller = auth.require_caller(router.request)
+    return member_json(organizations.get_member(caller, organization, username))
+
+
+@router.route("/members/{organization}/{username}/", methods=["PUT", "PATCH"])
+def update_member(organization, username):
+    request = router.request
+    caller = auth.require_caller(request)
+    change = body(request, MemberReplace if request.method == "PUT" else MemberChange)
+    return member_json(organizations.update_member(caller, organization, username, change))
+
+
+@router.route("/members/{organization}/{username}/", methods=["DELETE"])
+def remove_member(organization, username):
+    caller = auth.require_caller(router.request)
+    organizations.remove_member(caller, organization, username)
+    return Response(body="", status_code=204)

@@ -1,0 +1,78 @@
+from chalice import Response
+
+from .. import auth, organizations, teams
+from ..inputs import OrganizationCreate, TeamInput, TeamMemberAdd
+from ..request_data import body
+from ..routing import Router
+from ..serializers import organization_json, team_json, team_member_json
+
+router = Router(__name__)
+TEAM = "/organizations/{organization}/teams/{team}/"
+
+
+@router.route("/organizations/", methods=["POST"])
+def create_organization():
+    request = router.request
+    caller = auth.require_caller(request)
+    view = organizations.create_organization_as(caller, body(request, OrganizationCreate))
+    return Response(body=organization_json(view), status_code=201)
+
+
+@router.route("/organizations/{organization}/teams/", methods=["GET"])
+def list_teams(organization):
+    caller = auth.require_caller(router.request)
+    return [team_json(view) for view in teams.list_teams(caller, organization)]
+
+
+@router.route("/organizations/{organization}/teams/", methods=["POST"])
+def create_team(organization):
+    request = router.request
+    caller = auth.require_caller(request)
+    view = teams.create_team(caller, organization, body(request, TeamInput))
+    return Response(body=team_json(view), status_code=201)
+
+
+@router.route(TEAM, methods=["GET"])
+def get_team(organization, team):
+    caller = auth.require_caller(router.request)
+    return team_json(teams.get_team(caller, organization, team))
+
+
+@router.route(TEAM, methods=["PUT"])
+def rename_team(organization, team):
+    request = router.request
+    caller = auth.require_caller(request)
+    return team_json(teams.rename_team(caller, organization, team, body(request, TeamInput)))
+
+
+@router.route(TEAM, methods=["PATCH"])
+def patch_team(organization, team):
+    teams.refuse_team_patch(auth.require_caller(router.request), organization, team)
+
+
+@router.route(TEAM, methods=["DELETE"])
+def delete_team(organization, team):
+    caller = auth.require_caller(router.request)
+    teams.delete_team(caller, organization, team)
+    return Response(body="", status_code=204)
+
+
+@router.route(TEAM + "members/", methods=["GET"])
+def list_team_members(organization, team):
+    caller = auth.require_caller(router.request)
+    return [team_member_json(name) for name in teams.list_team_members(caller, organization, team)]
+
+
+@router.route(TEAM + "members/", methods=["POST"])
+def add_team_member(organization, team):
+    request = router.request
+    caller = auth.require_caller(request)
+    username = teams.add_team_member(caller, organization, team, body(request, TeamMemberAdd))
+    return Response(body=team_member_json(username), status_code=201)
+
+
+@router.route(TEAM + "members/{member}/", methods=["DELETE"])
+def remove_team_member(organization, team, member):
+    caller = auth.require_caller(router.request)
+    teams.remove_team_member(caller, organization, team, member)
+    return Response(body="", status_code=204)

@@ -1,0 +1,45 @@
+from chalice import Response
+
+from .. import auth, organizations, users
+from ..inputs import UserCreate, UserSearchQuery, UserUpdate
+from ..pagination import paginate
+from ..request_data import body, query
+from ..routing import Router
+from ..serializers import account_json, organization_json, public_user_json
+
+router = Router(__name__)
+
+
+@router.route("/users/", methods=["GET"])
+def search_users():
+    request = router.request
+    caller = auth.require_caller(request)
+    found = users.search(caller, query(request, UserSearchQuery))
+    return paginate(request, found, lambda page: [public_user_json(user) for user in page])
+
+
+@router.route("/users/", methods=["POST"])
+def create_user():
+    request = router.request
+    caller = auth.require_caller(request)
+    user = users.create_person(caller, body(request, UserCreate))
+    return Response(body=public_user_json(user), status_code=201)
+
+
+@router.route("/users/{username}/", methods=["GET"])
+def get_user(username):
+    caller = auth.require_caller(router.request)
+    return account_json(users.account_view(caller, username))
+
+
+@router.route("/users/{username}/", methods=["PUT", "PATCH"])
+def update_user(username):
+    request = router.request
+    caller = auth.require_caller(request)
+    return account_json(users.update_account(caller, username, body(request, UserUpdate)))
+
+
+@router.route("/users/{username}/organizations/")
+def user_organizations(username):
+    caller = auth.require_caller(router.request)
+    return [organization_json(view) for view in organizations.organizations_of(caller, username)]
