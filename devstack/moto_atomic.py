@@ -11,8 +11,8 @@
 - Queries cost what they read: moto sorts every item of a table (by hash and range key, with
   slow comparisons) for every Query, and walks it to the start key. Here a Query takes only its
   partition's items (a table's from its hash map, an index's by one pass over plain values),
-  sorts those by plain key values and starts at the start key by bisection; what it returns is
-  what moto's own Query returns.
+  sorts those by plain key values, keeps them sorted until the next write, and starts at the
+  start key by bisection; what it returns is what moto's own Query returns.
 - Item responses are written as they are: moto serializes every response field by field against
   the service model, which makes reading 1,000 items take seconds; DynamoDB's item operations
   already hold wire-ready JSON, so they are dumped directly.
@@ -30,12 +30,23 @@ import threading
 from decimal import Decimal
 
 _LOCK = threading.RLock()
+# Counts the backend calls that may change items: a Query's sorted partition is reused while
+# this has not moved (every backend call holds _LOCK, so none runs during a Query).
+_WRITES = [0]
+_READS = frozenset({
+    "get_item", "query", "scan", "batch_get_item", "transact_get_items", "get_table",
+    "describe_table", "list_tables", "describe_time_to_live", "describe_continuous_backups",
+    "list_tags_of_resource", "describe_endpoints", "describe_limits", "get_schema",
+})
+_SORTED_PARTITIONS = 64  # kept per table
 
 
-def _atomic(method):
+def _atomic(method, writes: bool = True):
     @functools.wraps(method)
     def locked(*args, **kwargs):
         with _LOCK:
+            if writes:
+                _WRITES[0] += 1
             return method(*args, **kwargs)
 
     locked.__qfc_atomic__ = True
@@ -134,6 +145,29 @@ def _candidates(table, index, hash_attr, value, ranges_needed) -> list:
     return matches
 
 
+def _sorted_partition(table, index, index_name, hash_attr, value, order, index_ranges):
+    """The partition's items sorted by their keys, their sort keys, and a cache of their sizes:
+    sorted once, then reused until a write (None for binary keys, which moto sorts itself)."""
+    cache = table.__dict__.setdefault("_qfc_sorted", {})
+    name = (index_name, value.type, value.value)
+    found = cache.get(name)
+    if found is not None and found[0] == _WRITES[0]:
+        return found[1:]
+    items = _candidates(table, index, hash_attr, value, index_ranges)
+    if any(item.attrs.get(key) is not None and item.attrs[key].type == "B"
+           for item in items[:1] for key in order):
+        return None
+
+    def sort_key(item):
+        return tuple(_plain(item.attrs.get(key)) for key in order)
+
+    items.sort(key=sort_key)
+    cache[name] = (_WRITES[0], items, [sort_key(item) for item in items], {})
+    while len(cache) > _SORTED_PARTITIONS:
+        cache.pop(next(iter(cache)))
+    return cache[name][1:]
+
+
 def _partition_scoped(query):
     @functools.wraps(query)
     def partition_query(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
@@ -153,34 +187,32 @@ def _partition_scoped(query):
             return query(self, *everything, **options)  # moto's own error
         index_ranges = [key["AttributeName"] for key in index.schema if key["KeyType"] == "RANGE"] \
             if index is not None else []
-        items = _candidates(self, index, hash_attr, value, index_ranges)
-        if any(item.attrs.get(name) is not None and item.attrs[name].type == "B"
-               for item in items[:1] for name in order):
+        sorted_partition = _sorted_partition(self, index, index_name, hash_attr, value, order, index_ranges)
+        if sorted_partition is None:
             return query(self, *everything, **options)
-
-        def sort_key(item):
-            return tuple(_plain(item.attrs.get(name)) for name in order)
-
-        items.sort(key=sort_key)
-        keys = [sort_key(item) for item in items]
+        items, keys, sizes = sorted_partition
+        first, last, step = 0, len(items), 1
         if exclusive_start_key is not None:
             from moto.dynamodb.models.dynamo_type import DynamoType
 
             start = tuple(_plain(DynamoType(exclusive_start_key[name]) if name in exclusive_start_key
                                  else None) for name in order)
             if scan_index_forward is False:
-                items = items[:bisect.bisect_left(keys, start)]
+                last = bisect.bisect_left(keys, start)
             else:
-                items = items[bisect.bisect_right(keys, start):]
+                first = bisect.bisect_right(keys, start)
         if scan_index_forward is False:
-            items.reverse()
+            first, last, step = last - 1, first - 1, -1
         range_attribute = (range_key_conditions[-1][0] if range_key_conditions
                            else index_ranges[0] if index_ranges else self.range_key_attr)
         results, size, scanned, last_key = [], 0, 0, None
         from moto.dynamodb.models.table import RESULT_SIZE_LIMIT
 
-        for item in items:
-            item_size = item.size()
+        for position in range(first, last, step):
+            item = items[position]
+            item_size = sizes.get(id(item))
+            if item_size is None:
+                item_size = sizes[id(item)] = item.size()
             if len(results) == limit or size + item_size > RESULT_SIZE_LIMIT:
                 last_key = self._get_last_evaluated_key(results[-1], index_name)
                 break
@@ -243,4 +275,4 @@ def make_dynamodb_atomic() -> None:
 
     for name, member in list(vars(DynamoDBBackend).items()):
         if callable(member) and not name.startswith("_") and not getattr(member, "__qfc_atomic__", False):
-            setattr(DynamoDBBackend, name, _atomic(member))
+            setattr(DynamoDBBackend, name, _atomic(member, writes=name not in _READS))

@@ -23,8 +23,8 @@ def test_a_cancelled_transaction_undoes_every_item_it_touched(aws):
 
 def test_a_query_answers_as_moto_does_while_reading_only_its_partition():
     """Random tables and Queries (key conditions, indexes with and without a range key, limits,
-    both directions, filters, counts, items near the 1 MB page size), each paged to its end with
-    moto's own Query and with the stand-in's: the same pages."""
+    both directions, filters, counts, items near the 1 MB page size), with writes in between, each
+    paged to its end with moto's own Query and with the stand-in's: the same pages."""
     import random
 
     import boto3
@@ -69,7 +69,23 @@ def test_a_query_answers_as_moto_does_while_reading_only_its_partition():
                 if not start:
                     return found
 
+        def change_something() -> None:
+            """A write between Queries: sorted partitions kept from before must not serve."""
+            choice = rng.random()
+            key = {"p": {"S": rng.choice("abc")}, "r": {"S": rng.choice(["x", "y", "zz", "é"])}}
+            if choice < 0.4:
+                client.put_item(TableName="t", Item={**key, "g": {"S": rng.choice("gh")}, "s": {"S": "2"},
+                                                     "n": {"N": "1"}})
+            elif choice < 0.7:
+                client.update_item(TableName="t", Key=key, UpdateExpression="SET g = :g, s = :s",
+                                   ExpressionAttributeValues={":g": {"S": rng.choice("gh")},
+                                                              ":s": {"S": rng.choice(["1", "3"])}})
+            else:
+                client.delete_item(TableName="t", Key=key)
+
         for _ in range(120):
+            if rng.random() < 0.3:
+                change_something()
             values = {}
             if rng.random() < 0.5:
                 arguments = {"KeyConditionExpression": "p = :p"}
