@@ -11,6 +11,7 @@ from .health import Health
 from .jobs import JobReport
 from .models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
 from .models.deltas import DeltaStatus
+from .models.files import ListedFile, ListedVersion
 from .models.projects import ProjectType
 from .organizations import OrganizationView
 from .packages import Package
@@ -151,11 +152,11 @@ def collaborator_json(collaborator: Collaborator) -> dict[str, Any]:
     }
 
 
-def version_display(version: FileVersion) -> str:
+def version_display(version: FileVersion | ListedVersion) -> str:
     return "v" + version.uploaded_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
 
 
-def file_version_json(version: FileVersion, is_latest: bool) -> dict[str, Any]:
+def file_version_json(version: FileVersion | ListedVersion, is_latest: bool) -> dict[str, Any]:
     return {
         "version_id": version.version_id,
         "size": int(version.size),
@@ -168,7 +169,7 @@ def file_version_json(version: FileVersion, is_latest: bool) -> dict[str, Any]:
     }
 
 
-def file_json(item: ProjectFile) -> dict[str, Any]:
+def file_json(item: ProjectFile | ListedFile) -> dict[str, Any]:
     latest = item.latest
     return {
         "name": item.name,

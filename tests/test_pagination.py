@@ -245,3 +245,17 @@ def test_recount_sets_the_counters_of_data_older_than_them(qgis_project):
     assert admin(["recount"]) == 0
     assert {path: alice.get(path).headers["X-Total-Count"] for path in before} == before
     assert before[f"jobs/?project_id={pid}&type=package&limit=1"] == "1"
+
+
+def test_a_listed_file_reads_as_its_model_does(alice, pid, override_settings):
+    """The list reads items without PynamoDB's models: field for field what the model gives."""
+    from chalicelib.models import ProjectFile
+    from chalicelib.serializers import file_json
+
+    override_settings(keep_versions=3)
+    for content in (b"1", b"22", b"333", b"4444"):
+        upload(alice, pid, "DCIM/é 1.jpg", content)
+    upload(alice, pid, "data.gpkg", b"g")
+    listed = alice.get(f"files/{pid}/").json()
+    assert listed == [file_json(item) for item in ProjectFile.query(pid)]
+    assert [len(item["versions"]) for item in listed] == [3, 1]

@@ -10,16 +10,17 @@ still one call per MB of items skipped). `total` comes from a counter kept with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import Index
+from pynamodb.pagination import ResultIterator
 
 from .base import Table
 
-T = TypeVar("T", bound=Table)
+T = TypeVar("T")
 Key = dict[str, dict[str, Any]]  # a DynamoDB key, as in `ExclusiveStartKey`
 
 
@@ -36,12 +37,14 @@ class Listing(Generic[T]):
     (`forward`) or reversed, optionally filtered. `total` is how many there are (None: not kept,
     counted when asked, for lists that stay small)."""
 
-    model: type[T]
+    model: type[Table]
     partition: str
     total: int | None
     index: Index | None = None
     forward: bool = True
     filter: Condition | None = None
+    # What an item becomes: the model (default), or a lighter read-only shape of its raw item.
+    reader: Callable[[dict[str, Any]], T] | None = None
 
     @property
     def identity(self) -> str:
@@ -75,11 +78,16 @@ class Listing(Generic[T]):
             "scan_index_forward": self.forward,
         }
 
+    def _query(self, **arguments: Any) -> ResultIterator:
+        results = self.model.query(self.partition, **arguments, **self._query_arguments())
+        if self.reader is not None:
+            results._map_fn = self.reader  # the raw items, as PynamoDB would hand them to the model
+        return results
+
     def page(self, after: Key | None, limit: int) -> tuple[list[T], Key | None]:
         """Up to `limit` items following the key `after` (from the first without), and the key of
         the last one read (None when DynamoDB read to the end)."""
-        results = self.model.query(self.partition, limit=limit, last_evaluated_key=after,
-                                   **self._query_arguments())
+        results = self._query(limit=limit, last_evaluated_key=after)
         items = list(results)
         return items, results.last_evaluated_key
 
@@ -114,4 +122,4 @@ class Listing(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         """Every item, a Query page at a time."""
-        return iter(self.model.query(self.partition, **self._query_arguments()))
+        return iter(self._query())
