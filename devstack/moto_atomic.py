@@ -35,8 +35,11 @@ _LOCK = threading.RLock()
 _WRITES = [0]
 _READS = frozenset({
     "get_item", "query", "scan", "batch_get_item", "transact_get_items", "get_table",
-    "describe_table", "list_tables", "describe_time_to_live", "describe_continuous_backups",
-    "list_tags_of_resource", "describe_endpoints", "describe_limits", "get_schema",
+    "get_keys_value", "get_table_keys_name", "get_schema", "describe_table", "list_tables",
+    "describe_time_to_live", "describe_continuous_backups", "describe_endpoints", "describe_backup",
+    "describe_export", "describe_import", "get_backup", "list_backups", "list_exports",
+    "list_tags_of_resource", "iter_tagged_resources", "get_resource_policy",
+    "default_vpc_endpoint_service",
 })
 _SORTED_PARTITIONS = 64  # kept per table
 
