@@ -28,8 +28,10 @@ def add_files(project_id: str, count: int, versions: int = 10, size: int = 1000)
             at = START + timedelta(minutes=number)
             batch.save(ProjectFile(project_id, f"data/f{number:06d}.csv", uploaded_at=at, uploaded_by="alice",
                                    versions=_versions(versions, size, at), lock=1))
-    Project(project_id).update(actions=[Project.file_count.add(count),
-                                        Project.file_storage_bytes.add(count * versions * size)])
+    counters = [Project.file_storage_bytes.add(count * versions * size)]
+    if hasattr(Project, "file_count"):  # (benchmarks also run this against older versions)
+        counters.append(Project.file_count.add(count))
+    Project(project_id).update(actions=counters)
 
 
 def add_jobs(project_id: str, count: int, job_type: str = "process_projectfile") -> None:
