@@ -568,6 +568,25 @@ def replay(path: Path, bodies: Bodies) -> int:
 # --- The state directory ----------------------------------------------------------------------
 
 
+def _count_state(restored: Restored) -> None:
+    """What moto holds now, whether it came from the snapshot or the journal."""
+    from moto.s3.models import FakeDeleteMarker
+
+    restored.tables = restored.items = restored.buckets = restored.versions = restored.object_bytes = 0
+    for _account_id, _region, backend in _dynamodb_backends():
+        for table in backend.tables.values():
+            restored.tables += 1
+            restored.items += sum(1 for _ in _items_of(table))
+    for _account_id, backend in _s3_backends():
+        for bucket in backend.buckets.values():
+            restored.buckets += 1
+            for _name, versions in bucket.keys.iterlists():
+                for key in versions:
+                    if not isinstance(key, FakeDeleteMarker):
+                        restored.versions += 1
+                        restored.object_bytes += key.size
+
+
 def _disk_bytes(path: Path) -> int:
     return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
 
@@ -615,6 +634,7 @@ class StateDirectory:
             restored.compacted = True
         else:
             self.bodies.collect_garbage(referenced | _live_bodies())
+        _count_state(restored)
         restored.seconds = time.perf_counter() - started
         restored.disk_bytes = _disk_bytes(self.root)
         (self.root / "restored.json").write_text(json.dumps(asdict(restored)) + "\n")
