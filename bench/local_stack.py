@@ -118,6 +118,21 @@ def _boto(service: str):
     return boto3.client(service, endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _stand_in_rss_mib(stack: LocalStack) -> float:
+    """Resident memory of the AWS stand-in (the stack's child running devstack.aws_standin)."""
+    for child in _children(stack.process.pid):
+        if b"aws_standin" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return _rss_kib(child) / 1024
+    return float("nan")
+
+
 # --- lists ----------------------------------------------------------------------------------
 
 
@@ -134,6 +149,8 @@ def lists(sizes: list[int], repeat: int) -> None:
         for size in sizes:
             projects[size] = api.create_project()
             add_files(projects[size], size, versions=10)
+        print(f"the AWS stand-in holds {sum(sizes):,} files of 10 versions in "
+              f"{_stand_in_rss_mib(stack):.0f} MiB")
 
         def raw_page(pid):
             dynamodb.query(TableName=table, KeyConditionExpression="project_id = :p",
