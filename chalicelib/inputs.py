@@ -11,7 +11,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from .permissions import Role
 
@@ -61,11 +69,18 @@ def _optional_role(value: Any) -> Role | None:
     return None if value in (None, "", "null", "none") else _role(value)
 
 
-RoleInput = Annotated[Role, BeforeValidator(_role)]
-MemberRoleInput = Annotated[str, BeforeValidator(_member_role)]
-OptionalRole = Annotated[Role | None, BeforeValidator(_optional_role)]
+def _labels(*labels: str, nullable: bool = False) -> WithJsonSchema:
+    """The JSON Schema of a value read from a label (the OpenAPI document's view of it)."""
+    schema: dict[str, Any] = {"type": "string", "enum": list(labels)}
+    return WithJsonSchema({"anyOf": [schema, {"type": "null"}]} if nullable else schema)
+
+
+ROLE_LABELS = tuple(role.label for role in Role)
+RoleInput = Annotated[Role, BeforeValidator(_role), _labels(*ROLE_LABELS)]
+MemberRoleInput = Annotated[str, BeforeValidator(_member_role), _labels("admin", "creator", "member")]
+OptionalRole = Annotated[Role | None, BeforeValidator(_optional_role), _labels(*ROLE_LABELS, nullable=True)]
 TeamName = Annotated[str, StringConstraints(pattern=TEAM_NAME_PATTERN)]
-PublicRole = Annotated[Role, BeforeValidator(_public_role)]
+PublicRole = Annotated[Role, BeforeValidator(_public_role), _labels("reader", "reporter", "editor")]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_NAME_PATTERN)]
 # An account named in a body (an owner, a collaborator): not blank, not longer than a username.
 AccountName = Annotated[
@@ -78,7 +93,7 @@ LoginEmail = Annotated[
     Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL_CHARS)] | None,
     BeforeValidator(_blank_as_none)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)]
-Uuid = Annotated[str, BeforeValidator(_canonical_uuid)]
+Uuid = Annotated[str, BeforeValidator(_canonical_uuid), WithJsonSchema({"type": "string", "format": "uuid"})]
 
 
 class Login(Input):
@@ -150,7 +165,7 @@ class OrderingQuery(Input):
 
 class CollaboratorAdd(Input):
     collaborator: AccountName
-    role: RoleInput = Role.READER
+    role: RoleInput = Field("reader", validate_default=True)  # a label, as the document shows it
 
 
 class CollaboratorChange(Input):
@@ -231,6 +246,20 @@ class TeamMemberAdd(Input):
 class UploadBegin(Input):
     name: str
     size: int
+
+
+OptionalUuid = Annotated[Uuid | None, BeforeValidator(_blank_as_none)]
+
+
+class VersionQuery(Input):
+    """Which version of a file: `version` or its alias `version_id` (the latest if neither)."""
+
+    version: OptionalUuid = None
+    version_id: OptionalUuid = None
+
+    @property
+    def wanted(self) -> str | None:
+        return self.version or self.version_id
 
 
 class FileDownload(Input):
