@@ -92,6 +92,10 @@ LoginName = Annotated[
 LoginEmail = Annotated[
     Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL_CHARS)] | None,
     BeforeValidator(_blank_as_none)]
+# A person named by username or email (a new member, a team member): not blank, not longer than
+# an email (a blank one was a DynamoDB key error: 500).
+AccountOrEmail = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EMAIL_CHARS)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)]
 Uuid = Annotated[str, BeforeValidator(_canonical_uuid), WithJsonSchema({"type": "string", "format": "uuid"})]
 
@@ -215,7 +219,7 @@ class OrganizationCreate(Input):
 
 
 class MemberAdd(Input):
-    member: str
+    member: AccountOrEmail
     role: MemberRoleInput = "member"
     is_public: bool = False
 
@@ -240,7 +244,7 @@ class TeamInput(Input):
 class TeamMemberAdd(Input):
     """A username, or the email of a person."""
 
-    member: str
+    member: AccountOrEmail
 
 
 class UploadBegin(Input):

@@ -90,7 +90,7 @@ def _run_view(view: Callable[..., Any], request) -> Any:
         return view(**_decode_params(dict(request.uri_params or {})))
     except Exception as exc:  # the one place where exceptions become responses
         error = as_api_error(exc)
-        if error is exc:
+        if error is exc or error.status < 500:  # an API error, or input that broke a rule
             logger.info("Request refused", extra={"status": error.status, "code": error.code})
         else:
             logger.exception("Unexpected error while serving the request")
