@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from .accounts import EMAIL_PATTERN, USERNAME_PATTERN
 from .permissions import Role
 
 PROJECT_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,255}$"
@@ -97,6 +98,12 @@ LoginEmail = Annotated[
 AccountOrEmail = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EMAIL_CHARS)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)]
+# A new account's name, password and email: the services check them (accounts.validate_*, also
+# for accounts made on the command line); the document states the rules.
+NewUsername = Annotated[str, WithJsonSchema({"type": "string", "pattern": USERNAME_PATTERN.pattern})]
+NewPassword = Annotated[str, WithJsonSchema({"type": "string", "minLength": 8})]
+NewEmail = Annotated[str, WithJsonSchema(
+    {"anyOf": [{"const": ""}, {"type": "string", "pattern": EMAIL_PATTERN.pattern}]})]
 Uuid = Annotated[str, BeforeValidator(_canonical_uuid), WithJsonSchema({"type": "string", "format": "uuid"})]
 
 
@@ -179,9 +186,9 @@ class CollaboratorChange(Input):
 class UserCreate(Input):
     """POST users/ (staff): the SDK's `create-user` sends username, password and email."""
 
-    username: str
-    password: str
-    email: str
+    username: NewUsername
+    password: NewPassword
+    email: NewEmail
     first_name: str = ""
     last_name: str = ""
 
@@ -214,8 +221,8 @@ class UserSearchQuery(Input):
 class OrganizationCreate(Input):
     """POST organizations/ (an addition: the reference creates organizations in its web admin)."""
 
-    username: str
-    email: str = ""
+    username: NewUsername
+    email: NewEmail = ""
 
 
 class MemberAdd(Input):

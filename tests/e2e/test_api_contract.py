@@ -25,7 +25,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MAX_EXAMPLES = 10
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance")
-ORGANIZATION, TEAM, FILENAME = "fuzzorg", "field", "data/a.csv"
+ORGANIZATION, TEAM, FILENAME, MATE = "fuzzorg", "field", "data/a.csv", "mate"
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +59,24 @@ class Admin:
 
 @pytest.fixture(scope="module")
 def world(stack) -> dict[str, str]:
-    """What the generated requests act on: a project with a file, a project they may delete, an
-    organization with a team, and a second user whose tokens the logout may revoke."""
+    """What the generated requests act on: a project with a file, a collaborator and an upload
+    under way, a project they may delete, an organization with a team, a person who is a member
+    of both, and another person whose tokens the logout may revoke."""
     admin = Admin(stack.url)
+    for name in (MATE, "leaver"):
+        admin.post("users/", json={"username": name, "password": "a long password", "email": f"{name}@x.org"})
     project = admin.post("projects/", json={"name": "fuzzed"})["id"]
     admin.post(f"files/{project}/{FILENAME}/", files={"file": ("a.csv", b"a,b\n1,2\n")})
+    admin.post(f"collaborators/{project}/", json={"collaborator": MATE, "role": "editor"})
+    upload = admin.post(f"uploads/{project}/", json={"name": "big.bin", "size": 10})["upload_id"]
     victim = admin.post("projects/", json={"name": "deleted-by-fuzzing"})["id"]
     admin.post("organizations/", json={"username": ORGANIZATION})
     admin.post(f"organizations/{ORGANIZATION}/teams/", json={"team": TEAM})
-    admin.post("users/", json={"username": "leaver", "password": "leaver-password", "email": "l@example.org"})
-    leaver = Admin(stack.url, "leaver", "leaver-password")
-    return {"token": admin.token, "project": project, "victim": victim, "leaver_token": leaver.token}
+    admin.post(f"members/{ORGANIZATION}/", json={"member": MATE})
+    admin.post(f"organizations/{ORGANIZATION}/teams/{TEAM}/members/", json={"member": MATE})
+    leaver = Admin(stack.url, "leaver", "a long password")
+    return {"token": admin.token, "project": project, "upload": upload, "victim": victim,
+            "leaver_token": leaver.token}
 
 
 def _config(world: dict[str, str]) -> str:
@@ -86,7 +93,9 @@ database = "none"
 
 [parameters]
 project_id = "{world['project']}"
-username = "admin"
+upload_id = "{world['upload']}"
+username = "{MATE}"
+member = "{MATE}"
 organization = "{ORGANIZATION}"
 team = "{TEAM}"
 filename = "{FILENAME}"
@@ -114,6 +123,7 @@ def test_generated_requests_find_no_server_error_and_no_response_off_the_documen
     )
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     assert re.search(r"Tested: (\d+)", run.stdout) and "Tested: 0" not in run.stdout, run.stdout[-3000:]
+    print(run.stdout[run.stdout.find("SUMMARY"):])  # shown with `pytest -rP`
 
 
 def _rendered(url: str, tmp_path: Path) -> str:
