@@ -130,3 +130,19 @@ def test_swagger_ui_and_redoc_pages_load_only_vendored_files(api):
     assert anonymous.get(ROOT + "docs/swagger-ui.css").status == 404
     init = anonymous.get(ROOT + "swagger/swagger-init.js").content.decode()
     assert "validatorUrl: null" in init and "../swagger.json" in init
+
+
+def test_behind_api_gateway_the_server_url_keeps_the_stage(api, override_settings):
+    """On AWS the request's full path has the stage (`/api/swagger.json`) that the route's path
+    has not: "Try it out" must reach `/api/api/v1/...`."""
+    from urllib.parse import urlsplit
+
+    from devstack.gateway import _LambdaContext
+
+    override_settings(public_url="")
+    gateway = api.gateway
+    event = gateway._event("GET", urlsplit("/swagger.json"), [("Host", "abc.example.org")], b"",
+                           "/swagger.json", {}, "127.0.0.1")
+    event["requestContext"]["path"] = "/api/swagger.json"
+    result = gateway.handler(event, _LambdaContext())
+    assert json.loads(result["body"])["servers"] == [{"url": "/api/api/v1"}]
