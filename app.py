@@ -5,6 +5,7 @@ from chalice import Chalice
 
 from chalicelib import background
 from chalicelib.handlers import (
+    apidocs,
     auth,
     collaborators,
     deltas,
@@ -28,6 +29,7 @@ app.api.binary_types.append("multipart/form-data")
 for resource in (auth, status, projects, collaborators, files, uploads, subscriptions, jobs, packages,
                  deltas, users, organizations, members):
     app.register_blueprint(resource.router.blueprint, url_prefix=API_PREFIX)
+app.register_blueprint(apidocs.router.blueprint)  # /swagger/, /docs/, /swagger.yaml: outside the API
 
 add_method_fallbacks(app)
 handler = background.dispatching(lambda_handler(app))

@@ -8,6 +8,10 @@ of `acme` and in one team, which collaborates on one `acme` project; carol admin
 One project holds min(N, 100) files. The bulk is written through the models (the requests
 measured go through the API): what grows is everything but the measured callers' own ties,
 except where a row says "of them all".
+
+Calls are counted at botocore's one dispatch point (`BaseClient._make_api_call`, under PynamoDB
+and boto3 alike) by service and operation. Prints the totals per request and size, whether each
+stays flat, the calls by operation at the largest size, and one JSON line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import sys
 import uuid
 from collections import Counter
+from typing import Any
 
 os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                    "AWS_DEFAULT_REGION": "us-east-1", "QFC_PASSWORD_HASH_CHEAP": "1",
@@ -25,6 +30,8 @@ os.environ.pop("QFC_AWS_ENDPOINT_URL", None)
 import botocore.client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from bench.common import json_line  # noqa: E402
+
 PASSWORD = "bench password"
 MAX_FILES = 100  # files are the scale issue's (bench there); each upload here is a moto transaction
 
@@ -33,7 +40,7 @@ def _counting(calls: Counter):
     original = botocore.client.BaseClient._make_api_call
 
     def count(client, operation, params):
-        calls[operation] += 1
+        calls[f"{client.meta.service_model.service_name}.{operation}"] += 1
         return original(client, operation, params)
 
     return original, count
@@ -76,7 +83,7 @@ def _bulk(size: int) -> dict[str, str]:
     return {"org_pid": ids["acme"][0]}
 
 
-def measure(size: int) -> dict[str, int]:
+def measure(size: int) -> dict[str, Counter]:
     from app import app, handler
     from chalicelib import accounts, organizations
     from devstack.gateway import ApiGateway
@@ -96,6 +103,7 @@ def measure(size: int) -> dict[str, int]:
         alice.post(f"collaborators/{pid}/", data={"collaborator": "bob", "role": "editor"})
         org_pid = _bulk(size)["org_pid"]
         requests = {
+            "POST projects/": lambda: alice.post("projects/", json={"name": "created"}),
             "GET projects/<id>/ (collaborator)": lambda: bob.get(f"projects/{pid}/"),
             "GET projects/<id>/ (team member)": lambda: bob.get(f"projects/{org_pid}/"),
             "GET projects/<id>/ (organization admin)": lambda: carol.get(f"projects/{org_pid}/"),
@@ -124,8 +132,8 @@ def measure(size: int) -> dict[str, int]:
             finally:
                 botocore.client.BaseClient._make_api_call = original
             assert reply.status < 400, (name, reply.status, reply.content[:200])
-            assert "Scan" not in calls, name
-            costs[name] = sum(calls.values())
+            assert not [call for call in calls if call.endswith(".Scan")], name
+            costs[name] = calls
         return costs
 
 
@@ -134,11 +142,24 @@ def main(argv: list[str]) -> int:
     results = {}
     for size in sizes:
         results[size] = measure(size)
-        print(f"measured {size}: {results[size]}", file=sys.stderr, flush=True)
+        print(f"measured {size}", file=sys.stderr, flush=True)
     names = list(next(iter(results.values())))
-    print(f"{'request':50}" + "".join(f"{size:>8}" for size in sizes))
+    totals = {name: {size: sum(results[size][name].values()) for size in sizes} for name in names}
+    print(f"{'request':50}" + "".join(f"{size:>8}" for size in sizes) + "    flat")
     for name in names:
-        print(f"{name:50}" + "".join(f"{results[size][name]:>8}" for size in sizes))
+        flat = "yes" if len(set(totals[name].values())) == 1 else "grows"
+        print(f"{name:50}" + "".join(f"{totals[name][size]:>8}" for size in sizes) + f"{flat:>8}")
+    largest = sizes[-1]
+    print(f"\ncalls by service and operation at {largest}:")
+    for name in names:
+        calls = sorted(results[largest][name].items())
+        print(f"  {name}: " + ", ".join(f"{call} {count}" for call, count in calls))
+    figures: dict[str, Any] = {
+        "sizes": sizes, "total_calls": {name: {str(size): total for size, total in totals[name].items()}
+                                        for name in names},
+        "by_operation_at_largest": {name: dict(results[largest][name]) for name in names},
+    }
+    print(json_line("request_costs", **figures))
     return 0
 
 

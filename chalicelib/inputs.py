@@ -11,8 +11,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
+from .accounts import EMAIL_PATTERN, USERNAME_PATTERN
 from .permissions import Role
 
 PROJECT_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,255}$"
@@ -61,11 +70,18 @@ def _optional_role(value: Any) -> Role | None:
     return None if value in (None, "", "null", "none") else _role(value)
 
 
-RoleInput = Annotated[Role, BeforeValidator(_role)]
-MemberRoleInput = Annotated[str, BeforeValidator(_member_role)]
-OptionalRole = Annotated[Role | None, BeforeValidator(_optional_role)]
+def _labels(*labels: str, nullable: bool = False) -> WithJsonSchema:
+    """The JSON Schema of a value read from a label (the OpenAPI document's view of it)."""
+    schema: dict[str, Any] = {"type": "string", "enum": list(labels)}
+    return WithJsonSchema({"anyOf": [schema, {"type": "null"}]} if nullable else schema)
+
+
+ROLE_LABELS = tuple(role.label for role in Role)
+RoleInput = Annotated[Role, BeforeValidator(_role), _labels(*ROLE_LABELS)]
+MemberRoleInput = Annotated[str, BeforeValidator(_member_role), _labels("admin", "creator", "member")]
+OptionalRole = Annotated[Role | None, BeforeValidator(_optional_role), _labels(*ROLE_LABELS, nullable=True)]
 TeamName = Annotated[str, StringConstraints(pattern=TEAM_NAME_PATTERN)]
-PublicRole = Annotated[Role, BeforeValidator(_public_role)]
+PublicRole = Annotated[Role, BeforeValidator(_public_role), _labels("reader", "reporter", "editor")]
 ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_NAME_PATTERN)]
 # An account named in a body (an owner, a collaborator): not blank, not longer than a username.
 AccountName = Annotated[
@@ -77,8 +93,18 @@ LoginName = Annotated[
 LoginEmail = Annotated[
     Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL_CHARS)] | None,
     BeforeValidator(_blank_as_none)]
+# A person named by username or email (a new member, a team member): not blank, not longer than
+# an email (a blank one was a DynamoDB key error: 500).
+AccountOrEmail = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EMAIL_CHARS)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS)]
-Uuid = Annotated[str, BeforeValidator(_canonical_uuid)]
+# A new account's name, password and email: the services check them (accounts.validate_*, also
+# for accounts made on the command line); the document states the rules.
+NewUsername = Annotated[str, WithJsonSchema({"type": "string", "pattern": USERNAME_PATTERN.pattern})]
+NewPassword = Annotated[str, WithJsonSchema({"type": "string", "minLength": 8})]
+NewEmail = Annotated[str, WithJsonSchema(
+    {"anyOf": [{"const": ""}, {"type": "string", "pattern": EMAIL_PATTERN.pattern}]})]
+Uuid = Annotated[str, BeforeValidator(_canonical_uuid), WithJsonSchema({"type": "string", "format": "uuid"})]
 
 
 class Login(Input):
@@ -150,7 +176,7 @@ class OrderingQuery(Input):
 
 class CollaboratorAdd(Input):
     collaborator: AccountName
-    role: RoleInput = Role.READER
+    role: RoleInput = Field("reader", validate_default=True)  # a label, as the document shows it
 
 
 class CollaboratorChange(Input):
@@ -160,9 +186,9 @@ class CollaboratorChange(Input):
 class UserCreate(Input):
     """POST users/ (staff): the SDK's `create-user` sends username, password and email."""
 
-    username: str
-    password: str
-    email: str
+    username: NewUsername
+    password: NewPassword
+    email: NewEmail
     first_name: str = ""
     last_name: str = ""
 
@@ -195,12 +221,12 @@ class UserSearchQuery(Input):
 class OrganizationCreate(Input):
     """POST organizations/ (an addition: the reference creates organizations in its web admin)."""
 
-    username: str
-    email: str = ""
+    username: NewUsername
+    email: NewEmail = ""
 
 
 class MemberAdd(Input):
-    member: str
+    member: AccountOrEmail
     role: MemberRoleInput = "member"
     is_public: bool = False
 
@@ -225,12 +251,26 @@ class TeamInput(Input):
 class TeamMemberAdd(Input):
     """A username, or the email of a person."""
 
-    member: str
+    member: AccountOrEmail
 
 
 class UploadBegin(Input):
     name: str
     size: int
+
+
+OptionalUuid = Annotated[Uuid | None, BeforeValidator(_blank_as_none)]
+
+
+class VersionQuery(Input):
+    """Which version of a file: `version` or its alias `version_id` (the latest if neither)."""
+
+    version: OptionalUuid = None
+    version_id: OptionalUuid = None
+
+    @property
+    def wanted(self) -> str | None:
+        return self.version or self.version_id
 
 
 class FileDownload(Input):

@@ -14,6 +14,9 @@ Rules (docs/routing.md explains why):
   view for the ones a path does not implement, so API Gateway forwards them to us.
 - Every view runs inside `_run_view`, which turns any exception into the JSON error of
   `chalicelib.errors` and logs unexpected ones with the request id.
+- Every API route declares what it does for the OpenAPI document (`doc=Doc(...)`): its input and
+  output models, statuses and errors. `chalicelib.openapi` builds the document from the app's
+  route table and these declarations; tests/test_openapi.py checks that none is missing.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from __future__ import annotations
 import functools
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from chalice import Blueprint, Chalice, Response
@@ -86,37 +90,74 @@ def _run_view(view: Callable[..., Any], request) -> Any:
         return view(**_decode_params(dict(request.uri_params or {})))
     except Exception as exc:  # the one place where exceptions become responses
         error = as_api_error(exc)
-        if error is exc:
+        if error is exc or error.status < 500:  # an API error, or input that broke a rule
             logger.info("Request refused", extra={"status": error.status, "code": error.code})
         else:
             logger.exception("Unexpected error while serving the request")
         return _respond_with_error(error)
 
 
-class Router:
-    """A Chalice blueprint whose routes follow the rules of this module."""
+@dataclass(frozen=True)
+class Doc:
+    """What the OpenAPI document says about one operation (a method of a route).
 
-    def __init__(self, import_name: str):
+    `returns` is the type of the success body (an output model of `chalicelib.outputs`, a
+    `list[...]` of one, or a union), None for no body. `body` is the input model of a JSON or form
+    body, `query` that of the query string; `parts` describes a multipart body (part name → the
+    input model of a JSON part, or None for bytes). `errors` are the error classes this operation
+    raises beyond those every operation of its kind may (chalicelib.openapi adds those).
+    """
+
+    summary: str
+    returns: Any = None
+    status: int = 200
+    body: Any = None
+    query: Any = None
+    parts: Mapping[str, Any] | None = None
+    auth: Literal["token", "optional"] = "token"
+    paginated: bool = False
+    errors: tuple[type[ApiError], ...] = ()
+    description: str = ""
+    other_responses: Mapping[int, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # request headers it reads
+
+
+# Where a view's declarations are kept: on the function Chalice registers, one per method.
+DOCS_ATTRIBUTE = "openapi_docs"
+
+
+class Router:
+    """A Chalice blueprint whose routes follow the rules of this module. `tag` groups its
+    operations in the OpenAPI document."""
+
+    def __init__(self, import_name: str, tag: str | None = None):
         self.blueprint = Blueprint(import_name)
+        self.tag = tag or import_name.rsplit(".", 1)[-1]
 
     @property
     def request(self):
         return self.blueprint.current_request
 
-    def route(self, path: str, methods: Iterable[str] = ("GET",)):
-        return self._register(_strip_slash(path), methods)
+    def route(self, path: str, methods: Iterable[str] = ("GET",), doc: Doc | Mapping[str, Doc] | None = None):
+        """`doc`: one declaration for every method, or one per method."""
+        return self._register(_strip_slash(path), methods, doc)
 
-    def file_route(self, prefix: str, methods: Iterable[str] = ("GET",)):
+    def file_route(self, prefix: str, methods: Iterable[str] = ("GET",),
+                   doc: Doc | Mapping[str, Doc] | None = None):
         """A route ending in a file path; the view takes a `filename` argument."""
-        return self._register(file_path_route(prefix), methods)
+        return self._register(file_path_route(prefix), methods, doc)
 
-    def _register(self, path: str, methods: Iterable[str]):
+    def _register(self, path: str, methods: Iterable[str], doc: Doc | Mapping[str, Doc] | None):
+        methods = list(methods)
+        docs = {method: doc for method in methods} if isinstance(doc, Doc) else dict(doc or {})
+
         def decorator(view: Callable[..., Any]):
             @functools.wraps(view)
             def wrapper(**_: str) -> Any:
                 return _run_view(view, self.blueprint.current_request)
 
-            self.blueprint.route(path, methods=list(methods), content_types=ANY_CONTENT_TYPE)(wrapper)
+            setattr(wrapper, DOCS_ATTRIBUTE, {"tag": self.tag, "methods": docs})
+            self.blueprint.route(path, methods=methods, content_types=ANY_CONTENT_TYPE)(wrapper)
             return view
 
         return decorator

@@ -156,8 +156,14 @@ def _release_claim(session: UploadSession) -> None:
     session.update(actions=[UploadSession.state.set("open"), UploadSession.claimed_at.remove()])
 
 
-def _checksums_of_stored(session: UploadSession, is_qgis: bool) -> checksums.Checksums:
-    hasher = checksums.Hasher()
+def _checksums_of_stored(session: UploadSession, is_qgis: bool,
+                         parts: list[dict[str, Any]] | None) -> checksums.Checksums:
+    """The stored object's checksums, read back once. With the parts S3 listed, their ETags
+    spare computing the MD5s (checksums.StoredPartsHasher)."""
+    if parts:  # in part number order (storage.uploaded_parts)
+        hasher: checksums.Hasher = checksums.StoredPartsHasher([str(part["ETag"]) for part in parts])
+    else:
+        hasher = checksums.Hasher()
     with SpooledTemporaryFile(max_size=PART_SIZE) as copy:
         for chunk in storage.stream_object(session.s3_key, session.s3_version_id):
             hasher.update(chunk)
@@ -205,7 +211,7 @@ def complete(
     recorded = _already_recorded(session)
     if recorded is None:
         try:
-            sums = _checksums_of_stored(session, target.is_qgis)
+            sums = _checksums_of_stored(session, target.is_qgis, parts)
         except Exception:
             discard(session, project.owner_key)
             raise

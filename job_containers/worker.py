@@ -62,6 +62,7 @@ class Worker:
     def __init__(self) -> None:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
+        self.busy = False  # running a job or a sweep (then a stop waits for its end)
         self._last_sweep = 0.0
 
     def handle(self, message: queue.Message) -> None:
@@ -73,10 +74,12 @@ class Worker:
             queue.send(job.id, delay_seconds=settings.job_busy_retry_seconds)
             queue.delete(message)
             return
+        self.busy = True
         try:
             if jobs.claim(job):
                 self._run(job)
         finally:
+            self.busy = False
             jobs.release_lease(job)
         queue.delete(message)
 
@@ -101,6 +104,13 @@ class Worker:
     def sweep(self, *, starting: bool = False) -> None:
         """Jobs whose worker stopped, jobs whose messages kept failing, and waiting jobs whose
         messages were lost (at start: all waiting jobs, which then need no message to be kept)."""
+        self.busy = True
+        try:
+            self._sweep(starting)
+        finally:
+            self.busy = False
+
+    def _sweep(self, starting: bool) -> None:
         jobs.announce_waiting(0 if starting else queue.VISIBILITY_TIMEOUT_SECONDS)
         for job in jobs.in_flight():
             if jobs.is_abandoned(job):
@@ -158,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker()
 
     def stop(signum, frame) -> None:
+        """Between jobs, at once (a long poll may have many seconds to go); during a job, once it
+        is done (ECS waits for that: the task's stop timeout)."""
         worker.stopping.set()
+        if not worker.busy:
+            raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from chalicelib.checksums import PART_SIZE, of_stream
+from chalicelib.checksums import PART_SIZE, Checksums, Hasher
 
 from . import parallel, state
 from .api import TIMEOUT, Api, file_path, http
@@ -87,7 +87,10 @@ def download(api: Api, project_id: str, name: str, local: Path, *, version: str 
     todo = [index for index in range(total) if index not in done]
     location = _Location(api, file_path("files", project_id, name), identity["version_id"])
 
+    verifier = _InOrderChecksums(partial, size, done)
+
     def finished(index: int) -> None:
+        verifier.landed(index)
         done.add(index)
         progress_state["done"] = sorted(done)
         # Saved after each range, so Ctrl-C or a crash loses at most the ranges in flight.
@@ -105,10 +108,13 @@ def download(api: Api, project_id: str, name: str, local: Path, *, version: str 
                 _fetch_range(fd, index, size, location, progress, cancel)
 
             parallel.run(todo, fetch, workers, on_done=finished)
+    except BaseException:
+        verifier.stop()
+        raise
     finally:
         progress.close()
 
-    _verify(partial, state_file, identity)
+    _verify(partial, state_file, identity, verifier.result())
     os.replace(partial, local)
     state.remove(state_file)
     return Downloaded(local, name, identity["version_id"], size, str(identity["md5sum"]),
@@ -229,9 +235,64 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[count:], offset + count
 
 
-def _verify(partial: Path, state_file: Path, identity: dict[str, Any]) -> None:
-    with open(partial, "rb") as file:
-        local = of_stream(file)
+class _InOrderChecksums:
+    """The checksums of `<file>.part`, computed in a thread of its own while the download runs:
+    it reads back each range once it has landed, in file order, so they are ready moments after
+    the last range instead of after a second pass over the whole file."""
+
+    def __init__(self, partial: Path, size: int, landed: set[int]) -> None:
+        self._partial = partial
+        self._size = size
+        self._landed = set(landed)
+        self._stopped = False
+        self._changed = threading.Condition()
+        self._outcome: Checksums | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="qfc-transfer-verify", daemon=True)
+        self._thread.start()
+
+    def landed(self, index: int) -> None:
+        with self._changed:
+            self._landed.add(index)
+            self._changed.notify()
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
+
+    def result(self) -> Checksums:
+        self._thread.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
+
+    def _wait_for(self, index: int) -> bool:
+        with self._changed:
+            while index not in self._landed and not self._stopped:
+                self._changed.wait()
+            return not self._stopped
+
+    def _run(self) -> None:
+        hasher = Hasher()
+        try:
+            with open(self._partial, "rb") as file:
+                for index in range(math.ceil(self._size / RANGE_SIZE)):
+                    if not self._wait_for(index):
+                        return
+                    offset, end = index * RANGE_SIZE, min((index + 1) * RANGE_SIZE, self._size)
+                    while offset < end:
+                        block = os.pread(file.fileno(), min(_READ_BLOCK, end - offset), offset)
+                        if not block:
+                            raise TransferError("local_file_changed", f"{self._partial} got shorter")
+                        hasher.update(block)
+                        offset += len(block)
+            self._outcome = hasher.result()
+        except BaseException as error:  # handed to whoever asks for the result
+            self._outcome = error
+
+
+def _verify(partial: Path, state_file: Path, identity: dict[str, Any], local: Checksums) -> None:
     expected = (identity["size"], identity["md5sum"], identity["sha256"])
     if (local.size, local.md5sum, local.sha256) != expected:
         # Nothing wrong is kept: a rerun starts from scratch rather than trusting those bytes.

@@ -34,8 +34,8 @@ COMPLETE_TIMEOUT = (10, 900)
 COMPLETE_POLL_SECONDS = 10
 # A completion cut off on the server is taken over by a new request after 16 minutes.
 COMPLETE_PATIENCE_SECONDS = 40 * 60
-# Only for iterating a part's body; urllib3 itself calls `read` with its own (smaller) block size.
-_BODY_BLOCK = 256 * 1024
+# The least a part's body hands urllib3 at a time (it asks for 16 KiB, and sends what it gets).
+_BODY_BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,9 @@ class _Body:
         parallel.check(self._cancel)
         if size is None or size < 0:
             size = len(self._view) - self.sent
+        # urllib3 asks for 16 KiB at a time and sends whatever it gets: larger blocks spare
+        # hundreds of Python calls and copies per part.
+        size = max(size, _BODY_BLOCK)
         block = self._view[self.sent:self.sent + size]
         self.sent += len(block)
         self._progress.add(len(block))

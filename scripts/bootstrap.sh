@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# One list for development machines, CI and the job image (job_containers/Dockerfile).
-mapfile -t APT_PACKAGES < <(grep -v '^#' job_containers/apt-packages.txt | grep -v '^$')
+# One list for development machines, CI and the job image (job_containers/Dockerfile), and one
+# for development machines and CI only (test tools).
+mapfile -t APT_PACKAGES < <(cat job_containers/apt-packages.txt scripts/dev-apt-packages.txt | grep -v '^#' | grep -v '^$')
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,16 +1,22 @@
 from chalice import Response
 
 from .. import auth
+from .. import outputs as out
+from ..errors import TooManyLoginAttempts
 from ..inputs import Login
 from ..request_data import body
-from ..routing import Router
-from ..serializers import auth_providers_json, login_json, user_json
+from ..routing import Doc, Router
+from ..serializers import auth_providers_json, login_json, logout_json, user_json
 
 router = Router(__name__)
 
 
-@router.route("/auth/login/", methods=["POST"])
-@router.route("/auth/token/", methods=["POST"])
+LOGIN = Doc("Log in: a token for a username (or email) and password", returns=out.LoginOut, body=Login,
+            auth="optional", errors=(TooManyLoginAttempts,))
+
+
+@router.route("/auth/login/", methods=["POST"], doc=LOGIN)
+@router.route("/auth/token/", methods=["POST"], doc=LOGIN)
 def login():
     request = router.request
     auth.optional_caller(request)  # a stale token is refused even here, as QFieldCloud does
@@ -19,19 +25,21 @@ def login():
     return login_json(session)
 
 
-@router.route("/auth/user/")
+@router.route("/auth/user/", doc=Doc("The caller", returns=out.UserOut))
 def current_user():
     return user_json(auth.require_caller(router.request).user)
 
 
-@router.route("/auth/logout/", methods=["GET", "POST"])
+@router.route("/auth/logout/", methods=["GET", "POST"],
+              doc=Doc("Log out: revoke all the caller's tokens", returns=out.LogoutOut, auth="optional"))
 def logout():
     caller = auth.optional_caller(router.request)
     if caller is not None:
         auth.revoke_all_tokens(caller.user)
-    return Response(body={"detail": "Successfully logged out."}, status_code=200)
+    return Response(body=logout_json(), status_code=200)
 
 
-@router.route("/auth/providers/")
+@router.route("/auth/providers/", doc=Doc("How one logs in (deprecated: server/info/)",
+                                          returns=list[out.AuthProviderOut], auth="optional"))
 def providers():
     return auth_providers_json()

@@ -1,11 +1,13 @@
 from chalice import Response
 
 from .. import auth, collaborators, projects
+from .. import outputs as out
+from ..errors import Conflict, InvalidRequest
 from ..inputs import CollaboratorAdd, CollaboratorChange
 from ..pagination import paginate
 from ..permissions import Action
 from ..request_data import body
-from ..routing import Router
+from ..routing import Doc, Router
 from ..serializers import collaborator_json
 
 router = Router(__name__)
@@ -17,27 +19,32 @@ def _project(project_id):
     return caller, project
 
 
-@router.route("/collaborators/{project_id}/", methods=["GET"])
+@router.route("/collaborators/{project_id}/", methods=["GET"],
+              doc=Doc("The project's collaborators", returns=list[out.CollaboratorOut], paginated=True))
 def list_collaborators(project_id):
     _, project = _project(project_id)
     items = collaborators.list_collaborators(project)
     return paginate(router.request, items, lambda page: [collaborator_json(c) for c in page])
 
 
-@router.route("/collaborators/{project_id}/", methods=["POST"])
+@router.route("/collaborators/{project_id}/", methods=["POST"], doc=Doc(
+    "Add a collaborator (a person, or a team as `@<org>/<team>`)", returns=out.CollaboratorOut,
+    status=201, body=CollaboratorAdd, errors=(InvalidRequest, Conflict)))
 def add_collaborator(project_id):
     caller, project = _project(project_id)
     collaborator = collaborators.add_collaborator(caller, project, body(router.request, CollaboratorAdd))
     return Response(body=collaborator_json(collaborator), status_code=201)
 
 
-@router.route("/collaborators/{project_id}/{username}/", methods=["GET"])
+@router.route("/collaborators/{project_id}/{username}/", methods=["GET"],
+              doc=Doc("One collaborator", returns=out.CollaboratorOut))
 def get_collaborator(project_id, username):
     _, project = _project(project_id)
     return collaborator_json(collaborators.get_collaborator(project, username))
 
 
-@router.route("/collaborators/{project_id}/{username}/", methods=["PUT", "PATCH"])
+@router.route("/collaborators/{project_id}/{username}/", methods=["PUT", "PATCH"],
+              doc=Doc("Change a collaborator's role", returns=out.CollaboratorOut, body=CollaboratorChange))
 def update_collaborator(project_id, username):
     caller, project = _project(project_id)
     collaborator = collaborators.get_collaborator(project, username)
@@ -45,7 +52,8 @@ def update_collaborator(project_id, username):
     return collaborator_json(collaborators.update_collaborator(caller, collaborator, change))
 
 
-@router.route("/collaborators/{project_id}/{username}/", methods=["DELETE"])
+@router.route("/collaborators/{project_id}/{username}/", methods=["DELETE"],
+              doc=Doc("Remove a collaborator", status=204))
 def remove_collaborator(project_id, username):
     _, project = _project(project_id)
     collaborators.remove_collaborator(collaborators.get_collaborator(project, username))

@@ -1,11 +1,13 @@
 from chalice import Response
 
 from .. import auth, deltas, projects
-from ..inputs import OrderingQuery
+from .. import outputs as out
+from ..errors import EmptyContent, InvalidDeltafile, MultipleContents, NoQgisProject
+from ..inputs import Deltafile, OrderingQuery
 from ..pagination import paginate
 from ..permissions import Action
 from ..request_data import deltafile, query
-from ..routing import Router
+from ..routing import Doc, Router
 from ..serializers import delta_json
 
 router = Router(__name__)
@@ -15,7 +17,8 @@ def _render(page):
     return [delta_json(delta) for delta in page]
 
 
-@router.route("/deltas/{project_id}/", methods=["GET"])
+@router.route("/deltas/{project_id}/", methods=["GET"], doc=Doc(
+    "The project's deltas, in upload order", returns=list[out.DeltaOut], query=OrderingQuery, paginated=True))
 def list_deltas(project_id):
     request = router.request
     caller = auth.require_caller(request)
@@ -23,7 +26,9 @@ def list_deltas(project_id):
     return paginate(request, deltas.list_deltas(project, query(request, OrderingQuery).ordering), _render)
 
 
-@router.route("/deltas/{project_id}/", methods=["POST"])
+@router.route("/deltas/{project_id}/", methods=["POST"], doc=Doc(
+    "Upload a deltafile; a `delta_apply` job applies it", parts={"file": Deltafile},
+    errors=(InvalidDeltafile, NoQgisProject, EmptyContent, MultipleContents)))
 def upload_deltafile(project_id):
     request = router.request
     caller = auth.require_caller(request)
@@ -32,7 +37,8 @@ def upload_deltafile(project_id):
     return Response(body="", status_code=200)
 
 
-@router.route("/deltas/{project_id}/{deltafile_id}/", methods=["GET"])
+@router.route("/deltas/{project_id}/{deltafile_id}/", methods=["GET"], doc=Doc(
+    "The deltas of one deltafile", returns=list[out.DeltaOut], paginated=True))
 def list_deltafile(project_id, deltafile_id):
     request = router.request
     caller = auth.require_caller(request)
@@ -40,7 +46,8 @@ def list_deltafile(project_id, deltafile_id):
     return paginate(request, deltas.list_deltafile(project, deltafile_id), _render)
 
 
-@router.route("/deltas/apply/{project_id}/", methods=["POST"])
+@router.route("/deltas/apply/{project_id}/", methods=["POST"], doc=Doc(
+    "Apply what is pending (deprecated: POST jobs/)", errors=(NoQgisProject,)))
 def apply_deltas(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.UPLOAD_DELTAS)

@@ -3,15 +3,30 @@ with the redirect (or 304) that `files.serve` decided."""
 
 from chalice import Response
 
+from ..errors import InvalidHttpRange
 from ..files import Served
-from ..inputs import FileDownload
-from ..request_data import query_param
+from ..inputs import FileDownload, VersionQuery
+from ..request_data import query
+from ..routing import Doc
+
+DOWNLOAD_HEADERS = {
+    "Range": "`bytes=<first>-` or `bytes=<first>-<last>`: the redirect leads to those bytes",
+    "If-None-Match": "The `md5sum` the client has: 304 if it is the current one",
+    "x-file-version": "The version to download (as `version`)",
+}
+
+
+def download_doc(summary: str) -> Doc:
+    return Doc(summary, status=302, query=VersionQuery, headers=DOWNLOAD_HEADERS,
+               errors=(InvalidHttpRange,),
+               description="302 to a presigned URL, valid 10 minutes, that needs no auth header.",
+               other_responses={304: "Not modified: `If-None-Match` names the current version"})
 
 
 def download_request(request) -> FileDownload:
     headers = request.headers
     return FileDownload(
-        version=query_param(request, "version", "version_id") or headers.get("x-file-version"),
+        version=query(request, VersionQuery).wanted or headers.get("x-file-version"),
         range=headers.get("range"),
         if_none_match=headers.get("if-none-match"),
         user_agent=headers.get("user-agent", ""),

@@ -3,24 +3,44 @@ from urllib.parse import quote
 from chalice import Response
 
 from .. import auth, files, projects
+from .. import outputs as out
+from ..errors import (
+    Conflict,
+    EmptyContent,
+    ExplicitDeletionOfLastVersion,
+    InvalidQgisProjectFile,
+    MultipleContents,
+    MultipleProjects,
+    OverQuota,
+    QgisProjectFileNotAllowed,
+    RestrictedProjectModification,
+)
+from ..inputs import VersionQuery
 from ..pagination import paginate
 from ..permissions import Action
 from ..request_data import multipart
-from ..routing import API_PREFIX, Router
+from ..routing import API_PREFIX, Doc, Router
 from ..serializers import file_json, file_metadata_json, uploaded_json
-from .downloads import download_request, download_response
+from .downloads import download_doc, download_request, download_response
 
 router = Router(__name__)
+# What an upload may be refused for, direct or presigned (docs/api.md, "Direct upload").
+UPLOAD_ERRORS = (EmptyContent, MultipleContents, RestrictedProjectModification, QgisProjectFileNotAllowed,
+                 MultipleProjects, InvalidQgisProjectFile, OverQuota, Conflict)
 
 
-@router.route("/files/{project_id}/")
+@router.route("/files/{project_id}/", doc=Doc("The project's files, each with its versions",
+                                             returns=list[out.FileOut], paginated=True))
 def list_files(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.READ_FILES)
     return paginate(router.request, files.listed_files(project), lambda page: [file_json(f) for f in page])
 
 
-@router.file_route("/files/{project_id}/", methods=["POST"])
+@router.file_route("/files/{project_id}/", methods=["POST"], doc=Doc(
+    "Upload a file (a new version of it if it exists)", returns=out.UploadedOut, status=201,
+    parts={"file": None}, errors=UPLOAD_ERRORS,
+    description="Larger files go up with the presigned flow (`uploads/`)."))
 def upload_file(project_id, filename):
     request = router.request
     caller = auth.require_caller(request)
@@ -33,7 +53,7 @@ def upload_file(project_id, filename):
                     headers={"Location": location})
 
 
-@router.file_route("/files/{project_id}/", methods=["GET"])
+@router.file_route("/files/{project_id}/", methods=["GET"], doc=download_doc("Download a file"))
 def download_file(project_id, filename):
     request = router.request
     caller = auth.require_caller(request)
@@ -44,7 +64,10 @@ def download_file(project_id, filename):
     return download_response(served)
 
 
-@router.file_route("/files/{project_id}/", methods=["DELETE"])
+@router.file_route("/files/{project_id}/", methods=["DELETE"], doc=Doc(
+    "Delete a file with all its versions, or one version", status=204, query=VersionQuery,
+    headers={"x-file-version": "The version to delete (as `version_id`)"},
+    errors=(ExplicitDeletionOfLastVersion, Conflict)))
 def delete_file(project_id, filename):
     request = router.request
     caller = auth.require_caller(request)
@@ -53,7 +76,8 @@ def delete_file(project_id, filename):
     return Response(body="", status_code=204)
 
 
-@router.file_route("/files/metadata/{project_id}/")
+@router.file_route("/files/metadata/{project_id}/",
+                   doc=Doc("A file's entry of the list, with its content type", returns=out.FileMetadataOut))
 def file_metadata(project_id, filename):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.READ_FILES)

@@ -1,16 +1,19 @@
 from chalice import Response
 
 from .. import auth, jobs
+from .. import outputs as out
+from ..errors import NoQgisProject
 from ..inputs import JobCreate, JobListQuery
 from ..pagination import paginate
 from ..request_data import body, query
-from ..routing import Router
+from ..routing import Doc, Router
 from ..serializers import job_json, job_report_json
 
 router = Router(__name__)
 
 
-@router.route("/jobs/", methods=["GET"])
+@router.route("/jobs/", methods=["GET"], doc=Doc("A project's jobs, oldest first", returns=list[out.JobOut],
+                                                query=JobListQuery, paginated=True))
 def list_jobs():
     request = router.request
     caller = auth.require_caller(request)
@@ -18,7 +21,9 @@ def list_jobs():
     return paginate(request, items, lambda page: [job_json(job) for job in page])
 
 
-@router.route("/jobs/", methods=["POST"])
+@router.route("/jobs/", methods=["POST"], doc=Doc(
+    "Start a job", returns=out.JobReportOut, status=201, body=JobCreate, errors=(NoQgisProject,),
+    other_responses={200: "A `package` job already waiting or running (without `force`)"}))
 def create_job():
     request = router.request
     caller = auth.require_caller(request)
@@ -27,7 +32,8 @@ def create_job():
     return Response(body=job_report_json(report), status_code=201 if created else 200)
 
 
-@router.route("/jobs/{job_id}/", methods=["GET"])
+@router.route("/jobs/{job_id}/", methods=["GET"],
+              doc=Doc("A job, with its feedback and log", returns=out.JobReportOut))
 def get_job(job_id):
     caller = auth.require_caller(router.request)
     return job_report_json(jobs.get_job(caller, job_id))

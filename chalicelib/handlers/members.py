@@ -1,16 +1,19 @@
 from chalice import Response
 
 from .. import auth, organizations
+from .. import outputs as out
+from ..errors import Conflict, InvalidRequest, ReachedMaxOrganizationMembers
 from ..inputs import MemberAdd, MemberChange, MemberReplace
 from ..pagination import paginate
 from ..request_data import body
-from ..routing import Router
+from ..routing import Doc, Router
 from ..serializers import member_json
 
 router = Router(__name__)
 
 
-@router.route("/members/{organization}/", methods=["GET"])
+@router.route("/members/{organization}/", methods=["GET"], doc=Doc(
+    "An organization's members (its owner not listed)", returns=list[out.MemberOut], paginated=True))
 def list_members(organization):
     request = router.request
     caller = auth.require_caller(request)
@@ -18,7 +21,9 @@ def list_members(organization):
     return paginate(request, found, lambda page: [member_json(m) for m in page])
 
 
-@router.route("/members/{organization}/", methods=["POST"])
+@router.route("/members/{organization}/", methods=["POST"], doc=Doc(
+    "Add a member", returns=out.MemberOut, status=201, body=MemberAdd,
+    errors=(ReachedMaxOrganizationMembers, InvalidRequest, Conflict)))
 def add_member(organization):
     request = router.request
     caller = auth.require_caller(request)
@@ -26,13 +31,16 @@ def add_member(organization):
     return Response(body=member_json(membership), status_code=201)
 
 
-@router.route("/members/{organization}/{username}/", methods=["GET"])
+@router.route("/members/{organization}/{username}/", methods=["GET"],
+              doc=Doc("One member", returns=out.MemberOut))
 def get_member(organization, username):
     caller = auth.require_caller(router.request)
     return member_json(organizations.get_member(caller, organization, username))
 
 
-@router.route("/members/{organization}/{username}/", methods=["PUT", "PATCH"])
+@router.route("/members/{organization}/{username}/", methods=["PUT", "PATCH"], doc={
+    method: Doc("Change a member's role or visibility", returns=out.MemberOut, body=model)
+    for method, model in (("PUT", MemberReplace), ("PATCH", MemberChange))})
 def update_member(organization, username):
     request = router.request
     caller = auth.require_caller(request)
@@ -40,7 +48,8 @@ def update_member(organization, username):
     return member_json(organizations.update_member(caller, organization, username, change))
 
 
-@router.route("/members/{organization}/{username}/", methods=["DELETE"])
+@router.route("/members/{organization}/{username}/", methods=["DELETE"], doc=Doc(
+    "Remove a member (with their teams and collaborations in the organization)", status=204))
 def remove_member(organization, username):
     caller = auth.require_caller(router.request)
     organizations.remove_member(caller, organization, username)

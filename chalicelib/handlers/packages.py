@@ -1,20 +1,23 @@
 from .. import auth, packages, projects
+from .. import outputs as out
+from ..errors import InvalidJob
 from ..permissions import Action
-from ..routing import Router
+from ..routing import Doc, Router
 from ..serializers import package_json
-from .downloads import download_request, download_response
+from .downloads import download_doc, download_request, download_response
 
 router = Router(__name__)
 
 
-@router.route("/packages/{project_id}/latest/")
+@router.route("/packages/{project_id}/latest/",
+              doc=Doc("The last package that succeeded", returns=out.PackageOut, errors=(InvalidJob,)))
 def latest_package(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.READ_PACKAGE)
     return package_json(packages.latest(project))
 
 
-@router.file_route("/packages/{project_id}/latest/files/")
+@router.file_route("/packages/{project_id}/latest/files/", doc=download_doc("Download a file of the package"))
 def download_package_file(project_id, filename):
     request = router.request
     caller = auth.require_caller(request)

@@ -1,11 +1,20 @@
 from chalice import Response
 
 from .. import auth, project_deletion, projects, thumbnails
+from .. import outputs as out
+from ..errors import (
+    Conflict,
+    EmptyContent,
+    MultipleContents,
+    ObjectNotFound,
+    ProjectAlreadyExists,
+    QgisProjectFileNotAllowed,
+)
 from ..inputs import OrderingQuery, ProjectCreate, ProjectListQuery, ProjectReplace, ProjectUpdate
 from ..pagination import paginate
 from ..permissions import Action
 from ..request_data import body, multipart, query
-from ..routing import Router
+from ..routing import Doc, Router
 from ..serializers import project_json
 
 router = Router(__name__)
@@ -15,7 +24,9 @@ def _render(items):
     return [project_json(view) for view in projects.views(items)]
 
 
-@router.route("/projects/", methods=["GET"])
+@router.route("/projects/", methods=["GET"], doc=Doc(
+    "The projects the caller has a role on", returns=list[out.ProjectOut], query=ProjectListQuery,
+    paginated=True))
 def list_projects():
     request = router.request
     caller = auth.require_caller(request)
@@ -23,7 +34,9 @@ def list_projects():
     return paginate(request, items, _render)
 
 
-@router.route("/projects/", methods=["POST"])
+@router.route("/projects/", methods=["POST"], doc=Doc(
+    "Create a project", returns=out.ProjectOut, status=201, body=ProjectCreate,
+    errors=(ProjectAlreadyExists, ObjectNotFound, Conflict)))
 def create_project():
     request = router.request
     caller = auth.require_caller(request)
@@ -31,7 +44,8 @@ def create_project():
     return Response(body=project_json(projects.view(caller, project)), status_code=201)
 
 
-@router.route("/projects/public/")
+@router.route("/projects/public/", doc=Doc("Every public project", returns=list[out.ProjectOut],
+                                           query=OrderingQuery, paginated=True))
 def list_public_projects():
     request = router.request
     caller = auth.require_caller(request)
@@ -39,14 +53,17 @@ def list_public_projects():
     return paginate(request, items, _render)
 
 
-@router.route("/projects/{project_id}/", methods=["GET"])
+@router.route("/projects/{project_id}/", methods=["GET"], doc=Doc("A project", returns=out.ProjectOut))
 def get_project(project_id):
     caller = auth.require_caller(router.request)
     project, role = projects.project_for(caller, project_id, Action.READ_PROJECT)
     return project_json(projects.views([(project, role)])[0])
 
 
-@router.route("/projects/{project_id}/", methods=["PUT", "PATCH"])
+@router.route("/projects/{project_id}/", methods=["PUT", "PATCH"], doc={
+    method: Doc("Change a project (rename, settings, owner transfer)", returns=out.ProjectOut, body=model,
+                errors=(ProjectAlreadyExists, QgisProjectFileNotAllowed, Conflict))
+    for method, model in (("PUT", ProjectReplace), ("PATCH", ProjectUpdate))})
 def update_project(project_id):
     request = router.request
     caller = auth.require_caller(request)
@@ -56,7 +73,8 @@ def update_project(project_id):
     return project_json(projects.view(caller, project))
 
 
-@router.route("/projects/{project_id}/", methods=["DELETE"])
+@router.route("/projects/{project_id}/", methods=["DELETE"],
+              doc=Doc("Delete a project (its data goes in the background)", status=204))
 def delete_project(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.DELETE_PROJECT)
@@ -64,7 +82,9 @@ def delete_project(project_id):
     return Response(body="", status_code=204)
 
 
-@router.route("/projects/{project_id}/thumbnail/", methods=["POST"])
+@router.route("/projects/{project_id}/thumbnail/", methods=["POST"], doc=Doc(
+    "Set the project's thumbnail (PNG or JPEG)", status=204, parts={"thumbnail": None},
+    errors=(EmptyContent, MultipleContents)))
 def upload_thumbnail(project_id):
     request = router.request
     caller = auth.require_caller(request)
@@ -74,7 +94,7 @@ def upload_thumbnail(project_id):
     return Response(body="", status_code=204)
 
 
-@router.route("/files/thumbnails/{project_id}/")
+@router.route("/files/thumbnails/{project_id}/", doc=Doc("Redirect to the project's thumbnail", status=302))
 def download_thumbnail(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.READ_FILES)

@@ -1,19 +1,22 @@
 from chalice import Response
 
 from .. import auth, health
-from ..routing import Router
+from .. import outputs as out
+from ..routing import Doc, Router
 from ..serializers import server_info_json, status_json
 
 router = Router(__name__)
 
 
-@router.route("/status/")
+@router.route("/status/", doc=Doc("Whether the database and the storage answer", returns=out.StatusOut,
+                                  auth="optional"))
 def status():
     auth.optional_caller(router.request)
     return status_json(health.check())
 
 
-@router.route("/server/info/")
+@router.route("/server/info/", doc=Doc("The server's name and login methods", returns=out.ServerInfoOut,
+                                       auth="optional"))
 def server_info():
     auth.optional_caller(router.request)
     # QFieldCloud caches this page for 60 s; clients may too.

@@ -1,11 +1,14 @@
 from .. import accounts, auth
-from ..routing import Router
+from .. import outputs as out
+from ..routing import Doc, Router
 from ..serializers import subscription_json
 
 router = Router(__name__)
 
 
-@router.route("/subscriptions/{username}/current/")
+@router.route("/subscriptions/{username}/current/",
+              doc=Doc("The plan and storage of oneself or of one's organization",
+                      returns=out.SubscriptionOut))
 def current_subscription(username):
     caller = auth.require_caller(router.request)
     return subscription_json(accounts.subscription(caller.user, username))

@@ -1,11 +1,14 @@
 from chalice import Response
 
 from .. import auth, projects, uploads
+from .. import outputs as out
+from ..errors import InvalidRequest
 from ..inputs import UploadBegin
 from ..permissions import Action
 from ..request_data import body
-from ..routing import Router
+from ..routing import Doc, Router
 from ..serializers import upload_state_json, uploaded_json
+from .files import UPLOAD_ERRORS
 
 router = Router(__name__)
 
@@ -16,20 +19,25 @@ def _project(project_id):
     return caller, project, role
 
 
-@router.route("/uploads/{project_id}/", methods=["POST"])
+@router.route("/uploads/{project_id}/", methods=["POST"], doc=Doc(
+    "Begin a presigned upload: the URLs to PUT its parts to", returns=out.UploadStateOut, status=201,
+    body=UploadBegin, errors=UPLOAD_ERRORS))
 def begin_upload(project_id):
     caller, project, role = _project(project_id)
     session = uploads.begin(caller, project, role, body(router.request, UploadBegin))
     return Response(body=upload_state_json(uploads.state(session)), status_code=201)
 
 
-@router.route("/uploads/{project_id}/{upload_id}/", methods=["GET"])
+@router.route("/uploads/{project_id}/{upload_id}/", methods=["GET"], doc=Doc(
+    "An upload's parts: those S3 holds, fresh URLs for the others", returns=out.UploadStateOut))
 def upload_status(project_id, upload_id):
     caller, project, _ = _project(project_id)
     return upload_state_json(uploads.state(uploads.get_session(caller, project, upload_id)))
 
 
-@router.route("/uploads/{project_id}/{upload_id}/complete/", methods=["POST"])
+@router.route("/uploads/{project_id}/{upload_id}/complete/", methods=["POST"], doc=Doc(
+    "Complete an upload: the file's new version", returns=out.UploadedOut, status=201,
+    errors=(*UPLOAD_ERRORS, InvalidRequest)))
 def complete_upload(project_id, upload_id):
     caller, project, role = _project(project_id)
     session = uploads.get_session(caller, project, upload_id)
@@ -37,7 +45,8 @@ def complete_upload(project_id, upload_id):
     return Response(body=uploaded_json(session.name, version), status_code=201)
 
 
-@router.route("/uploads/{project_id}/{upload_id}/", methods=["DELETE"])
+@router.route("/uploads/{project_id}/{upload_id}/", methods=["DELETE"],
+              doc=Doc("Abandon an upload", status=204))
 def abort_upload(project_id, upload_id):
     caller, project, _ = _project(project_id)
     uploads.abort(uploads.get_session(caller, project, upload_id))

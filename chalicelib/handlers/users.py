@@ -1,16 +1,20 @@
 from chalice import Response
 
 from .. import auth, organizations, users
+from .. import outputs as out
+from ..errors import ObjectAlreadyExists
 from ..inputs import UserCreate, UserSearchQuery, UserUpdate
 from ..pagination import paginate
 from ..request_data import body, query
-from ..routing import Router
+from ..routing import Doc, Router
 from ..serializers import account_json, organization_json, public_user_json
 
 router = Router(__name__)
 
 
-@router.route("/users/", methods=["GET"])
+@router.route("/users/", methods=["GET"], doc=Doc(
+    "Search accounts by the start of their username", returns=list[out.PublicUserOut], query=UserSearchQuery,
+    paginated=True))
 def search_users():
     request = router.request
     caller = auth.require_caller(request)
@@ -18,7 +22,9 @@ def search_users():
     return paginate(request, found, lambda page: [public_user_json(user) for user in page])
 
 
-@router.route("/users/", methods=["POST"])
+@router.route("/users/", methods=["POST"], doc=Doc(
+    "Create a person (staff only)", returns=out.PublicUserOut, status=201, body=UserCreate,
+    errors=(ObjectAlreadyExists,)))
 def create_user():
     request = router.request
     caller = auth.require_caller(request)
@@ -26,20 +32,22 @@ def create_user():
     return Response(body=public_user_json(user), status_code=201)
 
 
-@router.route("/users/{username}/", methods=["GET"])
+@router.route("/users/{username}/", methods=["GET"], doc=Doc("An account", returns=out.AccountOut))
 def get_user(username):
     caller = auth.require_caller(router.request)
     return account_json(users.account_view(caller, username))
 
 
-@router.route("/users/{username}/", methods=["PUT", "PATCH"])
+@router.route("/users/{username}/", methods=["PUT", "PATCH"], doc=Doc(
+    "Change oneself, or an organization one manages", returns=out.AccountOut, body=UserUpdate))
 def update_user(username):
     request = router.request
     caller = auth.require_caller(request)
     return account_json(users.update_account(caller, username, body(request, UserUpdate)))
 
 
-@router.route("/users/{username}/organizations/")
+@router.route("/users/{username}/organizations/", doc=Doc("The caller's own organizations",
+                                                         returns=list[out.OrganizationOut]))
 def user_organizations(username):
     caller = auth.require_caller(router.request)
     return [organization_json(view) for view in organizations.organizations_of(caller, username)]

@@ -1,0 +1,74 @@
+"""The Lambda cold start we control: importing `app.py` in a fresh interpreter.
+
+    .venv/bin/python -m bench.cold_start [--runs 7]
+
+Each run is a new Python process with the function's environment (no AWS endpoint: nothing is
+contacted at import) that imports `app` and reports how long the import took; the median, best
+and worst of `--runs` are printed, with the slowest top-level imports of one run
+(`python -X importtime`). Lambda adds its own start (runtime, zip extraction) to this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import json_line, table
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
+LAMBDA_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "qfc-api", "QFC_TABLE_PREFIX": "qfc-", "QFC_BUCKET": "bench",
+}
+IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)")
+
+
+def _environment() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("QFC_", "AWS_"))}
+    return {**env, **LAMBDA_ENV, "PYTHONDONTWRITEBYTECODE": "0"}
+
+
+def import_seconds() -> float:
+    run = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=_environment(),
+                         capture_output=True, text=True, check=True)
+    return float(run.stdout.strip().splitlines()[-1])
+
+
+def slowest_imports(top: int = 8) -> list[tuple[str, float]]:
+    """Packages by the time their own modules took to import (self time summed), in milliseconds."""
+    run = subprocess.run([sys.executable, "-X", "importtime", "-c", "import app"], cwd=ROOT,
+                         env=_environment(), capture_output=True, text=True, check=True)
+    packages: dict[str, float] = {}
+    for match in IMPORT_LINE.finditer(run.stderr):
+        root = match.group(2).split(".")[0]
+        packages[root] = packages.get(root, 0) + int(match.group(1)) / 1000
+    return sorted(packages.items(), key=lambda item: -item[1])[:top]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    import_seconds()  # compiles the bytecode once, as the deployed package ships it
+    runs = [import_seconds() * 1000 for _ in range(args.runs)]
+    figures = {"median_ms": round(statistics.median(runs), 1), "best_ms": round(min(runs), 1),
+               "worst_ms": round(max(runs), 1)}
+    print(table(("import app (fresh interpreter)", "median ms", "best ms", "worst ms"),
+                [(f"{args.runs} runs", figures["median_ms"], figures["best_ms"], figures["worst_ms"])]))
+    slowest = slowest_imports()
+    print()
+    print(table(("slowest packages to import (one run)", "ms"),
+                [(name, round(ms, 1)) for name, ms in slowest]))
+    print(json_line("cold_start", runs=args.runs, import_app=figures,
+                    slowest_imports_ms={name: round(ms, 1) for name, ms in slowest}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,103 @@
+"""The API's description, outside `/api/v1/` as in QFieldCloud: the OpenAPI document
+(`/swagger.json`, `/swagger.yaml`), Swagger UI (`/swagger/`) and ReDoc (`/docs/`). The pages and
+their scripts are served from `chalicelib/apidocs/` (the browser files vendored from npm by
+scripts/vendor_api_docs.sh), so a deployment without internet access shows them too."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import yaml
+from chalice import Response
+
+from .. import auth, openapi
+from ..config import settings
+from ..errors import ObjectNotFound
+from ..routing import Router
+
+router = Router(__name__)
+PAGES = Path(__file__).resolve().parent.parent / "apidocs"
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "application/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8"}
+# What each page may load beside itself: the vendored bundles and our own scripts.
+ASSETS = {
+    "swagger": ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-init.js"),
+    "docs": ("redoc.standalone.js",),
+}
+ONE_DAY = "public, max-age=86400"
+
+
+@functools.cache
+def _read(name: str) -> str:
+    own = PAGES / name
+    path = own if own.is_file() else PAGES / "static" / name
+    return path.read_text(encoding="utf-8")
+
+
+def _file(name: str, cache_control: str = "no-cache") -> Response:
+    headers = {"Content-Type": CONTENT_TYPES[Path(name).suffix], "Cache-Control": cache_control}
+    return Response(body=_read(name), status_code=200, headers=headers)
+
+
+def _server_root(request) -> str:
+    """The URL before `/api/v1`: the configured public URL, else API Gateway's stage path (the
+    request's full path less the path the routes see), so "Try it out" reaches this server."""
+    if settings.public_url:
+        return settings.public_url
+    full_path = (request.context or {}).get("path") or ""
+    route_path = request.to_original_event().get("path") or ""
+    return full_path[: len(full_path) - len(route_path)] if full_path.endswith(route_path) else ""
+
+
+def _document() -> dict:
+    request = router.request
+    auth.optional_caller(request)
+    return openapi.for_server(router.blueprint.current_app, _server_root(request))
+
+
+@router.route("/swagger.json")
+def document_json():
+    return Response(body=json.dumps(_document()), status_code=200,
+                    headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+
+
+@router.route("/swagger.yaml")
+def document_yaml():
+    text = yaml.safe_dump(_document(), sort_keys=False, allow_unicode=True)
+    return Response(body=text, status_code=200,
+                    headers={"Content-Type": "application/yaml; charset=utf-8", "Cache-Control": "no-cache"})
+
+
+def _page(section: str, name: str) -> Response:
+    path = router.request.to_original_event().get("path") or ""
+    if not path.endswith("/"):  # the page's relative links need the slash
+        return Response(body="", status_code=302, headers={"Location": f"{section}/"})
+    return _file(name)
+
+
+@router.route("/swagger/")
+def swagger_ui():
+    return _page("swagger", "swagger.html")
+
+
+@router.route("/docs/")
+def redoc():
+    return _page("docs", "redoc.html")
+
+
+def _asset(section: str, asset: str) -> Response:
+    if asset not in ASSETS[section]:
+        raise ObjectNotFound()
+    return _file(asset, ONE_DAY)
+
+
+@router.route("/swagger/{asset}")
+def swagger_asset(asset):
+    return _asset("swagger", asset)
+
+
+@router.route("/docs/{asset}")
+def redoc_asset(asset):
+    return _asset("docs", asset)
