@@ -1,6 +1,7 @@
 """The local stack as data grows: each figure beside its baseline, measured in the same run on the
 real stack (`python -m devstack run` in a temporary data dir, no job worker).
 
+    .venv/bin/python -m bench.local_stack            (all four, defaults; `./dev bench local_stack`)
     .venv/bin/python -m bench.local_stack lists [--sizes 10 1000 10000] [--repeat 30]
     .venv/bin/python -m bench.local_stack upload [--mib 20] [--repeat 5]
     .venv/bin/python -m bench.local_stack upload-latency [--sizes 10 10000] [--repeat 30]
@@ -18,8 +19,8 @@ real stack (`python -m devstack run` in a temporary data dir, no job worker).
 - restart: `--gib` GiB of direct uploads, then stop and start: time until the API serves, and
   the data dir's size beside the bytes stored. Goals: 30 s, 1.2x.
 
-Timings are medians of `--repeat` runs, interleaved with their baseline; the load average is
-printed with them (the machine is shared: compare within a run, repeat when it is busy).
+Timings are medians of `--repeat` runs, interleaved with their baseline; each part prints a table
+and a JSON line (`bench.common`) with the load average (compare within a run, repeat when busy).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import requests
 
+from bench.common import json_line, percentile, table
 from tests.e2e.stack import ADMIN_PASSWORD, LocalStack
 
 MIB = 1024 * 1024
@@ -47,12 +49,11 @@ def _load() -> str:
 
 
 def _median_ms(values: list[float]) -> float:
-    return statistics.median(values) * 1000
+    return round(statistics.median(values) * 1000, 1)
 
 
 def _p99_ms(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000
+    return round(percentile(values, 0.99) * 1000, 1)
 
 
 def _timed(call) -> float:
@@ -144,7 +145,7 @@ def lists(sizes: list[int], repeat: int) -> None:
         point_at(stack)
         api = Api(stack)
         dynamodb = _boto("dynamodb")
-        table = ProjectFile.Meta.table_name
+        table_name = ProjectFile.Meta.table_name
         projects = {}
         for size in sizes:
             projects[size] = api.create_project()
@@ -153,18 +154,15 @@ def lists(sizes: list[int], repeat: int) -> None:
               f"{_stand_in_rss_mib(stack):.0f} MiB")
 
         def raw_page(pid):
-            dynamodb.query(TableName=table, KeyConditionExpression="project_id = :p",
+            dynamodb.query(TableName=table_name, KeyConditionExpression="project_id = :p",
                            ExpressionAttributeValues={":p": {"S": pid}}, Limit=50)
 
         def raw_all(pid):
             paginator = dynamodb.get_paginator("query")
-            for _ in paginator.paginate(TableName=table, KeyConditionExpression="project_id = :p",
+            for _ in paginator.paginate(TableName=table_name, KeyConditionExpression="project_id = :p",
                                         ExpressionAttributeValues={":p": {"S": pid}}):
                 pass
 
-        print(f"GET files/<p>/, ms ({_load()})")
-        print(f"{'files':>7} {'page p50':>9} {'p99':>7} {'raw page':>9} {'page of 10':>11}"
-              f" {'whole p50':>10} {'p99':>7} {'raw whole':>10} {'ratio':>6}")
         results = {}
         for size in sizes:
             pid = projects[size]
@@ -178,24 +176,28 @@ def lists(sizes: list[int], repeat: int) -> None:
             for _ in range(rounds):
                 timings["whole"].append(_timed(lambda p=pid: api.get(f"files/{p}/")))
                 timings["raw_whole"].append(_timed(lambda p=pid: raw_all(p)))
-            results[size] = timings
-            whole, raw_whole = _median_ms(timings["whole"]), _median_ms(timings["raw_whole"])
-            print(f"{size:>7} {_median_ms(timings['page']):>9.1f} {_p99_ms(timings['page']):>7.1f}"
-                  f" {_median_ms(timings['raw_page']):>9.1f} {_median_ms(timings['page10']):>11.1f}"
-                  f" {whole:>10.1f} {_p99_ms(timings['whole']):>7.1f} {raw_whole:>10.1f}"
-                  f" {whole / raw_whole:>5.2f}x")
+            results[size] = {kind: {"p50_ms": _median_ms(values), "p99_ms": _p99_ms(values)}
+                             for kind, values in timings.items()}
+        print(f"GET files/<p>/ on projects of N files of 10 versions, ms ({_load()})")
+        print(table(("files", "limit=50 p50", "p99", "raw page p50", "limit=10 p50", "whole p50", "p99",
+                     "raw whole p50", "whole/raw"),
+                    [(f"{size:,}", r["page"]["p50_ms"], r["page"]["p99_ms"], r["raw_page"]["p50_ms"],
+                      r["page10"]["p50_ms"], r["whole"]["p50_ms"], r["whole"]["p99_ms"],
+                      r["raw_whole"]["p50_ms"], f"{r['whole']['p50_ms'] / r['raw_whole']['p50_ms']:.2f}x")
+                     for size, r in results.items()]))
+        goals = {}
         if len(sizes) > 1:
             small, large = min(sizes), max(sizes)
-
-            def ratio(kind: str) -> float:
-                return _median_ms(results[large][kind]) / _median_ms(results[small][kind])
-
-            print(f"limit=50 at {large} / at {small}: {ratio('page'):.2f}x (goal 1.5x; the raw page: "
-                  f"{ratio('raw_page'):.2f}x: at {small} files the page holds {min(small, 50)} items); "
-                  f"limit=10, the same items: {ratio('page10'):.2f}x")
-            print(f"whole at {large} / raw paged Query: "
-                  f"{_median_ms(results[large]['whole']) / _median_ms(results[large]['raw_whole']):.2f}x"
-                  f" (goal 1.3x)   {_load()}")
+            goals = {"page_large_over_small": round(results[large]["page"]["p50_ms"]
+                                                    / results[small]["page"]["p50_ms"], 2),
+                     "page_goal": 1.5,
+                     "whole_over_raw_paged_query": round(results[large]["whole"]["p50_ms"]
+                                                         / results[large]["raw_whole"]["p50_ms"], 2),
+                     "whole_goal": 1.3}
+            print(f"limit=50 at {large:,} / at {small:,}: {goals['page_large_over_small']:.2f}x (goal 1.5x); "
+                  f"whole list at {large:,} / raw paged Query: {goals['whole_over_raw_paged_query']:.2f}x "
+                  f"(goal 1.3x)")
+        print(json_line("local_stack.lists", versions=10, results=results, **goals))
 
 
 # --- upload ---------------------------------------------------------------------------------
@@ -236,12 +238,16 @@ def upload(mib: int, repeat: int) -> None:
             kept.append(after)
             raw.append(_timed(lambda n=number: s3.put_object(Bucket=settings.bucket, Key=f"raw/{n}",
                                                                  Body=content)))
-        print(f"direct upload of {mib} MiB ({repeat} runs, {_load()})")
-        print(f"  POST files/: {_median_ms(ours):.0f} ms   put_object: {_median_ms(raw):.0f} ms   "
-              f"ratio {statistics.median(ours) / statistics.median(raw):.2f}x (goal 1.5x)")
-        print(f"  API process peak RSS growth: median {statistics.median(growth):.0f} MiB, "
-              f"max {max(growth):.0f} MiB = {max(growth) / mib:.2f}x the file (goal 3x); "
-              f"kept after: median {statistics.median(kept):.0f} MiB")
+        figures = {"post_ms": _median_ms(ours), "put_object_ms": _median_ms(raw),
+                   "time_ratio": round(statistics.median(ours) / statistics.median(raw), 2), "time_goal": 1.5,
+                   "peak_growth_mib": round(max(growth), 1), "growth_ratio": round(max(growth) / mib, 2),
+                   "growth_goal": 3.0, "kept_mib": round(statistics.median(kept), 1)}
+        print(f"direct upload of {mib} MiB, {repeat} runs ({_load()})")
+        print(table(("POST files/ p50 ms", "put_object p50 ms", "ratio (goal 1.5x)",
+                     "API peak RSS growth MiB (max)", "x the file (goal 3x)", "kept after MiB"),
+                    [(figures["post_ms"], figures["put_object_ms"], f"{figures['time_ratio']:.2f}x",
+                      figures["peak_growth_mib"], f"{figures['growth_ratio']:.2f}x", figures["kept_mib"])]))
+        print(json_line("local_stack.upload", mib=mib, repeat=repeat, **figures))
 
 
 # --- upload latency -------------------------------------------------------------------------
@@ -262,13 +268,17 @@ def upload_latency(sizes: list[int], repeat: int) -> None:
             for size in sizes:
                 timings[size].append(_timed(lambda s=size, n=number: api.upload(
                     projects[s], f"new/{n}.csv", os.urandom(1000))))
-        print(f"1 KB direct upload, ms ({repeat} runs each, interleaved, {_load()})")
-        for size in sizes:
-            print(f"  {size:>6} files of 10 versions in the table: p50 {_median_ms(timings[size]):.1f}"
-                  f"  p99 {_p99_ms(timings[size]):.1f}")
+        results = {size: {"p50_ms": _median_ms(values), "p99_ms": _p99_ms(values)}
+                   for size, values in timings.items()}
+        print(f"1 KB direct upload into a project of N files of 10 versions, {repeat} runs each, "
+              f"interleaved ({_load()})")
+        print(table(("files", "p50 ms", "p99 ms"),
+                    [(f"{size:,}", r["p50_ms"], r["p99_ms"]) for size, r in results.items()]))
+        ratio = None
         if len(sizes) > 1:
-            ratio = _median_ms(timings[max(sizes)]) / _median_ms(timings[min(sizes)])
-            print(f"  ratio {ratio:.2f}x (goal 1.5x)")
+            ratio = round(results[max(sizes)]["p50_ms"] / results[min(sizes)]["p50_ms"], 2)
+            print(f"p50 at {max(sizes):,} / at {min(sizes):,}: {ratio:.2f}x (goal 1.5x)")
+        print(json_line("local_stack.upload_latency", results=results, ratio=ratio, goal=1.5))
 
 
 # --- restart --------------------------------------------------------------------------------
@@ -293,6 +303,7 @@ def restart(gib: float, mib: int) -> None:
                   f"{time.perf_counter() - start:.0f} s ({_load()})")
         stored = _du(data_dir)
         print(f"data dir after the uploads: {stored / 1024**3:.2f} GiB")
+        rows = []
         for restart_number in (1, 2):
             stack = LocalStack(data_dir, extra_env={"QFC_WORKER": "0"})
             start = time.perf_counter()
@@ -304,19 +315,25 @@ def restart(gib: float, mib: int) -> None:
             finally:
                 stack.stop()
             after = _du(data_dir)
-            print(f"restart {restart_number} until serving: {ready:.1f} s (goal 30 s); {len(listed)} files "
-                  f"listed; data dir {after / 1024**3:.2f} GiB = {after / uploaded:.2f}x the bytes "
-                  f"stored (goal 1.2x)   {_load()}")
+            rows.append((restart_number, round(ready, 1), len(listed), round(after / 1024**3, 2),
+                         f"{after / uploaded:.2f}x"))
             for line in stack.output:
                 if line.startswith("Local state:"):
-                    print("  the stack said: " + line.rstrip())
+                    print(f"restart {restart_number}, the stack said: " + line.rstrip())
+        print(f"restart after {uploaded / 1024**3:.2f} GiB of uploads ({_load()})")
+        print(table(("restart", "until serving s (goal 30)", "files listed", "data dir GiB",
+                     "x bytes stored (goal 1.2x)"), rows))
+        print(json_line("local_stack.restart", uploaded_bytes=uploaded,
+                        restarts=[{"serving_s": row[1], "data_dir_gib": row[3],
+                                   "over_stored": round(float(row[4][:-1]), 2)} for row in rows],
+                        serving_goal_s=30, size_goal=1.2))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.local_stack")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
     for name, sizes, repeat in (("lists", [10, 1000, 10_000], 30), ("upload-latency", [10, 10_000], 30)):
         command = commands.add_parser(name)
         command.add_argument("--sizes", type=int, nargs="+", default=sizes)
@@ -328,7 +345,12 @@ def main(argv: list[str]) -> int:
     command.add_argument("--gib", type=float, default=1.0)
     command.add_argument("--mib", type=int, default=20)
     args = parser.parse_args(argv)
-    if args.command == "lists":
+    if args.command is None:
+        lists([10, 1000, 10_000], 30)
+        upload(20, 5)
+        upload_latency([10, 10_000], 30)
+        restart(1.0, 20)
+    elif args.command == "lists":
         lists(args.sizes, args.repeat)
     elif args.command == "upload-latency":
         upload_latency(args.sizes, args.repeat)
