@@ -24,6 +24,7 @@ OTHERS = {
     "jobs_core": [],
     "deltas_core": [],
     "jobs_queue": [],
+    "local_stack": [],
 }
 
 

@@ -4,6 +4,7 @@ when QFC_AWS_ENDPOINT_URL is set, real AWS otherwise).
     python -m chalicelib.admin createuser USERNAME PASSWORD [--email E] [--staff]
     python -m chalicelib.admin setpassword USERNAME PASSWORD
     python -m chalicelib.admin createorg NAME --owner USERNAME [--email E]
+    python -m chalicelib.admin recount      (once after upgrading data older than the list counters)
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     org.add_argument("name")
     org.add_argument("--owner", required=True)
     org.add_argument("--email", default="")
+    commands.add_parser("recount", help="set the list counters from what is stored")
     args = parser.parse_args(argv)
     try:
-        if args.command == "createuser":
+        if args.command == "recount":
+            from .recount import recount_all
+
+            print(f"Recounted the lists of {recount_all()} projects.")
+        elif args.command == "createuser":
             user = accounts.create_user(
                 args.username, args.password, email=args.email, is_staff=args.staff
             )

@@ -16,11 +16,14 @@ from .inputs import CollaboratorAdd, CollaboratorChange
 from .models import Collaborator, Membership, Project, User
 from .models.base import transaction, utcnow
 from .models.collaborators import team_collaborator_key
+from .models.listing import Listing
 from .models.projects import is_live
 
 
-def list_collaborators(project: Project) -> list[Collaborator]:
-    return sorted(Collaborator.query(project.id), key=lambda c: c.collaborator.casefold())
+def list_collaborators(project: Project) -> Listing[Collaborator]:
+    """By collaborator key. No counter is kept: a project's collaborators are counted when a page
+    of them is asked for (one COUNT Query per MB of them, i.e. for thousands)."""
+    return Listing(Collaborator, project.id, total=None)
 
 
 def _row_key(project: Project, username: str) -> str | None:

@@ -21,10 +21,12 @@ from . import jobs, storage
 from .auth import Caller
 from .errors import InvalidDeltafile, NoQgisProject, PayloadTooLarge
 from .inputs import Deltafile
-from .models import ClientFeaturePk, Delta, Job, Project
+from .models import ClientFeaturePk, Delta, Job, ListCount, Project
 from .models.base import Transaction, utcnow
+from .models.counts import count_id
 from .models.deltas import DeltaStatus
 from .models.jobs import JobType
+from .models.listing import Listing
 from .models.projects import ProjectType
 from .permissions import Action, ProjectRole, allowed
 
@@ -34,6 +36,7 @@ MAX_DELTA_BYTES = 300_000
 MAX_DELTAS_PER_JOB = 1000
 TAKEN = "deltas.json"  # which deltas a job took, beside its report
 _BATCH = 100  # BatchGetItem and TransactWriteItems take at most 100 items
+_WRITE_BATCH = _BATCH - 2  # deltas per transaction, beside the project's and deltafile's counts
 _TRANSACTION_BYTES = 3_000_000  # below TransactWriteItems' 4 MB
 # How the worker's per-delta statuses become the statuses the API shows (reference §5.3).
 WORKER_STATUSES = {
@@ -132,7 +135,7 @@ def _write_new(items: list[Delta]) -> list[Delta]:
     batches, batch, size = [], [], 0
     for item in items:
         item_size = len(json.dumps(item.content))
-        if batch and (len(batch) == _BATCH or size + item_size > _TRANSACTION_BYTES):
+        if batch and (len(batch) == _WRITE_BATCH or size + item_size > _TRANSACTION_BYTES):
             batches.append(batch)
             batch, size = [], 0
         batch.append(item)
@@ -145,6 +148,7 @@ def _write_new(items: list[Delta]) -> list[Delta]:
                 with Transaction() as tx:
                     for item in batch:
                         tx.save(item, condition=Delta.id.does_not_exist())
+                    _count(tx, batch)
                 stored.extend(batch)
                 break
             except TransactWriteError:
@@ -154,6 +158,13 @@ def _write_new(items: list[Delta]) -> list[Delta]:
                 if not batch:
                     break
     return stored
+
+
+def _count(tx: Transaction, batch: list[Delta]) -> None:
+    """The project's and the deltafile's delta counts, in the transaction that stores `batch`."""
+    first = batch[0]
+    ListCount.add(tx, count_id("deltas", first.project_id), len(batch))
+    ListCount.add(tx, count_id("deltafile", first.project_id, first.deltafile_id), len(batch))
 
 
 def upload(caller: Caller, project: Project, role: ProjectRole, deltafile: Deltafile) -> None:
@@ -175,13 +186,16 @@ def apply(caller: Caller, project: Project) -> Job | None:
 # --- Listing --------------------------------------------------------------------------------
 
 
-def list_deltas(project: Project, ordering: str | None) -> list[Delta]:
+def list_deltas(project: Project, ordering: str | None) -> Listing[Delta]:
     newest_first = (ordering or "").strip() == "-created_at"
-    return list(Delta.in_order.query(project.id, scan_index_forward=not newest_first))
+    return Listing(Delta, project.id, index=Delta.in_order, forward=not newest_first,
+                   total=ListCount.of(count_id("deltas", project.id)))
 
 
-def list_deltafile(project: Project, deltafile_id: str) -> list[Delta]:
-    return list(Delta.of_file.query(deltafile_id, filter_condition=Delta.project_id == project.id))
+def list_deltafile(project: Project, deltafile_id: str) -> Listing[Delta]:
+    # Deltafile ids come from clients: another project's deltafile of the same id is not shown.
+    return Listing(Delta, deltafile_id, index=Delta.of_file, filter=Delta.project_id == project.id,
+                   total=ListCount.of(count_id("deltafile", project.id, deltafile_id)))
 
 
 # --- Run by the worker ----------------------------------------------------------------------

@@ -39,7 +39,9 @@ from .file_rules import check_qgis_project, is_attachment, is_qgis_file, is_rest
 from .inputs import FileDownload
 from .models import FileVersion, Project, ProjectFile, User
 from .models.base import Transaction, utcnow
+from .models.files import ListedFile
 from .models.jobs import JobType
+from .models.listing import Listing
 from .models.projects import ProjectType, is_live
 from .observability import count_bytes
 from .permissions import Action, ProjectRole, allowed
@@ -245,13 +247,16 @@ def _commit_versions(caller: Caller, project: Project, news: list[NewVersion],
     now = utcnow()
     tx = Transaction()
     versions, purges = [], []
-    added = freed = 0
+    added = freed = created = 0
     project_actions = [Project.data_last_updated_at.set(now)]
     condition = is_live() & (Project.owner_key == project.owner_key)
     for new in news:
         target = new.target
-        item = new.based_on or find_file(project.id, target.name) or ProjectFile(
-            project.id, target.name, uploaded_at=now, uploaded_by=caller.username)
+        item = new.based_on or find_file(project.id, target.name)
+        if item is None:
+            # Saved on the condition that it still does not exist (its `lock`): counted once.
+            item = ProjectFile(project.id, target.name, uploaded_at=now, uploaded_by=caller.username)
+            created += 1
         version = FileVersion(
             version_id=str(uuid.uuid4()), s3_version_id=new.s3_version_id, size=new.sums.size,
             md5sum=new.sums.md5sum, sha256=new.sums.sha256, uploaded_at=now,
@@ -273,6 +278,8 @@ def _commit_versions(caller: Caller, project: Project, news: list[NewVersion],
         versions.append(version)
         purges.append((target.name, purged))
     project_actions.append(Project.file_storage_bytes.add(added - freed))
+    if created:
+        project_actions.append(Project.file_count.add(created))
     tx.update(project, actions=_unique(project_actions), condition=condition, label="project")
     if freed:
         tx.update(User(project.owner_key), actions=[User.storage_used_bytes.add(-freed)])
@@ -311,8 +318,14 @@ def commit_edits(caller: Caller, project: Project, news: list[NewVersion],
                 quota.release(project.owner_key, new.sums.size)
 
 
-def list_files(project: Project) -> list[ProjectFile]:
-    return sorted(ProjectFile.query(project.id), key=lambda item: item.name)
+def list_files(project: Project) -> Listing[ProjectFile]:
+    """The project's files by name (DynamoDB's key order: UTF-8 bytes, which is code point order)."""
+    return Listing(ProjectFile, project.id, total=int(project.file_count or 0))
+
+
+def listed_files(project: Project) -> Listing[ListedFile]:
+    """`list_files` as the API lists them: read-only, read without PynamoDB's models."""
+    return Listing(ProjectFile, project.id, total=int(project.file_count or 0), reader=ListedFile.from_raw)
 
 
 def get_file(project: Project, name: str) -> ProjectFile:
@@ -424,6 +437,8 @@ def _commit_deletion(project: Project, item: ProjectFile, removed: list[FileVers
     if is_restricted(project, item.name):
         actions.append(Project.restricted_data_last_updated_at.set(now))
     everything = len(removed) == len(item.versions)
+    if everything:
+        actions.append(Project.file_count.add(-1))
     if everything and project.the_qgis_file_name == item.name:
         actions.append(Project.the_qgis_file_name.remove())
     tx = Transaction()

@@ -27,9 +27,11 @@ from . import queue, storage
 from .auth import Caller
 from .errors import NoQgisProject, ObjectNotFound, PermissionDenied
 from .inputs import JobCreate, JobListQuery
-from .models import Job, JobLease, Project
+from .models import Job, JobLease, ListCount, Project
 from .models.base import Transaction, utcnow
-from .models.jobs import ACTIVE_PARTITION, WAITING, JobStatus, JobType
+from .models.counts import count_id
+from .models.jobs import ACTIVE_PARTITION, WAITING, JobStatus, JobType, project_and_type
+from .models.listing import Listing
 from .models.projects import ProjectType, is_live
 from .observability import logger
 from .permissions import Action, require
@@ -68,11 +70,14 @@ def _new_job(caller: Caller, project: Project, job_type: JobType) -> Job:
         active_partition=ACTIVE_PARTITION,
     )
     job.active_sort = _active_sort(project.id, now, job.id)
+    job.project_and_type = project_and_type(project.id, job_type)
     if job_type == JobType.DELTA_APPLY:
         job.overwrite_conflicts = project.overwrite_conflicts
     with Transaction() as tx:
         tx.save(job, condition=Job.id.does_not_exist())
         tx.update(project, actions=[Project.active_jobs.add(1)], condition=is_live())
+        ListCount.add(tx, count_id("jobs", project.id), 1)
+        ListCount.add(tx, count_id("jobs", project.id, job_type), 1)
     try:
         queue.send(job.id)
     except Exception:
@@ -114,11 +119,14 @@ def trigger(caller: Caller, project: Project, job_type: JobType) -> Job:
     return waiting[-1] if waiting else _new_job(caller, project, job_type)
 
 
-def list_jobs(caller: Caller, query: JobListQuery) -> list[Job]:
+def list_jobs(caller: Caller, query: JobListQuery) -> Listing[Job]:
+    """The project's jobs (of one type, if asked), oldest first."""
     project = get_project(query.project_id)
     require(caller.user, project, Action.READ_JOBS)
-    condition = Job.type == query.type if query.type else None
-    return list(Job.by_project.query(project.id, filter_condition=condition))
+    if query.type:
+        return Listing(Job, project_and_type(project.id, query.type), index=Job.of_type,
+                       total=ListCount.of(count_id("jobs", project.id, query.type)))
+    return Listing(Job, project.id, index=Job.by_project, total=ListCount.of(count_id("jobs", project.id)))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from . import errors
 from .outputs import ErrorOut
+from .pagination import MAX_CURSOR_CHARS
 from .routing import API_PREFIX, DOCS_ATTRIBUTE, FILENAME, MAX_NAME_PARAM_CHARS, UUID_PARAMS, Doc
 
 OPENAPI_VERSION = "3.1.0"
@@ -37,10 +38,13 @@ A QFieldCloud-compatible sync server for QField and `qfieldcloud-cli`, serverles
 
 **Lists** are bare JSON arrays. Where an operation says *paginated*, `limit` (and `offset`) ask
 for a page, and the headers `X-Total-Count`, `X-Next-Page` and `X-Previous-Page` describe the
-others: follow the `X-Next-Page` URL as it is to get the next page.
+others: follow the `X-Next-Page` URL as it is to get the next page (its `cursor` makes that page
+cost the same however deep it lies).
 
 Paths end with `/` (the form without it works too). A `{filename}` may contain `/`.
 """
+
+PAGE_PARAMETERS = ("limit", "offset", "cursor")
 
 # The errors any operation of a kind may answer, beside those its `Doc` names.
 AUTH_ERRORS = (errors.NotAuthenticated, errors.AuthenticationFailed, errors.TokenAuthenticationFailed)
@@ -216,7 +220,7 @@ def _operation(route: str, method: str, doc: Doc, tag: str, schemas: _Schemas) -
     if doc.query is not None:
         parameters.extend(_query_parameters(doc.query))
     if doc.paginated:
-        parameters.extend({"$ref": f"#/components/parameters/{name}"} for name in ("limit", "offset"))
+        parameters.extend({"$ref": f"#/components/parameters/{name}"} for name in PAGE_PARAMETERS)
     parameters.extend({"name": name, "in": "header", "required": False, "description": description,
                        "schema": {"type": "string"}} for name, description in doc.headers.items())
     if parameters:
@@ -249,6 +253,10 @@ def _components(schemas: dict[str, Any]) -> dict[str, Any]:
             "offset": {"name": "offset", "in": "query", "required": False,
                        "schema": {"type": "integer", "minimum": 0},
                        "description": "With `limit`: skip this many items"},
+            "cursor": {"name": "cursor", "in": "query", "required": False,
+                       "schema": {"type": "string", "maxLength": MAX_CURSOR_CHARS},
+                       "description": "With `limit` and `offset`: where the page before ended, as "
+                                      "`X-Next-Page` carries it (opaque; without it the offset decides)"},
         },
         "headers": {
             "X-Total-Count": {"description": "With `limit`: how many items the whole list has",

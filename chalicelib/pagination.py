@@ -1,25 +1,51 @@
-"""Limit/offset pagination as QFieldCloud does it (reference §8).
+"""Limit/offset pagination as QFieldCloud does it (reference §8), at the cost of one page.
 
-Without a positive `limit` the whole list comes back. With one, the body is the bare page and the
-headers carry `X-Total-Count`, `X-Next-Page` (only when another page exists) and
-`X-Previous-Page` (only when `offset > 0`; its URL drops `offset` when it would be 0).
+Without a positive `limit` the whole list comes back, without headers. With one, the body is the
+bare page and the headers carry `X-Total-Count`, `X-Next-Page` (only when another page exists)
+and `X-Previous-Page` (only when `offset > 0`; its URL drops `offset` when it would be 0).
+
+Lists kept in DynamoDB (a `Listing`) are read in key order, one Query a page:
+- `X-Next-Page` carries `limit`, `offset` and `cursor`, the key of the page's last item: a client
+  that follows the URL gets the next page with one Query, and sees every item once even when
+  others are added or removed meanwhile.
+- Clients that build their own URLs (the SDK keeps only `limit` and `offset` of X-Next-Page,
+  QField adds 250 to its offset) are served from a bookmark this process keeps of where the
+  pages it served end, while the list has the same length; otherwise the keys before the offset
+  are counted (one COUNT Query per MB of items skipped).
+- `X-Total-Count` is the listing's counter.
+- The whole list is read a Query page at a time and rendered into the body as it comes.
+Lists assembled in memory (projects: several sources, the caller's ordering) are sliced.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from chalice import Response
 
 from .config import settings
+from .models.listing import END, Key, Listing
 from .request_data import query_param
 
 T = TypeVar("T")
+Render = Callable[[Sequence[T]], list[Any]]
+
 # ASCII digits only (`str.isdigit` also accepts `²`, which `int` refuses), and few enough of them.
 PAGE_NUMBER = re.compile(r"^\s*([0-9]{1,15})\s*$")
+RENDER_BATCH = 100  # items rendered (and held as objects) at a time for a whole list
+MAX_CURSOR_CHARS = 2048
+BOOKMARK_SECONDS = 600
+MAX_BOOKMARKS = 1024
 
 
 def _positive_int(value: str | None) -> int | None:
@@ -27,6 +53,22 @@ def _positive_int(value: str | None) -> int | None:
     match = PAGE_NUMBER.match(value or "")
     number = int(match.group(1)) if match else 0
     return number if number > 0 else None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What a list request asks for: a page (`limit`, `offset`, maybe a `cursor`) or, without
+    `limit`, everything."""
+
+    limit: int | None
+    offset: int
+    cursor: str | None
+
+    @classmethod
+    def of(cls, request) -> PageRequest:
+        return cls(_positive_int(query_param(request, "limit")),
+                   _positive_int(query_param(request, "offset")) or 0,
+                   query_param(request, "cursor"))
 
 
 def request_url(request) -> tuple[str, list[tuple[str, str]]]:
@@ -48,30 +90,161 @@ def request_url(request) -> tuple[str, list[tuple[str, str]]]:
     return base, pairs
 
 
-def _page_url(request, limit: int, offset: int) -> str:
+def _page_url(request, limit: int, offset: int, cursor: str | None = None) -> str:
     base, pairs = request_url(request)
-    pairs = [(key, value) for key, value in pairs if key not in ("limit", "offset")]
+    pairs = [(key, value) for key, value in pairs if key not in ("limit", "offset", "cursor")]
     pairs.append(("limit", str(limit)))
     if offset > 0:
         pairs.append(("offset", str(offset)))
+    if cursor:
+        pairs.append(("cursor", cursor))
     return f"{base}?{urlencode(pairs)}"
 
 
-def paginate(
-    request,
-    items: Sequence[T],
-    render: Callable[[Sequence[T]], list[Any]],
-) -> Response:
-    """Answer with `items` (or the requested page of them); only the page is rendered."""
-    limit = _positive_int(query_param(request, "limit"))
-    if limit is None:
-        return Response(body=render(items), status_code=200)
-    offset = _positive_int(query_param(request, "offset")) or 0
-    total = len(items)
+def _headers(request, page: PageRequest, total: int, next_cursor: str | None = None) -> dict[str, str]:
+    limit, offset = page.limit or 0, page.offset
     headers = {"X-Total-Count": str(total)}
     if offset + limit < total:
-        headers["X-Next-Page"] = _page_url(request, limit, offset + limit)
+        headers["X-Next-Page"] = _page_url(request, limit, offset + limit, next_cursor)
     if offset > 0:
         headers["X-Previous-Page"] = _page_url(request, limit, max(offset - limit, 0))
-    page = items[offset:offset + limit]
-    return Response(body=render(page), status_code=200, headers=headers)
+    return headers
+
+
+def paginate(request, items: Sequence[T] | Listing, render: Render) -> Response:
+    """Answer with the list (or the requested page of it); only what is answered is rendered."""
+    page = PageRequest.of(request)
+    if isinstance(items, Listing):
+        return _paginate_listing(request, page, items, render)
+    if page.limit is None:
+        return Response(body=render(items), status_code=200)
+    return Response(body=render(items[page.offset:page.offset + page.limit]), status_code=200,
+                    headers=_headers(request, page, len(items)))
+
+
+# --- Lists kept in DynamoDB -----------------------------------------------------------------
+
+
+def _paginate_listing(request, page: PageRequest, listing: Listing, render: Render) -> Response:
+    if page.limit is None:
+        return Response(body=_json_array(listing, render), status_code=200,
+                        headers={"Content-Type": "application/json"})
+    total = listing.count()
+    if page.offset >= total:
+        return Response(body=[], status_code=200, headers=_headers(request, page, total))
+    start = _start_of(listing, page, total)
+    items, last = ([], None) if start is END else listing.page(start, page.limit)
+    next_offset = page.offset + page.limit
+    next_cursor = None
+    if last is not None and len(items) == page.limit and next_offset < total:
+        _bookmarks.keep(listing.identity, next_offset, total, last)
+        next_cursor = encode_cursor(next_offset, listing.without_partition(last))
+    return Response(body=render(items), status_code=200,
+                    headers=_headers(request, page, total, next_cursor))
+
+
+def _start_of(listing: Listing, page: PageRequest, total: int):
+    """The key the requested page starts after: the cursor's, a bookmark's, or counted."""
+    if page.offset == 0:
+        return None
+    if page.cursor:
+        rest = decode_cursor(page.cursor, page.offset, listing.start_attributes())
+        if rest is not None:
+            return listing.start_key(rest)
+    bookmark = _bookmarks.find(listing.identity, page.offset, total)
+    if bookmark is not None:
+        return bookmark
+    start = listing.skip(page.offset)
+    if start is not None and start is not END:
+        _bookmarks.keep(listing.identity, page.offset, total, start)
+    return start
+
+
+def _json_array(listing: Listing, render: Render) -> str:
+    """The whole list as a JSON array, rendered RENDER_BATCH items at a time while the Query pages
+    arrive: no more than a page of items is held as objects."""
+    parts: list[str] = []
+    batch: list = []
+
+    def flush() -> None:
+        if batch:
+            parts.append(json.dumps(render(batch), separators=(",", ":"))[1:-1])
+            batch.clear()
+
+    for item in listing:
+        batch.append(item)
+        if len(batch) == RENDER_BATCH:
+            flush()
+    flush()
+    return "[" + ",".join(parts) + "]"
+
+
+# --- Cursors --------------------------------------------------------------------------------
+
+
+def encode_cursor(offset: int, key: Key) -> str:
+    """An opaque token: the offset it stands for and the key the page at that offset follows
+    (without the partition, which the list supplies)."""
+    data = json.dumps({"o": offset, "k": key}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+
+def _is_key_value(value: Any) -> bool:
+    return (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("S", "N")
+            and isinstance(next(iter(value.values())), str))
+
+
+def decode_cursor(cursor: str, offset: int, attributes: frozenset[str]) -> Key | None:
+    """The key in `cursor` if it is one for this offset and list's key attributes; None for
+    anything else (the offset then decides, as for a client that sent no cursor)."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("o") != offset or not isinstance(data.get("k"), dict):
+        return None
+    key = data["k"]
+    if set(key) != attributes or not all(_is_key_value(value) for value in key.values()):
+        return None
+    return key
+
+
+# --- Bookmarks ------------------------------------------------------------------------------
+
+
+class _Bookmarks:
+    """Where pages served by this process end: (list, offset) → the key the next page follows,
+    valid while the list keeps the length it had then, for BOOKMARK_SECONDS. A client paging by
+    offset alone (the SDK, QField) then costs one Query a page on a warm process; a cold one
+    counts instead. Never more than MAX_BOOKMARKS."""
+
+    def __init__(self) -> None:
+        self._marks: OrderedDict[tuple[str, int], tuple[int, float, Key]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, identity: str, offset: int, total: int, key: Key) -> None:
+        with self._lock:
+            self._marks[(identity, offset)] = (total, time.monotonic() + BOOKMARK_SECONDS, key)
+            self._marks.move_to_end((identity, offset))
+            while len(self._marks) > MAX_BOOKMARKS:
+                self._marks.popitem(last=False)
+
+    def find(self, identity: str, offset: int, total: int) -> Key | None:
+        with self._lock:
+            mark = self._marks.get((identity, offset))
+            if mark is None:
+                return None
+            kept_total, expires, key = mark
+            if kept_total != total or expires < time.monotonic():
+                del self._marks[(identity, offset)]
+                return None
+            return key
+
+    def clear(self) -> None:
+        with self._lock:
+            self._marks.clear()
+
+
+_bookmarks = _Bookmarks()

@@ -30,6 +30,7 @@ from .models import (
     Delta,
     Job,
     JobLease,
+    ListCount,
     Project,
     ProjectFile,
     ProjectName,
@@ -37,6 +38,8 @@ from .models import (
     User,
 )
 from .models.base import Transaction, utcnow
+from .models.counts import count_id
+from .models.jobs import JobType
 from .models.projects import is_live
 
 FILE_BATCH = 25  # file items per transaction (with the two counters: far below DynamoDB's 100)
@@ -73,6 +76,7 @@ def purge(project_id: str) -> None:
     if project.deleting_since is None:
         return
     _drop_upload_sessions(project)
+    _delete_counts(project)
     for model, items in (
         (Collaborator, Collaborator.query(project.id, consistent_read=True)),
         (Delta, Delta.query(project.id, consistent_read=True)),
@@ -87,6 +91,19 @@ def purge(project_id: str) -> None:
     storage.delete_everything_under(storage.project_prefix(project.id))
     with contextlib.suppress(DeleteError):
         project.delete(condition=Project.deleting_since.exists())
+
+
+def _delete_counts(project: Project) -> None:
+    """The counters of the project's job and delta lists (before the deltas, which name their
+    deltafiles)."""
+    deltafiles = {delta.deltafile_id for delta in Delta.in_order.query(
+        project.id, attributes_to_get=["project_id", "id", "seq", "deltafile_id"])}
+    list_ids = [count_id("jobs", project.id), count_id("deltas", project.id)]
+    list_ids += [count_id("jobs", project.id, job_type) for job_type in JobType]
+    list_ids += [count_id("deltafile", project.id, deltafile) for deltafile in sorted(deltafiles)]
+    with ListCount.batch_write() as batch:
+        for list_id in list_ids:
+            batch.delete(ListCount(list_id))
 
 
 def _drop_upload_sessions(project: Project) -> None:

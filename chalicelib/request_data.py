@@ -8,8 +8,10 @@ validation error, which the error mapping turns into 400 `validation_error`.
 
 from __future__ import annotations
 
+import binascii
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any, TypeVar
@@ -24,6 +26,10 @@ from .errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents
 from .inputs import Deltafile
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+# A multipart file part beyond this goes to a temporary file while it is parsed.
+PART_IN_MEMORY_BYTES = 1024 * 1024
+# Base64 characters decoded at a time (a multiple of 4): the body is never decoded whole.
+DECODE_CHARS = 4 * 1024 * 1024
 MULTIPART = "multipart/form-data"
 MAX_BOUNDARY_CHARS = 70  # RFC 2046
 # The clients send two parts (QField's `text` and `file`); a body of thousands is refused.
@@ -43,6 +49,26 @@ def _raw_body(request) -> bytes:
     if isinstance(body, str):
         body = body.encode("utf-8")
     return body or b""
+
+
+def _body_chunks(request) -> Iterator[bytes]:
+    """The body in chunks, decoded from the event as it arrived (base64 for binary types, as API
+    Gateway sends them): a large body is in memory once, as received, not a second time decoded."""
+    event = request.to_original_event()
+    body = event.get("body")
+    if not body:
+        return
+    if not event.get("isBase64Encoded"):
+        yield body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        return
+    whole = body if isinstance(body, str) else memoryview(body)
+    for start in range(0, len(whole), DECODE_CHARS):
+        piece = whole[start:start + DECODE_CHARS]
+        try:
+            yield binascii.a2b_base64(piece.encode("ascii") if isinstance(piece, str) else piece,
+                                      strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("The body is not valid base64.") from None
 
 
 @dataclass
@@ -114,10 +140,11 @@ def multipart(request) -> MultipartBody:
 
     parser = FormParser(
         MULTIPART, on_field, on_file, boundary=boundary,
-        config={"MAX_MEMORY_FILE_SIZE": SPOOL_IN_MEMORY_BYTES, "UPLOAD_DELETE_TMP": True},
+        config={"MAX_MEMORY_FILE_SIZE": PART_IN_MEMORY_BYTES, "UPLOAD_DELETE_TMP": True},
     )
     try:
-        parser.write(_raw_body(request))
+        for chunk in _body_chunks(request):
+            parser.write(chunk)
         parser.finalize()
     except (FormParserError, KeyError, ValueError):
         raise BadRequest("The multipart body is malformed.") from None
@@ -152,10 +179,10 @@ def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any
 
 
 def _body_fields(request) -> dict[str, Any]:
-    raw = _raw_body(request)
     kind = media_type(request)
     if kind == MULTIPART:
         return dict(multipart(request).fields)
+    raw = _raw_body(request)
     if len(raw) > MAX_FORM_BODY_BYTES:
         raise PayloadTooLarge(f"A JSON or form body is at most {MAX_FORM_BODY_BYTES} bytes.")
     if not raw.strip():

@@ -16,6 +16,7 @@ from .health import Health
 from .jobs import JobReport
 from .models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
 from .models.deltas import DeltaStatus
+from .models.files import ListedFile, ListedVersion
 from .models.projects import ProjectType
 from .organizations import OrganizationView
 from .packages import Package
@@ -153,11 +154,11 @@ def collaborator_json(collaborator: Collaborator) -> dict[str, Any]:
     ).dump()
 
 
-def version_display(version: FileVersion) -> str:
+def version_display(version: FileVersion | ListedVersion) -> str:
     return "v" + version.uploaded_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
 
 
-def _file_version(version: FileVersion, is_latest: bool) -> out.FileVersionOut:
+def _file_version(version: FileVersion | ListedVersion, is_latest: bool) -> out.FileVersionOut:
     return out.FileVersionOut(
         version_id=version.version_id,
         size=int(version.size),
@@ -170,7 +171,7 @@ def _file_version(version: FileVersion, is_latest: bool) -> out.FileVersionOut:
     )
 
 
-def _file_fields(item: ProjectFile) -> dict[str, Any]:
+def _file_fields(item: ProjectFile | ListedFile) -> dict[str, Any]:
     latest = item.latest
     return {
         "name": item.name,
@@ -185,7 +186,7 @@ def _file_fields(item: ProjectFile) -> dict[str, Any]:
     }
 
 
-def file_json(item: ProjectFile) -> dict[str, Any]:
+def file_json(item: ProjectFile | ListedFile) -> dict[str, Any]:
     return out.FileOut(**_file_fields(item)).dump()
 
 

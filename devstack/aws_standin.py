@@ -2,18 +2,24 @@
 
     python -m devstack.aws_standin -H 127.0.0.1 -p 5000
 
-Its state survives restarts through moto's recorder, which replays the recorded requests at the
-next start (reference/local-stack.md). For that to hold: only requests that change what is
-stored are recorded (no reads, no queue traffic: job messages are work in progress, and the
-worker re-announces waiting jobs at start), and S3 draws its version and upload ids from a
-random stream of its own, so what the job worker does with queues in between never shifts them.
+With `QFC_AWS_STATE_DIR` its state survives restarts (devstack/aws_state.py): before it listens,
+it loads the snapshot kept there and replays the journal of what changed since, and compacts
+them into a new snapshot; while it serves, each request that changes what is stored goes into
+the journal (no reads, no queue traffic: job messages are work in progress, and the worker
+re-announces waiting jobs at start), a large body as a file of its own. S3 draws its version and
+upload ids from a random stream of its own, seeded by the stack at every start (the journal's
+first entry), so what the job worker does with queues in between never shifts them.
 """
 
+from __future__ import annotations
+
 import functools
+import gc
 import json
 import os
 import sys
 import threading
+from pathlib import Path
 
 import moto.s3.models
 from moto.moto_api._internal import mock_random
@@ -22,23 +28,8 @@ from moto.moto_api._internal.recorder.models import Recorder
 from moto.s3.models import FakeMultipart
 from moto.server import main
 
+from .aws_state import StateDirectory, objects_read_body_files, offer_body, request_body
 from .moto_atomic import make_dynamodb_atomic
-
-
-def serialize_recording() -> None:
-    """moto's recorder writes an entry and its newline in two writes, unlocked: concurrent
-    requests (parallel part uploads) interleave them and the recording can no longer be
-    replayed. One lock keeps every entry on its own line."""
-    lock = threading.Lock()
-    record = Recorder._record_request
-
-    @functools.wraps(record)
-    def locked(self, *args, **kwargs):
-        with lock:
-            return record(self, *args, **kwargs)
-
-    Recorder._record_request = locked
-
 
 # S3's own seeded random stream: version ids and multipart upload ids.
 S3_RANDOM = MotoRandom()
@@ -85,29 +76,56 @@ def changes_state(request) -> bool:
     return request.method not in ("GET", "HEAD")
 
 
-def record_only_changes(journal_path: str | None) -> None:
-    """Record what changes state; with `journal_path` (QFC_AWS_REQUEST_JOURNAL), also note every
-    request there, bodies left out: a witness of what clients asked, for tests and debugging."""
-    record = Recorder._record_request
+def record_changes(state: StateDirectory | None, witness_path: str | None) -> None:
+    """moto hands every request to its recorder before handling it: what changes state goes into
+    the state's journal; with `witness_path` (QFC_AWS_REQUEST_JOURNAL) every request is also
+    noted there, bodies left out: a witness of what clients asked, for tests and debugging."""
     lock = threading.Lock()
 
-    @functools.wraps(record)
-    def record_changes(self, request, *args, **kwargs):
-        if journal_path:
+    def record(self, request, body=None):
+        offer_body(None, None)
+        if request.raw_path.startswith("/moto-api/recorder/"):
+            return
+        if state is not None and state.journal.replaying:
+            return
+        if witness_path:
             entry = {"method": request.method, "url": request.raw_url, "headers": dict(request.headers)}
-            with lock, open(journal_path, "a") as journal:
-                journal.write(json.dumps(entry) + "\n")
-        if changes_state(request):
-            return record(self, request, *args, **kwargs)
-        return None
+            with lock, open(witness_path, "a") as witness:
+                witness.write(json.dumps(entry) + "\n")
+        if state is not None and changes_state(request):
+            state.journal.append(state.journal.entry(request, body if body is not None
+                                                     else request_body(request)))
 
-    Recorder._record_request = record_changes
+    Recorder._record_request = record
+
+
+def start() -> int:
+    make_dynamodb_atomic()
+    give_s3_its_own_randomness()
+    make_upload_ids_replayable()
+    objects_read_body_files()
+    state = None
+    if os.environ.get("QFC_AWS_STATE_DIR"):
+        legacy = os.environ.get("QFC_AWS_LEGACY_RECORDING")
+        state = StateDirectory(Path(os.environ["QFC_AWS_STATE_DIR"]), Path(legacy) if legacy else None)
+    record_changes(state, os.environ.get("QFC_AWS_REQUEST_JOURNAL"))
+    if state is not None:
+        state.restore()
+    collect_garbage_seldom()
+    main(sys.argv[1:])
+    return 0
+
+
+def collect_garbage_seldom() -> None:
+    """moto holds every item and object as Python objects, millions for a large state; Python's
+    cycle collector walks them all at each full collection, which made a Query wait hundreds of
+    milliseconds now and then. What was restored is moved out of its sight (`gc.freeze`), and
+    full collections come less often (nothing here depends on them: moto's data has no cycles
+    to free)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 if __name__ == "__main__":
-    make_dynamodb_atomic()
-    serialize_recording()
-    record_only_changes(os.environ.get("QFC_AWS_REQUEST_JOURNAL"))
-    give_s3_its_own_randomness()
-    make_upload_ids_replayable()
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(start())

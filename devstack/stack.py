@@ -1,12 +1,14 @@
 """Starts and stops the local stack: moto's server (a child process) and the API.
 
-moto keeps everything in memory; its recorder appends every request to a file, which is replayed
-at the next start (reference/local-stack.md). Each start first sends a new random seed, which is
-recorded too, so a replay regenerates the same S3 version ids and new ones never collide.
+moto keeps everything in memory; the stand-in keeps it on disk as a snapshot and a journal of the
+changes since, which it loads (and compacts) at the next start (devstack/aws_state.py). Each
+start then sends a new random seed, the journal's first entry, so that replaying the journal
+regenerates the same S3 version ids and new ones never collide.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -24,6 +26,8 @@ import requests
 from chalicelib import config as settings_module
 
 LOOPBACK = "127.0.0.1"
+S3_OBJECTS_IN_MEMORY_BYTES = 256 * 1024
+
 LOCAL_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -90,7 +94,12 @@ class StackConfig:
         return f"http://{self.public_host}:{self.port}/api/v1/"
 
     @property
-    def recording(self) -> Path:
+    def aws_state(self) -> Path:
+        return self.data_dir / "aws-state"
+
+    @property
+    def legacy_recording(self) -> Path:
+        """Where an older version kept moto's recording (migrated at the first start)."""
         return self.data_dir / "moto-recording.jsonl"
 
     @property
@@ -139,35 +148,49 @@ def start_moto(config: StackConfig) -> subprocess.Popen:
     if not _port_is_free(LOOPBACK, config.aws_port):
         raise SystemExit(f"port {config.aws_port} is taken: set QFC_AWS_PORT to a free port")
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    had_state = config.recording.exists() and config.recording.stat().st_size > 0
+    had_state = config.aws_state.exists() or config.legacy_recording.exists()
     env = {
         **os.environ,
-        "MOTO_ENABLE_RECORDING": "True",
-        "MOTO_RECORDER_FILEPATH": str(config.recording),
+        "QFC_AWS_STATE_DIR": str(config.aws_state),
+        "QFC_AWS_LEGACY_RECORDING": str(config.legacy_recording),
+        # Objects above this are kept in temporary files, not in moto's memory.
+        "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(S3_OBJECTS_IN_MEMORY_BYTES),
     }
     log = open(config.data_dir / "moto.log", "ab")  # noqa: SIM115 (lives as long as moto)
+    if had_state:
+        print("Restoring the saved local state...", file=sys.stderr, flush=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack.aws_standin", "-H", LOOPBACK, "-p", str(config.aws_port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     try:
-        _wait_until_up(f"{config.aws_endpoint}/moto-api/", process)
+        try:
+            _wait_until_up(f"{config.aws_endpoint}/moto-api/", process, seconds=3600 if had_state else 60)
+        except SystemExit:
+            if had_state:
+                log_path = config.data_dir / "moto.log"
+                raise SystemExit(f"could not restore the saved state from {config.aws_state} (details "
+                                 f"in {log_path}); move it away to start afresh") from None
+            raise
         seed = random.randrange(2**31)
         requests.post(f"{config.aws_endpoint}/moto-api/seed?a={seed}", timeout=10).raise_for_status()
-        if had_state:
-            print("Restoring the saved local state...", file=sys.stderr, flush=True)
-            replay = requests.post(
-                f"{config.aws_endpoint}/moto-api/recorder/replay-recording", timeout=3600
-            )
-            if not replay.ok:
-                raise SystemExit(
-                    f"could not restore the saved state from {config.recording} (details in "
-                    f"{config.data_dir / 'moto.log'}); move that file away to start afresh"
-                )
     except BaseException:
         stop_process(process)
         raise
     return process
+
+
+def state_summary(config: StackConfig) -> str:
+    """What the AWS stand-in restored at this start, how long it took, and the state's size."""
+    try:
+        restored = json.loads((config.aws_state / "restored.json").read_text())
+    except (OSError, ValueError):
+        return f"Local state:      none yet (kept in {config.aws_state})"
+    gib = 1024**3
+    return (f"Local state:      restored in {restored['seconds']:.1f} s ({restored['tables']} tables, "
+            f"{restored['items']:,} items, {restored['versions']:,} object versions of "
+            f"{restored['object_bytes'] / gib:.2f} GiB); {restored['disk_bytes'] / gib:.2f} GiB on disk in "
+            f"{config.aws_state}")
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -222,6 +245,19 @@ def ensure_admin(config: StackConfig) -> tuple[str, str | None]:
     return username, password
 
 
+def count_lists_once(config: StackConfig) -> None:
+    """State kept from a version without list counters gets them, once (`admin recount`)."""
+    marker = config.data_dir / "lists-counted"
+    if marker.exists():
+        return
+    from chalicelib.recount import recount_all
+
+    projects = recount_all()
+    if projects:
+        print(f"Counted the lists of {projects} projects kept from an older version.", file=sys.stderr)
+    marker.write_text("1\n")
+
+
 def run(config: StackConfig) -> None:
     if not _port_is_free(config.host, config.port):
         raise SystemExit(f"port {config.port} is taken: set QFC_PORT to a free port")
@@ -244,6 +280,7 @@ def run(config: StackConfig) -> None:
         from devstack.resources import ensure_all
 
         ensure_all()
+        count_lists_once(config)
         admin, password = ensure_admin(config)
 
         from app import app, handler
@@ -282,6 +319,7 @@ def _announce(config: StackConfig, admin: str, password: str | None) -> None:
         + ("; from the network only presigned requests)" if config.gated else ")"),
         "Job worker:       " + (f"running, log in {config.worker_log}" if config.start_worker
                                  else "not started (QFC_WORKER=0)"),
+        state_summary(config),
     ]
     if password:
         lines.append(f"Created user '{admin}' with password: {password}")

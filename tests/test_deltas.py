@@ -313,9 +313,14 @@ def test_a_deltafile_of_100k_deltas_is_refused_with_a_413_and_stores_nothing(ali
 
 
 def test_deleting_the_project_removes_its_deltas_jobs_and_feature_keys(alice, project):
-    from chalicelib.models import ClientFeaturePk, Delta, Job
+    from chalicelib.models import ClientFeaturePk, Delta, Job, ListCount
+
+    def counters() -> int:
+        return sum(1 for count in ListCount.scan() if project in count.list_id)
 
     assert pushed(alice, project, "multistage_p1_c1_create.json") == ["STATUS_APPLIED"]
     assert Delta.count(project) and ClientFeaturePk.count(project) and Job.by_project.count(project)
+    assert counters() >= 4  # the job and delta lists, a type of job, a deltafile
     assert alice.delete(f"projects/{project}/").status == 204
     assert (Delta.count(project), ClientFeaturePk.count(project), Job.by_project.count(project)) == (0, 0, 0)
+    assert counters() == 0

@@ -1,5 +1,6 @@
 """What the local AWS stand-in adds to moto (devstack/moto_atomic.py) keeps DynamoDB's meaning:
-a cancelled transaction leaves no trace, whatever it touched before the failing condition."""
+a cancelled transaction leaves no trace, whatever it touched before the failing condition, and a
+Query that reads only its partition answers what moto's own answers."""
 
 import pytest
 from pynamodb.exceptions import TransactWriteError
@@ -18,3 +19,99 @@ def test_a_cancelled_transaction_undoes_every_item_it_touched(aws):
         tx.save(changed, condition=Delta.id.does_not_exist())
     assert [d.id for d in Delta.query("p")] == ["kept"]
     assert Delta.get("p", "kept").content == {"v": 1}
+
+
+def test_a_query_answers_as_moto_does_while_reading_only_its_partition():
+    """Random tables and Queries (key conditions, indexes with and without a range key, limits,
+    both directions, filters, counts, items near the 1 MB page size), with writes in between, each
+    paged to its end with moto's own Query and with the stand-in's: the same pages."""
+    import random
+
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.models.table import Table
+
+    def key(name: str, kind: str = "HASH") -> dict:
+        return {"AttributeName": name, "KeyType": kind}
+
+    partition_scoped = Table.query  # as conftest patched it
+    assert getattr(partition_scoped, "__qfc_partition__", False)
+    motos_own = partition_scoped.__wrapped__
+    rng = random.Random(7)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("p", "r", "g", "s")],
+            KeySchema=[key("p"), key("r", "RANGE")],
+            GlobalSecondaryIndexes=[
+                {"IndexName": "by-g-s", "Projection": {"ProjectionType": "ALL"},
+                 "KeySchema": [key("g"), key("s", "RANGE")]},
+                {"IndexName": "by-g", "Projection": {"ProjectionType": "KEYS_ONLY"}, "KeySchema": [key("g")]},
+            ])
+        for number in range(300):
+            item = {"p": {"S": rng.choice("abc")}, "n": {"N": str(number)},
+                    "r": {"S": "".join(rng.choice("xyzé日") for _ in range(rng.randint(1, 4)))}}
+            if rng.random() < 0.8:
+                item["g"] = {"S": rng.choice("gh")}
+            if rng.random() < 0.8:
+                item["s"] = {"S": rng.choice(["1", "2", "3", "10"])}
+            if rng.random() < 0.1:
+                item["big"] = {"S": "z" * 60_000}
+            client.put_item(TableName="t", Item=item)
+
+        def pages(arguments: dict) -> list:
+            found, start = [], None
+            while True:
+                reply = client.query(**arguments, **({"ExclusiveStartKey": start} if start else {}))
+                found.append((reply.get("Items"), reply["Count"], reply.get("LastEvaluatedKey")))
+                start = reply.get("LastEvaluatedKey")
+                if not start:
+                    return found
+
+        def change_something() -> None:
+            """A write between Queries: sorted partitions kept from before must not serve."""
+            choice = rng.random()
+            key = {"p": {"S": rng.choice("abc")}, "r": {"S": rng.choice(["x", "y", "zz", "é"])}}
+            if choice < 0.4:
+                client.put_item(TableName="t", Item={**key, "g": {"S": rng.choice("gh")}, "s": {"S": "2"},
+                                                     "n": {"N": "1"}})
+            elif choice < 0.7:
+                client.update_item(TableName="t", Key=key, UpdateExpression="SET g = :g, s = :s",
+                                   ExpressionAttributeValues={":g": {"S": rng.choice("gh")},
+                                                              ":s": {"S": rng.choice(["1", "3"])}})
+            else:
+                client.delete_item(TableName="t", Key=key)
+
+        for _ in range(120):
+            if rng.random() < 0.3:
+                change_something()
+            values = {}
+            if rng.random() < 0.5:
+                arguments = {"KeyConditionExpression": "p = :p"}
+                values[":p"] = {"S": rng.choice("abcd")}
+                if rng.random() < 0.4:
+                    arguments["KeyConditionExpression"] += " AND begins_with(r, :b)"
+                    values[":b"] = {"S": rng.choice("xyzé")}
+            else:
+                arguments = {"IndexName": rng.choice(["by-g-s", "by-g"]), "KeyConditionExpression": "g = :g"}
+                values[":g"] = {"S": rng.choice("gh")}
+                if arguments["IndexName"] == "by-g-s" and rng.random() < 0.4:
+                    arguments["KeyConditionExpression"] += " AND s > :s"
+                    values[":s"] = {"S": "1"}
+            if rng.random() < 0.6:
+                arguments["Limit"] = rng.randint(1, 80)
+            if rng.random() < 0.4:
+                arguments["ScanIndexForward"] = False
+            if rng.random() < 0.2:
+                arguments["Select"] = "COUNT"
+            if rng.random() < 0.2:
+                arguments["FilterExpression"] = "n > :n"
+                values[":n"] = {"N": "200"}
+            arguments.update(TableName="t", ExpressionAttributeValues=values)
+            Table.query = motos_own
+            try:
+                expected = pages(arguments)
+            finally:
+                Table.query = partition_scoped
+            assert pages(arguments) == expected, arguments

@@ -34,7 +34,7 @@ UPLOAD_ERRORS = (EmptyContent, MultipleContents, RestrictedProjectModification, 
 def list_files(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.READ_FILES)
-    return paginate(router.request, files.list_files(project), lambda page: [file_json(f) for f in page])
+    return paginate(router.request, files.listed_files(project), lambda page: [file_json(f) for f in page])
 
 
 @router.file_route("/files/{project_id}/", methods=["POST"], doc=Doc(

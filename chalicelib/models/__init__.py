@@ -1,6 +1,7 @@
 """PynamoDB models, one module per aggregate. docs/data-model.md lists every table and index."""
 
 from .collaborators import Collaborator
+from .counts import ListCount
 from .deltas import ClientFeaturePk, Delta
 from .files import FileVersion, ProjectFile
 from .jobs import Job, JobLease
@@ -11,10 +12,10 @@ from .uploads import UploadSession
 from .users import LoginAttempts, User
 
 ALL_MODELS = (User, LoginAttempts, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
-              UploadSession, Job, JobLease, Delta, ClientFeaturePk, Membership, Team)
+              UploadSession, Job, JobLease, Delta, ClientFeaturePk, Membership, Team, ListCount)
 
 __all__ = [
     "ALL_MODELS", "AuthToken", "ClientFeaturePk", "Collaborator", "Delta", "FileVersion", "Job",
-    "JobLease", "LoginAttempts", "Membership", "Project", "ProjectFile", "ProjectName", "Team",
-    "UploadSession", "User",
+    "JobLease", "ListCount", "LoginAttempts", "Membership", "Project", "ProjectFile", "ProjectName",
+    "Team", "UploadSession", "User",
 ]

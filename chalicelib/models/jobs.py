@@ -47,6 +47,22 @@ class JobsByProject(GlobalSecondaryIndex):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class JobsOfType(GlobalSecondaryIndex):
+    """A project's jobs of one type, oldest first: `GET jobs/?project_id=&type=` (`project_and_type`
+    is `<project id>#<type>`)."""
+
+    class Meta:
+        index_name = "by-project-type"
+        projection = AllProjection()
+
+    project_and_type = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+def project_and_type(project_id: str, job_type: str) -> str:
+    return f"{project_id}#{job_type}"
+
+
 class ActiveJobs(GlobalSecondaryIndex):
     """Sparse: only jobs not yet done carry `active_partition`; their sort key starts with the
     project id. The package dedup and "one job waiting per project" read one project's slice;
@@ -77,6 +93,7 @@ class Job(Table):
     id = UnicodeAttribute(hash_key=True)
     project_id = UnicodeAttribute()
     type = UnicodeAttribute()
+    project_and_type = UnicodeAttribute(null=True)  # see JobsOfType
     status = UnicodeAttribute(default=JobStatus.PENDING)
     created_by = UnicodeAttribute()  # username
     created_by_key = UnicodeAttribute()
@@ -96,6 +113,7 @@ class Job(Table):
     attempts = NumberAttribute(default=0)
 
     by_project = JobsByProject()
+    of_type = JobsOfType()
     active = ActiveJobs()
 
     @property

@@ -69,6 +69,9 @@ class Project(Table):
     data_last_updated_at = UTCDateTimeAttribute(null=True)
     restricted_data_last_updated_at = UTCDateTimeAttribute(null=True)
     file_storage_bytes = NumberAttribute(default=0)
+    # How many files the project holds: `X-Total-Count` of `GET files/<id>/`, changed in the
+    # transaction that adds or removes a file.
+    file_count = NumberAttribute(default=0)
     the_qgis_file_name = UnicodeAttribute(null=True)
     thumbnail_version = UnicodeAttribute(null=True)
     thumbnail_content_type = UnicodeAttribute(null=True)

@@ -1,0 +1,87 @@
+"""A direct upload's body goes through the API without needless copies: the gateway puts it in the
+event base64-encoded (as API Gateway does), the handler decodes it a chunk at a time into the
+multipart parser (never whole), large parts are spooled to disk, and the stored bytes and
+checksums are exact, whether the event body is a str (Lambda) or bytes (the local gateway)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+
+import pytest
+import requests
+
+from tests.files_helpers import upload
+
+BIG = 9 * 1024 * 1024 + 123  # more than two decoding steps, more than the 8 MiB ETag part
+
+
+@pytest.fixture
+def no_whole_body(monkeypatch):
+    """Chalice's `raw_body` decodes the whole body at once: a multipart upload must not need it."""
+    from chalice.app import Request
+
+    def refused(self):
+        raise AssertionError("the multipart body was decoded whole")
+
+    monkeypatch.setattr(Request, "raw_body", property(refused))
+
+
+def _stored(alice, pid: str, name: str) -> bytes:
+    reply = alice.get(f"files/{pid}/{name}/")
+    assert reply.status == 302
+    return requests.get(reply.headers["Location"], timeout=60).content
+
+
+def test_a_large_upload_is_decoded_chunk_by_chunk_and_stored_exactly(alice, pid, no_whole_body):
+    content = os.urandom(BIG)
+    reply = upload(alice, pid, "big.bin", content)
+    assert reply.status == 201, reply.content
+    assert reply.json()["sha256"] == hashlib.sha256(content).hexdigest()
+    parts = [hashlib.md5(content[i:i + 8 * 1024 * 1024]).digest() for i in range(0, BIG, 8 * 1024 * 1024)]
+    assert reply.json()["md5sum"] == f"{hashlib.md5(b''.join(parts)).hexdigest()}-2"
+    assert _stored(alice, pid, "big.bin") == content
+
+
+def _event_for(api, pid: str, content: bytes) -> dict:
+    prepared = requests.Request("POST", f"http://testserver/api/v1/files/{pid}/lambda.bin/",
+                                files={"file": ("f", content)}).prepare()
+    headers = [*prepared.headers.items(), ("Authorization", f"Token {api.token}"), ("Host", "testserver")]
+    gateway = api.gateway
+    resource, params = gateway._match(f"/api/v1/files/{pid}/lambda.bin/")
+    from urllib.parse import urlsplit
+
+    return gateway._event("POST", urlsplit(f"/api/v1/files/{pid}/lambda.bin/"), headers, prepared.body,
+                          resource, params, "127.0.0.1")
+
+
+def test_an_event_body_of_str_as_lambda_receives_it_is_read_the_same(alice, pid, no_whole_body):
+    content = os.urandom(5 * 1024 * 1024 + 1)
+    event = _event_for(alice, pid, content)
+    assert event["isBase64Encoded"] and isinstance(event["body"], bytes)
+    event["body"] = event["body"].decode("ascii")  # what the Lambda runtime hands over
+    from devstack.gateway import _LambdaContext
+
+    result = alice.gateway.handler(event, _LambdaContext())
+    assert result["statusCode"] == 201, result["body"]
+    assert _stored(alice, pid, "lambda.bin") == content
+
+
+def test_the_gateway_takes_a_body_to_read(alice, pid):
+    content = b"streamed " * 1000
+    prepared = requests.Request("POST", "http://testserver/", files={"file": ("f", content)}).prepare()
+    headers = [*prepared.headers.items(), ("Authorization", f"Token {alice.token}"), ("Host", "testserver")]
+    response = alice.gateway.handle("POST", f"/api/v1/files/{pid}/s.txt/", headers, io.BytesIO(prepared.body))
+    assert response.status == 201
+    assert _stored(alice, pid, "s.txt") == content
+
+
+def test_a_body_that_is_not_base64_is_a_400(alice, pid):
+    event = _event_for(alice, pid, b"x")
+    event["body"] = base64.b64encode(b"x").decode() + "!not base64!"
+    from devstack.gateway import _LambdaContext
+
+    result = alice.gateway.handler(event, _LambdaContext())
+    assert result["statusCode"] == 400
