@@ -122,7 +122,7 @@ def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVers
     quota.reserve(owner, sums.size, caller.client_type)
     key = storage.file_key(target.project.id, target.name)
     try:
-        s3_version_id = storage.put_object(key, content, content_type_for(target.name))
+        s3_version_id = storage.put_object(key, content, content_type_for(target.name), sums.sha256)
     except Exception:
         quota.release(owner.username_key, sums.size)
         raise

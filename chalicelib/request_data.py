@@ -30,6 +30,11 @@ SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 PART_IN_MEMORY_BYTES = 1024 * 1024
 # Base64 characters decoded at a time (a multiple of 4): the body is never decoded whole.
 DECODE_CHARS = 4 * 1024 * 1024
+# A synchronous Lambda invocation carries at most 6 MB of event, so on AWS a binary body this
+# large never reaches the function (API Gateway refuses it first). Only the local stack, with
+# its larger direct-upload limit, delivers such a body, and it does so unencoded: base64 would
+# be a local-only cost (an encode and a decode of every byte, the bulk of a large upload's time).
+LAMBDA_EVENT_BYTES = 6 * 1024 * 1024
 MULTIPART = "multipart/form-data"
 MAX_BOUNDARY_CHARS = 70  # RFC 2046
 # The clients send two parts (QField's `text` and `file`); a body of thousands is refused.
@@ -59,7 +64,9 @@ def _body_chunks(request) -> Iterator[bytes]:
     if not body:
         return
     if not event.get("isBase64Encoded"):
-        yield body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        whole = memoryview(body.encode("utf-8") if isinstance(body, str) else body)
+        for start in range(0, len(whole), DECODE_CHARS):
+            yield bytes(whole[start:start + DECODE_CHARS])
         return
     whole = body if isinstance(body, str) else memoryview(body)
     for start in range(0, len(whole), DECODE_CHARS):

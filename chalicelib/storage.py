@@ -6,6 +6,7 @@ one home. Bytes of project files never pass through the API when presigned URLs 
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any
@@ -95,10 +96,14 @@ def content_disposition(filename: str, disposition: str = "attachment") -> str:
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def put_object(key: str, body: IO[bytes] | bytes, content_type: str) -> str:
-    """Store bytes under `key`; the S3 version id of the new version."""
+def put_object(key: str, body: IO[bytes] | bytes, content_type: str, sha256: str | None = None) -> str:
+    """Store bytes under `key`; the S3 version id of the new version. With the bytes' SHA-256
+    (hex), S3 checks that it received exactly them, and boto3 need not read them for a checksum
+    of its own."""
+    checksum = ({"ChecksumAlgorithm": "SHA256",
+                 "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode("ascii")} if sha256 else {})
     response = aws.s3().put_object(
-        Bucket=settings.bucket, Key=key, Body=body, ContentType=content_type
+        Bucket=settings.bucket, Key=key, Body=body, ContentType=content_type, **checksum
     )
     return response["VersionId"]
 

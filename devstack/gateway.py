@@ -9,7 +9,10 @@ added to proxy responses that have none, and the gateway response for unknown ro
 
 A body comes as bytes or as a file to read (a server that spooled a large body to disk). A
 binary body is put in the event base64-encoded as API Gateway does, as ASCII bytes rather than a
-str: the same characters, without a second in-memory copy of a large upload.
+str: the same characters, without a second in-memory copy of a large upload. A binary body above
+what a Lambda event can carry on AWS (`LAMBDA_EVENT_BYTES`: such a request never reaches the
+function there) is passed as it came, unencoded: only the local stack's larger direct uploads
+are that big, and encoding them would be work AWS never does.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.errors import MethodNotAllowed, UnknownRoute, error_json
+from chalicelib.request_data import LAMBDA_EVENT_BYTES
 
 # What API Gateway sets on a Lambda proxy response that names no Content-Type.
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -133,8 +137,8 @@ class ApiGateway:
             multi_headers.setdefault(name, []).append(value)
         query = parse_qs(split.query, keep_blank_values=True)
         content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
-        binary = self._is_binary(content_type)
-        encoded_body = _encoded(body.read() if hasattr(body, "read") else body, binary)
+        event_body, base64_encoded = _event_body(body.read() if hasattr(body, "read") else body,
+                                                 self._is_binary(content_type))
         return {
             "resource": resource,
             "path": split.path,
@@ -155,8 +159,8 @@ class ApiGateway:
                 "identity": {"sourceIp": source_ip},
                 **({"domainName": self.domain_name} if self.domain_name else {}),
             },
-            "body": encoded_body,
-            "isBase64Encoded": bool(encoded_body) and binary,
+            "body": event_body,
+            "isBase64Encoded": base64_encoded,
         }
 
     @staticmethod
@@ -175,10 +179,15 @@ class ApiGateway:
         return GatewayResponse(int(result["statusCode"]), headers, raw)
 
 
-def _encoded(body: bytes, binary: bool) -> bytes | str | None:
+def _event_body(body: bytes, binary: bool) -> tuple[bytes | str | None, bool]:
+    """The event's `body` and `isBase64Encoded`."""
     if not body:
-        return None
-    return base64.b64encode(body) if binary else body.decode("utf-8", "replace")
+        return None, False
+    if not binary:
+        return body.decode("utf-8", "replace"), False
+    if len(body) > LAMBDA_EVENT_BYTES:
+        return body, False
+    return base64.b64encode(body), True
 
 
 class _LambdaContext:

@@ -1,7 +1,9 @@
 """A direct upload's body goes through the API without needless copies: the gateway puts it in the
-event base64-encoded (as API Gateway does), the handler decodes it a chunk at a time into the
-multipart parser (never whole), large parts are spooled to disk, and the stored bytes and
-checksums are exact, whether the event body is a str (Lambda) or bytes (the local gateway)."""
+event base64-encoded (as API Gateway does) up to what a Lambda event can carry, and unencoded
+beyond (only the local stack has such bodies); the handler feeds it a chunk at a time into the
+multipart parser (never decoded whole), large parts are spooled to disk, and the stored bytes and
+checksums are exact, whether the event body is a str (Lambda) or bytes (the local gateway). S3
+receives the SHA-256 with the bytes, and keeps it."""
 
 from __future__ import annotations
 
@@ -55,6 +57,25 @@ def _event_for(api, pid: str, content: bytes) -> dict:
 
     return gateway._event("POST", urlsplit(f"/api/v1/files/{pid}/lambda.bin/"), headers, prepared.body,
                           resource, params, "127.0.0.1")
+
+
+def test_a_body_larger_than_a_lambda_event_is_handed_over_unencoded(alice, pid):
+    from chalicelib.request_data import LAMBDA_EVENT_BYTES
+
+    small, large = _event_for(alice, pid, b"x" * 1000), _event_for(alice, pid, os.urandom(BIG))
+    assert small["isBase64Encoded"] and base64.b64decode(small["body"]).count(b"x" * 1000) == 1
+    assert len(large["body"]) > LAMBDA_EVENT_BYTES and not large["isBase64Encoded"]
+
+
+def test_s3_is_given_the_sha256_of_a_direct_upload_and_keeps_it(alice, pid):
+    from chalicelib import aws
+    from chalicelib.config import settings
+    from chalicelib.storage import file_key
+
+    for name, content in (("small.txt", b"field notes"), ("big.bin", os.urandom(BIG))):
+        assert upload(alice, pid, name, content).status == 201
+        head = aws.s3().head_object(Bucket=settings.bucket, Key=file_key(pid, name), ChecksumMode="ENABLED")
+        assert base64.b64decode(head["ChecksumSHA256"]) == hashlib.sha256(content).digest()
 
 
 def test_an_event_body_of_str_as_lambda_receives_it_is_read_the_same(alice, pid, no_whole_body):
