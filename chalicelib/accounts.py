@@ -93,7 +93,7 @@ def fill_directory() -> int:
     Scan: run once after an upgrade (the local stack does it when it adds the index), never on
     a request path."""
     filled = 0
-    for user in User.scan(User.directory_partition.does_not_exist()):
+    for user in User.scan(User.directory_partition.does_not_exist()):  # scan-ok: an upgrade task
         if user.is_person or user.is_organization:
             user.update(actions=[User.directory_partition.set(directory_partition_of(user.username_key))])
             filled += 1
