@@ -1,4 +1,5 @@
-"""The child process of one job: `python -m job_containers.child REQUEST.json` runs the core the
+"""The child process of one job: `python -m job_containers.child` loads QGIS and the cores, reads
+the path of its request from stdin (it may be started before its job exists), runs the core the
 request names and writes its feedback where the request says. It exits without tearing QGIS
 down: QGIS 3.22 can crash at exit while Python still holds layers (reference jobs.md B.3)."""
 
@@ -31,5 +32,17 @@ def main(request_path: str) -> None:
     os._exit(0)
 
 
+def wait_for_request() -> None:
+    from job_containers import qgis_app
+
+    qgis_app.start()
+    for module, _ in CORES.values():
+        importlib.import_module(module)
+    request_path = sys.stdin.readline().strip()
+    if not request_path:  # the worker stopped before it had a job for this process
+        os._exit(0)
+    main(request_path)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    wait_for_request()

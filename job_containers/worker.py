@@ -28,7 +28,7 @@ from chalicelib.models import Job
 from chalicelib.models.jobs import JobStatus, JobType
 from chalicelib.observability import logger, metrics, publish_metrics
 
-from . import runner
+from . import isolation, runner
 
 SWEEP_EVERY_SECONDS = 15
 
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    isolation.keep_a_child_ready()
     worker.serve()
     return 0
 
