@@ -23,6 +23,7 @@ from moto.s3.models import FakeMultipart
 from moto.server import main
 
 from .moto_atomic import make_dynamodb_atomic
+from .moto_multipart import complete_multipart_uploads_without_a_copy
 
 
 def serialize_recording() -> None:
@@ -106,6 +107,7 @@ def record_only_changes(journal_path: str | None) -> None:
 
 if __name__ == "__main__":
     make_dynamodb_atomic()
+    complete_multipart_uploads_without_a_copy()
     serialize_recording()
     record_only_changes(os.environ.get("QFC_AWS_REQUEST_JOURNAL"))
     give_s3_its_own_randomness()
