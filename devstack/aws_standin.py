@@ -30,6 +30,7 @@ from moto.server import main
 
 from .aws_state import StateDirectory, objects_read_body_files, offer_body, request_body
 from .moto_atomic import make_dynamodb_atomic
+from .moto_multipart import complete_multipart_uploads_without_a_copy
 
 # S3's own seeded random stream: version ids and multipart upload ids.
 S3_RANDOM = MotoRandom()
@@ -101,6 +102,7 @@ def record_changes(state: StateDirectory | None, witness_path: str | None) -> No
 
 def start() -> int:
     make_dynamodb_atomic()
+    complete_multipart_uploads_without_a_copy()
     give_s3_its_own_randomness()
     make_upload_ids_replayable()
     objects_read_body_files()

@@ -2,7 +2,7 @@
 
 The flow: `begin` checks the rules and the quota and answers with one presigned PUT URL per
 8 MiB part; the parts go straight to S3 in parallel; `complete` assembles them and records the
-new version with its checksums, which we compare with the ones of the local file.
+new version with its checksums, whose size and SHA-256 we compare with the local file's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import requests
 
-from chalicelib.checksums import READ_SIZE, Checksums, Hasher
+from chalicelib.checksums import READ_SIZE
 
 from . import parallel, state
 from .api import TIMEOUT, Api, ApiError, file_path, http
@@ -36,6 +36,16 @@ COMPLETE_POLL_SECONDS = 10
 COMPLETE_PATIENCE_SECONDS = 40 * 60
 # The least a part's body hands urllib3 at a time (it asks for 16 KiB, and sends what it gets).
 _BODY_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LocalDigest:
+    """What the server's answer is checked against. Equal SHA-256s mean equal bytes, and the
+    server derives the md5sum from those very bytes, so the MD5 ETag is not computed here: it
+    would triple the hashing, which competes with the transfer for the CPU."""
+
+    size: int
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,7 @@ def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 
     identity = {"url": api.base_url, "project_id": project_id, "name": name,
                 "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     state_file = state.state_path(local, "upload")
-    local_sums = _hash_in_background(local)
+    local_digest = _hash_in_background(local)
 
     with open(local, "rb") as file:
         fd = file.fileno()
@@ -82,14 +92,14 @@ def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 
         finally:
             progress.close()
 
-    result = _complete(api, session_path, file_path("files/metadata", project_id, name), local_sums, log)
+    result = _complete(api, session_path, file_path("files/metadata", project_id, name), local_digest, log)
     # The session is gone on the server now: a rerun must not try to resume it.
     state.remove(state_file)
-    _compare(result, local_sums.result(), local)
+    _compare(result, local_digest.result(), local)
     return result
 
 
-def _complete(api: Api, session_path: str, metadata_path: str, local: Future[Checksums],
+def _complete(api: Api, session_path: str, metadata_path: str, local: Future[LocalDigest],
               log: Log) -> dict[str, Any]:
     """Ask the server to complete, until it has. Asking again is always safe: the server records
     each step of a completion, answers 409 while one runs (a file of many GB keeps it busy after
@@ -113,7 +123,7 @@ def _complete(api: Api, session_path: str, metadata_path: str, local: Future[Che
         time.sleep(COMPLETE_POLL_SECONDS)
 
 
-def _stored_version(api: Api, metadata_path: str, local: Checksums) -> dict[str, Any]:
+def _stored_version(api: Api, metadata_path: str, local: LocalDigest) -> dict[str, Any]:
     """The version a session became when it completed while we were not listening."""
     try:
         metadata = api.json("GET", metadata_path)
@@ -158,7 +168,7 @@ def _resume(api: Api, state_file: Path, identity: dict[str, Any], fd: int,
             raise
         metadata_path = file_path("files/metadata", str(saved["project_id"]), str(saved["name"]))
         with contextlib.suppress(TransferError):  # it may have completed after we stopped waiting
-            stored = _stored_version(api, metadata_path, _checksums_of(fd))
+            stored = _stored_version(api, metadata_path, _digest_of(fd))
             log(f"upload {saved['upload_id']} had completed: version {stored['version_id']}")
             return {"completed": stored}
         log(f"upload {saved['upload_id']} is gone from the server (expired or aborted); starting afresh")
@@ -177,12 +187,12 @@ def _resume(api: Api, state_file: Path, identity: dict[str, Any], fd: int,
     return session
 
 
-def _checksums_of(fd: int) -> Checksums:
-    hasher, offset = Hasher(), 0
+def _digest_of(fd: int) -> LocalDigest:
+    sha256, offset = hashlib.sha256(), 0
     while block := os.pread(fd, READ_SIZE, offset):
-        hasher.update(block)
+        sha256.update(block)
         offset += len(block)
-    return hasher.result()
+    return LocalDigest(offset, sha256.hexdigest())
 
 
 def _stale_parts(session: dict[str, Any], fd: int) -> list[int]:
@@ -240,22 +250,22 @@ class _Body:
     def __len__(self) -> int:
         return len(self._view)
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[memoryview]:
         # requests only streams bodies that are iterable; urllib3 then uses `read`.
         while block := self.read(_BODY_BLOCK):
             yield block
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1) -> memoryview:
         parallel.check(self._cancel)
         if size is None or size < 0:
             size = len(self._view) - self.sent
         # urllib3 asks for 16 KiB at a time and sends whatever it gets: larger blocks spare
-        # hundreds of Python calls and copies per part.
+        # hundreds of Python calls per part. A view, not a copy: the socket takes any buffer.
         size = max(size, _BODY_BLOCK)
         block = self._view[self.sent:self.sent + size]
         self.sent += len(block)
         self._progress.add(len(block))
-        return bytes(block)
+        return block
 
 
 def _put_part(fd: int, part: Part, urls: _PartUrls, progress: parallel.Progress,
@@ -284,21 +294,18 @@ def _put_part(fd: int, part: Part, urls: _PartUrls, progress: parallel.Progress,
         parallel.retrying(cancel, attempt, f"uploading part {part.number}", reason)
 
 
-def _hash_in_background(local: Path) -> Future[Checksums]:
-    """The local checksums, computed while the parts travel, to check the server's afterwards.
+def _hash_in_background(local: Path) -> Future[LocalDigest]:
+    """The local file's digest, computed while the parts travel, to check the server's afterwards.
 
     A daemon thread rather than a pool: an interrupted upload must not wait for it to finish
     reading a file of many gigabytes.
     """
-    future: Future[Checksums] = Future()
+    future: Future[LocalDigest] = Future()
 
     def work() -> None:
         try:
-            hasher = Hasher()
             with open(local, "rb") as file:
-                while block := file.read(READ_SIZE):
-                    hasher.update(block)
-            future.set_result(hasher.result())
+                future.set_result(_digest_of(file.fileno()))
         except BaseException as error:  # handed to whoever asks for the result
             future.set_exception(error)
 
@@ -306,12 +313,12 @@ def _hash_in_background(local: Path) -> Future[Checksums]:
     return future
 
 
-def _compare(result: dict[str, Any], local: Checksums, path: Path) -> None:
-    server = (result.get("size"), result.get("md5sum"), result.get("sha256"))
-    if server != (local.size, local.md5sum, local.sha256):
+def _compare(result: dict[str, Any], local: LocalDigest, path: Path) -> None:
+    server = (result.get("size"), result.get("sha256"))
+    if server != (local.size, local.sha256):
         raise TransferError(
             "checksum_mismatch",
-            f"the server stored {result.get('name')} version {result.get('version_id')} with size, md5sum, "
-            f"sha256 {server} but {path} has {(local.size, local.md5sum, local.sha256)}: the file may "
-            "have changed during the upload; delete that version and upload again",
+            f"the server stored {result.get('name')} version {result.get('version_id')} with size, sha256 "
+            f"{server} but {path} has {(local.size, local.sha256)}: the file may have changed during "
+            "the upload; delete that version and upload again",
         )

@@ -25,9 +25,11 @@ import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from devstack.moto_atomic import make_dynamodb_atomic  # noqa: E402
+from devstack.moto_multipart import complete_multipart_uploads_without_a_copy  # noqa: E402
 from tests.client import ApiClient  # noqa: E402
 
 make_dynamodb_atomic()
+complete_multipart_uploads_without_a_copy()
 
 PASSWORD = "correct horse battery"
 

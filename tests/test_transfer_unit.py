@@ -3,6 +3,7 @@ parsing, and renewing presigned URLs that S3 refuses as expired (moto never expi
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
@@ -168,9 +169,8 @@ class ScriptedApi:
 def _sums(data: bytes):
     from concurrent.futures import Future
 
-    from chalicelib.checksums import of_chunks
     future = Future()
-    future.set_result(of_chunks([data]))
+    future.set_result(upload.LocalDigest(len(data), hashlib.sha256(data).hexdigest()))
     return future
 
 
@@ -202,3 +202,19 @@ def test_other_refusals_end_the_completion_at_once():
     api = ScriptedApi([ApiError(400, "validation_error", "parts missing")])
     with pytest.raises(ApiError, match="validation_error"):
         upload._complete(api, "uploads/p/u/", "files/metadata/p/a.bin/", _sums(b"abc"), print)
+
+
+def test_the_local_file_is_checked_by_size_and_sha256(tmp_path: Path):
+    """Equal SHA-256s mean equal bytes: the server's md5sum, derived from those bytes, needs no
+    MD5 of the local file (which would triple the hashing that competes with the transfer)."""
+    local = tmp_path / "a.bin"
+    local.write_bytes(b"x" * (3 * 1024 * 1024 + 5))
+    digest = upload._hash_in_background(local).result(timeout=30)
+    assert digest == upload.LocalDigest(local.stat().st_size, hashlib.sha256(local.read_bytes()).hexdigest())
+    stored = {"name": "a.bin", "version_id": "v1", "size": digest.size, "sha256": digest.sha256,
+              "md5sum": "computed by the server"}
+    upload._compare(stored, digest, local)
+    for other in ({"sha256": "0" * 64}, {"size": digest.size - 1}):
+        with pytest.raises(upload.TransferError, match="checksum_mismatch") as refused:
+            upload._compare({**stored, **other}, digest, local)
+        assert "may have changed during the upload" in refused.value.message
