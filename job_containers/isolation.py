@@ -5,8 +5,9 @@ The child (`python -m job_containers.child`) runs one core and writes its feedba
 everything it prints goes to the job's log. The parent enforces the time limit and the memory
 limit (it samples the child's resident memory), and turns a signal or an exit code into words.
 
-A child is used for one job only, then ends. The worker keeps the next one started ahead
-(`keep_a_child_ready`): loading QGIS takes most of a second, which a job then no longer waits for.
+A child is used for one job only, then ends. The worker starts the next one ahead, when it
+starts and after each job (`prepare_a_child`): loading QGIS takes most of a second, which a job
+then no longer waits for.
 Each child has a folder of its own for QGIS's profile, Qt's runtime files and temporary files,
 removed when it ends (a child exits without QGIS's teardown, so it cannot clean up itself).
 """
@@ -122,39 +123,32 @@ def _start_child() -> _Child:
     return _Child(process, folder)
 
 
-_ready: _Child | None = None
-_keep_ready = False
+_ready: _Child | None = None  # the next job's child, started ahead
 
 
-def keep_a_child_ready() -> None:
-    """From now on, start the next job's child as soon as one ends (the worker's choice: a
-    process that runs a single core has no next job to prepare for)."""
-    global _keep_ready
-    _keep_ready = True
-    atexit.register(_discard_ready)
-    _remove_folders_of_dead_workers()
-    _prepare()
-
-
-def _remove_folders_of_dead_workers() -> None:
-    """A worker that was killed (not stopped) could not remove its ready child's folder."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{CHILD_FOLDER_PREFIX}*-*"):
-        pid = folder.name.removeprefix(CHILD_FOLDER_PREFIX).split("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _prepare() -> None:
+def prepare_a_child() -> None:
+    """Start the next job's child now (if none is waiting), so that QGIS is loaded when the job
+    comes. The worker calls it between jobs, not while one is finishing: the child's start would
+    take CPU from the job's last steps."""
     global _ready
-    if _keep_ready and _ready is None:
+    if _ready is None:
         _ready = _start_child()
 
 
+@atexit.register
 def _discard_ready() -> None:
     global _ready
     if _ready is not None:
         _ready.discard()
         _ready = None
+
+
+def remove_folders_of_killed_workers() -> None:
+    """A worker that was killed (not stopped) could not remove its waiting child's folder."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{CHILD_FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(CHILD_FOLDER_PREFIX).split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _take_child() -> _Child:
@@ -178,7 +172,6 @@ def run_core(core: str, arguments: dict[str, Any], workdir: Path, *, timeout_sec
         return _supervise(child, core, request, feedback_path, timeout_seconds, memory_mb, should_stop)
     finally:
         child.discard()
-        _prepare()
 
 
 def _supervise(child: _Child, core: str, request: Path, feedback_path: Path, timeout_seconds: float,

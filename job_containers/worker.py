@@ -125,6 +125,8 @@ class Worker:
 
     def serve(self) -> None:
         logger.info("Job worker started", extra={"worker": self.id})
+        isolation.remove_folders_of_killed_workers()
+        isolation.prepare_a_child()
         self._safely(lambda: self.sweep(starting=True))
         self._last_sweep = time.monotonic()
         while not self.stopping.is_set():
@@ -135,6 +137,7 @@ class Worker:
                 self._safely(lambda message=message: self.handle(message))
                 if self.stopping.is_set():
                     break
+                isolation.prepare_a_child()
 
     def _safely(self, action):
         """A failing AWS call must not end the worker: log it, pause, go on."""
@@ -176,7 +179,6 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    isolation.keep_a_child_ready()
     worker.serve()
     return 0
 

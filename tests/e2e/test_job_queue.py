@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,3 +121,38 @@ def test_a_worker_killed_half_way_through_1000_deltas_applies_each_exactly_once(
     result = json.loads(verified.stdout)
     assert result["ok"], result
     assert result["checked"] == {"create": 334, "patch": 333, "delete": 333}
+
+
+def _waiting_children(worker: subprocess.Popen) -> set[int]:
+    """The worker's child processes running job_containers.child."""
+    found = set()
+    for task in Path(f"/proc/{worker.pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            if b"job_containers.child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(int(pid))
+    return found
+
+
+def test_a_worker_keeps_a_child_ready_for_the_next_job_and_removes_it_when_stopped(cli, worker, tmp_path):
+    project = tmp_path / "ready"
+    project.mkdir()
+    shutil.copyfile(shared_data.testdata() / "app" / "self_contained.qgs", project / "project.qgs")
+    process = worker()
+    deadline = time.monotonic() + 30
+    while not (before := _waiting_children(process)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(before) == 1  # before any job
+    pid = ok(cli("--json", "create-project", "ready")).json()["id"]
+    ok(cli("upload-files", pid, str(project)))
+    job = ok(cli("--json", "job-trigger", pid, "package")).json()
+    assert wait_for(cli, job["id"]) == "finished"
+    deadline = time.monotonic() + 30
+    while not (after := _waiting_children(process)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(after) == 1 and after != before  # used up by a job, and the next one waits
+    folders = set(Path(tempfile.gettempdir()).glob(f"qfc-child-{process.pid}-*"))
+    assert len(folders) == 1
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert not any(Path(f"/proc/{child}").exists() for child in after)
+    assert not any(folder.exists() for folder in folders)

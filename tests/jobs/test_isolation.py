@@ -36,10 +36,9 @@ def children_folders():
 
 
 @pytest.fixture
-def ready_children():
-    isolation.keep_a_child_ready()
+def prepared_child():
+    isolation.prepare_a_child()
     yield
-    isolation._keep_ready = False
     isolation._discard_ready()
 
 
@@ -76,16 +75,15 @@ def test_a_child_that_fails_is_reported_in_words(tmp_path):
     assert "KeyError: 'no_such_core'" in result.output  # its traceback is in the job's log
 
 
-def test_the_next_child_is_ready_before_its_job_and_used_once(project, tmp_path, ready_children,
-                                                              children_folders):
+def test_a_prepared_child_runs_the_next_job_only(project, tmp_path, prepared_child):
     ready = isolation._ready
     assert ready is not None and ready.process.poll() is None
     first = _run(project, tmp_path / "one")
     assert first.error is None, first.output
     assert ready.process.poll() is not None  # it ran that job and ended
     assert not ready.folder.exists()
-    assert isolation._ready is not None and isolation._ready is not ready  # the next one
-    second = _run(project, tmp_path / "two")
+    assert isolation._ready is None  # the next one is the worker's to prepare, between jobs
+    second = _run(project, tmp_path / "two")  # started on demand
     assert second.error is None, second.output
 
 
@@ -96,11 +94,11 @@ def test_a_killed_workers_child_folder_is_removed_when_a_worker_starts(tmp_path,
     left, ours = tmp_path / f"qfc-child-{dead.pid}-abc", tmp_path / f"qfc-child-{os.getpid()}-abc"
     for folder in (left, ours):
         (folder / "profile").mkdir(parents=True)
-    isolation._remove_folders_of_dead_workers()
+    isolation.remove_folders_of_killed_workers()
     assert not left.exists() and ours.exists()
 
 
-def test_a_ready_child_that_died_is_replaced(project, tmp_path, ready_children):
+def test_a_prepared_child_that_died_is_replaced(project, tmp_path, prepared_child):
     isolation._ready.process.kill()
     isolation._ready.process.wait()
     result = _run(project, tmp_path)
