@@ -8,10 +8,11 @@ JSON line; bench/README.md says what each figure means.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
+
+from bench.common import load_text
 
 # name → default arguments; the first group runs when no name is given.
 DEFAULT = {
@@ -26,11 +27,6 @@ OTHERS = {
     "jobs_queue": [],
     "local_stack": [],
 }
-
-
-def _load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 def main(argv: list[str]) -> int:
@@ -48,10 +44,10 @@ def main(argv: list[str]) -> int:
         wanted.append((name, extra.split(",") if extra else known[name]))
     failed = []
     for name, args in wanted:
-        print(f"\n=== {name} {' '.join(args)} ({_load()})", flush=True)
+        print(f"\n=== {name} {' '.join(args)} ({load_text()})", flush=True)
         started = time.monotonic()
         code = subprocess.call([sys.executable, "-m", f"bench.{name}", *args])
-        print(f"=== {name}: exit {code} after {time.monotonic() - started:.0f} s ({_load()})", flush=True)
+        print(f"=== {name}: exit {code} after {time.monotonic() - started:.0f} s ({load_text()})", flush=True)
         if code:
             failed.append(name)
     if failed:

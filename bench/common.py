@@ -15,6 +15,12 @@ def load() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
+def load_text() -> str:
+    """The load average as the benchmarks print it beside their figures."""
+    one, five, fifteen = load()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The nearest-rank percentile (p99 of 50 samples is the largest)."""
     ordered = sorted(values)

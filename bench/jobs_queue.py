@@ -80,9 +80,9 @@ class Client:
         `finished_at`, as the server recorded them on the same clock. The client polls only to
         learn that the job is over, and seldom: a poll every few milliseconds would take CPU
         from the worker it measures."""
+        after = functools.partial(_seconds_after, since=since)
         while True:
             job = self.call("GET", f"jobs/{job_id}/").json()
-            after = functools.partial(_seconds_after, since=since)
             if job["status"] in ("finished", "failed"):
                 return after(job["started_at"]), after(job["finished_at"]), job
             time.sleep(POLL_SECONDS)

@@ -38,14 +38,10 @@ from pathlib import Path
 
 import requests
 
-from bench.common import json_line, percentile, table
+from bench.common import json_line, load_text, percentile, table
 from tests.e2e.stack import ADMIN_PASSWORD, LocalStack
 
 MIB = 1024 * 1024
-
-
-def _load() -> str:
-    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def _median_ms(values: list[float]) -> float:
@@ -178,7 +174,7 @@ def lists(sizes: list[int], repeat: int) -> None:
                 timings["raw_whole"].append(_timed(lambda p=pid: raw_all(p)))
             results[size] = {kind: {"p50_ms": _median_ms(values), "p99_ms": _p99_ms(values)}
                              for kind, values in timings.items()}
-        print(f"GET files/<p>/ on projects of N files of 10 versions, ms ({_load()})")
+        print(f"GET files/<p>/ on projects of N files of 10 versions, ms ({load_text()})")
         print(table(("files", "limit=50 p50", "p99", "raw page p50", "limit=10 p50", "whole p50", "p99",
                      "raw whole p50", "whole/raw"),
                     [(f"{size:,}", r["page"]["p50_ms"], r["page"]["p99_ms"], r["raw_page"]["p50_ms"],
@@ -242,7 +238,7 @@ def upload(mib: int, repeat: int) -> None:
                    "time_ratio": round(statistics.median(ours) / statistics.median(raw), 2), "time_goal": 1.5,
                    "peak_growth_mib": round(max(growth), 1), "growth_ratio": round(max(growth) / mib, 2),
                    "growth_goal": 3.0, "kept_mib": round(statistics.median(kept), 1)}
-        print(f"direct upload of {mib} MiB, {repeat} runs ({_load()})")
+        print(f"direct upload of {mib} MiB, {repeat} runs ({load_text()})")
         print(table(("POST files/ p50 ms", "put_object p50 ms", "ratio (goal 1.5x)",
                      "API peak RSS growth MiB (max)", "x the file (goal 3x)", "kept after MiB"),
                     [(figures["post_ms"], figures["put_object_ms"], f"{figures['time_ratio']:.2f}x",
@@ -271,7 +267,7 @@ def upload_latency(sizes: list[int], repeat: int) -> None:
         results = {size: {"p50_ms": _median_ms(values), "p99_ms": _p99_ms(values)}
                    for size, values in timings.items()}
         print(f"1 KB direct upload into a project of N files of 10 versions, {repeat} runs each, "
-              f"interleaved ({_load()})")
+              f"interleaved ({load_text()})")
         print(table(("files", "p50 ms", "p99 ms"),
                     [(f"{size:,}", r["p50_ms"], r["p99_ms"]) for size, r in results.items()]))
         ratio = None
@@ -300,7 +296,7 @@ def restart(gib: float, mib: int) -> None:
                 api.upload(pid, f"f{number}.bin", os.urandom(mib * MIB))
             uploaded = count * mib * MIB
             print(f"uploaded {count} x {mib} MiB = {uploaded / 1024**3:.2f} GiB in "
-                  f"{time.perf_counter() - start:.0f} s ({_load()})")
+                  f"{time.perf_counter() - start:.0f} s ({load_text()})")
         stored = _du(data_dir)
         print(f"data dir after the uploads: {stored / 1024**3:.2f} GiB")
         rows = []
@@ -320,7 +316,7 @@ def restart(gib: float, mib: int) -> None:
             for line in stack.output:
                 if line.startswith("Local state:"):
                     print(f"restart {restart_number}, the stack said: " + line.rstrip())
-        print(f"restart after {uploaded / 1024**3:.2f} GiB of uploads ({_load()})")
+        print(f"restart after {uploaded / 1024**3:.2f} GiB of uploads ({load_text()})")
         print(table(("restart", "until serving s (goal 30)", "files listed", "data dir GiB",
                      "x bytes stored (goal 1.2x)"), rows))
         print(json_line("local_stack.restart", uploaded_bytes=uploaded,
