@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -34,8 +35,14 @@ class Hasher:
         self._size = 0
 
     def update(self, data: bytes) -> None:
+        self.update_sha256(data)
+        self.update_md5s(data)
+
+    def update_sha256(self, data: bytes) -> None:
         self._sha256.update(data)
         self._size += len(data)
+
+    def update_md5s(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             room = PART_SIZE - self._part_filled
@@ -75,8 +82,7 @@ class StoredPartsHasher(Hasher):
 
     def update(self, data: bytes) -> None:
         if self._etags_are_md5s:
-            self._sha256.update(data)
-            self._size += len(data)
+            self.update_sha256(data)
             return
         super().update(data)
         if self._etags_are_md5s is None and self._part_digests:
@@ -96,9 +102,62 @@ def of_chunks(chunks: Iterable[bytes]) -> Checksums:
     return hasher.result()
 
 
+class Checksumming:
+    """Checksums of bytes in memory, computed where the bytes are on two worker threads while
+    the caller goes on: the SHA-256 first (S3 is given it with the bytes), and each 8 MiB
+    part's MD5 beside it (hashlib lets go of the GIL on large buffers)."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        self.size = len(view)
+        parts = [view[start:start + PART_SIZE] for start in range(0, len(view), PART_SIZE)] or [view]
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksums")
+        self._sha256 = pool.submit(lambda: hashlib.sha256(view).hexdigest())
+        self._part_md5s = [pool.submit(lambda part=part: hashlib.md5(part).digest()) for part in parts]
+        pool.shutdown(wait=False)  # the threads end with their last checksum
+
+    def sha256(self) -> str:
+        return self._sha256.result()
+
+    def result(self) -> Checksums:
+        return Checksums(size=self.size, md5sum=etag_of([md5.result() for md5 in self._part_md5s]),
+                         sha256=self.sha256())
+
+
+class _Computed:
+    """Checksums already known, in the shape of `Checksumming`."""
+
+    def __init__(self, result: Checksums) -> None:
+        self.size = result.size
+        self._result = result
+
+    def sha256(self) -> str:
+        return self._result.sha256
+
+    def result(self) -> Checksums:
+        return self._result
+
+
+def begin(stream: IO[bytes]) -> Checksumming | _Computed:
+    """Checksums of a seekable stream: of a stream over memory (`getbuffer()`, as `io.BytesIO`
+    has), started in the background; of any other, computed now."""
+    if hasattr(stream, "getbuffer"):
+        return Checksumming(stream.getbuffer())
+    return _Computed(of_stream(stream))
+
+
 def of_stream(stream: IO[bytes]) -> Checksums:
-    """Checksums of a seekable stream, read from its start; the stream is rewound afterwards."""
+    """Checksums of a seekable stream, read from its start; the stream is rewound afterwards.
+    A stream over memory (`getbuffer()`, as `io.BytesIO` has) is hashed in place; otherwise the
+    SHA-256 of each chunk read is computed on a second thread while this one computes its MD5."""
+    if hasattr(stream, "getbuffer"):
+        return Checksumming(stream.getbuffer()).result()
+    hasher = Hasher()
     stream.seek(0)
-    result = of_chunks(iter(lambda: stream.read(READ_SIZE), b""))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as beside:
+        while chunk := stream.read(READ_SIZE):
+            sha256_done = beside.submit(hasher.update_sha256, chunk)
+            hasher.update_md5s(chunk)
+            sha256_done.result()
     stream.seek(0)
-    return result
+    return hasher.result()

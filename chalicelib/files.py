@@ -113,8 +113,9 @@ def check_direct_upload_size(project_id: str, size: int) -> None:
 
 
 def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVersion:
-    """Store a file received in the request body (the direct multipart POST)."""
-    sums = checksums.of_stream(content)
+    """Store a file received in the request body (the direct multipart POST). Its checksums are
+    computed while the upload is checked and the quota reserved."""
+    sums = checksums.begin(content)
     check_direct_upload_size(target.project.id, sums.size)
     if target.is_qgis:
         check_qgis_project(target.name, content)
@@ -122,11 +123,11 @@ def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVers
     quota.reserve(owner, sums.size, caller.client_type)
     key = storage.file_key(target.project.id, target.name)
     try:
-        s3_version_id = storage.put_object(key, content, content_type_for(target.name), sums.sha256)
+        s3_version_id = storage.put_object(key, content, content_type_for(target.name), sums.sha256())
     except Exception:
         quota.release(owner.username_key, sums.size)
         raise
-    version = record_version(caller, target, s3_version_id, sums)
+    version = record_version(caller, target, s3_version_id, sums.result())
     count_bytes("BytesUploaded", sums.size)
     return version
 

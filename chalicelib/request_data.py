@@ -11,25 +11,17 @@ from __future__ import annotations
 import binascii
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
-from tempfile import SpooledTemporaryFile
 from typing import IO, Any, TypeVar
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel
-from python_multipart import FormParser
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartState, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from .errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents, PayloadTooLarge
 from .inputs import Deltafile
 
-SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
-# A multipart file part beyond this goes to a temporary file while it is parsed.
-PART_IN_MEMORY_BYTES = 1024 * 1024
-# Base64 characters decoded at a time (a multiple of 4): the body is never decoded whole.
-DECODE_CHARS = 4 * 1024 * 1024
 # A synchronous Lambda invocation carries at most 6 MB of event, so on AWS a binary body this
 # large never reaches the function (API Gateway refuses it first). Only the local stack, with
 # its larger direct-upload limit, delivers such a body, and it does so unencoded: base64 would
@@ -56,33 +48,69 @@ def _raw_body(request) -> bytes:
     return body or b""
 
 
-def _body_chunks(request) -> Iterator[bytes]:
-    """The body in chunks, decoded from the event as it arrived (base64 for binary types, as API
-    Gateway sends them): a large body is in memory once, as received, not a second time decoded."""
+def _body_bytes(request) -> bytes:
+    """The body as one buffer, decoded from the event as it arrived: base64 for binary types (as
+    API Gateway sends them, at most 6 MB), or the bytes themselves for a larger local body."""
     event = request.to_original_event()
     body = event.get("body")
     if not body:
-        return
+        return b""
     if not event.get("isBase64Encoded"):
-        whole = memoryview(body.encode("utf-8") if isinstance(body, str) else body)
-        for start in range(0, len(whole), DECODE_CHARS):
-            yield bytes(whole[start:start + DECODE_CHARS])
-        return
-    whole = body if isinstance(body, str) else memoryview(body)
-    for start in range(0, len(whole), DECODE_CHARS):
-        piece = whole[start:start + DECODE_CHARS]
-        try:
-            yield binascii.a2b_base64(piece.encode("ascii") if isinstance(piece, str) else piece,
-                                      strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest("The body is not valid base64.") from None
+        return body.encode("utf-8") if isinstance(body, str) else body
+    try:
+        return binascii.a2b_base64(body, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("The body is not valid base64.") from None
+
+
+class BufferStream(io.RawIOBase):
+    """A read-only, seekable stream over bytes already in memory, without copying them (what
+    `io.BytesIO` would do with a view): a part of a large body is read where it was received."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        super().__init__()
+        self._view = memoryview(data)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), len(self._view) - self._position))
+        buffer[:count] = self._view[self._position:self._position + count]
+        self._position += count
+        return count
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._position + size
+        data = bytes(self._view[self._position:end])
+        self._position += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def getbuffer(self) -> memoryview:
+        """The bytes themselves, as `io.BytesIO.getbuffer` gives them (checksums read them so)."""
+        return self._view
 
 
 @dataclass
 class Part:
-    """One part of a multipart body; its bytes are spooled (on disk beyond 8 MiB). The part's
-    own filename and content type are not kept: clients put device paths and arbitrary types
-    there, and the target name always comes from the URL."""
+    """One part of a multipart body, read in place from the body. The part's own filename and
+    content type are not kept: clients put device paths and arbitrary types there, and the
+    target name always comes from the URL."""
 
     name: str
     stream: IO[bytes]
@@ -105,18 +133,25 @@ class MultipartBody:
         return parts[0]
 
 
-def _spooled(source: IO[bytes]) -> IO[bytes]:
-    copy = SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115 (outlives the call)
-    source.seek(0)
-    while chunk := source.read(1024 * 1024):
-        copy.write(chunk)
-    copy.seek(0)
-    return copy
+def _decoded(content: bytes | memoryview, transfer_encoding: bytes | None) -> bytes | memoryview:
+    """A part's bytes without the Content-Transfer-Encoding RFC 7578 deprecates but some
+    senders still use; an unknown one is taken as binary, as python-multipart's form parser does."""
+    encoding = (transfer_encoding or b"").strip().lower()
+    try:
+        if encoding == b"base64":
+            return binascii.a2b_base64(content)
+        if encoding == b"quoted-printable":
+            return binascii.a2b_qp(content)
+    except (binascii.Error, ValueError):
+        raise BadRequest("A multipart part is not valid in its Content-Transfer-Encoding.") from None
+    return content
 
 
 def multipart(request) -> MultipartBody:
-    """The parts of a multipart body, parsed by python-multipart's form parser. Parts without a
-    filename (QField's `text`, form fields) are also kept as text fields."""
+    """The parts of a multipart body, found by python-multipart's streaming parser. The body is
+    given to the parser whole, so each part's bytes are a view of the body as received (a large
+    upload is in memory once). Parts without a filename (QField's `text`, form fields) are also
+    kept as text fields."""
     if media_type(request) != MULTIPART:
         return MultipartBody()
     _, options = parse_options_header(request.headers.get("content-type", ""))
@@ -125,37 +160,53 @@ def multipart(request) -> MultipartBody:
         raise BadRequest("A multipart body needs a boundary in its Content-Type header.")
     if len(boundary) > MAX_BOUNDARY_CHARS:
         raise BadRequest(f"A multipart boundary has at most {MAX_BOUNDARY_CHARS} characters.")
+    data = _body_bytes(request)
     body = MultipartBody()
+    headers: dict[bytes, bytes] = {}
+    header_name: list[bytes] = []
+    header_value: list[bytes] = []
+    # The part's bytes: views of `data`, or copies of what the parser held back between writes.
+    pieces: list[bytes | memoryview] = []
 
-    def count_part() -> None:
+    def on_part_begin() -> None:
         if len(body.parts) >= MAX_PARTS:
             raise BadRequest(f"A multipart body has at most {MAX_PARTS} parts.")
+        headers.clear()
+        pieces.clear()
 
-    def on_field(field) -> None:
-        count_part()
-        value = field.value or b""
-        name = (field.field_name or b"").decode("utf-8", "replace")
-        body.fields[name] = value.decode("utf-8", "replace")
-        body.parts.append(Part(name, _spooled(io.BytesIO(value)), len(value)))
+    def on_header_end() -> None:
+        headers[b"".join(header_name).lower()] = b"".join(header_value).strip(b" \t")
+        header_name.clear()
+        header_value.clear()
 
-    def on_file(file) -> None:
-        count_part()
-        name = (file.field_name or b"").decode("utf-8", "replace")
-        stream = file.file_object
-        stream.seek(0)
-        body.parts.append(Part(name, stream, file.size))
+    def on_part_data(buffer: bytes, start: int, end: int) -> None:
+        pieces.append(memoryview(buffer)[start:end] if buffer is data else buffer[start:end])
 
-    parser = FormParser(
-        MULTIPART, on_field, on_file, boundary=boundary,
-        config={"MAX_MEMORY_FILE_SIZE": PART_IN_MEMORY_BYTES, "UPLOAD_DELETE_TMP": True},
-    )
+    def on_part_end() -> None:
+        _, disposition = parse_options_header(headers.get(b"content-disposition"))
+        if disposition.get(b"name") is None:
+            raise BadRequest("Each multipart part needs a name in its Content-Disposition header.")
+        name = disposition[b"name"].decode("utf-8", "replace")
+        content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        content = _decoded(content, headers.get(b"content-transfer-encoding"))
+        if b"filename" not in disposition:
+            body.fields[name] = bytes(content).decode("utf-8", "replace")
+        body.parts.append(Part(name, BufferStream(content), len(content)))
+
+    parser = MultipartParser(boundary, callbacks={
+        "on_part_begin": on_part_begin,
+        "on_header_field": lambda buffer, start, end: header_name.append(buffer[start:end]),
+        "on_header_value": lambda buffer, start, end: header_value.append(buffer[start:end]),
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    })
     try:
-        for chunk in _body_chunks(request):
-            parser.write(chunk)
+        parser.write(data)
         parser.finalize()
     except (FormParserError, KeyError, ValueError):
         raise BadRequest("The multipart body is malformed.") from None
-    if parser.parser.state != MultipartState.END:
+    if parser.state != MultipartState.END:
         raise BadRequest("The multipart body ends before its closing boundary.")
     return body
 

@@ -32,6 +32,7 @@ MAX_HEADER_BYTES = 256 * 1024
 MAX_BODY_BYTES = 8 * 1024**3
 # Bodies above this are spooled to a temporary file while they arrive, not held in memory.
 IN_MEMORY_BODY_BYTES = 1024 * 1024
+RECV_BYTES = 256 * 1024
 ERRORS_BY_STATUS: dict[int, type[ApiError]] = {413: PayloadTooLarge, 431: HeaderFieldsTooLarge}
 
 
@@ -110,7 +111,7 @@ class HttpServer:
             host=host, port=port, threads=THREADS, backlog=BACKLOG, connection_limit=1000,
             max_request_header_size=MAX_HEADER_BYTES, max_request_body_size=MAX_BODY_BYTES,
             inbuf_overflow=IN_MEMORY_BODY_BYTES, expose_tracebacks=False, ident="qfc-local",
-            asyncore_use_poll=True, channel_timeout=120,
+            asyncore_use_poll=True, channel_timeout=120, recv_bytes=RECV_BYTES,
         )
         self._server = _Server(application, adj=adjustments)
 

@@ -23,10 +23,13 @@ def test_etag_matches_the_sdk_for_sizes_around_part_boundaries(tmp_path, size):
     data = (hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1))[:size]
     path = tmp_path / "f.bin"
     path.write_bytes(data)
-    result = checksums.of_stream(io.BytesIO(data))
-    assert result.md5sum == calc_etag(str(path))
-    assert result.sha256 == hashlib.sha256(data).hexdigest()
-    assert result.size == size
+    in_memory = checksums.of_stream(io.BytesIO(data))  # hashed in place, parts side by side
+    with path.open("rb") as read:
+        from_disk = checksums.of_stream(read)  # read in chunks
+    for result in (in_memory, from_disk):
+        assert result.md5sum == calc_etag(str(path))
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
+        assert result.size == size
 
 
 def test_chunking_does_not_matter():
