@@ -65,7 +65,6 @@ def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 
     identity = {"url": api.base_url, "project_id": project_id, "name": name,
                 "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     state_file = state.state_path(local, "upload")
-    local_digest = _hash_in_background(local)
 
     with open(local, "rb") as file:
         fd = file.fileno()
@@ -92,6 +91,7 @@ def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 
         finally:
             progress.close()
 
+    local_digest = _hash_in_background(local)
     result = _complete(api, session_path, file_path("files/metadata", project_id, name), local_digest, log)
     # The session is gone on the server now: a rerun must not try to resume it.
     state.remove(state_file)
@@ -295,7 +295,9 @@ def _put_part(fd: int, part: Part, urls: _PartUrls, progress: parallel.Progress,
 
 
 def _hash_in_background(local: Path) -> Future[LocalDigest]:
-    """The local file's digest, computed while the parts travel, to check the server's afterwards.
+    """The local file's digest, to check the server's answer with. Computed while the server
+    completes (it reads the assembled file back, which takes at least as long), not while the
+    parts travel, where it would take CPU from sending them.
 
     A daemon thread rather than a pool: an interrupted upload must not wait for it to finish
     reading a file of many gigabytes.
