@@ -98,7 +98,8 @@ def _follow(client, first: str, keep_cursor: bool) -> list[tuple]:
         if url and not keep_cursor:
             query = parse_qs(urlsplit(url).query)
             assert "cursor" in query
-            url = first.split("?")[0] + f"?{'&'.join(f'{k}={v[0]}' for k, v in query.items() if k != 'cursor')}"
+            kept = "&".join(f"{key}={values[0]}" for key, values in query.items() if key != "cursor")
+            url = f"{first.split('?')[0]}?{kept}"
         if not url:
             assert int(reply.headers["X-Total-Count"]) == len(found)
     return found
