@@ -72,14 +72,16 @@ def _bulk(size: int) -> dict[str, str]:
             for i in range(size):
                 pid = str(uuid.uuid4())
                 ids[owner].append(pid)
-                projects.save(Project(pid, name=f"p{i}", owner=owner, owner_key=owner,
-                                      owner_is_organization=owner == "acme"))
+                project = Project(pid, name=f"p{i}", owner=owner, owner_key=owner,
+                                  owner_is_organization=owner == "acme")
+                project.list_order = project.current_list_order()
+                projects.save(project)
                 names.save(ProjectName(ProjectName.key_for(owner, f"p{i}"), project_id=pid))
     Membership("acme", "bob", organization="acme", member="bob", team_ids={team_ids[0]}).save()
     Membership("acme", "carol", organization="acme", member="carol", role="admin").save()
     Team("acme", team_ids[0], name="team0", members={"member0", "bob"}).save()
     Collaborator(ids["acme"][0], team_collaborator_key(team_ids[0]), collaborator="@acme/team0",
-                 role="editor").save()
+                 role="editor", project_order=Project.get(ids["acme"][0]).list_order).save()
     return {"org_pid": ids["acme"][0]}
 
 
@@ -107,7 +109,10 @@ def measure(size: int) -> dict[str, Counter]:
             "GET projects/<id>/ (collaborator)": lambda: bob.get(f"projects/{pid}/"),
             "GET projects/<id>/ (team member)": lambda: bob.get(f"projects/{org_pid}/"),
             "GET projects/<id>/ (organization admin)": lambda: carol.get(f"projects/{org_pid}/"),
-            "GET projects/ (collaborator, team member)": lambda: bob.get("projects/"),
+            "GET projects/?limit=20 (collaborator, team member)": lambda: bob.get("projects/?limit=20"),
+            "GET projects/?include_public=1&limit=250 (same)":
+                lambda: bob.get("projects/?include_public=1&limit=250"),
+            "GET projects/ whole list (collaborator, team member)": lambda: bob.get("projects/"),
             "GET members/acme/ (of them all)": lambda: bob.get("members/acme/"),
             "GET organizations/acme/teams/ (of them all)": lambda: bob.get("organizations/acme/teams/"),
             "GET users/bob/organizations/ (public members)": lambda: bob.get("users/bob/organizations/"),
@@ -119,8 +124,15 @@ def measure(size: int) -> dict[str, Counter]:
             "POST files/<id>/<name>/": lambda: bob.post(f"files/{pid}/new.csv/", files={"file": b"x"}),
             "DELETE files/<id>/<name>/": lambda: bob.delete(f"files/{pid}/data/f1.csv/"),
             "GET collaborators/<id>/": lambda: alice.get(f"collaborators/{pid}/"),
-            "GET projects/ (organization admin: of them all)": lambda: carol.get("projects/"),
-            "GET projects/ (owner: of them all)": lambda: alice.get("projects/"),
+            "GET projects/?limit=20 (organization admin)": lambda: carol.get("projects/?limit=20"),
+            "GET projects/?limit=250 (organization admin)": lambda: carol.get("projects/?limit=250"),
+            "GET projects/?limit=20 (owner, SDK)": lambda: alice.get("projects/?include-public=0&limit=20"),
+            "GET projects/?limit=20&offset=20 (owner, SDK)":
+                lambda: alice.get("projects/?include-public=0&limit=20&offset=20"),
+            "GET projects/?limit=250 (owner, QField)": lambda: alice.get("projects/?limit=250"),
+            "GET projects/public/?limit=20": lambda: bob.get("projects/public/?limit=20"),
+            "GET projects/ whole list (organization admin: of them all)": lambda: carol.get("projects/"),
+            "GET projects/ whole list (owner: of them all)": lambda: alice.get("projects/"),
         }
         costs = {}
         for name, request in requests.items():
@@ -145,10 +157,10 @@ def main(argv: list[str]) -> int:
         print(f"measured {size}", file=sys.stderr, flush=True)
     names = list(next(iter(results.values())))
     totals = {name: {size: sum(results[size][name].values()) for size in sizes} for name in names}
-    print(f"{'request':50}" + "".join(f"{size:>8}" for size in sizes) + "    flat")
+    print(f"{'request':64}" + "".join(f"{size:>8}" for size in sizes) + "    flat")
     for name in names:
         flat = "yes" if len(set(totals[name].values())) == 1 else "grows"
-        print(f"{name:50}" + "".join(f"{totals[name][size]:>8}" for size in sizes) + f"{flat:>8}")
+        print(f"{name:64}" + "".join(f"{totals[name][size]:>8}" for size in sizes) + f"{flat:>8}")
     largest = sizes[-1]
     print(f"\ncalls by service and operation at {largest}:")
     for name in names:

@@ -5,6 +5,7 @@ when QFC_AWS_ENDPOINT_URL is set, real AWS otherwise).
     python -m chalicelib.admin setpassword USERNAME PASSWORD
     python -m chalicelib.admin createorg NAME --owner USERNAME [--email E]
     python -m chalicelib.admin recount      (once after upgrading data older than the list counters)
+    python -m chalicelib.admin reorder      (once after upgrading data older than the paged project list)
 """
 
 from __future__ import annotations
@@ -32,12 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     org.add_argument("--owner", required=True)
     org.add_argument("--email", default="")
     commands.add_parser("recount", help="set the list counters from what is stored")
+    commands.add_parser("reorder", help="set the projects' list order (and its copies) from what is stored")
     args = parser.parse_args(argv)
     try:
         if args.command == "recount":
             from .recount import recount_all
 
             print(f"Recounted the lists of {recount_all()} projects.")
+        elif args.command == "reorder":
+            from .reorder import reorder_all
+
+            print(f"Put {reorder_all()} projects in their list order.")
         elif args.command == "createuser":
             user = accounts.create_user(
                 args.username, args.password, email=args.email, is_staff=args.staff

@@ -7,17 +7,19 @@ in the same transaction as each row) for its owner's plan limit (`plans.py`).
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from .accounts import find_user, user_key
 from .auth import Caller
-from .errors import ObjectNotFound, ValidationError
+from .errors import Conflict, ObjectNotFound, ValidationError
 from .inputs import CollaboratorAdd, CollaboratorChange
 from .models import Collaborator, Membership, Project, User
-from .models.base import transaction, utcnow
+from .models.base import TRANSACTION_LIMIT, Transaction, transaction, utcnow
 from .models.collaborators import team_collaborator_key
 from .models.listing import Listing
-from .models.projects import is_live
+from .models.projects import has_list_order, is_live
+
+ORDER_ATTEMPTS = 3
 
 
 def list_collaborators(project: Project) -> Listing[Collaborator]:
@@ -58,7 +60,30 @@ def _collaborating_account(project: Project, username: str) -> User:
 
 
 def add_collaborator(caller: Caller, project: Project, data: CollaboratorAdd) -> Collaborator:
+    """The row carries the project's `list_order` (`project_order`, what `GET projects/` pages
+    by); the transaction checks the project still has it, so after a rename committed meanwhile
+    (whose rewrite of the rows may have missed this one) the project is read again."""
     account = _collaborating_account(project, data.collaborator)
+    project_id = project.id
+    for _ in range(ORDER_ATTEMPTS):
+        try:
+            return _add_collaborator(caller, project, account, data)
+        except _ProjectChanged:
+            try:
+                project = Project.get(project.id, consistent_read=True)
+            except DoesNotExist:
+                project = None
+            if project is None or project.deleting_since is not None:  # never on a deleted one
+                raise ObjectNotFound(f"There is no project `{project_id}`.") from None
+    raise Conflict("The project was renamed meanwhile; retry.")
+
+
+class _ProjectChanged(Exception):
+    """The project is gone, being deleted, or has another `list_order` than the one read."""
+
+
+def _add_collaborator(caller: Caller, project: Project, account: User,
+                      data: CollaboratorAdd) -> Collaborator:
     now = utcnow()
     key = team_collaborator_key(account.team_id) if account.is_team else account.username_key
     collaborator = Collaborator(
@@ -70,24 +95,25 @@ def add_collaborator(caller: Caller, project: Project, data: CollaboratorAdd) ->
         updated_by=caller.username,
         created_at=now,
         updated_at=now,
+        project_order=project.list_order,
     )
     errors = {
-        # Never a collaborator of a project being deleted (project_deletion).
-        "project": ObjectNotFound(f"There is no project `{project.id}`."),
+        "project": _ProjectChanged(),
         "row": ValidationError(f"`{account.username}` is already a collaborator."),
         "member": ValidationError(
             f"`{account.username}` is not a member of `{project.owner}`, which owns the project."),
     }
+    unchanged = is_live() & has_list_order(project.list_order)
     with transaction(errors) as tx:
         tx.save(collaborator, condition=Collaborator.collaborator_key.does_not_exist(), label="row")
         if account.is_person:
-            tx.update(project, actions=[Project.person_collaborators.add(1)], condition=is_live(),
+            tx.update(project, actions=[Project.person_collaborators.add(1)], condition=unchanged,
                       label="project")
             if project.owner_is_organization:
                 tx.check(Membership, project.owner_key, account.username_key,
                          condition=Membership.member_key.exists(), label="member")
         else:
-            tx.check(Project, project.id, condition=is_live(), label="project")
+            tx.check(Project, project.id, condition=unchanged, label="project")
     return collaborator
 
 
@@ -112,3 +138,31 @@ def remove_collaborator(collaborator: Collaborator) -> None:
         if collaborator.team_id is None:
             tx.update(Project(collaborator.project_id),
                       actions=[Project.person_collaborators.add(-1)], condition=Project.id.exists())
+
+
+def follow_project_order(project: Project) -> None:
+    """Give the project's rows its new `list_order` (after a rename, a transfer, a change of
+    `is_featured`), read consistently after that change committed. Each transaction also checks
+    that the project still has this order: when two renames race, the earlier one's rewrite
+    fails rather than leaving the rows with an outdated order, and the later one's wins. A row
+    removed meanwhile only means the rows are read again. Rows left behind by a process that
+    stopped in between are skipped by the list until `reorder_all` (admin `reorder`) fixes them
+    (see project_list)."""
+    order = project.list_order
+    for _ in range(ORDER_ATTEMPTS):
+        rows = [row for row in Collaborator.query(project.id, consistent_read=True)
+                if row.project_order != order]
+        batch = TRANSACTION_LIMIT - 1  # and the project's check
+        tx = Transaction()
+        try:
+            for start in range(0, len(rows), batch):
+                tx = Transaction()
+                with tx:
+                    tx.check(Project, project.id, condition=has_list_order(order), label="project")
+                    for row in rows[start:start + batch]:
+                        tx.update(row, actions=[Collaborator.project_order.set(order)],
+                                  condition=Collaborator.collaborator_key.exists())
+            return
+        except TransactWriteError as exc:
+            if "project" in tx.failed(exc):
+                return  # a later change of the order rewrites the rows

@@ -259,7 +259,9 @@ def _components(schemas: dict[str, Any]) -> dict[str, Any]:
                                       "`X-Next-Page` carries it (opaque; without it the offset decides)"},
         },
         "headers": {
-            "X-Total-Count": {"description": "With `limit`: how many items the whole list has",
+            "X-Total-Count": {"description": "With `limit`: how many items the whole list has (projects "
+                                             "in the default order: before the last page, a lower "
+                                             "bound, the items up to this page's end plus one)",
                               "schema": {"type": "integer", "minimum": 0}},
             "X-Next-Page": {"description": "With `limit`: the URL of the next page, when there is one",
                             "schema": {"type": "string"}},

@@ -14,7 +14,12 @@ Lists kept in DynamoDB (a `Listing`) are read in key order, one Query a page:
   are counted (one COUNT Query per MB of items skipped).
 - `X-Total-Count` is the listing's counter.
 - The whole list is read a Query page at a time and rendered into the body as it comes.
-Lists assembled in memory (projects: several sources, the caller's ordering) are sliced.
+Lists merged from several partitions in the order of one string key (a `KeyOrdered`: projects in
+the default order) are paged the same way, with that key in the cursor and the bookmarks; with no
+counter to offer, `X-Total-Count` is exact on the last page and a lower bound before it (the items
+up to the page's end, plus one), and an offset without cursor or bookmark is found by reading the
+items before it (cost O(offset)). A bookmark of such a list follows its key, not its length.
+Lists assembled in memory (projects filtered or in another order) are sliced.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from urllib.parse import urlencode
 from chalice import Response
 
 from .config import settings
-from .models.listing import END, Key, Listing
+from .models.listing import END, Key, KeyOrdered, Listing
 from .request_data import query_param
 
 T = TypeVar("T")
@@ -111,11 +116,13 @@ def _headers(request, page: PageRequest, total: int, next_cursor: str | None = N
     return headers
 
 
-def paginate(request, items: Sequence[T] | Listing, render: Render) -> Response:
+def paginate(request, items: Sequence[T] | Listing | KeyOrdered, render: Render) -> Response:
     """Answer with the list (or the requested page of it); only what is answered is rendered."""
     page = PageRequest.of(request)
     if isinstance(items, Listing):
         return _paginate_listing(request, page, items, render)
+    if isinstance(items, KeyOrdered):
+        return _paginate_ordered(request, page, items, render)
     if page.limit is None:
         return Response(body=render(items), status_code=200)
     return Response(body=render(items[page.offset:page.offset + page.limit]), status_code=200,
@@ -160,7 +167,50 @@ def _start_of(listing: Listing, page: PageRequest, total: int):
     return start
 
 
-def _json_array(listing: Listing, render: Render) -> str:
+# --- Lists in the order of one key, merged -------------------------------------------------
+
+ORDER_KEY = "key"  # the cursor's one attribute for a KeyOrdered list
+MAX_ORDER_KEY_BYTES = 1024  # DynamoDB's limit for a range key
+
+
+def _paginate_ordered(request, page: PageRequest, items: KeyOrdered, render: Render) -> Response:
+    if page.limit is None:
+        return Response(body=_json_array(items, render), status_code=200,
+                        headers={"Content-Type": "application/json"})
+    after, before = _ordered_start(items, page)
+    if before < page.offset:  # the list ends before the offset
+        return Response(body=[], status_code=200, headers=_headers(request, page, before))
+    found, last, more = items.page(after, page.limit)
+    next_offset = page.offset + page.limit
+    next_cursor = None
+    if more and last is not None:
+        key = {ORDER_KEY: {"S": last}}
+        _bookmarks.keep(items.identity, next_offset, None, key)
+        next_cursor = encode_cursor(next_offset, key)
+    total = page.offset + len(found) + (1 if more else 0)
+    return Response(body=render(found), status_code=200,
+                    headers=_headers(request, page, total, next_cursor))
+
+
+def _ordered_start(items: KeyOrdered, page: PageRequest) -> tuple[str | None, int]:
+    """The key the requested page starts after (the cursor's, a bookmark's, or read up to), and
+    how many items precede it (fewer than the offset only when the list is shorter)."""
+    if page.offset == 0:
+        return None, 0
+    key = decode_cursor(page.cursor, page.offset, frozenset({ORDER_KEY})) if page.cursor else None
+    if key is None:
+        key = _bookmarks.find(items.identity, page.offset, None)
+    if key is not None:
+        value = key[ORDER_KEY]["S"]
+        if value and len(value.encode()) <= MAX_ORDER_KEY_BYTES:
+            return value, page.offset
+    after, before = items.skip(page.offset)
+    if after is not None and before == page.offset:
+        _bookmarks.keep(items.identity, page.offset, None, {ORDER_KEY: {"S": after}})
+    return after, before
+
+
+def _json_array(listing: Listing | KeyOrdered, render: Render) -> str:
     """The whole list as a JSON array, rendered RENDER_BATCH items at a time while the Query pages
     arrive: no more than a page of items is held as objects."""
     parts: list[str] = []
@@ -216,22 +266,23 @@ def decode_cursor(cursor: str, offset: int, attributes: frozenset[str]) -> Key |
 
 class _Bookmarks:
     """Where pages served by this process end: (list, offset) → the key the next page follows,
-    valid while the list keeps the length it had then, for BOOKMARK_SECONDS. A client paging by
-    offset alone (the SDK, QField) then costs one Query a page on a warm process; a cold one
-    counts instead. Never more than MAX_BOOKMARKS."""
+    valid while the list keeps the length it had then (`total`; None for a KeyOrdered list, whose
+    pages follow keys), for BOOKMARK_SECONDS. A client paging by offset alone (the SDK, QField)
+    then costs a page's reads on a warm process; a cold one counts instead. Never more than
+    MAX_BOOKMARKS."""
 
     def __init__(self) -> None:
-        self._marks: OrderedDict[tuple[str, int], tuple[int, float, Key]] = OrderedDict()
+        self._marks: OrderedDict[tuple[str, int], tuple[int | None, float, Key]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def keep(self, identity: str, offset: int, total: int, key: Key) -> None:
+    def keep(self, identity: str, offset: int, total: int | None, key: Key) -> None:
         with self._lock:
             self._marks[(identity, offset)] = (total, time.monotonic() + BOOKMARK_SECONDS, key)
             self._marks.move_to_end((identity, offset))
             while len(self._marks) > MAX_BOOKMARKS:
                 self._marks.popitem(last=False)
 
-    def find(self, identity: str, offset: int, total: int) -> Key | None:
+    def find(self, identity: str, offset: int, total: int | None) -> Key | None:
         with self._lock:
             mark = self._marks.get((identity, offset))
             if mark is None:

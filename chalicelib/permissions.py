@@ -255,13 +255,17 @@ def read_caller_ties(user: User) -> CallerTies:
     collaborations = {row.project_id: row for row in Collaborator.by_collaborator.query(user.username_key)}
     memberships, organizations = memberships_of(user.username_key)
     team_rows: dict[str, list[Collaborator]] = {}
-    for membership in memberships.values():
-        if membership.role in ORGANIZATION_ORIGINS:
-            continue
-        for team_id in sorted(membership.team_ids or ()):
-            for row in Collaborator.by_collaborator.query(team_collaborator_key(team_id)):
-                team_rows.setdefault(row.project_id, []).append(row)
+    for team_id in teams_that_count(memberships):
+        for row in Collaborator.by_collaborator.query(team_collaborator_key(team_id)):
+            team_rows.setdefault(row.project_id, []).append(row)
     return CallerTies(collaborations, memberships, organizations, team_rows)
+
+
+def teams_that_count(memberships: dict[str, Membership]) -> list[str]:
+    """The teams whose collaborator rows may give the user a role: theirs, except in the
+    organizations they own or administer (there a team cannot outrank their admin role)."""
+    return [team_id for membership in memberships.values() if membership.role not in ORGANIZATION_ORIGINS
+            for team_id in sorted(membership.team_ids or ())]
 
 
 def project_role(user: User, project: Project) -> ProjectRole | None:

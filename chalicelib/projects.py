@@ -10,7 +10,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import plans, quota
+from . import collaborators, plans, quota
 from .accounts import get_user, user_key
 from .auth import Caller
 from .errors import (
@@ -24,7 +24,7 @@ from .errors import (
 from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
 from .models import Collaborator, Project, ProjectName, User
 from .models.base import Transaction, get_many, transaction, utcnow
-from .models.projects import PUBLIC_PARTITION, ProjectType, is_live
+from .models.projects import PUBLIC_PARTITION, ProjectType, has_list_order, is_live
 from .permissions import (
     AccountAction,
     Action,
@@ -38,8 +38,10 @@ from .permissions import (
     require_on_account,
     role_from,
 )
+from .project_list import ProjectList
 
 SHARED_DATASETS_NAME = "shared_datasets"
+Item = tuple[Project, ProjectRole]
 ORDERING_FIELDS = ("owner", "name", "created_at")
 
 
@@ -119,11 +121,13 @@ def create_project(caller: Caller, data: ProjectCreate) -> Project:
     )
     project.project_type = _project_type(data.name, data.project_type, None)
     _apply_fields(project, data)
+    project.list_order = project.current_list_order()
     creator = None
     if joins_new_project_as_admin(roles):
         creator = Collaborator(project.id, caller.key, collaborator=caller.username,
                                role=Role.ADMIN.label, created_by=caller.username,
-                               updated_by=caller.username, created_at=now, updated_at=now)
+                               updated_by=caller.username, created_at=now, updated_at=now,
+                               project_order=project.list_order)
         project.person_collaborators = 1
     taken = ProjectAlreadyExists(f"`{owner.username}` already has a project named `{data.name}`.")
     with transaction({"name": taken}) as tx:
@@ -171,6 +175,7 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
         project.owner, project.owner_key = new_owner.username, new_owner.username_key
         project.owner_is_organization = new_owner.is_organization
     project.updated_at = utcnow()
+    project.list_order = project.current_list_order()
     renamed = (name, project.owner_key) != (old_name, old_owner_key)
     stored_bytes = int(project.file_storage_bytes or 0)
 
@@ -180,7 +185,9 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
             tx.update(
                 project,
                 actions=_changes(project, before),
-                condition=is_live() & (Project.name == old_name) & (Project.owner_key == old_owner_key),
+                # The order read: a concurrent change of `is_featured` must not be left out of it.
+                condition=is_live() & (Project.name == old_name) & (Project.owner_key == old_owner_key)
+                & has_list_order(before.get("list_order")),
                 label="project",
             )
             if renamed:
@@ -211,6 +218,8 @@ def update_project(caller: Caller, project: Project, data: ProjectUpdate) -> Pro
                 f"The project's {stored_bytes} bytes do not fit in `{new_owner.username}`'s quota."
             ) from None
         raise
+    if project.list_order != before.get("list_order"):
+        collaborators.follow_project_order(project)
     return project
 
 
@@ -259,21 +268,27 @@ def _sort_key(field: str):
     return lambda item: item[0].created_at
 
 
+def _ordering_fields(ordering: str | None) -> list[str]:
+    return [f.strip() for f in (ordering or "").split(",") if f.strip().lstrip("-") in ORDERING_FIELDS]
+
+
 def order(items: list[tuple[Project, ProjectRole]], ordering: str | None) -> list:
     """Sort by `ordering` (`owner`, `name`, `created_at`, `-` for descending, comma-separated);
     by default featured projects first, then owner and name."""
-    fields = [f.strip() for f in (ordering or "").split(",") if f.strip().lstrip("-") in ORDERING_FIELDS]
-    items = sorted(items, key=lambda item: item[0].id)
+    fields = _ordering_fields(ordering)
     if not fields:
-        items.sort(key=lambda item: (item[0].owner_key, item[0].name.casefold()))
-        items.sort(key=lambda item: not item[0].is_featured)
-        return items
+        return sorted(items, key=lambda item: item[0].current_list_order())
+    items = sorted(items, key=lambda item: item[0].id)
     for field in reversed(fields):
         items.sort(key=_sort_key(field.lstrip("-")), reverse=field.startswith("-"))
     return items
 
 
-def list_projects(caller: Caller, query: ProjectListQuery) -> list[tuple[Project, ProjectRole]]:
+def list_projects(caller: Caller, query: ProjectListQuery) -> ProjectList | list[Item]:
+    """In the default order, read a page at a time (project_list); filtered or in another order,
+    assembled and sorted here."""
+    if not (query.owner or query.name or query.search or _ordering_fields(query.ordering)):
+        return ProjectList(caller.user, query.include_public)
     items = [
         (project, role)
         for project, role in _visible_projects(caller, query.include_public).values()
@@ -288,7 +303,9 @@ def list_projects(caller: Caller, query: ProjectListQuery) -> list[tuple[Project
     return order(items, query.ordering)
 
 
-def list_public_projects(caller: Caller, ordering: str | None) -> list[tuple[Project, ProjectRole]]:
+def list_public_projects(caller: Caller, ordering: str | None) -> ProjectList | list[Item]:
+    if not _ordering_fields(ordering):
+        return ProjectList(caller.user, include_public=True, public_only=True)
     ties = read_caller_ties(caller.user)
     return order(list(_with_roles(caller.user, ties, _public_projects()).values()), ordering)
 
@@ -324,17 +341,21 @@ def shared_datasets_of(project: Project) -> Project | None:
     return None if shared.id == project.id else shared
 
 
-def views(items: Sequence[tuple[Project, ProjectRole | None]]) -> list[ProjectView]:
+def views(items: Sequence[tuple[Project, ProjectRole | None]],
+          owners: dict[str, tuple[User | None, ProjectName | None]] | None = None) -> list[ProjectView]:
     """How each project looks to its caller: the owners (their plans) and their shared-datasets
-    projects are read in one batch for all of them."""
-    owner_keys = sorted({project.owner_key for project, _ in items})
-    claims = {key: ProjectName.key_for(key, SHARED_DATASETS_NAME) for key in owner_keys}
-    fetched = get_many([(User, key) for key in owner_keys]
+    claims are read in one batch for all of them, and kept in `owners` (by owner key) when given,
+    for the next batch of the same list."""
+    owners = {} if owners is None else owners
+    missing = sorted({project.owner_key for project, _ in items} - owners.keys())
+    claims = {key: ProjectName.key_for(key, SHARED_DATASETS_NAME) for key in missing}
+    fetched = get_many([(User, key) for key in missing]
                        + [(ProjectName, claim) for claim in claims.values()], consistent_read=False)
+    owners.update((key, (fetched.get(User, key), fetched.get(ProjectName, claims[key]))) for key in missing)
     found = []
     for project, role in items:
-        status, status_code = status_of(project, fetched.get(User, project.owner_key))
-        shared = fetched.get(ProjectName, claims[project.owner_key])
+        owner, shared = owners[project.owner_key]
+        status, status_code = status_of(project, owner)
         found.append(ProjectView(
             project,
             role,

@@ -21,13 +21,11 @@ from .auth import Caller
 from .errors import InvalidRequest, ObjectNotFound, ValidationError
 from .inputs import TeamInput, TeamMemberAdd
 from .models import Collaborator, Membership, Team, User
-from .models.base import Transaction, transaction
+from .models.base import TRANSACTION_LIMIT, Transaction, transaction
 from .models.collaborators import team_collaborator_key
 from .models.users import TEAM
 from .organizations import get_organization
 from .permissions import AccountAction, require_on_account
-
-TRANSACTION_LIMIT = 100  # items per TransactWriteItems
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from chalicelib import accounts, aws, queue, storage
+from chalicelib import accounts, aws, queue, reorder, storage
 from chalicelib.config import settings
-from chalicelib.models import ALL_MODELS, User
+from chalicelib.models import ALL_MODELS, Collaborator, Project, User
 from chalicelib.models.base import shared_connection
 
 
 def ensure_tables() -> None:
+    indexed = set()
     for model in ALL_MODELS:
         if not model.exists():
             model.create_table(wait=True)  # also turns on the model's TTL attribute
-        elif _add_missing_indexes(model) and model is User:
-            accounts.fill_directory()
+        elif _add_missing_indexes(model):
+            indexed.add(model)
+    if User in indexed:
+        accounts.fill_directory()
+    if indexed & {Project, Collaborator}:  # the paged project list's indexes
+        reorder.reorder_all()
 
 
 def _add_missing_indexes(model) -> bool:

@@ -185,9 +185,10 @@ def _make_project(world: World) -> str:
     if world.kind == "organization":
         rows |= {"readerinteam": "reader", "leaver": "editor", "staleformer": "editor"}
         rows |= {team_collaborator_key(world.team_ids[role]): role for role in ROLES}
+    order = Project.get(pid).list_order
     with Collaborator.batch_write() as batch:
         for key, role in rows.items():
-            batch.save(Collaborator(pid, key, collaborator=key, role=role))
+            batch.save(Collaborator(pid, key, collaborator=key, role=role, project_order=order))
     version = storage.put_object(storage.thumbnail_key(pid), _png(), "image/png")
     Project.get(pid).update(actions=[Project.thumbnail_version.set(version)])
     return pid

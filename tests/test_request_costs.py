@@ -176,3 +176,81 @@ def test_paged_requests_cost_the_same_from_10_to_10000_files_of_10_versions(user
         if "page" in name:
             assert calls.get("Query") == (2 if name == "collaborators page" else 1), (name, calls)
     assert _paged_costs(users, 10_000) == small
+
+
+def _project_world(users, size: int) -> dict:
+    """alice owns `size` projects and the organization `acme` with `size` projects; carol
+    administers `acme`; bob is in its team `crew`, which collaborates on every `acme` project, and
+    collaborates himself on each of alice's; dave owns `size` public projects. Written straight
+    into the tables, each project with a 1 KB description: at 2,400 projects an owner's are
+    more than 2 MB and bob's collaborator rows far more than a BatchGetItem's 100 keys."""
+    import uuid
+
+    from chalicelib import pagination
+    from chalicelib.models import Collaborator, Membership, Project, ProjectName, Team, User
+    from chalicelib.models.collaborators import team_collaborator_key
+    from chalicelib.models.projects import PUBLIC_PARTITION
+
+    suffix = str(size)
+    alice, bob, carol = users(f"alice{suffix}"), users(f"bob{suffix}"), users(f"carol{suffix}")
+    dave = users(f"dave{suffix}")
+    acme = f"acme{suffix}"
+    assert alice.post("organizations/", json={"username": acme}).status == 201
+    alice.post(f"members/{acme}/", json={"member": bob.username})
+    alice.post(f"members/{acme}/", json={"member": carol.username, "role": "admin"})
+    alice.post(f"organizations/{acme}/teams/", json={"team": "crew"})
+    alice.post(f"organizations/{acme}/teams/crew/members/", json={"member": bob.username})
+    team = team_collaborator_key(User.get(f"@{acme}/crew").team_id)
+    assert Team.count(acme) == 1 and Membership.count(acme) == 3
+    with Project.batch_write() as projects, ProjectName.batch_write() as names, \
+            Collaborator.batch_write() as rows:
+        for owner in (alice.username, acme, dave.username):
+            for i in range(size):
+                project = Project(str(uuid.uuid4()), name=f"p{i:05}", owner=owner, owner_key=owner,
+                                  owner_is_organization=owner == acme, description="d" * 1024)
+                if owner == dave.username:
+                    project.is_public, project.public_partition = True, PUBLIC_PARTITION
+                project.list_order = project.current_list_order()
+                projects.save(project)
+                names.save(ProjectName(ProjectName.key_for(owner, project.name), project_id=project.id))
+                if owner != dave.username:
+                    key = bob.username if owner == alice.username else team
+                    rows.save(Collaborator(project.id, key, collaborator=key, role="editor",
+                                           project_order=project.list_order))
+    pagination._bookmarks.clear()
+    return {"alice": alice, "bob": bob, "carol": carol}
+
+
+PROJECT_PAGES = {
+    "first page (SDK)": "projects/?include-public=0&limit=20",
+    "next page by offset (SDK)": "projects/?include-public=0&limit=20&offset=20",
+    "first page (QField)": "projects/?limit=250",
+    "next page by offset (QField)": "projects/?limit=250&offset=250",
+    "page with public ones (QField search)": "projects/?include_public=1&limit=250",
+    "public projects page": "projects/public/?limit=20",
+}
+
+
+def _project_page_costs(users, size: int) -> dict[str, dict]:
+    world = _project_world(users, size)
+    costs: dict[str, dict] = {}
+    for caller in ("alice", "carol", "bob"):
+        for name, url in PROJECT_PAGES.items():
+            with counted_calls() as calls:
+                reply = world[caller].get(url)
+            assert reply.status == 200, (caller, name, reply.content)
+            assert "X-Next-Page" in reply.headers, (caller, name)
+            costs[f"{name}, {caller}"] = dict(calls)
+        with counted_calls() as calls:
+            reply = world[caller].get(reply.headers["X-Next-Page"])
+        costs[f"next page (cursor), {caller}"] = dict(calls)
+    return costs
+
+
+def test_project_pages_cost_the_same_from_600_to_2400_projects_a_source(users, aws):
+    """Pages of `GET projects/` in the default order, as the SDK and QField ask for them, cost the
+    same whatever the number of projects, collaborations and public projects behind them."""
+    small = _project_page_costs(users, 600)
+    for name, calls in small.items():
+        assert "Scan" not in calls and sum(calls.values()) <= 14, (name, calls)
+    assert _project_page_costs(users, 2400) == small

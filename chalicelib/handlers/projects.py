@@ -20,8 +20,10 @@ from ..serializers import project_json
 router = Router(__name__)
 
 
-def _render(items):
-    return [project_json(view) for view in projects.views(items)]
+def _renderer():
+    """Renders a list's projects batch by batch, reading each owner once per list."""
+    owners: dict = {}
+    return lambda items: [project_json(view) for view in projects.views(items, owners)]
 
 
 @router.route("/projects/", methods=["GET"], doc=Doc(
@@ -31,7 +33,7 @@ def list_projects():
     request = router.request
     caller = auth.require_caller(request)
     items = projects.list_projects(caller, query(request, ProjectListQuery))
-    return paginate(request, items, _render)
+    return paginate(request, items, _renderer())
 
 
 @router.route("/projects/", methods=["POST"], doc=Doc(
@@ -50,7 +52,7 @@ def list_public_projects():
     request = router.request
     caller = auth.require_caller(request)
     items = projects.list_public_projects(caller, query(request, OrderingQuery).ordering)
-    return paginate(request, items, _render)
+    return paginate(request, items, _renderer())
 
 
 @router.route("/projects/{project_id}/", methods=["GET"], doc=Doc("A project", returns=out.ProjectOut))

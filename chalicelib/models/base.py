@@ -17,6 +17,7 @@ from pynamodb.transactions import TransactWrite
 from ..config import settings
 
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
+TRANSACTION_LIMIT = 100  # items per TransactWriteItems
 T = TypeVar("T", bound="Table")
 
 

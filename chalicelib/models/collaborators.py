@@ -17,6 +17,18 @@ class CollaborationsByUser(GlobalSecondaryIndex):
     project_id = UnicodeAttribute(range_key=True)
 
 
+class CollaborationsInOrder(GlobalSecondaryIndex):
+    """A person's or a team's rows in their projects' default list order (`project_order`): a
+    source of the paged `GET projects/`."""
+
+    class Meta:
+        index_name = "by-collaborator-in-order"
+        projection = AllProjection()
+
+    collaborator_key = UnicodeAttribute(hash_key=True)
+    project_order = UnicodeAttribute(range_key=True)
+
+
 TEAM_PREFIX = "team:"
 
 
@@ -40,8 +52,12 @@ class Collaborator(Table):
     updated_by = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(default=utcnow)
     updated_at = UTCDateTimeAttribute(default=utcnow)
+    # The project's `list_order`, written with the row and rewritten when the project's changes
+    # (projects.update_project); None only on data from before it.
+    project_order = UnicodeAttribute(null=True)
 
     by_collaborator = CollaborationsByUser()
+    by_collaborator_in_order = CollaborationsInOrder()
 
     @property
     def team_id(self) -> str | None:

@@ -10,10 +10,12 @@ still one call per MB of items skipped). `total` comes from a counter kept with 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from pynamodb.attributes import Attribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import Index
 from pynamodb.pagination import ResultIterator
@@ -123,3 +125,54 @@ class Listing(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         """Every item, a Query page at a time."""
         return iter(self._query())
+
+
+@dataclass(frozen=True)
+class KeyRange(Generic[T]):
+    """One partition of an index whose range key is a string unique in the partition, read in
+    that key's order after a given key: a source of a `KeyOrdered` list."""
+
+    model: type[Table]
+    index: Index
+    partition: str
+    key: Attribute  # the index's range key, as an attribute of `model`
+
+    def read(self, after: str | None, limit: int | None) -> tuple[list[T], bool]:
+        """Up to `limit` items (one response, ≤ 1 MB, without) whose key follows `after`, and
+        whether the partition may hold more."""
+        data = self.model._get_connection().query(
+            self.partition, range_key_condition=self.key > after if after is not None else None,
+            index_name=self.index.Meta.index_name, limit=limit)
+        items = [self.model.from_raw_data(item) for item in data.get("Items", [])]
+        return items, data.get("LastEvaluatedKey") is not None
+
+
+class KeyOrdered(ABC, Generic[T]):
+    """A list in the order of a string key unique to each item (say, several `KeyRange`s merged),
+    read a page at a time after the key of the item before: what its cursor holds. There is no
+    counter: whether more follow is read with the page."""
+
+    identity: str  # the same identity, the same list in the same order
+    SKIP_BATCH = 1000
+
+    @abstractmethod
+    def page(self, after: str | None, limit: int) -> tuple[list[T], str | None, bool]:
+        """Up to `limit` items following the key `after` (from the first without), the key of the
+        last one, and whether more follow."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[T]:
+        """Every item, reading each source a response (≤ 1 MB) at a time."""
+
+    def skip(self, count: int) -> tuple[str | None, int]:
+        """The key after which the item at position `count` follows, by reading the items before
+        it (cost O(count)), and how many items there were up to it (less than `count`: the list
+        ends before)."""
+        after, seen = None, 0
+        while seen < count:
+            items, last, more = self.page(after, min(count - seen, self.SKIP_BATCH))
+            seen += len(items)
+            after = last if items else after
+            if not more:
+                break
+        return after, seen

@@ -14,6 +14,16 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from .base import Table, TableMeta, utcnow
 
 PUBLIC_PARTITION = "public"
+# Below every character of a username key or a project name (inputs.py allows neither control
+# characters), so `list_order` strings compare as the tuples they are made of.
+ORDER_SEPARATOR = "\x00"
+
+
+def list_order_of(is_featured: bool, owner_key: str, name: str, project_id: str) -> str:
+    """The default order of project lists as one string: featured first, then owner, name (any
+    case) and id. DynamoDB compares strings by their UTF-8 bytes, i.e. by code point, as Python
+    does, so an index on it serves the order `projects.order()` gives."""
+    return ORDER_SEPARATOR.join((("0" if is_featured else "1") + owner_key, name.casefold(), project_id))
 
 
 class ProjectType(StrEnum):
@@ -32,6 +42,29 @@ class ProjectsByOwner(GlobalSecondaryIndex):
 
     owner_key = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute(range_key=True)
+
+
+class ProjectsByOwnerInOrder(GlobalSecondaryIndex):
+    """An account's projects in the default list order: a source of the paged `GET projects/`."""
+
+    class Meta:
+        index_name = "by-owner-in-order"
+        projection = AllProjection()
+
+    owner_key = UnicodeAttribute(hash_key=True)
+    list_order = UnicodeAttribute(range_key=True)
+
+
+class PublicProjectsInOrder(GlobalSecondaryIndex):
+    """Sparse, public projects in the default list order: `projects/public/` and the paged
+    `GET projects/?include_public=1`."""
+
+    class Meta:
+        index_name = "public-in-order"
+        projection = AllProjection()
+
+    public_partition = UnicodeAttribute(hash_key=True)
+    list_order = UnicodeAttribute(range_key=True)
 
 
 class PublicProjects(GlobalSecondaryIndex):
@@ -91,15 +124,28 @@ class Project(Table):
     # Set when the project's deletion was asked for: from then on it is gone for the API, no
     # write may be committed to it, and a background task removes its data (project_deletion).
     deleting_since = UTCDateTimeAttribute(null=True)
+    # `list_order_of(...)` the fields above, kept by every write that changes them (and copied to
+    # the project's collaborator rows as `project_order`); None only on data from before it.
+    list_order = UnicodeAttribute(null=True)
 
     by_owner = ProjectsByOwner()
     public = PublicProjects()
+    by_owner_in_order = ProjectsByOwnerInOrder()
+    public_in_order = PublicProjectsInOrder()
+
+    def current_list_order(self) -> str:
+        return list_order_of(self.is_featured, self.owner_key, self.name, self.id)
 
 
 def is_live():
     """The condition every write that adds to a project checks, in its own conditional write or
     transaction: the project exists and is not being deleted (chalicelib.project_deletion)."""
     return Project.id.exists() & Project.deleting_since.does_not_exist()
+
+
+def has_list_order(order: str | None):
+    """The condition that the project's `list_order` is still `order` (None: has none yet)."""
+    return Project.list_order.does_not_exist() if order is None else Project.list_order == order
 
 
 class ProjectName(Table):
