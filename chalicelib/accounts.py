@@ -18,7 +18,7 @@ from .errors import (
     ObjectNotFound,
     ValidationError,
 )
-from .models import User
+from .models import Project, User
 from .models.base import save_new
 from .models.users import PERSON, directory_partition_of
 from .permissions import AccountAction, require_on_account
@@ -78,6 +78,14 @@ def get_user(username: str) -> User:
     if user is None:
         raise ObjectNotFound(f"There is no user `{username}`.")
     return user
+
+
+def owner_of(project: Project, caller_user: User) -> User:
+    """The project's owner (whose storage its bytes count against): the caller's own user, read
+    for this request already, when the caller is the owner."""
+    if project.owner_key == caller_user.username_key:
+        return caller_user
+    return get_user(project.owner)
 
 
 def find_person(username_or_email: str) -> User | None:

@@ -20,7 +20,7 @@ from typing import IO, Any, TypeVar
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from . import checksums, clients, jobs, quota, storage
-from .accounts import get_user
+from .accounts import owner_of
 from .auth import Caller
 from .checksums import Checksums
 from .config import settings
@@ -119,7 +119,7 @@ def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVers
     check_direct_upload_size(target.project.id, sums.size)
     if target.is_qgis:
         check_qgis_project(target.name, content)
-    owner = get_user(target.project.owner)
+    owner = owner_of(target.project, caller.user)
     quota.reserve(owner, sums.size, caller.client_type)
     key = storage.file_key(target.project.id, target.name)
     try:
@@ -157,7 +157,7 @@ def _refreshed(caller: Caller, target: UploadTarget, size: int) -> UploadTarget:
     owner takes over the quota reservation."""
     project = _live_project(target.project.id)
     if project.owner_key != target.project.owner_key:
-        quota.reserve(get_user(project.owner), size, caller.client_type)
+        quota.reserve(owner_of(project, caller.user), size, caller.client_type)
         quota.release(target.project.owner_key, size)
     if target.is_qgis and project.the_qgis_file_name not in (None, target.name):
         raise MultipleProjects(

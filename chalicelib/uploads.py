@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
 from . import checksums, files, quota, storage
-from .accounts import get_user
+from .accounts import owner_of
 from .auth import Caller
 from .checksums import PART_SIZE
 from .config import settings
@@ -55,7 +55,7 @@ def begin(caller: Caller, project: Project, role: ProjectRole | None, data: Uplo
     size = data.size
     if not 0 < size <= PART_SIZE * MAX_PARTS:
         raise ValidationError(f"`size` must be between 1 and {PART_SIZE * MAX_PARTS} bytes.")
-    quota.check_fits(get_user(project.owner), size, caller.client_type)
+    quota.check_fits(owner_of(project, caller.user), size, caller.client_type)
     key = storage.file_key(project.id, target.name)
     s3_upload_id = storage.create_multipart_upload(key, files.content_type_for(target.name))
     session = UploadSession(
@@ -194,7 +194,7 @@ def complete(
     size = int(session.size)
     if not session.quota_counted:
         try:
-            quota.reserve(get_user(project.owner), size, caller.client_type)
+            quota.reserve(owner_of(project, caller.user), size, caller.client_type)
         except OverQuota:
             _release_claim(session)  # the parts stay: free some space and complete again
             raise
