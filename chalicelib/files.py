@@ -430,6 +430,28 @@ def delete(project: Project, name: str, version_id: str | None) -> None:
     _retrying(attempt, refresh)
 
 
+def remove_stored_version(project_id: str, name: str, s3_version_id: str) -> bool:
+    """Remove the version stored as S3 version `s3_version_id` (the file with it, if it is the
+    only one), with its bytes and the quota they held; False if it is not there (any more)."""
+    try:
+        project = _live_project(project_id)
+    except ObjectNotFound:
+        return False
+
+    def attempt() -> bool:
+        item = find_file(project.id, name)
+        removed = [v for v in item.versions if v.s3_version_id == s3_version_id] if item else []
+        if removed:
+            _commit_deletion(project, item, removed)
+        return bool(removed)
+
+    def refresh() -> None:
+        nonlocal project
+        project = _live_project(project.id)
+
+    return _retrying(attempt, refresh)
+
+
 def _commit_deletion(project: Project, item: ProjectFile, removed: list[FileVersion]) -> None:
     now = utcnow()
     freed = sum(int(version.size) for version in removed)

@@ -259,6 +259,15 @@ class UploadBegin(Input):
     size: int
 
 
+class UploadCompletion(Input):
+    sha256: str | None = Field(
+        None, pattern="^[0-9a-f]{64}$",
+        description="The file's SHA-256 as the client computed it (lowercase hex). Given, the "
+                    "version is recorded at once and the server checks the stored bytes against "
+                    "it in the background, removing the version if they differ; without it, the "
+                    "server reads the bytes back before answering.")
+
+
 OptionalUuid = Annotated[Uuid | None, BeforeValidator(_blank_as_none)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -188,15 +189,26 @@ def uploaded_parts(key: str, upload_id: str) -> list[dict[str, Any]]:
     return sorted(parts, key=lambda part: part["PartNumber"])
 
 
-def complete_multipart_upload(key: str, upload_id: str, parts: list[dict[str, Any]]) -> str:
-    """Assemble the parts into a new version of `key`; its S3 version id."""
+@dataclass(frozen=True)
+class Assembled:
+    """A version S3 assembled from parts. S3's ETag of a part is the part's MD5 unless the object
+    is encrypted with SSE-KMS or SSE-C (the bucket infra/ creates uses SSE-S3)."""
+
+    version_id: str
+    part_etags_are_md5s: bool
+
+
+def complete_multipart_upload(key: str, upload_id: str, parts: list[dict[str, Any]]) -> Assembled:
+    """Assemble the parts into a new version of `key`."""
     response = aws.s3().complete_multipart_upload(
         Bucket=settings.bucket,
         Key=key,
         UploadId=upload_id,
         MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
     )
-    return response["VersionId"]
+    plain = (response.get("ServerSideEncryption") in (None, "AES256")
+             and "SSECustomerAlgorithm" not in response)
+    return Assembled(response["VersionId"], plain)
 
 
 def abort_multipart_upload(key: str, upload_id: str) -> None:

@@ -4,12 +4,15 @@ The client asks to begin (the same rules, permissions and quota as a direct uplo
 PUTs the 8 MiB parts straight to S3 with presigned URLs (in parallel, resumable: `status` tells
 which parts S3 already holds), then asks to complete. Completion checks the rules again, counts
 the size against the owner's quota (so an abandoned upload never holds quota), assembles the
-parts in S3, computes the checksums by streaming the object once (never holding it in memory)
-and records the new version.
+parts in S3 and records the new version with its checksums: the md5sum from the parts' ETags,
+and the SHA-256 either declared by the client (then checked in the background by streaming the
+object once: a version whose bytes differ is removed) or, without a declaration, computed by
+streaming the object before answering (never holding it in memory).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -20,10 +23,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
-from . import checksums, files, quota, storage
+from . import background, checksums, files, quota, storage
 from .accounts import owner_of
 from .auth import Caller
-from .checksums import PART_SIZE
+from .checksums import PART_SIZE, Checksums
 from .config import settings
 from .errors import Conflict, ObjectNotFound, OverQuota, ValidationError
 from .file_rules import check_qgis_project
@@ -31,7 +34,7 @@ from .inputs import UploadBegin
 from .models import FileVersion, Project, UploadSession, User
 from .models.base import Transaction, utcnow
 from .models.projects import is_live
-from .observability import count_bytes
+from .observability import count_bytes, logger
 from .permissions import AccountAction, ProjectRole, allowed_on_account
 
 MAX_PARTS = 10_000
@@ -182,8 +185,48 @@ def _already_recorded(session: UploadSession) -> FileVersion | None:
     return next((v for v in versions if v.s3_version_id == session.s3_version_id), None)
 
 
+def _declared_checksums(session: UploadSession, is_qgis: bool, parts: list[dict[str, Any]] | None,
+                        assembled: storage.Assembled | None, sha256: str | None) -> Checksums | None:
+    """The checksums without reading the object back: the md5sum from the parts' ETags and the
+    SHA-256 the client declared. None where the server reads the object instead: nothing
+    declared, a QGIS project file (its content is checked), the parts not at hand (a completion
+    taken over after S3 assembled them) or part ETags that are not MD5s."""
+    if sha256 is None or is_qgis or not parts or assembled is None or not assembled.part_etags_are_md5s:
+        return None
+    try:
+        md5s = [bytes.fromhex(str(part["ETag"]).strip('"')) for part in parts]
+    except ValueError:
+        return None
+    if any(len(md5) != 16 for md5 in md5s):
+        return None
+    return Checksums(size=int(session.size), md5sum=checksums.etag_of(md5s), sha256=sha256)
+
+
+@background.task
+def check_declared_sha256(project_id: str, name: str, s3_version_id: str, sha256: str) -> None:
+    """A version recorded with the SHA-256 its client declared: the stored bytes are read back
+    and hashed, and if they differ the version is removed, with its bytes and the quota they
+    held (the file with it, if it was its only version). Safe to run again."""
+    digest = hashlib.sha256()
+    try:
+        for chunk in storage.stream_object(storage.file_key(project_id, name), s3_version_id):
+            digest.update(chunk)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404"):
+            return  # removed meanwhile
+        raise
+    if digest.hexdigest() == sha256:
+        return
+    removed = files.remove_stored_version(project_id, name, s3_version_id)
+    logger.error("A presigned upload's bytes do not match the SHA-256 its client declared",
+                 extra={"project_id": project_id, "file": name, "s3_version_id": s3_version_id,
+                        "declared_sha256": sha256, "stored_sha256": digest.hexdigest(),
+                        "version_removed": removed})
+
+
 def complete(
-    caller: Caller, project: Project, role: ProjectRole | None, session: UploadSession
+    caller: Caller, project: Project, role: ProjectRole | None, session: UploadSession,
+    declared_sha256: str | None = None,
 ) -> FileVersion:
     """Assemble, checksum and record the upload. Each step is written to the session before the
     next one starts, so a retry of an interrupted completion picks up where it stopped."""
@@ -199,19 +242,21 @@ def complete(
             _release_claim(session)  # the parts stay: free some space and complete again
             raise
         session.update(actions=[UploadSession.quota_counted.set(True)])
+    assembled = None
     if not session.s3_version_id:
         try:
-            version_id = storage.complete_multipart_upload(session.s3_key, session.s3_upload_id, parts)
+            assembled = storage.complete_multipart_upload(session.s3_key, session.s3_upload_id, parts)
         except ClientError as error:
             if error.response["Error"]["Code"] != "NoSuchUpload":
                 raise
             discard(session, project.owner_key)  # aborted meanwhile (its project is being deleted)
             raise ObjectNotFound("This upload was aborted.") from None
-        session.update(actions=[UploadSession.s3_version_id.set(version_id)])
+        session.update(actions=[UploadSession.s3_version_id.set(assembled.version_id)])
     recorded = _already_recorded(session)
     if recorded is None:
+        declared = _declared_checksums(session, target.is_qgis, parts, assembled, declared_sha256)
         try:
-            sums = _checksums_of_stored(session, target.is_qgis, parts)
+            sums = declared or _checksums_of_stored(session, target.is_qgis, parts)
         except Exception:
             discard(session, project.owner_key)
             raise
@@ -220,6 +265,9 @@ def complete(
         except Exception:
             session.delete()  # record_version undid its own work: the S3 version and the quota
             raise
+        if declared is not None:
+            background.start(check_declared_sha256, project_id=project.id, name=session.name,
+                             s3_version_id=session.s3_version_id, sha256=declared.sha256)
     session.delete()
     count_bytes("BytesUploaded", size)
     return recorded

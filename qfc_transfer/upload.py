@@ -1,8 +1,9 @@
 """`qfc-transfer upload`: a local file to the server through presigned multipart upload.
 
 The flow: `begin` checks the rules and the quota and answers with one presigned PUT URL per
-8 MiB part; the parts go straight to S3 in parallel; `complete` assembles them and records the
-new version with its checksums, whose size and SHA-256 we compare with the local file's.
+8 MiB part; the parts go straight to S3 in parallel; `complete`, given the local file's SHA-256,
+assembles them and records the new version with its checksums, whose size and SHA-256 we compare
+with the local file's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from .errors import TransferError
 
 Log = Callable[[str], None]
 
-# Completing reads the whole assembled file back on the server to checksum it: minutes for many GB.
+# Completing may read the whole assembled file back on the server (a completion taken over after
+# S3 assembled the parts): minutes for many GB.
 COMPLETE_TIMEOUT = (10, 900)
 COMPLETE_POLL_SECONDS = 10
 # A completion cut off on the server is taken over by a new request after 16 minutes.
@@ -65,6 +67,7 @@ def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 
     identity = {"url": api.base_url, "project_id": project_id, "name": name,
                 "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     state_file = state.state_path(local, "upload")
+    local_digest = _hash_in_background(local)
 
     with open(local, "rb") as file:
         fd = file.fileno()
@@ -91,7 +94,6 @@ def upload(api: Api, project_id: str, local: Path, name: str, *, workers: int = 
         finally:
             progress.close()
 
-    local_digest = _hash_in_background(local)
     result = _complete(api, session_path, file_path("files/metadata", project_id, name), local_digest, log)
     # The session is gone on the server now: a rerun must not try to resume it.
     state.remove(state_file)
@@ -107,7 +109,8 @@ def _complete(api: Api, session_path: str, metadata_path: str, local: Future[Loc
     deadline = time.monotonic() + COMPLETE_PATIENCE_SECONDS
     while True:
         try:
-            return api.json("POST", session_path + "complete/", timeout=COMPLETE_TIMEOUT)
+            return api.json("POST", session_path + "complete/", json={"sha256": local.result().sha256},
+                            timeout=COMPLETE_TIMEOUT)
         except ApiError as error:
             if error.status == 404:
                 return _stored_version(api, metadata_path, local.result())
@@ -295,9 +298,9 @@ def _put_part(fd: int, part: Part, urls: _PartUrls, progress: parallel.Progress,
 
 
 def _hash_in_background(local: Path) -> Future[LocalDigest]:
-    """The local file's digest, to check the server's answer with. Computed while the server
-    completes (it reads the assembled file back, which takes at least as long), not while the
-    parts travel, where it would take CPU from sending them.
+    """The local file's digest, computed while the parts travel: its SHA-256 goes with the
+    request to complete (the server records it at once and checks the stored bytes against it in
+    the background), and the server's answer is checked against it.
 
     A daemon thread rather than a pool: an interrupted upload must not wait for it to finish
     reading a file of many gigabytes.

@@ -205,3 +205,93 @@ def test_a_completion_cut_off_after_recording_is_not_recorded_twice(alice, pid, 
     assert alice.post(f"uploads/{pid}/{session['upload_id']}/complete/").status == 201
     state = stored_state(pid)
     assert state["items"] == [("a.bin", 1)] and state["owner_bytes"] == 10 and state["uploads"] == 0
+
+
+@pytest.fixture
+def background_tasks(monkeypatch):
+    """Background tasks held back until the test runs them: what the answer did without them."""
+    from chalicelib import background
+
+    held = []
+    monkeypatch.setattr(background, "start", lambda task, **arguments: held.append((task, arguments)))
+    return held
+
+
+def _read_backs(monkeypatch) -> list:
+    from chalicelib import storage
+
+    reads, stream = [], storage.stream_object
+    monkeypatch.setattr(storage, "stream_object", lambda *args: reads.append(args) or stream(*args))
+    return reads
+
+
+def test_a_declared_sha256_is_recorded_at_once_and_checked_in_the_background(
+        alice, pid, monkeypatch, background_tasks):
+    data = _data(2 * PART_SIZE + 7)
+    session = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": len(data)}).json()
+    _put_parts(session, data)
+    expected = of_chunks([data])
+    reads = _read_backs(monkeypatch)
+    done = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/", json={"sha256": expected.sha256})
+    assert done.status == 201
+    assert (done.json()["md5sum"], done.json()["sha256"]) == (expected.md5sum, expected.sha256)
+    assert reads == [], "the answer did not wait for a read-back"
+    [(task, arguments)] = background_tasks
+    task(**arguments)
+    assert len(reads) == 1
+    listed = alice.get(f"files/{pid}/").json()[0]
+    assert (listed["sha256"], listed["md5sum"], listed["size"]) == (expected.sha256, expected.md5sum, len(data))
+    state = stored_state(pid)
+    assert state["owner_bytes"] == state["project_bytes"] == len(data)
+
+
+def test_bytes_that_differ_from_the_declared_sha256_lose_their_version(alice, pid, background_tasks):
+    upload(alice, pid, "big.bin", b"the version before")
+    data = _data(PART_SIZE + 3)
+    session = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": len(data)}).json()
+    _put_parts(session, data)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    done = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/", json={"sha256": wrong})
+    assert done.status == 201
+    assert len(alice.get(f"files/{pid}/").json()[0]["versions"]) == 2
+    [(task, arguments)] = background_tasks
+    task(**arguments)
+    task(**arguments)  # a task may run again: nothing more happens
+    [listed] = alice.get(f"files/{pid}/").json()
+    assert [v["size"] for v in listed["versions"]] == [len(b"the version before")]
+    state = stored_state(pid)
+    assert state["owner_bytes"] == state["project_bytes"] == len(b"the version before")
+    assert len(state["s3"]) == 1
+
+
+def test_a_new_file_whose_bytes_differ_from_the_declared_sha256_is_removed(alice, pid, background_tasks):
+    data = _data(1000)
+    session = alice.post(f"uploads/{pid}/", json={"name": "new.bin", "size": len(data)}).json()
+    _put_parts(session, data)
+    wrong = hashlib.sha256(b"not these bytes").hexdigest()
+    assert alice.post(f"uploads/{pid}/{session['upload_id']}/complete/", json={"sha256": wrong}).status == 201
+    [(task, arguments)] = background_tasks
+    task(**arguments)
+    assert alice.get(f"files/{pid}/").json() == []
+    state = stored_state(pid)
+    assert (state["owner_bytes"], state["project_bytes"], state["s3"]) == (0, 0, [])
+
+
+@pytest.mark.parametrize("sha256", ["ABC", "g" * 64, "A" * 64, 12])
+def test_a_declared_sha256_must_be_64_lowercase_hex_digits(alice, pid, sha256):
+    session = alice.post(f"uploads/{pid}/", json={"name": "x.bin", "size": 10}).json()
+    _put_parts(session, _data(10))
+    refused = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/", json={"sha256": sha256})
+    assert (refused.status, refused.code) == (400, "validation_error")
+    assert alice.get(f"uploads/{pid}/{session['upload_id']}/").status == 200  # nothing was done
+
+
+def test_a_qgis_file_is_read_back_whatever_its_client_declares(alice, pid, monkeypatch, background_tasks):
+    data = qgs()
+    session = alice.post(f"uploads/{pid}/", json={"name": "p.qgs", "size": len(data)}).json()
+    _put_parts(session, data)
+    reads = _read_backs(monkeypatch)
+    wrong = hashlib.sha256(b"declared").hexdigest()
+    done = alice.post(f"uploads/{pid}/{session['upload_id']}/complete/", json={"sha256": wrong})
+    assert done.status == 201 and done.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    assert len(reads) == 1 and background_tasks == []

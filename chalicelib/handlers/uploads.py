@@ -3,7 +3,7 @@ from chalice import Response
 from .. import auth, projects, uploads
 from .. import outputs as out
 from ..errors import InvalidRequest
-from ..inputs import UploadBegin
+from ..inputs import UploadBegin, UploadCompletion
 from ..permissions import Action
 from ..request_data import body
 from ..routing import Doc, Router
@@ -37,11 +37,12 @@ def upload_status(project_id, upload_id):
 
 @router.route("/uploads/{project_id}/{upload_id}/complete/", methods=["POST"], doc=Doc(
     "Complete an upload: the file's new version", returns=out.UploadedOut, status=201,
-    errors=(*UPLOAD_ERRORS, InvalidRequest)))
+    body=UploadCompletion, errors=(*UPLOAD_ERRORS, InvalidRequest)))
 def complete_upload(project_id, upload_id):
     caller, project, role = _project(project_id)
+    completion = body(router.request, UploadCompletion)
     session = uploads.get_session(caller, project, upload_id)
-    version = uploads.complete(caller, project, role, session)
+    version = uploads.complete(caller, project, role, session, completion.sha256)
     return Response(body=uploaded_json(session.name, version), status_code=201)
 
 
