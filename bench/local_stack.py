@@ -3,7 +3,7 @@ real stack (`python -m devstack run` in a temporary data dir, no job worker).
 
     .venv/bin/python -m bench.local_stack            (all four, defaults; `./dev bench local_stack`)
     .venv/bin/python -m bench.local_stack lists [--sizes 10 1000 10000] [--repeat 30]
-    .venv/bin/python -m bench.local_stack upload [--mib 20] [--repeat 5]
+    .venv/bin/python -m bench.local_stack upload [--mib 20] [--repeat 15]
     .venv/bin/python -m bench.local_stack upload-latency [--sizes 10 10000] [--repeat 30]
     .venv/bin/python -m bench.local_stack restart [--gib 1] [--mib 20]
 
@@ -336,7 +336,7 @@ def main(argv: list[str]) -> int:
         command.add_argument("--repeat", type=int, default=repeat)
     command = commands.add_parser("upload")
     command.add_argument("--mib", type=int, default=20)
-    command.add_argument("--repeat", type=int, default=5)
+    command.add_argument("--repeat", type=int, default=15)
     command = commands.add_parser("restart")
     command.add_argument("--gib", type=float, default=1.0)
     command.add_argument("--mib", type=int, default=20)
