@@ -114,6 +114,7 @@ def measure(size: int) -> dict[str, Counter]:
                 lambda: bob.get("projects/?include_public=1&limit=250"),
             "GET projects/ whole list (collaborator, team member)": lambda: bob.get("projects/"),
             "GET members/acme/ (of them all)": lambda: bob.get("members/acme/"),
+            "GET members/acme/?limit=20&offset=20 (SDK)": lambda: bob.get("members/acme/?limit=20&offset=20"),
             "GET organizations/acme/teams/ (of them all)": lambda: bob.get("organizations/acme/teams/"),
             "GET users/bob/organizations/ (public members)": lambda: bob.get("users/bob/organizations/"),
             "GET users/?q=member1 (of them all)": lambda: bob.get("users/?q=member1"),

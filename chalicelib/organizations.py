@@ -24,6 +24,7 @@ from .errors import ObjectAlreadyExists, ObjectNotFound, ReachedMaxOrganizationM
 from .inputs import MemberAdd, MemberChange, OrganizationCreate
 from .models import Collaborator, Membership, Project, Team, User
 from .models.base import Transaction, get_many, transaction, utcnow
+from .models.listing import Listing
 from .models.organizations import MemberRole
 from .models.users import ORGANIZATION
 from .permissions import AccountAction, memberships_of, require_on_account
@@ -84,9 +85,12 @@ def _listed(memberships: Iterable[Membership]) -> list[Membership]:
     return [m for m in memberships if m.role != MemberRole.OWNER]
 
 
-def list_members(caller: Caller, name: str) -> list[Membership]:
+def list_members(caller: Caller, name: str) -> Listing[Membership]:
+    """The members in key order, a page at a time; `members_count` (kept with each change) is
+    their number, the owner's row not counted, as it is not listed."""
     organization = _organization_for(caller, name, AccountAction.READ_MEMBERS)
-    return _listed(Membership.query(organization.username_key, consistent_read=True))
+    return Listing(Membership, organization.username_key, total=int(organization.members_count or 0),
+                   filter=Membership.role != MemberRole.OWNER)
 
 
 def _membership(organization: User, username: str) -> Membership:

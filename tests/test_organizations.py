@@ -168,3 +168,30 @@ def test_an_organization_may_share_its_owners_email(users, api):
     from chalicelib.models import User
 
     assert User.get("acme").email_key is None  # not in the index logins by email read
+
+
+def test_members_come_a_page_at_a_time_without_the_owner(org, users):
+    alice = org["alice"]
+    names = sorted(["bob", "carol", "dave", *(f"m{i:02}" for i in range(7))])
+    for name in names:
+        if name not in org:
+            users(name)
+        assert alice.post("members/acme/", json={"member": name}).status == 201
+    whole = [m["member"] for m in alice.get("members/acme/").json()]
+    assert sorted(whole) == names and "alice" not in whole
+    for limit in (1, 3, 4, 10):
+        seen, offset = [], 0
+        while True:  # as the SDK pages: only limit and offset of X-Next-Page are kept
+            page = alice.get(f"members/acme/?limit={limit}&offset={offset}")
+            assert page.headers["X-Total-Count"] == str(len(names))
+            seen += [m["member"] for m in page.json()]
+            if "X-Next-Page" not in page.headers:
+                break
+            offset += limit
+        assert seen == whole, limit
+    following, url = [], "members/acme/?limit=4"
+    while url:  # as a client that follows X-Next-Page whole (cursor included)
+        page = alice.get(url)
+        following += [m["member"] for m in page.json()]
+        url = page.headers.get("X-Next-Page")
+    assert following == whole

@@ -80,6 +80,7 @@ REQUESTS = {
     "get project (organization admin)": lambda w: w["carol"].get(f"projects/{w['org_pid']}/"),
     "list files (team member)": lambda w: w["bob"].get(f"files/{w['org_pid']}/"),
     "list members": lambda w: w["bob"].get("members/acme/"),
+    "a page of members": lambda w: w["bob"].get("members/acme/?limit=2&offset=2"),
     "list teams": lambda w: w["bob"].get("organizations/acme/teams/"),
     "team members": lambda w: w["bob"].get("organizations/acme/teams/team0/members/"),
     "the caller's organizations": lambda w: w["bob"].get("users/bob/organizations/"),
