@@ -90,7 +90,7 @@ def list_members(caller: Caller, name: str) -> Listing[Membership]:
     their number, the owner's row not counted, as it is not listed."""
     organization = _organization_for(caller, name, AccountAction.READ_MEMBERS)
     return Listing(Membership, organization.username_key, total=int(organization.members_count or 0),
-                   filter=Membership.role != MemberRole.OWNER)
+                   filter=Membership.role != MemberRole.OWNER, filtered_out_at_most=1)
 
 
 def _membership(organization: User, username: str) -> Membership:

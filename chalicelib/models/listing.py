@@ -45,6 +45,9 @@ class Listing(Generic[T]):
     index: Index | None = None
     forward: bool = True
     filter: Condition | None = None
+    # How many items of the partition the filter drops at most (an organization's owner row):
+    # a page's Query asks for that many more, so that a page stays one Query.
+    filtered_out_at_most: int = 0
     # What an item becomes: the model (default), or a lighter read-only shape of its raw item.
     reader: Callable[[dict[str, Any]], T] | None = None
 
@@ -89,7 +92,8 @@ class Listing(Generic[T]):
     def page(self, after: Key | None, limit: int) -> tuple[list[T], Key | None]:
         """Up to `limit` items following the key `after` (from the first without), and the key of
         the last one read (None when DynamoDB read to the end)."""
-        results = self._query(limit=limit, last_evaluated_key=after)
+        results = self._query(limit=limit, page_size=limit + self.filtered_out_at_most,
+                              last_evaluated_key=after)
         items = list(results)
         return items, results.last_evaluated_key
 

@@ -105,13 +105,17 @@ class Client:
         if not candidates:
             return
         version, ack = self.random.choice(candidates)
-        reply = self.call("download", "GET", f"files/{self.project_id}/{ack['name']}/?version={version}",
-                          allow_redirects=False)
+        path = f"files/{self.project_id}/{ack['name']}/?version={version}"
+        reply = self.call("download", "GET", path, allow_redirects=False)
         if reply.status_code == 302:
-            content = requests.get(reply.headers["Location"], timeout=60).content
-            if hashlib.sha256(content).hexdigest() != ack["sha256"]:
+            fetched = requests.get(reply.headers["Location"], timeout=60)
+            if fetched.status_code == 404 and self.call(
+                    "download", "GET", path, allow_redirects=False).status_code == 404:
+                return  # another client deleted the version between the 302 and the fetch
+            if fetched.status_code != 200 or hashlib.sha256(fetched.content).hexdigest() != ack["sha256"]:
                 with self.ledger.lock:
-                    self.ledger.failures.append(f"download of {version}: wrong bytes")
+                    self.ledger.failures.append(
+                        f"download of {version}: {fetched.status_code}, not the bytes uploaded")
 
     def delete_version(self) -> None:
         if not self.mine:
