@@ -10,6 +10,7 @@ from collections import Counter
 from .models import Delta, Job, ListCount, Project, ProjectFile
 from .models.counts import count_id
 from .models.jobs import project_and_type
+from .upgrades import every_project
 
 
 def _count_files(project: Project) -> int:
@@ -43,8 +44,4 @@ def recount_project(project: Project) -> None:
 
 def recount_all() -> int:
     """Recount every project's lists; how many projects there were."""
-    projects = 0
-    for project in Project.scan():  # scan-ok: an upgrade task
-        recount_project(project)
-        projects += 1
-    return projects
+    return every_project(recount_project)

@@ -11,6 +11,7 @@ from pynamodb.exceptions import UpdateError
 from .collaborators import follow_project_order
 from .models import Project
 from .models.projects import has_list_order
+from .upgrades import every_project
 
 
 def reorder_project(project: Project) -> None:
@@ -26,8 +27,4 @@ def reorder_project(project: Project) -> None:
 
 def reorder_all() -> int:
     """Every project and its rows in their list order; how many projects there were."""
-    projects = 0
-    for project in Project.scan():  # scan-ok: an upgrade task
-        reorder_project(project)
-        projects += 1
-    return projects
+    return every_project(reorder_project)
