@@ -60,6 +60,16 @@ class Hasher:
         return Checksums(size=self._size, md5sum=etag_of(digests), sha256=self._sha256.hexdigest())
 
 
+def md5s_of_part_etags(part_etags: list[str]) -> list[bytes] | None:
+    """The MD5s S3's part ETags stand for (quoted hex, as S3 lists them); None if one is not in
+    an MD5's form."""
+    try:
+        md5s = [bytes.fromhex(etag.strip('"')) for etag in part_etags]
+    except ValueError:
+        return None
+    return md5s if all(len(md5) == 16 for md5 in md5s) else None
+
+
 def etag_of(part_md5s: list[bytes]) -> str:
     """The S3-style ETag of a file whose 8 MiB parts have these MD5s."""
     if len(part_md5s) == 1:
@@ -77,8 +87,8 @@ class StoredPartsHasher(Hasher):
 
     def __init__(self, part_etags: list[str]) -> None:
         super().__init__()
-        self._etags = [etag.strip('"').lower() for etag in part_etags]
-        self._etags_are_md5s: bool | None = None
+        self._etag_md5s = md5s_of_part_etags(part_etags)
+        self._etags_are_md5s: bool | None = None if self._etag_md5s is not None else False
 
     def update(self, data: bytes) -> None:
         if self._etags_are_md5s:
@@ -86,13 +96,12 @@ class StoredPartsHasher(Hasher):
             return
         super().update(data)
         if self._etags_are_md5s is None and self._part_digests:
-            self._etags_are_md5s = self._part_digests[0].hex() == self._etags[0]
+            self._etags_are_md5s = self._part_digests[0] == self._etag_md5s[0]
 
     def result(self) -> Checksums:
         if not self._etags_are_md5s:
             return super().result()
-        return Checksums(size=self._size, md5sum=etag_of([bytes.fromhex(etag) for etag in self._etags]),
-                         sha256=self._sha256.hexdigest())
+        return Checksums(size=self._size, md5sum=etag_of(self._etag_md5s), sha256=self._sha256.hexdigest())
 
 
 def of_chunks(chunks: Iterable[bytes]) -> Checksums:

@@ -129,12 +129,17 @@ def presigned_get(
     )
 
 
+def is_missing(error: ClientError) -> bool:
+    """Whether S3 refused because the object (or the version asked for) is not there."""
+    return error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404")
+
+
 def get_bytes(key: str) -> bytes | None:
     """A small object's bytes (job reports and logs), or None if there is none."""
     try:
         return aws.s3().get_object(Bucket=settings.bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+        if is_missing(error):
             return None
         raise
 

@@ -193,11 +193,8 @@ def _declared_checksums(session: UploadSession, is_qgis: bool, parts: list[dict[
     taken over after S3 assembled them) or part ETags that are not MD5s."""
     if sha256 is None or is_qgis or not parts or assembled is None or not assembled.part_etags_are_md5s:
         return None
-    try:
-        md5s = [bytes.fromhex(str(part["ETag"]).strip('"')) for part in parts]
-    except ValueError:
-        return None
-    if any(len(md5) != 16 for md5 in md5s):
+    md5s = checksums.md5s_of_part_etags([str(part["ETag"]) for part in parts])
+    if md5s is None:
         return None
     return Checksums(size=int(session.size), md5sum=checksums.etag_of(md5s), sha256=sha256)
 
@@ -212,7 +209,7 @@ def check_declared_sha256(project_id: str, name: str, s3_version_id: str, sha256
         for chunk in storage.stream_object(storage.file_key(project_id, name), s3_version_id):
             digest.update(chunk)
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404"):
+        if storage.is_missing(error):
             return  # removed meanwhile
         raise
     if digest.hexdigest() == sha256:
