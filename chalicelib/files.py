@@ -39,7 +39,7 @@ from .file_rules import check_qgis_project, is_attachment, is_qgis_file, is_rest
 from .inputs import FileDownload
 from .models import FileVersion, Project, ProjectFile, User
 from .models.base import Transaction, utcnow
-from .models.files import ListedFile
+from .models.files import ListedFile, listed_file
 from .models.jobs import JobType
 from .models.listing import Listing
 from .models.projects import ProjectType, is_live
@@ -324,9 +324,9 @@ def list_files(project: Project) -> Listing[ProjectFile]:
     return Listing(ProjectFile, project.id, total=int(project.file_count or 0))
 
 
-def listed_files(project: Project) -> Listing[ListedFile]:
-    """`list_files` as the API lists them: read-only, read without PynamoDB's models."""
-    return Listing(ProjectFile, project.id, total=int(project.file_count or 0), reader=ListedFile.from_raw)
+def listed_files(project: Project) -> Listing[ListedFile | ProjectFile]:
+    """`list_files` as the API lists them: read-only, each version list as stored (`listed_file`)."""
+    return Listing(ProjectFile, project.id, total=int(project.file_count or 0), reader=listed_file)
 
 
 def get_file(project: Project, name: str) -> ProjectFile:

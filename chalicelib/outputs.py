@@ -12,6 +12,7 @@ leaves unset fields out). Timestamps are ISO 8601 in UTC with `Z`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,10 @@ from .permissions import Origin
 
 def utc_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def version_display(uploaded_at: datetime) -> str:
+    return "v" + uploaded_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
 
 
 Timestamp = Annotated[
@@ -189,17 +194,37 @@ class FileVersionOut(Output):
     display: str
 
 
-class FileOut(Output):
-    """A project file: its latest version's checksums, and every kept version, newest first."""
+class FileVersionsOut(Output):
+    """What a file's entry says of its versions: the latest one's size and checksums, and every
+    kept version, newest first. The files table stores it with each file (models.files)."""
 
-    name: str
     size: int
     md5sum: Md5sum
     sha256: str
     last_modified: Timestamp
+    versions: list[FileVersionOut]
+
+
+class FileOut(FileVersionsOut):
+    """A project file: its versions' fields and its own."""
+
+    name: str
     uploaded_at: Timestamp
     is_attachment: bool
-    versions: list[FileVersionOut]
+
+
+def file_versions(versions: Sequence[Any]) -> FileVersionsOut:
+    """The one filling of FileVersionsOut, from versions oldest first (`models.FileVersion`s):
+    the serializers use it, and the files table stores its dump."""
+    latest = versions[-1]
+    return FileVersionsOut(
+        size=int(latest.size), md5sum=latest.md5sum, sha256=latest.sha256, last_modified=latest.uploaded_at,
+        versions=[FileVersionOut(
+            version_id=version.version_id, size=int(version.size), md5sum=version.md5sum,
+            sha256=version.sha256, last_modified=version.uploaded_at, uploaded_at=version.uploaded_at,
+            is_latest=version is latest, display=version_display(version.uploaded_at),
+        ) for version in reversed(versions)],
+    )
 
 
 class FileMetadataOut(FileOut):

@@ -43,7 +43,8 @@ from .models.listing import END, Key, KeyOrdered, Listing
 from .request_data import query_param
 
 T = TypeVar("T")
-Render = Callable[[Sequence[T]], list[Any]]
+# A page's rendering: its JSON-ready values, or the JSON array itself as text.
+Render = Callable[[Sequence[T]], list[Any] | str]
 
 # ASCII digits only (`str.isdigit` also accepts `²`, which `int` refuses), and few enough of them.
 PAGE_NUMBER = re.compile(r"^\s*([0-9]{1,15})\s*$")
@@ -124,9 +125,16 @@ def paginate(request, items: Sequence[T] | Listing | KeyOrdered, render: Render)
     if isinstance(items, KeyOrdered):
         return _paginate_ordered(request, page, items, render)
     if page.limit is None:
-        return Response(body=render(items), status_code=200)
-    return Response(body=render(items[page.offset:page.offset + page.limit]), status_code=200,
-                    headers=_headers(request, page, len(items)))
+        return _page_response(render(items))
+    return _page_response(render(items[page.offset:page.offset + page.limit]),
+                          _headers(request, page, len(items)))
+
+
+def _page_response(rendered: list[Any] | str, headers: dict[str, str] | None = None) -> Response:
+    headers = dict(headers or {})
+    if isinstance(rendered, str):  # already JSON: Chalice sends a text body as it is
+        headers["Content-Type"] = "application/json"
+    return Response(body=rendered, status_code=200, headers=headers)
 
 
 # --- Lists kept in DynamoDB -----------------------------------------------------------------
@@ -146,8 +154,7 @@ def _paginate_listing(request, page: PageRequest, listing: Listing, render: Rend
     if last is not None and len(items) == page.limit and next_offset < total:
         _bookmarks.keep(listing.identity, next_offset, total, last)
         next_cursor = encode_cursor(next_offset, listing.without_partition(last))
-    return Response(body=render(items), status_code=200,
-                    headers=_headers(request, page, total, next_cursor))
+    return _page_response(render(items), _headers(request, page, total, next_cursor))
 
 
 def _start_of(listing: Listing, page: PageRequest, total: int):
@@ -188,8 +195,7 @@ def _paginate_ordered(request, page: PageRequest, items: KeyOrdered, render: Ren
         _bookmarks.keep(items.identity, next_offset, None, key)
         next_cursor = encode_cursor(next_offset, key)
     total = page.offset + len(found) + (1 if more else 0)
-    return Response(body=render(found), status_code=200,
-                    headers=_headers(request, page, total, next_cursor))
+    return _page_response(render(found), _headers(request, page, total, next_cursor))
 
 
 def _ordered_start(items: KeyOrdered, page: PageRequest) -> tuple[str | None, int]:
@@ -218,7 +224,9 @@ def _json_array(listing: Listing | KeyOrdered, render: Render) -> str:
 
     def flush() -> None:
         if batch:
-            parts.append(json.dumps(render(batch), separators=(",", ":"))[1:-1])
+            rendered = render(batch)
+            text = rendered if isinstance(rendered, str) else json.dumps(rendered, separators=(",", ":"))
+            parts.append(text[1:-1])
             batch.clear()
 
     for item in listing:

@@ -6,7 +6,9 @@ OpenAPI document is derived) and returns its JSON-ready dump.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from . import outputs as out
@@ -16,7 +18,7 @@ from .health import Health
 from .jobs import JobReport
 from .models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
 from .models.deltas import DeltaStatus
-from .models.files import ListedFile, ListedVersion
+from .models.files import ListedFile
 from .models.projects import ProjectType
 from .organizations import OrganizationView
 from .packages import Package
@@ -154,44 +156,38 @@ def collaborator_json(collaborator: Collaborator) -> dict[str, Any]:
     ).dump()
 
 
-def version_display(version: FileVersion | ListedVersion) -> str:
-    return "v" + version.uploaded_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
-
-
-def _file_version(version: FileVersion | ListedVersion, is_latest: bool) -> out.FileVersionOut:
-    return out.FileVersionOut(
-        version_id=version.version_id,
-        size=int(version.size),
-        md5sum=version.md5sum,
-        sha256=version.sha256,
-        last_modified=version.uploaded_at,
-        uploaded_at=version.uploaded_at,
-        is_latest=is_latest,
-        display=version_display(version),
-    )
-
-
-def _file_fields(item: ProjectFile | ListedFile) -> dict[str, Any]:
-    latest = item.latest
-    return {
-        "name": item.name,
-        "size": int(latest.size),
-        "md5sum": latest.md5sum,
-        "sha256": latest.sha256,
-        "last_modified": latest.uploaded_at,
-        "uploaded_at": item.uploaded_at,
-        "is_attachment": item.is_attachment,
-        "versions": [_file_version(version, is_latest=version is latest)
-                     for version in reversed(item.versions)],
-    }
-
-
-def file_json(item: ProjectFile | ListedFile) -> dict[str, Any]:
+def file_json(item: ProjectFile) -> dict[str, Any]:
     return out.FileOut(**_file_fields(item)).dump()
 
 
 def file_metadata_json(item: ProjectFile, content_type: str) -> dict[str, Any]:
     return out.FileMetadataOut(**_file_fields(item), content_type=content_type).dump()
+
+
+def _file_fields(item: ProjectFile) -> dict[str, Any]:
+    return {**dict(out.file_versions(item.versions)), "name": item.name, "uploaded_at": item.uploaded_at,
+            "is_attachment": item.is_attachment}
+
+
+def files_json_text(page: Sequence[ListedFile | ProjectFile]) -> str:
+    """A page of the files list as a JSON array (text): each entry is the file's own fields
+    followed by its versions as the item stores them (`ListedFile.listed`), spliced in unparsed,
+    so that a page costs per file, not per version. Items stored in another form go through
+    `file_json`."""
+    return "[" + ",".join(_listed_file_text(item) for item in page) + "]"
+
+
+def _listed_file_text(item: ListedFile | ProjectFile) -> str:
+    if isinstance(item, ProjectFile):
+        return _compact_json(file_json(item))
+    # FileOut's own fields (name, uploaded_at, is_attachment), then FileVersionsOut's.
+    own = _compact_json({"name": item.name, "uploaded_at": out.utc_timestamp(item.uploaded_at),
+                         "is_attachment": item.is_attachment})
+    return own[:-1] + "," + item.listed[1:]
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def uploaded_json(name: str, version: FileVersion) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
+import requests
+
 from tests.shared_data import testdata
 
 
@@ -64,3 +66,9 @@ def everything() -> dict:
                      + versions.get("DeleteMarkers", [])),
         "multipart": len(s3.list_multipart_uploads(Bucket=settings.bucket).get("Uploads", [])),
     }
+
+
+def follow(reply, **kwargs) -> requests.Response:
+    """The download a 302 points to (S3's presigned URL)."""
+    assert reply.status == 302, reply.content
+    return requests.get(reply.headers["Location"], timeout=30, **kwargs)

@@ -7,13 +7,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.files_helpers import qgs, stored_state, upload
+from tests.files_helpers import follow, qgs, stored_state, upload
 from tests.jobs_helpers import run_jobs
-
-
-def _follow(reply, **kwargs) -> requests.Response:
-    assert reply.status == 302, reply.content
-    return requests.get(reply.headers["Location"], timeout=30, **kwargs)
 
 
 def test_upload_list_download(alice, pid):
@@ -35,7 +30,7 @@ def test_upload_list_download(alice, pid):
 
     download = alice.get(f"files/{pid}/{quote('DCIM/photo é 1.jpg')}/")
     assert download.headers["Location"].isascii()
-    fetched = _follow(download)
+    fetched = follow(download)
     assert fetched.content == b"jpeg bytes"
     assert "filename*=UTF-8''photo%20%C3%A9%201.jpg" in fetched.headers["Content-Disposition"]
 
@@ -44,7 +39,7 @@ def test_a_file_path_of_any_depth_is_one_file(alice, pid):
     deep = "/".join(f"d{i}" for i in range(40)) + "/leaf.txt"  # 40 folders deep
     assert upload(alice, pid, deep, b"deep").status == 201
     assert [f["name"] for f in alice.get(f"files/{pid}/").json()] == [deep]
-    assert _follow(alice.get(f"files/{pid}/{deep}/")).content == b"deep"
+    assert follow(alice.get(f"files/{pid}/{deep}/")).content == b"deep"
     assert alice.get(f"files/metadata/{pid}/{deep}/").json()["name"] == deep
     assert alice.delete(f"files/{pid}/{deep}/").status == 204
 
@@ -66,14 +61,14 @@ def test_three_versions_download_one_delete_another(alice, pid):
     assert [v["is_latest"] for v in item["versions"]] == [True, False, False]
     assert item["md5sum"] == hashlib.md5(b"version 3").hexdigest()
 
-    assert _follow(alice.get(f"files/{pid}/notes.txt/?version={ids[0]}")).content == b"version 1"
-    assert _follow(alice.get(f"files/{pid}/notes.txt/?version_id={ids[1]}")).content == b"version 2"
-    assert _follow(alice.get(f"files/{pid}/notes.txt/")).content == b"version 3"
+    assert follow(alice.get(f"files/{pid}/notes.txt/?version={ids[0]}")).content == b"version 1"
+    assert follow(alice.get(f"files/{pid}/notes.txt/?version_id={ids[1]}")).content == b"version 2"
+    assert follow(alice.get(f"files/{pid}/notes.txt/")).content == b"version 3"
 
     assert alice.delete(f"files/{pid}/notes.txt/?version_id={ids[1]}").status == 204
     item = alice.get(f"files/{pid}/").json()[0]
     assert [v["version_id"] for v in item["versions"]] == [ids[2], ids[0]]
-    assert _follow(alice.get(f"files/{pid}/notes.txt/?version={ids[0]}")).content == b"version 1"
+    assert follow(alice.get(f"files/{pid}/notes.txt/?version={ids[0]}")).content == b"version 1"
     assert len(stored_state(pid)["s3"]) == 2
     assert stored_state(pid)["project_bytes"] == 18
 
@@ -130,10 +125,10 @@ def test_other_clients_keep_their_range_on_the_redirect(alice, pid):
     data = b"0123456789" * 100
     upload(alice, pid, "a.bin", data)
     reply = alice.get(f"files/{pid}/a.bin/", headers={"Range": "bytes=7-"})
-    fetched = _follow(reply, headers={"Range": "bytes=7-"})
+    fetched = follow(reply, headers={"Range": "bytes=7-"})
     assert fetched.status_code == 206 and fetched.content == data[7:]
     reply = alice.get(f"files/{pid}/a.bin/", headers={"Range": "bytes=0-2"})
-    assert _follow(reply, headers={"Range": "bytes=0-2"}).content == b"012"
+    assert follow(reply, headers={"Range": "bytes=0-2"}).content == b"012"
 
 
 @pytest.mark.parametrize("header", [

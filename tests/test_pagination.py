@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from tests.files_helpers import qgs, upload
+from tests.files_helpers import follow, qgs, upload
 
 NAMES = ["Z.txt", "a.txt", "b/c.txt", "b/d.txt", "café.txt", "e.txt", "日本.txt"]  # code point order
 
@@ -248,7 +248,8 @@ def test_recount_sets_the_counters_of_data_older_than_them(qgis_project):
 
 
 def test_a_listed_file_reads_as_its_model_does(alice, pid, override_settings):
-    """The list reads items without PynamoDB's models: field for field what the model gives."""
+    """The list splices each file's stored versions without parsing them: field for field what
+    the model gives."""
     from chalicelib.models import ProjectFile
     from chalicelib.serializers import file_json
 
@@ -259,3 +260,64 @@ def test_a_listed_file_reads_as_its_model_does(alice, pid, override_settings):
     listed = alice.get(f"files/{pid}/").json()
     assert listed == [file_json(item) for item in ProjectFile.query(pid)]
     assert [len(item["versions"]) for item in listed] == [3, 1]
+
+
+def _stored_files(pid: str) -> dict[str, dict]:
+    """The project's file items as DynamoDB holds them (read with boto3, not the models)."""
+    import boto3
+
+    from chalicelib.config import settings
+    from chalicelib.models import ProjectFile
+
+    client = boto3.client("dynamodb", region_name=settings.region)
+    reply = client.query(TableName=ProjectFile.Meta.table_name, KeyConditionExpression="project_id = :p",
+                         ExpressionAttributeValues={":p": {"S": pid}})
+    return {item["name"]["S"]: item for item in reply["Items"]}
+
+
+def _as_typed_maps(item: dict) -> dict:
+    """The item with its versions as stored before: a list of maps of typed values."""
+    stored = item["versions"]["M"]
+    listed = json.loads(stored["listed"]["S"])["versions"]
+    sources = json.loads(stored["sources"]["S"])
+    versions = [{"M": {"version_id": {"S": shown["version_id"]}, "s3_version_id": {"S": s3_version_id},
+                       "size": {"N": str(shown["size"])}, "md5sum": {"S": shown["md5sum"]},
+                       "sha256": {"S": shown["sha256"]},
+                       "uploaded_at": {"S": shown["uploaded_at"].replace("Z", "+0000")},
+                       "uploaded_by": {"S": by}}}
+                for shown, (s3_version_id, by) in zip(reversed(listed), reversed(sources), strict=True)]
+    return {**item, "versions": {"L": versions}}
+
+
+def test_files_stored_in_an_earlier_form_are_listed_alike_and_rewritten_at_their_next_change(alice, pid):
+    import boto3
+
+    from chalicelib.config import settings
+    from chalicelib.models import ProjectFile
+
+    for content in (b"1", b"22"):
+        upload(alice, pid, "a.txt", content)
+    upload(alice, pid, "b.txt", b"b")
+    upload(alice, pid, "c.txt", b"c")
+    before = alice.get(f"files/{pid}/").json()
+    stored = _stored_files(pid)
+    assert {name: sorted(item["versions"]["M"]) for name, item in stored.items()} == {
+        name: ["form", "listed", "sources"] for name in ("a.txt", "b.txt", "c.txt")}
+
+    client = boto3.client("dynamodb", region_name=settings.region)
+    client.put_item(TableName=ProjectFile.Meta.table_name, Item=_as_typed_maps(stored["a.txt"]))
+    older_form = {**stored["b.txt"]["versions"]["M"], "form": {"N": "0"}}
+    client.put_item(TableName=ProjectFile.Meta.table_name,
+                    Item={**stored["b.txt"], "versions": {"M": older_form}})
+    assert "L" in _stored_files(pid)["a.txt"]["versions"]
+
+    assert alice.get(f"files/{pid}/").json() == before
+    assert alice.get(f"files/{pid}/?limit=2").json() == before[:2]
+    oldest = before[0]["versions"][1]["version_id"]
+    assert follow(alice.get(f"files/{pid}/a.txt/?version={oldest}")).content == b"1"
+
+    upload(alice, pid, "a.txt", b"333")
+    after = alice.get(f"files/{pid}/").json()
+    assert [v["size"] for v in after[0]["versions"]] == [3, 2, 1]
+    assert after[0]["versions"][1:] == [{**v, "is_latest": False} for v in before[0]["versions"]]
+    assert "M" in _stored_files(pid)["a.txt"]["versions"]

@@ -1,32 +1,99 @@
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pynamodb.attributes import (
+    Attribute,
     BooleanAttribute,
-    ListAttribute,
-    MapAttribute,
-    NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
+from pynamodb.constants import MAP
 
 from .base import Table, TableMeta, utcnow
 
+# The shape of the stored `listed` JSON (outputs.FileVersionsOut). A change of that shape bumps
+# it: items of another form are then listed through the model until their next change.
+LISTED_FORM = 1
 
-class FileVersion(MapAttribute):
+
+@dataclass
+class FileVersion:
     """One upload of a file: the bytes are S3 version `s3_version_id` of the file's key."""
 
-    version_id = UnicodeAttribute()
-    s3_version_id = UnicodeAttribute()
-    size = NumberAttribute()
-    md5sum = UnicodeAttribute()
-    sha256 = UnicodeAttribute()
-    uploaded_at = UTCDateTimeAttribute()
-    uploaded_by = UnicodeAttribute(null=True)
+    version_id: str
+    s3_version_id: str
+    size: int
+    md5sum: str
+    sha256: str
+    uploaded_at: datetime
+    uploaded_by: str | None = None
+
+
+class StoredVersions(Attribute[list[FileVersion]]):
+    """A file's versions (oldest first) as one map of three values:
+    - `listed`: what the files list shows of them, as JSON (outputs.FileVersionsOut: the latest
+      version's size and checksums, and every version newest first), written once per change;
+    - `sources`: what only the server needs, as JSON, in the same order: `[s3_version_id,
+      uploaded_by]` per version;
+    - `form`: LISTED_FORM when `listed` was written.
+
+    Why not a list of typed maps: a page of the files list then costs one value per file instead
+    of about eight per version, in DynamoDB's response, in its parsing and in its rendering (the
+    list splices `listed` unparsed). Items written as a list of maps are still read.
+    """
+
+    attr_type = MAP
+
+    def get_value(self, value: dict[str, Any]) -> dict[str, Any]:
+        return value  # the map, or an older item's list: `deserialize` reads both
+
+    def serialize(self, versions: list[FileVersion]) -> dict[str, Any]:
+        if not versions:
+            raise ValueError("A file is stored with at least one version.")
+        from .. import outputs  # outputs imports the models: only here, once both are loaded
+
+        listed = outputs.file_versions(versions).dump()
+        newest_first = versions[::-1]
+        sources = [[version.s3_version_id, version.uploaded_by] for version in newest_first]
+        return {"form": {"N": str(LISTED_FORM)}, "listed": {"S": _compact(listed)},
+                "sources": {"S": _compact(sources)}}
+
+    def deserialize(self, value: dict[str, Any]) -> list[FileVersion]:
+        if "L" in value:
+            return [_typed_version(element["M"]) for element in value["L"]]
+        stored = value["M"]
+        listed = json.loads(stored["listed"]["S"])["versions"]
+        sources = json.loads(stored["sources"]["S"])
+        return [FileVersion(version_id=shown["version_id"], s3_version_id=s3_version_id,
+                            size=int(shown["size"]), md5sum=shown["md5sum"], sha256=shown["sha256"],
+                            uploaded_at=datetime.fromisoformat(shown["uploaded_at"]),
+                            uploaded_by=uploaded_by)
+                for shown, (s3_version_id, uploaded_by)
+                in zip(reversed(listed), reversed(sources), strict=True)]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _typed_version(raw: dict[str, Any]) -> FileVersion:
+    """A version as items written before StoredVersions hold it: a map of typed values."""
+    by = raw.get("uploaded_by")
+    return FileVersion(
+        version_id=raw["version_id"]["S"], s3_version_id=raw["s3_version_id"]["S"],
+        size=int(raw["size"]["N"]), md5sum=raw["md5sum"]["S"], sha256=raw["sha256"]["S"],
+        uploaded_at=_datetime(raw["uploaded_at"]),
+        uploaded_by=None if by is None or "NULL" in by else by["S"],
+    )
+
+
+def _datetime(value: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(value["S"])  # UTCDateTimeAttribute's `...%f+0000`
 
 
 class ProjectFile(Table):
@@ -45,7 +112,7 @@ class ProjectFile(Table):
     is_attachment = BooleanAttribute(default=False)
     uploaded_at = UTCDateTimeAttribute(default=utcnow)
     uploaded_by = UnicodeAttribute(null=True)
-    versions = ListAttribute(of=FileVersion, default=list)
+    versions = StoredVersions(default=list)
     lock = VersionAttribute()
 
     @property
@@ -58,56 +125,23 @@ class ProjectFile(Table):
 
 
 @dataclass(frozen=True)
-class ListedVersion:
-    """A `FileVersion` as a list shows it (read-only)."""
-
-    version_id: str
-    s3_version_id: str
-    size: int
-    md5sum: str
-    sha256: str
-    uploaded_at: datetime
-    uploaded_by: str | None
-
-
-@dataclass(frozen=True)
 class ListedFile:
-    """A `ProjectFile` as a list shows it: read straight from the item's DynamoDB JSON, without
-    PynamoDB's attribute machinery (most of the cost of listing thousands of files of ten
-    versions). Read-only: changes go through `ProjectFile`."""
+    """A `ProjectFile` as the files list shows it, read straight from the item's DynamoDB JSON
+    without parsing its versions: they are listed as the item stores them (`listed`).
+    Read-only: changes go through `ProjectFile`."""
 
-    project_id: str
     name: str
-    is_attachment: bool
     uploaded_at: datetime
-    uploaded_by: str | None
-    versions: tuple[ListedVersion, ...]
-
-    @property
-    def latest(self) -> ListedVersion:
-        return self.versions[-1]
-
-    @classmethod
-    def from_raw(cls, raw: dict[str, Any]) -> ListedFile:
-        return cls(
-            project_id=raw["project_id"]["S"], name=raw["name"]["S"],
-            is_attachment=raw.get("is_attachment", {}).get("BOOL", False),
-            uploaded_at=_datetime(raw["uploaded_at"]), uploaded_by=_text(raw.get("uploaded_by")),
-            versions=tuple(_version(value["M"]) for value in raw.get("versions", {}).get("L", [])),
-        )
+    is_attachment: bool
+    listed: str  # outputs.FileVersionsOut as JSON
 
 
-def _text(value: dict[str, Any] | None) -> str | None:
-    return None if value is None or "NULL" in value else value["S"]
-
-
-def _datetime(value: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(value["S"])  # UTCDateTimeAttribute's `...%f+0000`
-
-
-def _version(raw: dict[str, Any]) -> ListedVersion:
-    return ListedVersion(
-        version_id=raw["version_id"]["S"], s3_version_id=raw["s3_version_id"]["S"],
-        size=int(raw["size"]["N"]), md5sum=raw["md5sum"]["S"], sha256=raw["sha256"]["S"],
-        uploaded_at=_datetime(raw["uploaded_at"]), uploaded_by=_text(raw.get("uploaded_by")),
-    )
+def listed_file(raw: dict[str, Any]) -> ListedFile | ProjectFile:
+    """What the files list needs of an item: a `ListedFile`, or the model for an item stored in
+    another form (a list of maps, or an older LISTED_FORM)."""
+    stored = raw.get("versions", {}).get("M")
+    if stored is None or stored.get("form", {}).get("N") != str(LISTED_FORM):
+        return ProjectFile.from_raw_data(raw)
+    return ListedFile(name=raw["name"]["S"], uploaded_at=_datetime(raw["uploaded_at"]),
+                      is_attachment=raw.get("is_attachment", {}).get("BOOL", False),
+                      listed=stored["listed"]["S"])

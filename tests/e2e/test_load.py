@@ -9,6 +9,7 @@ request got a 5xx.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import threading
@@ -180,6 +181,15 @@ def _scan(dynamodb, table: str) -> list[dict]:
         start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
+def _versions_of(item: dict) -> list[dict]:
+    """A file item's versions as stored (docs/data-model.md): the `listed` JSON, newest first, and
+    each one's `[s3_version_id, uploader]` in `sources`."""
+    listed = json.loads(item["versions"]["listed"])["versions"]
+    sources = json.loads(item["versions"]["sources"])
+    return [{**shown, "s3_version_id": s3_version_id}
+            for shown, (s3_version_id, _) in zip(listed, sources, strict=True)]
+
+
 def _audit(stack: LocalStack, ledger: Ledger, owners: dict[str, int]) -> dict:
     """Read what the stack stored, straight from the AWS stand-in, and compare."""
     endpoint = f"http://127.0.0.1:{stack.aws_port}"
@@ -193,7 +203,7 @@ def _audit(stack: LocalStack, ledger: Ledger, owners: dict[str, int]) -> dict:
         if not ledger.deleted_projects & set(projects):
             break
         time.sleep(0.5)
-    files = _scan(dynamodb, "qfc-files")
+    files = [{**item, "versions": _versions_of(item)} for item in _scan(dynamodb, "qfc-files")]
     users = {u["username_key"]: u for u in _scan(dynamodb, "qfc-users")}
     stored = {v["version_id"]: (f, v) for f in files for v in f["versions"]}
     s3_versions = []
