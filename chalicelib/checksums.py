@@ -112,15 +112,16 @@ def of_chunks(chunks: Iterable[bytes]) -> Checksums:
 
 
 class Checksumming:
-    """Checksums of bytes in memory, computed where the bytes are on two worker threads while
-    the caller goes on: the SHA-256 first (S3 is given it with the bytes), and each 8 MiB
-    part's MD5 beside it (hashlib lets go of the GIL on large buffers)."""
+    """Checksums of bytes in memory, computed where the bytes are on a worker thread while the
+    caller goes on (hashlib lets go of the GIL on large buffers): the SHA-256 first, alone,
+    since S3 is given it with the bytes, then each 8 MiB part's MD5, needed only once they are
+    stored. (Beside the SHA-256 on a second thread, the MD5s slowed it down on two cores.)"""
 
     def __init__(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         self.size = len(view)
         parts = [view[start:start + PART_SIZE] for start in range(0, len(view), PART_SIZE)] or [view]
-        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="checksums")
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums")
         self._sha256 = pool.submit(lambda: hashlib.sha256(view).hexdigest())
         self._part_md5s = [pool.submit(lambda part=part: hashlib.md5(part).digest()) for part in parts]
         pool.shutdown(wait=False)  # the threads end with their last checksum
@@ -133,7 +134,7 @@ class Checksumming:
                          sha256=self.sha256())
 
 
-class _Computed:
+class Computed:
     """Checksums already known, in the shape of `Checksumming`."""
 
     def __init__(self, result: Checksums) -> None:
@@ -147,12 +148,12 @@ class _Computed:
         return self._result
 
 
-def begin(stream: IO[bytes]) -> Checksumming | _Computed:
+def begin(stream: IO[bytes]) -> Checksumming | Computed:
     """Checksums of a seekable stream: of a stream over memory (`getbuffer()`, as `io.BytesIO`
     has), started in the background; of any other, computed now."""
     if hasattr(stream, "getbuffer"):
         return Checksumming(stream.getbuffer())
-    return _Computed(of_stream(stream))
+    return Computed(of_stream(stream))
 
 
 def of_stream(stream: IO[bytes]) -> Checksums:

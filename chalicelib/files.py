@@ -112,10 +112,22 @@ def check_direct_upload_size(project_id: str, size: int) -> None:
         )
 
 
-def upload(caller: Caller, target: UploadTarget, content: IO[bytes]) -> FileVersion:
-    """Store a file received in the request body (the direct multipart POST). Its checksums are
-    computed while the upload is checked and the quota reserved."""
-    sums = checksums.begin(content)
+@dataclass(frozen=True)
+class Received:
+    """A file's bytes as received in a request body, their checksums being computed meanwhile."""
+
+    content: IO[bytes]
+    sums: checksums.Checksumming | checksums.Computed
+
+
+def receive(content: IO[bytes]) -> Received:
+    """Begin the checksums of received bytes (in the background for bytes in memory)."""
+    return Received(content, checksums.begin(content))
+
+
+def upload(caller: Caller, target: UploadTarget, received: Received) -> FileVersion:
+    """Store a file received in the request body (the direct multipart POST)."""
+    content, sums = received.content, received.sums
     check_direct_upload_size(target.project.id, sums.size)
     if target.is_qgis:
         check_qgis_project(target.name, content)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import binascii
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel
@@ -35,6 +36,7 @@ MAX_PARTS = 100
 MAX_FORM_BODY_BYTES = 1024 * 1024
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def media_type(request) -> str:
@@ -61,6 +63,25 @@ def _body_bytes(request) -> bytes:
         return binascii.a2b_base64(body, strict_mode=True)
     except (binascii.Error, ValueError):
         raise BadRequest("The body is not valid base64.") from None
+
+
+class Deferred(Generic[T]):
+    """What reading (part of) a request gave, kept for later: the value, or the error that
+    reading raised, raised again by `get`. A handler may read the body before checking the
+    caller and still answer the caller's error first."""
+
+    def __init__(self, read: Callable[[], T]) -> None:
+        self._value: T | None = None
+        self._error: Exception | None = None
+        try:
+            self._value = read()
+        except Exception as error:  # noqa: BLE001 - re-raised, unchanged, by `get`
+            self._error = error
+
+    def get(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class BufferStream(io.RawIOBase):

@@ -133,3 +133,20 @@ def test_unknown_project_and_bad_project_id(world):
     reply = anonymous.post("files/11111111-1111-1111-1111-111111111111/a.txt/", files={"file": b"a"})
     _refused(alice, None, reply,
              401, "not_authenticated")
+
+
+def test_what_is_wrong_with_the_caller_is_answered_before_what_is_wrong_with_the_body(world):
+    """The body is read before the caller is checked (to hash it meanwhile): the answers stay
+    in the order of the checks."""
+    alice, pid, users = world
+    no_part = {"files": {"other": ("x", b"data")}}
+    reader = users("rita")
+    alice.post(f"collaborators/{pid}/", data={"collaborator": "rita", "role": "reader"})
+    before = stored_state(pid)
+    anonymous = alice.as_anonymous()
+    _refused(alice, pid, anonymous.post(f"files/{pid}/a.txt/", **no_part), 401, "not_authenticated")
+    _refused(alice, pid, reader.post(f"files/{pid}/a.txt/", **no_part), 403, "permission_denied")
+    _refused(alice, pid, alice.post("files/11111111-1111-1111-1111-111111111111/a.txt/", **no_part),
+             404, "object_not_found")
+    _refused(alice, pid, alice.post(f"files/{pid}/a.txt/", **no_part), 400, "empty_content")
+    assert stored_state(pid) == before

@@ -147,7 +147,7 @@ def test_writes_that_started_before_the_mark_cannot_commit_after_it(alice, users
         lambda: thumbnails.store(stale, png, len(png.getvalue())),
         lambda: collaborators.add_collaborator(caller, stale, CollaboratorAdd(collaborator="bob")),
         lambda: uploads.begin(caller, stale, role, UploadBegin(name="big.bin", size=10)),
-        lambda: files.upload(caller, files.check_upload(stale, role, "late.txt"), content),
+        lambda: files.upload(caller, files.check_upload(stale, role, "late.txt"), files.receive(content)),
     ]
     for attempt in attempts:
         with pytest.raises(ObjectNotFound):

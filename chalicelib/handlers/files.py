@@ -18,7 +18,7 @@ from ..errors import (
 from ..inputs import VersionQuery
 from ..pagination import paginate
 from ..permissions import Action
-from ..request_data import multipart
+from ..request_data import Deferred, multipart
 from ..routing import API_PREFIX, Doc, Router
 from ..serializers import file_metadata_json, files_json_text, uploaded_json
 from .downloads import download_doc, download_request, download_response
@@ -43,11 +43,14 @@ def list_files(project_id):
     description="Larger files go up with the presigned flow (`uploads/`)."))
 def upload_file(project_id, filename):
     request = router.request
+    # The body is read and its checksums begun first, so that they are computed while the caller
+    # and the project are read; what is wrong with the body is answered after what is wrong
+    # with the caller, as before.
+    received = Deferred(lambda: files.receive(multipart(request).single("file").stream))
     caller = auth.require_caller(request)
     # Reporters may upload attachments, so that is the least a caller needs to go on.
     project, role = projects.project_for(caller, project_id, Action.UPLOAD_ATTACHMENT)
-    content = multipart(request).single("file")
-    version = files.upload(caller, files.check_upload(project, role, filename), content.stream)
+    version = files.upload(caller, files.check_upload(project, role, filename), received.get())
     location = f"{API_PREFIX}/files/{project_id}/{quote(filename)}/"
     return Response(body=uploaded_json(filename, version), status_code=201,
                     headers={"Location": location})
