@@ -1,7 +1,8 @@
 """The AWS stand-in's state on disk (devstack/aws_state.py): what it held comes back after a
 restart, exactly (items, object versions and their ids and bytes, delete markers, a multipart
 upload in progress), large bodies are files and never base64 in JSON, and each start compacts
-the journal into a snapshot holding only what is still there."""
+the journal into a snapshot holding only what is still there; and its request ids still reach
+the bodies that carry one."""
 
 from __future__ import annotations
 
@@ -179,3 +180,24 @@ def test_a_recording_of_an_older_version_is_replayed_once_and_becomes_a_snapshot
         assert not legacy.exists() and (tmp_path / "aws-state" / "snapshot.jsonl").exists()
     finally:
         migrated.stop()
+
+
+def test_request_ids_are_stamped_into_xml_bodies_and_headers(tmp_path):
+    """The stand-in stamps moto's request id only where a body holds `<RequestId>`: an S3 error
+    still carries the one its headers carry, and JSON answers are as moto makes them."""
+    stand_in = StandIn(tmp_path / "state")
+    stand_in.start()
+    try:
+        url = f"http://127.0.0.1:{stand_in.port}"
+        stand_in.client("sqs").create_queue(QueueName="q")  # SQS answers in XML here, with a RequestId
+        signed_for_sqs = "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/sqs/aws4_request"
+        reply = requests.post(url, data={"Action": "GetQueueUrl", "QueueName": "missing",
+                                         "Version": "2012-11-05"},
+                              headers={"Authorization": signed_for_sqs}, timeout=10)
+        request_id = reply.headers["x-amzn-RequestId"]
+        assert f"<RequestId>{request_id}</RequestId>" in reply.text, reply.text
+        dynamodb = stand_in.client("dynamodb")
+        answer = dynamodb.list_tables()
+        assert answer["ResponseMetadata"]["RequestId"] and answer["TableNames"] == []
+    finally:
+        stand_in.stop()
