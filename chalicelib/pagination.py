@@ -43,8 +43,18 @@ from .models.listing import END, Key, KeyOrdered, Listing
 from .request_data import query_param
 
 T = TypeVar("T")
-# A page's rendering: its JSON-ready values, or the JSON array itself as text.
-Render = Callable[[Sequence[T]], list[Any] | str]
+
+
+@dataclass(frozen=True)
+class JsonItems:
+    """Items rendered ahead as JSON text: each item's JSON, comma-separated, without the array's
+    brackets. A body is made of such texts as they are (a whole list, by joining them once)."""
+
+    text: str
+
+
+# A page's rendering: its JSON-ready values, or their JSON text.
+Render = Callable[[Sequence[T]], list[Any] | JsonItems]
 
 # ASCII digits only (`str.isdigit` also accepts `²`, which `int` refuses), and few enough of them.
 PAGE_NUMBER = re.compile(r"^\s*([0-9]{1,15})\s*$")
@@ -130,11 +140,11 @@ def paginate(request, items: Sequence[T] | Listing | KeyOrdered, render: Render)
                           _headers(request, page, len(items)))
 
 
-def _page_response(rendered: list[Any] | str, headers: dict[str, str] | None = None) -> Response:
-    headers = dict(headers or {})
-    if isinstance(rendered, str):  # already JSON: Chalice sends a text body as it is
-        headers["Content-Type"] = "application/json"
-    return Response(body=rendered, status_code=200, headers=headers)
+def _page_response(rendered: list[Any] | JsonItems, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(rendered, JsonItems):  # Chalice sends a text body as it is
+        return Response(body=f"[{rendered.text}]", status_code=200,
+                        headers={**(headers or {}), "Content-Type": "application/json"})
+    return Response(body=rendered, status_code=200, headers=headers or {})
 
 
 # --- Lists kept in DynamoDB -----------------------------------------------------------------
@@ -225,8 +235,10 @@ def _json_array(listing: Listing | KeyOrdered, render: Render) -> str:
     def flush() -> None:
         if batch:
             rendered = render(batch)
-            text = rendered if isinstance(rendered, str) else json.dumps(rendered, separators=(",", ":"))
-            parts.append(text[1:-1])
+            text = (rendered.text if isinstance(rendered, JsonItems)
+                    else json.dumps(rendered, separators=(",", ":"))[1:-1])
+            if text:
+                parts.append(text)
             batch.clear()
 
     for item in listing:
@@ -234,7 +246,11 @@ def _json_array(listing: Listing | KeyOrdered, render: Render) -> str:
         if len(batch) == RENDER_BATCH:
             flush()
     flush()
-    return "[" + ",".join(parts) + "]"
+    if not parts:
+        return "[]"
+    parts[0] = "[" + parts[0]  # the brackets, without another copy of the whole
+    parts[-1] += "]"
+    return ",".join(parts)
 
 
 # --- Cursors --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .models.files import ListedFile
 from .models.projects import ProjectType
 from .organizations import OrganizationView
 from .packages import Package
+from .pagination import JsonItems
 from .permissions import membership_origin, membership_role_label
 from .projects import ProjectView
 from .teams import TeamView
@@ -169,12 +170,11 @@ def _file_fields(item: ProjectFile) -> dict[str, Any]:
             "is_attachment": item.is_attachment}
 
 
-def files_json_text(page: Sequence[ListedFile | ProjectFile]) -> str:
-    """A page of the files list as a JSON array (text): each entry is the file's own fields
-    followed by its versions as the item stores them (`ListedFile.listed`), spliced in unparsed,
-    so that a page costs per file, not per version. Items stored in another form go through
-    `file_json`."""
-    return "[" + ",".join(_listed_file_text(item) for item in page) + "]"
+def file_entries_json(page: Sequence[ListedFile | ProjectFile]) -> JsonItems:
+    """A page of the files list as JSON text: each entry is the file's own fields followed by its
+    versions as the item stores them (`ListedFile.listed`), spliced in unparsed, so that a page
+    costs per file, not per version. Items stored in another form go through `file_json`."""
+    return JsonItems(",".join(_listed_file_text(item) for item in page))
 
 
 def _listed_file_text(item: ListedFile | ProjectFile) -> str:

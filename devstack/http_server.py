@@ -10,6 +10,7 @@ body instead of waitress's text page, like every other error.
 
 from __future__ import annotations
 
+import io
 import sys
 from http import HTTPStatus
 from typing import Any
@@ -30,7 +31,8 @@ THREADS = 16
 BACKLOG = 1024
 MAX_HEADER_BYTES = 256 * 1024
 MAX_BODY_BYTES = 8 * 1024**3
-# Bodies above this are spooled to a temporary file while they arrive, not held in memory.
+# Request bodies above this are spooled to a temporary file while they arrive, not held in
+# memory; response bodies above it are sent from the app's buffer.
 IN_MEMORY_BODY_BYTES = 1024 * 1024
 RECV_BYTES = 256 * 1024
 ERRORS_BY_STATUS: dict[int, type[ApiError]] = {413: PayloadTooLarge, 431: HeaderFieldsTooLarge}
@@ -98,6 +100,10 @@ def wsgi_application(gateway: ApiGateway, quiet: bool = False):
         start_response(f"{response.status} {reason}", headers)
         if not quiet:
             sys.stderr.write(f"api: {environ.get('REMOTE_ADDR')} {method} {target} {response.status}\n")
+        if len(payload) > IN_MEMORY_BODY_BYTES:
+            # Sent from where it is: handed over as bytes, a body above waitress's `outbuf_overflow`
+            # is first written to a temporary file and read back (a whole list of 10,000 files).
+            return environ["wsgi.file_wrapper"](io.BytesIO(payload), RECV_BYTES)
         return [payload]
 
     return application

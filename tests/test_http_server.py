@@ -177,6 +177,24 @@ def test_a_large_chunked_upload_is_received_whole(session):
     assert reply.json()["sha256"] == hashlib.sha256(payload).hexdigest()
 
 
+def test_a_large_answer_arrives_whole_and_the_connection_serves_on(session):
+    """A body above the in-memory limit (a whole list of 600 files of ten versions, 2 MB) is sent from
+    the app's buffer: the same bytes as its pages give, and the connection stays usable."""
+    from tests.large_project import add_files
+
+    url, token, pid = session
+    add_files(pid, 600, versions=10)
+    headers = {"Authorization": f"Token {token}"}
+    with requests.Session() as client:
+        whole = client.get(f"{url}/api/v1/files/{pid}/", headers=headers, timeout=60)
+        assert whole.status_code == 200 and len(whole.content) > 1024 * 1024
+        assert int(whole.headers["Content-Length"]) == len(whole.content)
+        pages = [client.get(f"{url}/api/v1/files/{pid}/?limit=200&offset={offset}", headers=headers,
+                            timeout=60).json() for offset in (0, 200, 400)]
+    assert whole.json() == pages[0] + pages[1] + pages[2]
+    assert [item["name"] for item in whole.json()] == [f"data/f{n:06d}.csv" for n in range(600)]
+
+
 def test_percent_encoded_paths_reach_the_gateway_byte_for_byte(session):
     url, token, pid = session
     headers = {"Authorization": f"Token {token}"}

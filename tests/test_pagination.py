@@ -275,11 +275,14 @@ def _stored_files(pid: str) -> dict[str, dict]:
     return {item["name"]["S"]: item for item in reply["Items"]}
 
 
+def _lines(item: dict) -> tuple[str, list, list]:
+    form, listed, sources = item["versions"]["S"].split("\n")
+    return form, json.loads(listed)["versions"], json.loads(sources)
+
+
 def _as_typed_maps(item: dict) -> dict:
     """The item with its versions as stored before: a list of maps of typed values."""
-    stored = item["versions"]["M"]
-    listed = json.loads(stored["listed"]["S"])["versions"]
-    sources = json.loads(stored["sources"]["S"])
+    _, listed, sources = _lines(item)
     versions = [{"M": {"version_id": {"S": shown["version_id"]}, "s3_version_id": {"S": s3_version_id},
                        "size": {"N": str(shown["size"])}, "md5sum": {"S": shown["md5sum"]},
                        "sha256": {"S": shown["sha256"]},
@@ -301,14 +304,15 @@ def test_files_stored_in_an_earlier_form_are_listed_alike_and_rewritten_at_their
     upload(alice, pid, "c.txt", b"c")
     before = alice.get(f"files/{pid}/").json()
     stored = _stored_files(pid)
-    assert {name: sorted(item["versions"]["M"]) for name, item in stored.items()} == {
-        name: ["form", "listed", "sources"] for name in ("a.txt", "b.txt", "c.txt")}
+    assert {name: (_lines(item)[0], len(_lines(item)[1]), len(_lines(item)[2]))
+            for name, item in stored.items()} == {
+        "a.txt": ("1", 2, 2), "b.txt": ("1", 1, 1), "c.txt": ("1", 1, 1)}
 
     client = boto3.client("dynamodb", region_name=settings.region)
     client.put_item(TableName=ProjectFile.Meta.table_name, Item=_as_typed_maps(stored["a.txt"]))
-    older_form = {**stored["b.txt"]["versions"]["M"], "form": {"N": "0"}}
+    older_form = "0" + stored["b.txt"]["versions"]["S"][1:]
     client.put_item(TableName=ProjectFile.Meta.table_name,
-                    Item={**stored["b.txt"], "versions": {"M": older_form}})
+                    Item={**stored["b.txt"], "versions": {"S": older_form}})
     assert "L" in _stored_files(pid)["a.txt"]["versions"]
 
     assert alice.get(f"files/{pid}/").json() == before
@@ -320,4 +324,4 @@ def test_files_stored_in_an_earlier_form_are_listed_alike_and_rewritten_at_their
     after = alice.get(f"files/{pid}/").json()
     assert [v["size"] for v in after[0]["versions"]] == [3, 2, 1]
     assert after[0]["versions"][1:] == [{**v, "is_latest": False} for v in before[0]["versions"]]
-    assert "M" in _stored_files(pid)["a.txt"]["versions"]
+    assert _lines(_stored_files(pid)["a.txt"])[0] == "1"

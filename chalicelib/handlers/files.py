@@ -20,7 +20,7 @@ from ..pagination import paginate
 from ..permissions import Action
 from ..request_data import Deferred, multipart
 from ..routing import API_PREFIX, Doc, Router
-from ..serializers import file_metadata_json, files_json_text, uploaded_json
+from ..serializers import file_entries_json, file_metadata_json, uploaded_json
 from .downloads import download_doc, download_request, download_response
 
 router = Router(__name__)
@@ -34,7 +34,7 @@ UPLOAD_ERRORS = (EmptyContent, MultipleContents, RestrictedProjectModification, 
 def list_files(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.READ_FILES)
-    return paginate(router.request, files.listed_files(project), files_json_text)
+    return paginate(router.request, files.listed_files(project), file_entries_json)
 
 
 @router.file_route("/files/{project_id}/", methods=["POST"], doc=Doc(

@@ -12,7 +12,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.constants import MAP
+from pynamodb.constants import STRING
 
 from .base import Table, TableMeta, utcnow
 
@@ -35,46 +35,41 @@ class FileVersion:
 
 
 class StoredVersions(Attribute[list[FileVersion]]):
-    """A file's versions (oldest first) as one map of three values:
-    - `listed`: what the files list shows of them, as JSON (outputs.FileVersionsOut: the latest
-      version's size and checksums, and every version newest first), written once per change;
-    - `sources`: what only the server needs, as JSON, in the same order: `[s3_version_id,
-      uploaded_by]` per version;
-    - `form`: LISTED_FORM when `listed` was written.
+    """A file's versions (oldest first) as one string of three lines, each a JSON value:
+    1. the form of the second line: LISTED_FORM when it was written;
+    2. what the files list shows of the versions (outputs.FileVersionsOut: the latest one's size
+       and checksums, and every version newest first), which the list splices in unparsed;
+    3. what only the server needs, in the same order: `[s3_version_id, uploaded_by]` each.
 
-    Why not a list of typed maps: a page of the files list then costs one value per file instead
-    of about eight per version, in DynamoDB's response, in its parsing and in its rendering (the
-    list splices `listed` unparsed). Items written as a list of maps are still read.
+    Why one string: a page of the files list then costs one value per file instead of about
+    eight per version, in DynamoDB's response, in its parsing and in its rendering. (Compact
+    JSON never holds a raw newline.) Items written before, with a list of typed maps, are read.
     """
 
-    attr_type = MAP
+    attr_type = STRING
 
     def get_value(self, value: dict[str, Any]) -> dict[str, Any]:
-        return value  # the map, or an older item's list: `deserialize` reads both
+        return value  # the string, or an older item's list: `deserialize` reads both
 
-    def serialize(self, versions: list[FileVersion]) -> dict[str, Any]:
+    def serialize(self, versions: list[FileVersion]) -> str:
         if not versions:
             raise ValueError("A file is stored with at least one version.")
         from .. import outputs  # outputs imports the models: only here, once both are loaded
 
         listed = outputs.file_versions(versions).dump()
-        newest_first = versions[::-1]
-        sources = [[version.s3_version_id, version.uploaded_by] for version in newest_first]
-        return {"form": {"N": str(LISTED_FORM)}, "listed": {"S": _compact(listed)},
-                "sources": {"S": _compact(sources)}}
+        sources = [[version.s3_version_id, version.uploaded_by] for version in reversed(versions)]
+        return "\n".join((str(LISTED_FORM), _compact(listed), _compact(sources)))
 
     def deserialize(self, value: dict[str, Any]) -> list[FileVersion]:
         if "L" in value:
             return [_typed_version(element["M"]) for element in value["L"]]
-        stored = value["M"]
-        listed = json.loads(stored["listed"]["S"])["versions"]
-        sources = json.loads(stored["sources"]["S"])
+        _, listed, sources = value["S"].split("\n")
         return [FileVersion(version_id=shown["version_id"], s3_version_id=s3_version_id,
                             size=int(shown["size"]), md5sum=shown["md5sum"], sha256=shown["sha256"],
                             uploaded_at=datetime.fromisoformat(shown["uploaded_at"]),
                             uploaded_by=uploaded_by)
                 for shown, (s3_version_id, uploaded_by)
-                in zip(reversed(listed), reversed(sources), strict=True)]
+                in zip(reversed(json.loads(listed)["versions"]), reversed(json.loads(sources)), strict=True)]
 
 
 def _compact(value: Any) -> str:
@@ -139,9 +134,9 @@ class ListedFile:
 def listed_file(raw: dict[str, Any]) -> ListedFile | ProjectFile:
     """What the files list needs of an item: a `ListedFile`, or the model for an item stored in
     another form (a list of maps, or an older LISTED_FORM)."""
-    stored = raw.get("versions", {}).get("M")
-    if stored is None or stored.get("form", {}).get("N") != str(LISTED_FORM):
+    stored = raw.get("versions", {}).get("S")
+    form, listed, _ = stored.split("\n", 2) if stored else (None, None, None)
+    if form != str(LISTED_FORM):
         return ProjectFile.from_raw_data(raw)
     return ListedFile(name=raw["name"]["S"], uploaded_at=_datetime(raw["uploaded_at"]),
-                      is_attachment=raw.get("is_attachment", {}).get("BOOL", False),
-                      listed=stored["listed"]["S"])
+                      is_attachment=raw.get("is_attachment", {}).get("BOOL", False), listed=listed)

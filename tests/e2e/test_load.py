@@ -182,12 +182,11 @@ def _scan(dynamodb, table: str) -> list[dict]:
 
 
 def _versions_of(item: dict) -> list[dict]:
-    """A file item's versions as stored (docs/data-model.md): the `listed` JSON, newest first, and
-    each one's `[s3_version_id, uploader]` in `sources`."""
-    listed = json.loads(item["versions"]["listed"])["versions"]
-    sources = json.loads(item["versions"]["sources"])
+    """A file item's versions as stored (docs/data-model.md): three JSON lines, the second the
+    versions as listed, newest first, the third each one's `[s3_version_id, uploader]`."""
+    _, listed, sources = (json.loads(line) for line in item["versions"].split("\n"))
     return [{**shown, "s3_version_id": s3_version_id}
-            for shown, (s3_version_id, _) in zip(listed, sources, strict=True)]
+            for shown, (s3_version_id, _) in zip(listed["versions"], sources, strict=True)]
 
 
 def _audit(stack: LocalStack, ledger: Ledger, owners: dict[str, int]) -> dict:
