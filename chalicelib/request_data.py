@@ -75,7 +75,7 @@ class Deferred(Generic[T]):
         self._error: Exception | None = None
         try:
             self._value = read()
-        except Exception as error:  # noqa: BLE001 - re-raised, unchanged, by `get`
+        except Exception as error:  # re-raised, unchanged, by `get`
             self._error = error
 
     def get(self) -> T:
