@@ -12,6 +12,7 @@ leaves unset fields out). Timestamps are ISO 8601 in UTC with `Z`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -26,6 +27,11 @@ from .permissions import Origin
 
 def utc_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def compact_json(value: Any) -> str:
+    """JSON text as the API sends it: no spaces."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def version_display(uploaded_at: datetime) -> str:

@@ -40,6 +40,7 @@ from chalice import Response
 
 from .config import settings
 from .models.listing import END, Key, KeyOrdered, Listing
+from .outputs import compact_json
 from .request_data import query_param
 
 T = TypeVar("T")
@@ -141,10 +142,15 @@ def paginate(request, items: Sequence[T] | Listing | KeyOrdered, render: Render)
 
 
 def _page_response(rendered: list[Any] | JsonItems, headers: dict[str, str] | None = None) -> Response:
-    if isinstance(rendered, JsonItems):  # Chalice sends a text body as it is
-        return Response(body=f"[{rendered.text}]", status_code=200,
-                        headers={**(headers or {}), "Content-Type": "application/json"})
+    if isinstance(rendered, JsonItems):
+        return _json_text_response(f"[{rendered.text}]", headers)
     return Response(body=rendered, status_code=200, headers=headers or {})
+
+
+def _json_text_response(text: str, headers: dict[str, str] | None = None) -> Response:
+    """A body that is JSON text already: Chalice sends text as it is, labelled here."""
+    return Response(body=text, status_code=200,
+                    headers={**(headers or {}), "Content-Type": "application/json"})
 
 
 # --- Lists kept in DynamoDB -----------------------------------------------------------------
@@ -152,8 +158,7 @@ def _page_response(rendered: list[Any] | JsonItems, headers: dict[str, str] | No
 
 def _paginate_listing(request, page: PageRequest, listing: Listing, render: Render) -> Response:
     if page.limit is None:
-        return Response(body=_json_array(listing, render), status_code=200,
-                        headers={"Content-Type": "application/json"})
+        return _json_text_response(_json_array(listing, render))
     total = listing.count()
     if page.offset >= total:
         return Response(body=[], status_code=200, headers=_headers(request, page, total))
@@ -192,8 +197,7 @@ MAX_ORDER_KEY_BYTES = 1024  # DynamoDB's limit for a range key
 
 def _paginate_ordered(request, page: PageRequest, items: KeyOrdered, render: Render) -> Response:
     if page.limit is None:
-        return Response(body=_json_array(items, render), status_code=200,
-                        headers={"Content-Type": "application/json"})
+        return _json_text_response(_json_array(items, render))
     after, before = _ordered_start(items, page)
     if before < page.offset:  # the list ends before the offset
         return Response(body=[], status_code=200, headers=_headers(request, page, before))
@@ -235,8 +239,7 @@ def _json_array(listing: Listing | KeyOrdered, render: Render) -> str:
     def flush() -> None:
         if batch:
             rendered = render(batch)
-            text = (rendered.text if isinstance(rendered, JsonItems)
-                    else json.dumps(rendered, separators=(",", ":"))[1:-1])
+            text = rendered.text if isinstance(rendered, JsonItems) else compact_json(rendered)[1:-1]
             if text:
                 parts.append(text)
             batch.clear()

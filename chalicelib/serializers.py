@@ -6,7 +6,6 @@ OpenAPI document is derived) and returns its JSON-ready dump.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -179,15 +178,11 @@ def file_entries_json(page: Sequence[ListedFile | ProjectFile]) -> JsonItems:
 
 def _listed_file_text(item: ListedFile | ProjectFile) -> str:
     if isinstance(item, ProjectFile):
-        return _compact_json(file_json(item))
+        return out.compact_json(file_json(item))
     # FileOut's own fields (name, uploaded_at, is_attachment), then FileVersionsOut's.
-    own = _compact_json({"name": item.name, "uploaded_at": out.utc_timestamp(item.uploaded_at),
+    own = out.compact_json({"name": item.name, "uploaded_at": out.utc_timestamp(item.uploaded_at),
                          "is_attachment": item.is_attachment})
     return own[:-1] + "," + item.listed[1:]
-
-
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def uploaded_json(name: str, version: FileVersion) -> dict[str, Any]:

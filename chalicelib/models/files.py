@@ -58,7 +58,7 @@ class StoredVersions(Attribute[list[FileVersion]]):
 
         listed = outputs.file_versions(versions).dump()
         sources = [[version.s3_version_id, version.uploaded_by] for version in reversed(versions)]
-        return "\n".join((str(LISTED_FORM), _compact(listed), _compact(sources)))
+        return "\n".join((str(LISTED_FORM), outputs.compact_json(listed), outputs.compact_json(sources)))
 
     def deserialize(self, value: dict[str, Any]) -> list[FileVersion]:
         if "L" in value:
@@ -70,10 +70,6 @@ class StoredVersions(Attribute[list[FileVersion]]):
                             uploaded_by=uploaded_by)
                 for shown, (s3_version_id, uploaded_by)
                 in zip(reversed(json.loads(listed)["versions"]), reversed(json.loads(sources)), strict=True)]
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _typed_version(raw: dict[str, Any]) -> FileVersion:
