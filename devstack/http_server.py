@@ -101,8 +101,8 @@ def wsgi_application(gateway: ApiGateway, quiet: bool = False):
         if not quiet:
             sys.stderr.write(f"api: {environ.get('REMOTE_ADDR')} {method} {target} {response.status}\n")
         if len(payload) > IN_MEMORY_BODY_BYTES:
-            # Sent from where it is: handed over as bytes, a body above waitress's `outbuf_overflow`
-            # is first written to a temporary file and read back (a whole list of 10,000 files).
+            # Sent from where it is: handed over as bytes, a body above `outbuf_overflow` is first
+            # written to a temporary file and read back (a whole list of 10,000 files).
             return environ["wsgi.file_wrapper"](io.BytesIO(payload), RECV_BYTES)
         return [payload]
 
@@ -116,7 +116,8 @@ class HttpServer:
         adjustments = Adjustments(
             host=host, port=port, threads=THREADS, backlog=BACKLOG, connection_limit=1000,
             max_request_header_size=MAX_HEADER_BYTES, max_request_body_size=MAX_BODY_BYTES,
-            inbuf_overflow=IN_MEMORY_BODY_BYTES, expose_tracebacks=False, ident="qfc-local",
+            inbuf_overflow=IN_MEMORY_BODY_BYTES, outbuf_overflow=IN_MEMORY_BODY_BYTES,
+            expose_tracebacks=False, ident="qfc-local",
             asyncore_use_poll=True, channel_timeout=120, recv_bytes=RECV_BYTES,
         )
         self._server = _Server(application, adj=adjustments)
