@@ -16,12 +16,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from qgis.core import QgsProject, QgsVectorLayer
+from qgis.core import QgsVectorLayer
 
 from job_containers import qgis_app
 from job_containers.deltas import APPLIED, Delta, DeltaError, Outcome
-from job_containers.feedback import InvalidProjectFile, Step, StopWorkflow, Workflow
+from job_containers.feedback import Step, StopWorkflow, Workflow
 from job_containers.layer_edits import LayerEdits
+from job_containers.qgis_project import OpenedProject, open_project
 
 logger = logging.getLogger(__name__)
 
@@ -59,28 +60,24 @@ def apply_deltas(
 def _apply(
     project_path: Path, deltas: list[dict], client_pks: dict[str, str], overwrite_conflicts: bool
 ) -> list[dict[str, Any]]:
-    project = _open_project(project_path)
+    opened = _open_project(project_path)
     try:
-        outcomes = _apply_to_layers(project, deltas, client_pks, overwrite_conflicts)
+        outcomes = _apply_to_layers(opened, deltas, client_pks, overwrite_conflicts)
     finally:
-        project.clear()
+        opened.project.clear()
     return [outcome.feedback() for outcome in outcomes]
 
 
-def _open_project(path: Path) -> QgsProject:
-    if not path.is_file():
-        raise FileNotFoundError(f'Project file "{path.name}" not found')
-    project = QgsProject.instance()
-    if not project.read(str(path), QgsProject.ReadFlags(QgsProject.FlagDontLoadLayouts)):
-        raise InvalidProjectFile(f'Unable to open project "{path.name}" with QGIS: {project.error()}')
+def _open_project(path: Path) -> OpenedProject:
+    opened = open_project(path, for_editing=True)
     # A project saved with transaction groups would edit its layers in pass-through mode, where
     # each edit is written at once; layer_edits.py relies on buffered editing.
-    project.setAutoTransaction(False)
-    return project
+    opened.project.setAutoTransaction(False)
+    return opened
 
 
 def _apply_to_layers(
-    project: QgsProject, deltas: list[dict], client_pks: dict[str, str], overwrite: bool
+    opened: OpenedProject, deltas: list[dict], client_pks: dict[str, str], overwrite: bool
 ) -> list[Outcome]:
     outcomes = [Outcome.of(index, raw) for index, raw in enumerate(deltas)]
     # per layer id: its edit session, or why its deltas cannot be applied
@@ -90,7 +87,7 @@ def _apply_to_layers(
             delta = Delta.parse(index, raw, client_pks)
             outcomes[index] = Outcome.of_delta(delta)
             if delta.layer_id not in layers:
-                layers[delta.layer_id] = _layer_edits(project, delta.layer_id, overwrite)
+                layers[delta.layer_id] = _layer_edits(opened, delta.layer_id, overwrite)
             edits = layers[delta.layer_id]
             if isinstance(edits, DeltaError):
                 raise edits
@@ -104,11 +101,13 @@ def _apply_to_layers(
     return outcomes
 
 
-def _layer_edits(project: QgsProject, layer_id: str, overwrite: bool) -> LayerEdits | DeltaError:
-    layer = project.mapLayer(layer_id)
+def _layer_edits(opened: OpenedProject, layer_id: str, overwrite: bool) -> LayerEdits | DeltaError:
+    layer = opened.project.mapLayer(layer_id)
     try:
         if layer is None:
             raise DeltaError(f'No layer with id "{layer_id}"')
+        if layer_id in opened.refused:
+            raise DeltaError(f'Layer "{layer.name()}" cannot be edited: {opened.refused[layer_id].reason}')
         if not isinstance(layer, QgsVectorLayer):
             raise DeltaError(f'Layer "{layer.name()}" is not a vector layer')
         if not layer.isValid():

@@ -11,7 +11,7 @@ vector layer (`no_action` for a virtual one and for any other kind):
 
 A vector layer without a usable primary key cannot round-trip its edits: it is packaged read-only
 as `no_action` and flagged `QFieldSync/unsupported_source_pk`. Invalid layers are left out, except
-web rasters the server could not reach, which may work on the device. Layers in a localized
+web rasters the server could not (or may not) reach, which may work on the device. Layers in a localized
 (shared datasets) path stay untouched, valid or not: QField reads them from the owner's shared
 datasets project, not from the package.
 """
@@ -42,11 +42,13 @@ class LayerPlan:
         return isinstance(self.layer, QgsVectorLayer) and self.layer.isValid() and not self.pk
 
 
-def plan_layer(layer: QgsMapLayer, is_localized: bool) -> LayerPlan:
+def plan_layer(layer: QgsMapLayer, is_localized: bool, provider: str | None = None) -> LayerPlan:
+    """`provider`: the layer's provider as the project names it, where QGIS was not allowed to
+    load it (a refused source)."""
     if is_localized:
         return LayerPlan(layer, UNTOUCHED)  # QField reads it from the shared datasets project
     if not layer.isValid():
-        return LayerPlan(layer, UNTOUCHED if layer.providerType() == "wms" else REMOVE)
+        return LayerPlan(layer, UNTOUCHED if (provider or layer.providerType()) == "wms" else REMOVE)
     if layer.source().lower().endswith(".ecw"):
         return LayerPlan(layer, REMOVE)  # QField cannot read ECW rasters
     action = layer.customProperty("QFieldSync/cloud_action") or _default_action(layer)

@@ -94,7 +94,12 @@ def layer_data(layer: QgsMapLayer, opened: OpenedProject) -> dict[str, Any]:
         "feature_count": _feature_count(layer) if is_vector and is_valid else None,
         "fields": fields_data(layer) if is_vector else None,
     }
-    if not is_valid:
+    refusal = opened.refused.get(layer.id())
+    if refusal is not None:
+        data.update(provider_name=refusal.provider, error_code=refusal.code,
+                    error_summary=refusal.reason, error_message="", provider_error_summary=refusal.reason,
+                    provider_error_message="")
+    elif not is_valid:
         localized_file = data["filename"] if is_localized else ""
         data.update(_invalid_layer_reasons(layer, opened, error_summary, localized_file))
     return data
@@ -128,7 +133,8 @@ def layer_file(layer: QgsMapLayer) -> str:
 
 def datasource(layer: QgsMapLayer, opened: OpenedProject) -> str:
     """The layer's source as the project file spells it (relative paths), without password."""
-    source = opened.bad_layer_sources.get(layer.id())
+    refusal = opened.refused.get(layer.id())
+    source = refusal.datasource if refusal is not None else opened.bad_layer_sources.get(layer.id())
     if source is None:
         context = QgsReadWriteContext()
         context.setPathResolver(opened.project.pathResolver())
@@ -139,7 +145,8 @@ def datasource(layer: QgsMapLayer, opened: OpenedProject) -> str:
 def localized_source(layer: QgsMapLayer, opened: OpenedProject) -> str | None:
     """The layer's source as `localized:<path>` when it lies in a localized data path (a shared
     dataset), whether QGIS found it there or not; None for any other layer."""
-    raw = opened.bad_layer_sources.get(layer.id())
+    refusal = opened.refused.get(layer.id())
+    raw = refusal.datasource if refusal is not None else opened.bad_layer_sources.get(layer.id())
     if raw is not None:
         return raw if is_localized_source(raw) else None
     relative = QgsApplication.localizedDataPathRegistry().localizedPath(layer.source())

@@ -8,6 +8,7 @@ those of the packaged project as QGIS reads it back. Uploading the files is the 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from job_containers import qgis_job
 from job_containers.feedback import Step, Workflow
 
 
-def package(project_dir: Path, project_file: str, out_dir: Path,
-               localized_dir: Path | None = None) -> dict[str, Any]:
+def package(project_dir: Path, project_file: str, out_dir: Path, localized_dir: Path | None = None,
+            fetch_localized: qgis_job.FetchLocalized | None = None) -> dict[str, Any]:
     workflow = Workflow("package_project", "Package Project", [
         Step("start_qgis_app", "Start QGIS Application"),
         Step("project_validity_check", "Project Validity Check"),
@@ -24,18 +25,20 @@ def package(project_dir: Path, project_file: str, out_dir: Path,
         Step("package_project", "Package Project"),
         Step("qfield_layer_data", "Packaged Layers Data", outputs=("layers_by_id",)),
     ])
-    return qgis_job.run(workflow, lambda: _steps(workflow, Path(project_dir) / project_file, Path(out_dir)),
-                        localized_dir)
+    steps = partial(_steps, workflow, Path(project_dir) / project_file, Path(out_dir), fetch_localized)
+    return qgis_job.run(workflow, steps, localized_dir)
 
 
-def _steps(workflow: Workflow, project_path: Path, out_dir: Path) -> None:
+def _steps(workflow: Workflow, project_path: Path, out_dir: Path,
+           fetch_localized: qgis_job.FetchLocalized | None) -> None:
     # Imported here, not at the top: without QGIS the job reports a failed start, it does not raise.
     from job_containers import layers, packaging, project_file, qgis_project
 
     with workflow.step("project_validity_check"):
-        project_file.check_project_file(project_path)
+        head = project_file.check_project_file(project_path)
+        qgis_job.use_shared_datasets(head, fetch_localized)
     with workflow.step("qgis_layers_data") as returns:
-        opened = qgis_project.open_project(project_path)
+        opened = qgis_project.open_project(project_path, head=head)
         returns["layers_by_id"] = layers.layers_by_id(opened)
     with workflow.step("package_project") as returns:
         packaged = packaging.package_project(opened, out_dir)

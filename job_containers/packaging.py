@@ -70,13 +70,12 @@ def package_project(opened: OpenedProject, out_dir: Path) -> Path:
 
 def _plans(opened: OpenedProject) -> list[LayerPlan]:
     project = opened.project
-    return [
-        cloud_actions.plan_layer(
-            project.mapLayer(layer_id),
-            layers.localized_source(project.mapLayer(layer_id), opened) is not None,
-        )
-        for layer_id in layers.ordered_layer_ids(project)
-    ]
+    plans = []
+    for layer_id in layers.ordered_layer_ids(project):
+        layer, refusal = project.mapLayer(layer_id), opened.refused.get(layer_id)
+        plans.append(cloud_actions.plan_layer(layer, layers.localized_source(layer, opened) is not None,
+                                              refusal.provider if refusal else None))
+    return plans
 
 
 def _mark_layer(xml: ProjectXml, plan: LayerPlan) -> None:

@@ -15,6 +15,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from xml.parsers import expat
@@ -27,9 +28,30 @@ _QGIS_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 _CHUNK_BYTES = 1024**2
 
 
-def check_project_file(path: Path) -> dict[str, str]:
-    """Raise unless `path` is a QGIS project QGIS may safely read; the attributes of its root
-    `<qgis>` element (`version`, `projectname`, `saveDateTime`, ...)."""
+@dataclass(frozen=True)
+class LayerSource:
+    """A map layer as the project file declares it, before QGIS reads anything."""
+
+    id: str
+    provider: str
+    datasource: str
+    # Read from another project file (QGIS's "embedded" layers), not from this one.
+    embedded: bool = False
+
+
+@dataclass
+class ProjectFileHead:
+    """What the safety check read on its way through the file: the root element's attributes
+    (`version`, `projectname`, ...) and every map layer's source."""
+
+    attributes: dict[str, str] = field(default_factory=dict)
+    layers: list[LayerSource] = field(default_factory=list)
+    # Layer tree groups read from another project file.
+    embeds_groups: bool = False
+
+
+def check_project_file(path: Path) -> ProjectFileHead:
+    """Raise unless `path` is a QGIS project QGIS may safely read; what it declares."""
     if not path.is_file():
         raise FileNotFoundError(f'Project file "{path.name}" does not exist.')
     suffix = path.suffix.lower()
@@ -103,10 +125,12 @@ def _qgs_member(name: str, archive: zipfile.ZipFile) -> zipfile.ZipInfo:
     return members[0]
 
 
-def _check_xml(name: str, open_stream: Callable[[], BinaryIO]) -> dict[str, str]:
+def _check_xml(name: str, open_stream: Callable[[], BinaryIO]) -> ProjectFileHead:
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     root: dict[str, str] | None = None
+    head = ProjectFileHead()
+    layers = _LayerCollector(head)
 
     def refuse(*_: object) -> None:
         raise InvalidProjectFile(
@@ -124,13 +148,16 @@ def _check_xml(name: str, open_stream: Callable[[], BinaryIO]) -> dict[str, str]
         if root is None:
             if tag != "qgis":
                 raise InvalidProjectFile(f'Project file "{name}" is not a QGIS project (root <{tag}>).')
-            root = attributes
+            root = head.attributes = attributes
+        layers.start(tag, attributes)
 
     parser.StartDoctypeDeclHandler = on_doctype
     parser.EntityDeclHandler = refuse
     parser.UnparsedEntityDeclHandler = refuse
     parser.ExternalEntityRefHandler = refuse
     parser.StartElementHandler = on_element
+    parser.EndElementHandler = layers.end
+    parser.CharacterDataHandler = layers.text
     try:
         with open_stream() as stream:
             while chunk := stream.read(_CHUNK_BYTES):
@@ -142,7 +169,46 @@ def _check_xml(name: str, open_stream: Callable[[], BinaryIO]) -> dict[str, str]
             f'Project file "{name}" is not a valid XML document: {expat.ErrorString(error.code)}'
             f" on line {error.lineno}, column {error.offset + 1}{context}."
         ) from None
-    return root or {}
+    return head
+
+
+class _LayerCollector:
+    """Collects `qgis/projectlayers/maplayer` with its `id`, `provider` and `datasource` while
+    the document streams through the safety check: the sources are known before QGIS reads any
+    of them, at no extra parse."""
+
+    _FIELDS = ("id", "provider", "datasource")
+
+    def __init__(self, head: ProjectFileHead):
+        self.head = head
+        self.path: list[str] = []
+        self.layer: dict[str, str] | None = None
+        self.embedded = False
+        self.field: str | None = None
+
+    def start(self, tag: str, attributes: dict[str, str]) -> None:
+        self.path.append(tag)
+        if tag == "layer-tree-group" and attributes.get("embedded") == "1":
+            self.head.embeds_groups = True
+        if self.path == ["qgis", "projectlayers", "maplayer"]:
+            self.layer, self.embedded = {}, attributes.get("embedded") == "1"
+            if self.embedded:
+                self.layer["id"] = attributes.get("id", "")
+        elif self.layer is not None and len(self.path) == 4 and tag in self._FIELDS:
+            self.field = tag
+            self.layer[tag] = ""
+
+    def text(self, data: str) -> None:
+        if self.field is not None:
+            self.layer[self.field] += data
+
+    def end(self, tag: str) -> None:
+        if self.layer is not None and len(self.path) == 3:
+            self.head.layers.append(LayerSource(self.layer.get("id", ""), self.layer.get("provider", ""),
+                                                self.layer.get("datasource", ""), self.embedded))
+            self.layer = None
+        self.field = None
+        self.path.pop()
 
 
 def _line_start(open_stream: Callable[[], BinaryIO], line_number: int, column: int) -> str:

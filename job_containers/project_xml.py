@@ -62,6 +62,27 @@ class ProjectXml:
             node.set("source", datasource)
             node.set("providerKey", provider)
 
+    def point_nowhere(self, layer_id: str, provider: str) -> None:
+        """Leave the layer in the project with a source QGIS cannot open (`provider` exists by
+        no such name). A layer embedded from another project file becomes a layer of this one."""
+        for layer in self.root.xpath("projectlayers/maplayer[id=$id or @id=$id]", id=layer_id):
+            if layer.get("embedded") == "1":
+                for attribute in ("embedded", "project"):
+                    layer.attrib.pop(attribute, None)
+                layer.set("type", layer.get("type") or "vector")
+                etree.SubElement(layer, "id").text = layer_id
+                names = self.root.xpath("layer-tree-group//layer-tree-layer[@id=$id]/@name", id=layer_id)
+                etree.SubElement(layer, "layername").text = names[0] if names else layer_id
+            for tag, text in (("datasource", ""), ("provider", provider)):
+                element = self._child(layer, tag)
+                element.text = text
+
+    def unembed_groups(self) -> None:
+        """Groups embedded from another project file stay as plain (empty) groups of this one."""
+        for group in self.root.xpath("//layer-tree-group[@embedded]"):
+            for attribute in ("embedded", "project"):
+                group.attrib.pop(attribute, None)
+
     def set_read_only(self, layer_id: str) -> None:
         self._maplayer(layer_id).set("readOnly", "1")
 

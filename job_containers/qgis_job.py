@@ -10,6 +10,12 @@ from typing import Any
 
 from job_containers import qgis_app
 from job_containers.feedback import StopWorkflow, Workflow
+from job_containers.project_file import ProjectFileHead
+
+# Asks the worker for the owner's shared datasets that `localized:` paths name; the folder it
+# put them in, or None when the owner has no shared datasets project.
+FetchLocalized = Callable[[list[str]], str | None]
+LOCALIZED_PREFIXES = ("localized:", "file:localized:")
 
 
 def run(workflow: Workflow, steps: Callable[[], None], localized_dir: Path | None = None) -> dict[str, Any]:
@@ -25,3 +31,15 @@ def run(workflow: Workflow, steps: Callable[[], None], localized_dir: Path | Non
     finally:
         qgis_app.clear_project()
     return workflow.feedback()
+
+
+def use_shared_datasets(head: ProjectFileHead, fetch_localized: FetchLocalized | None) -> None:
+    """Have the worker fetch the shared datasets the project's `localized:` layers name (it holds
+    the credentials; this process does not) and let QGIS find them there."""
+    paths = sorted({layer.datasource.split("localized:", 1)[1].split("|")[0]
+                    for layer in head.layers if layer.datasource.startswith(LOCALIZED_PREFIXES)})
+    if fetch_localized is None or not paths:
+        return
+    folder = fetch_localized(paths)
+    if folder:
+        qgis_app.use_localized_data(Path(folder))
