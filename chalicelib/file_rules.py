@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import IO
 from xml.etree.ElementTree import ParseError, XMLPullParser
 
-from . import storage
+from . import qgz_limits, storage
 from .errors import InvalidQgisProjectFile, ValidationError
 from .models import Project
 
@@ -31,7 +31,6 @@ QGIS_HEAD_BYTES = 64 * 1024
 # within this many (decompressed) bytes. A `.qgz` that is a zip bomb is therefore never expanded,
 # and one with more members than any QGIS writes is refused without opening them.
 QGIS_ROOT_WITHIN_BYTES = 1024 * 1024
-MAX_QGZ_MEMBERS = 1000
 
 
 def normalized(name: str) -> str:
@@ -115,7 +114,7 @@ def check_qgis_project(name: str, stream: IO[bytes]) -> None:
             with zipfile.ZipFile(stream) as archive:
                 names = archive.namelist()
                 members = [m for m in names if m.lower().endswith(".qgs")]
-                if len(names) > MAX_QGZ_MEMBERS or not members:
+                if len(names) > qgz_limits.MAX_MEMBERS or not members:
                     root = None
                 else:
                     with archive.open(members[0]) as member:

@@ -20,10 +20,10 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from xml.parsers import expat
 
+from chalicelib import qgz_limits
 from job_containers.feedback import InvalidProjectFile
 
 PROJECT_SUFFIXES = (".qgs", ".qgz")
-MAX_UNZIPPED_BYTES = 512 * 1024**2
 _QGIS_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 _CHUNK_BYTES = 1024**2
 
@@ -110,10 +110,18 @@ def _check_members(name: str, archive: zipfile.ZipFile) -> None:
             raise InvalidProjectFile(
                 f'Project file "{name}" uses a compression QGIS cannot read ("{member.filename}").'
             )
-    if sum(member.file_size for member in members) > MAX_UNZIPPED_BYTES:
+    if len(members) > qgz_limits.MAX_MEMBERS:
         raise InvalidProjectFile(
-            f'Project file "{name}" would unpack to more than {MAX_UNZIPPED_BYTES // 1024**2} MiB; refused.'
-        )
+            f'Project file "{name}" holds more than {qgz_limits.MAX_MEMBERS} files; refused.')
+    if sum(member.file_size for member in members) > qgz_limits.MAX_UNPACKED_BYTES:
+        raise InvalidProjectFile(f'Project file "{name}" would unpack to more than'
+                                 f" {qgz_limits.MAX_UNPACKED_BYTES // 1024**2} MiB; refused.")
+    for member in members:
+        if member.file_size > qgz_limits.RATIO_FROM_BYTES and \
+                member.file_size > qgz_limits.MAX_RATIO * max(member.compress_size, 1):
+            raise InvalidProjectFile(f'Project file "{name}" holds "{member.filename}", which would unpack'
+                                     f" to more than {qgz_limits.MAX_RATIO} times its size, as zip bombs do;"
+                                     " refused.")
 
 
 def _qgs_member(name: str, archive: zipfile.ZipFile) -> zipfile.ZipInfo:

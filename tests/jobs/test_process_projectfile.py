@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from job_containers import project_file
+from chalicelib import qgz_limits
 from job_containers.process_projectfile import process_projectfile
 from tests.jobs import readers
 from tests.jobs.layer_ids import APIARY, BEE_LAYERS, FIELDS
@@ -248,7 +248,7 @@ def test_a_qgz_project_is_processed_like_its_qgs(qgis, bee_project, tmp_path):
 
 
 def test_a_qgz_that_would_unpack_too_much_is_refused(qgis, bee_project, tmp_path, monkeypatch):
-    monkeypatch.setattr(project_file, "MAX_UNZIPPED_BYTES", 8 * 1024**2)
+    monkeypatch.setattr(qgz_limits, "MAX_UNPACKED_BYTES", 8 * 1024**2)
     with zipfile.ZipFile(bee_project / "bomb.qgz", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(bee_project / "simple_bee_farming.qgs", "bomb.qgs")
         archive.writestr("padding.qgd", bytes(16 * 1024**2))
@@ -257,6 +257,29 @@ def test_a_qgz_that_would_unpack_too_much_is_refused(qgis, bee_project, tmp_path
     feedback = process_projectfile(bee_project, "bomb.qgz", tmp_path / "out")
 
     assert "would unpack to more than 8 MiB" in assert_failed_at(
+        feedback, "project_validity_check", "INVALID_PROJECT_FILE")
+
+
+def test_a_qgz_member_that_unpacks_like_a_zip_bomb_is_refused_unread(qgis, bee_project, tmp_path):
+    with zipfile.ZipFile(bee_project / "bomb.qgz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(bee_project / "simple_bee_farming.qgs", "bomb.qgs")
+        archive.writestr("bomb.qgd", bytes(64 * 1024**2))  # 64 MiB of zeros in about 64 KiB
+
+    feedback = process_projectfile(bee_project, "bomb.qgz", tmp_path / "out")
+
+    assert 'holds "bomb.qgd", which would unpack to more than 200 times its size' in assert_failed_at(
+        feedback, "project_validity_check", "INVALID_PROJECT_FILE")
+
+
+def test_a_qgz_with_more_members_than_qgis_writes_is_refused(qgis, tmp_path):
+    with zipfile.ZipFile(tmp_path / "p.qgz", "w") as archive:
+        archive.writestr("p.qgs", "<qgis/>")
+        for number in range(qgz_limits.MAX_MEMBERS):
+            archive.writestr(f"extra/{number}.txt", "")
+
+    feedback = process_projectfile(tmp_path, "p.qgz", tmp_path / "out")
+
+    assert "holds more than 1000 files" in assert_failed_at(
         feedback, "project_validity_check", "INVALID_PROJECT_FILE")
 
 
