@@ -61,6 +61,13 @@ class Settings:
     # after how long a job whose project is busy is offered again.
     job_timeout_seconds: int
     job_memory_mb: int
+    # process_projectfile only reads a project: it gets less time than a package or deltas.
+    process_projectfile_timeout_seconds: int
+    # How long a job's network requests may stall on slow or silent servers, all together
+    # (job_containers/egress.py), and the private hosts (names, addresses, networks) its layers
+    # may reach besides public ones, e.g. an on-premises PostGIS (docs/security.md).
+    job_network_seconds: int
+    job_allowed_private_hosts: tuple[str, ...]
     job_lease_seconds: int
     job_poll_seconds: int
     job_busy_retry_seconds: int
@@ -94,6 +101,10 @@ def from_environment() -> Settings:
         background_tasks=env("QFC_BACKGROUND_TASKS", "auto"),
         job_timeout_seconds=int(env("QFC_JOB_TIMEOUT_SECONDS", "600")),
         job_memory_mb=int(env("QFC_JOB_MEMORY_MB", "3000")),
+        process_projectfile_timeout_seconds=int(env("QFC_PROCESS_PROJECTFILE_TIMEOUT_SECONDS", "300")),
+        job_network_seconds=int(env("QFC_JOB_NETWORK_SECONDS", "30")),
+        job_allowed_private_hosts=tuple(
+            host.strip() for host in env("QFC_JOB_ALLOWED_PRIVATE_HOSTS", "").split(",") if host.strip()),
         job_lease_seconds=int(env("QFC_JOB_LEASE_SECONDS", "60")),
         job_poll_seconds=int(env("QFC_JOB_POLL_SECONDS", "20")),
         job_busy_retry_seconds=int(env("QFC_JOB_BUSY_RETRY_SECONDS", "10")),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+from pynamodb.exceptions import UpdateError
 
 from . import jobs
 from .models import Job, Project
@@ -40,3 +43,10 @@ def complete_processing(job: Job, details: dict[str, Any] | None, error: str | N
 
     status = JobStatus.FINISHED if details is not None else JobStatus.FAILED
     return jobs.complete(job, status, error=error, also=record)
+
+
+def mark_failed(job: Job) -> None:
+    """A process_projectfile job that failed without completing itself (its worker died, its
+    message kept failing): the project shows it as after a failed run."""
+    with contextlib.suppress(UpdateError):  # the project was deleted meanwhile
+        Project(job.project_id).update(actions=[Project.processing_failed.set(True)], condition=is_live())

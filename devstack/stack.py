@@ -148,6 +148,8 @@ def start_moto(config: StackConfig) -> subprocess.Popen:
     if not _port_is_free(LOOPBACK, config.aws_port):
         raise SystemExit(f"port {config.aws_port} is taken: set QFC_AWS_PORT to a free port")
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    # Only this user may read it (admin credentials, every project's files): not the QGIS jobs.
+    config.data_dir.chmod(0o700)
     had_state = config.aws_state.exists() or config.legacy_recording.exists()
     env = {
         **os.environ,

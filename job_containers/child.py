@@ -1,15 +1,22 @@
-"""The child process of one job: `python -m job_containers.child` loads QGIS and the cores, reads
-the path of its request from stdin (it may be started before its job exists), runs the core the
-request names and writes its feedback where the request says. It exits without tearing QGIS
-down: QGIS 3.22 can crash at exit while Python still holds layers (reference jobs.md B.3)."""
+"""The child process of one job: `python -m job_containers.child` loads QGIS and the cores, gives up
+root if it has it (sandbox.become), reads the path of its request from stdin (it may be started
+before its job exists), runs the core the request names and writes its feedback where the
+request says. It exits without tearing QGIS down: QGIS 3.22 can crash at exit while Python still
+holds layers (docs/jobs.md).
+
+What only the worker can do, the core asks for (`ask_worker`): one JSON line on the pipe the
+worker gave it (`--ask-fd`), answered with one JSON line on stdin.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 # core name → (module, function); each takes keyword arguments and returns its feedback.
 CORES = {
@@ -18,13 +25,34 @@ CORES = {
     "apply_deltas": ("job_containers.apply_deltas", "apply_deltas"),
 }
 PATH_ARGUMENTS = ("project_dir", "out_dir", "localized_dir")
+# Questions a core may ask, and the keyword argument through which it gets the asking function.
+QUESTIONS = {"localized": "fetch_localized"}
 
 
-def main(request_path: str) -> None:
+class WorkerChannel:
+    def __init__(self, fd: int):
+        self.questions = os.fdopen(fd, "w")
+
+    def ask(self, question: str, payload: Any) -> Any:
+        """The worker's answer to `question`; raises RuntimeError with the worker's reason."""
+        self.questions.write(json.dumps({"ask": question, "payload": payload}) + "\n")
+        self.questions.flush()
+        reply = json.loads(sys.stdin.readline() or "{}")
+        if "error" in reply or "answer" not in reply:
+            raise RuntimeError(f"The worker could not answer: {reply.get('error', 'no answer')}")
+        return reply["answer"]
+
+
+def main(request_path: str, channel: WorkerChannel) -> None:
+    from job_containers import hosts
+
     request = json.loads(Path(request_path).read_text())
+    hosts.use(hosts.HostPolicy.from_dict(request.get("policy")))
     module, function = CORES[request["core"]]
     arguments = {name: Path(value) if name in PATH_ARGUMENTS and value is not None else value
                  for name, value in request["arguments"].items()}
+    for question in request.get("questions", []):
+        arguments[QUESTIONS[question]] = lambda payload, question=question: channel.ask(question, payload)
     feedback = getattr(importlib.import_module(module), function)(**arguments)
     Path(request["feedback"]).write_text(json.dumps(feedback))
     sys.stdout.flush()
@@ -32,16 +60,25 @@ def main(request_path: str) -> None:
     os._exit(0)
 
 
-def wait_for_request() -> None:
-    from job_containers import qgis_app
+def wait_for_request(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m job_containers.child")
+    parser.add_argument("--ask-fd", type=int, required=True)
+    parser.add_argument("--uid", type=int)
+    parser.add_argument("--gid", type=int)
+    options = parser.parse_args(argv)
+
+    from job_containers import qgis_app, sandbox
 
     qgis_app.start()
     for module, _ in CORES.values():
         importlib.import_module(module)
+    if options.uid is not None:
+        sandbox.become(options.uid, options.gid, Path(os.environ["HOME"]))
+    channel = WorkerChannel(options.ask_fd)
     request_path = sys.stdin.readline().strip()
     if not request_path:  # the worker stopped before it had a job for this process
         os._exit(0)
-    main(request_path)
+    main(request_path, channel)
 
 
 if __name__ == "__main__":

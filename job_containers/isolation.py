@@ -1,9 +1,13 @@
 """Running a job core in a child process of its own, so that whatever QGIS does (crash, hang,
-run out of memory) ends only that process and becomes a failed job with a readable reason.
+run out of memory) ends only that process and becomes a failed job with a readable reason, and
+so that a hostile project meets a process with nothing to steal (sandbox.py).
 
 The child (`python -m job_containers.child`) runs one core and writes its feedback to a file;
 everything it prints goes to the job's log. The parent enforces the time limit and the memory
 limit (it samples the child's resident memory), and turns a signal or an exit code into words.
+While it runs, the child may ask its worker for something only the worker can do (fetch the
+owner's shared datasets, which needs credentials the child never has): one JSON line on a pipe
+of its own, answered with one line on its stdin (child.ask_worker).
 
 A child is used for one job only, then ends. The worker starts the next one ahead, when it
 starts and after each job (`prepare_a_child`): loading QGIS takes most of a second, which a job
@@ -16,26 +20,30 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
+import select
 import shutil
 import signal
+import site
 import subprocess
-import sys
-import tempfile
+import sysconfig
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from job_containers import egress, sandbox
+from job_containers.hosts import HostPolicy
+
 SAMPLE_SECONDS = 0.1
-PR_SET_PDEATHSIG = 1
-# The folder that holds the job_containers package, where the child imports it from.
-ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_BYTES = 256 * 1024
-CHILD_FOLDER_PREFIX = "qfc-child-"  # then the pid of the process that started the child
+# The longest line a child may send its worker (a question and its payload).
+MESSAGE_BYTES = 1024 * 1024
+# A child's questions to its worker, by name: each takes the question's payload and returns the
+# answer (JSON data).
+Answers = dict[str, Callable[[Any], Any]]
 
 
 @dataclass(frozen=True)
@@ -72,17 +80,12 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-def _die_with_parent() -> None:
-    """In the child, before it runs: the kernel kills it if the worker dies (a worker killed
-    mid-job must not leave QGIS running without anyone to report to)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _tail(path: Path) -> str:
-    if not path.exists():
+    try:
+        log = sandbox.open_regular(path, path.parent)
+    except OSError:
         return ""
-    with path.open("rb") as log:
+    with log:
         size = log.seek(0, os.SEEK_END)
         log.seek(max(size - LOG_TAIL_BYTES, 0))
         text = log.read().decode("utf-8", "replace")
@@ -93,6 +96,8 @@ def _tail(path: Path) -> str:
 class _Child:
     process: subprocess.Popen
     folder: Path  # its scratch folders and its log, removed with it
+    questions: Any  # the read end of the pipe the child asks its worker on
+    asking: bool = True  # until the child closes its end
 
     @property
     def log_path(self) -> Path:
@@ -104,23 +109,27 @@ class _Child:
             self.process.wait()
         if self.process.stdin:
             self.process.stdin.close()
+        self.questions.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _start_child() -> _Child:
     """A child loading QGIS and the cores, then waiting for a request's path on its stdin."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{CHILD_FOLDER_PREFIX}{os.getpid()}-"))
-    scratch = {"XDG_RUNTIME_DIR": folder / "runtime", "QGIS_CUSTOM_CONFIG_PATH": folder / "profile",
-               "TMPDIR": folder / "tmp"}
-    for path in scratch.values():
-        path.mkdir(mode=0o700)
-    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONFAULTHANDLER": "1",
-                   **{name: str(path) for name, path in scratch.items()}}
-    with (folder / "output.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "job_containers.child"], cwd=ROOT,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
-                                   env=environment, start_new_session=True, preexec_fn=_die_with_parent)
-    return _Child(process, folder)
+    folder = sandbox.child_folder()
+    identity = sandbox.identity()
+    questions, asking = os.pipe()
+    command = [*sandbox.child_command("job_containers.child"), "--ask-fd", str(asking)]
+    if identity.separate:
+        command += ["--uid", str(identity.uid), "--gid", str(identity.gid)]
+    environment = sandbox.child_environment(folder, egress.proxy().address)
+    try:
+        with (folder / "output.log").open("wb") as log:
+            process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.PIPE, env=environment, start_new_session=True,
+                                       pass_fds=(asking,), preexec_fn=sandbox.die_with_parent)
+    finally:
+        os.close(asking)
+    return _Child(process, folder, os.fdopen(questions, "rb"))
 
 
 _ready: _Child | None = None  # the next job's child, started ahead
@@ -143,14 +152,6 @@ def _discard_ready() -> None:
         _ready = None
 
 
-def remove_folders_of_killed_workers() -> None:
-    """A worker that was killed (not stopped) could not remove its waiting child's folder."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{CHILD_FOLDER_PREFIX}*-*"):
-        pid = folder.name.removeprefix(CHILD_FOLDER_PREFIX).split("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def _take_child() -> _Child:
     global _ready
     child, _ready = _ready, None
@@ -162,27 +163,54 @@ def _take_child() -> _Child:
 
 
 def run_core(core: str, arguments: dict[str, Any], workdir: Path, *, timeout_seconds: float,
-             memory_mb: int, should_stop=lambda: False) -> ChildResult:
-    """Run `core` (a name of `child.CORES`) with `arguments` in a child process; `should_stop`
-    is asked as it runs (a lost lease stops the job)."""
+             memory_mb: int, should_stop=lambda: False, policy: HostPolicy | None = None,
+             answers: Answers | None = None,
+             network_seconds: float = egress.DEFAULT_BUDGET_SECONDS) -> ChildResult:
+    """Run `core` (a name of `child.CORES`) with `arguments` in a child process, in `workdir`
+    (the job's folder, which the child may use); `should_stop` is asked as it runs (a lost lease
+    stops the job). `policy`: the hosts the job may reach (the worker's egress proxy holds it to
+    that too), and `network_seconds` how long its requests may stall in all. `answers`: what
+    the child may ask its worker."""
+    policy = policy or HostPolicy()
     request, feedback_path = workdir / "request.json", workdir / "feedback.json"
-    request.write_text(json.dumps({"core": core, "arguments": arguments, "feedback": str(feedback_path)}))
+    request.write_text(json.dumps({"core": core, "arguments": arguments, "feedback": str(feedback_path),
+                                   "policy": policy.as_dict(), "questions": sorted(answers or {})}))
+    egress.proxy().begin_job(policy, network_seconds)
     child = _take_child()
     try:
-        return _supervise(child, core, request, feedback_path, timeout_seconds, memory_mb, should_stop)
+        return _supervise(child, core, request, feedback_path, timeout_seconds, memory_mb, should_stop,
+                          answers or {})
     finally:
         child.discard()
 
 
+def _answer(child: _Child, answers: Answers) -> None:
+    """Read one question of the child and write back its answer (or `{"error": ...}`)."""
+    line = child.questions.readline(MESSAGE_BYTES)
+    if not line:
+        child.asking = False  # it closed its end: it is ending
+        return
+    try:
+        question = json.loads(line)
+        reply = {"answer": answers[question["ask"]](question.get("payload"))}
+    except (ValueError, KeyError, TypeError) as error:
+        reply = {"error": f"{type(error).__name__}: {error}"}
+    try:
+        child.process.stdin.write(json.dumps(reply).encode() + b"\n")
+        child.process.stdin.flush()
+    except OSError:
+        pass  # it ended meanwhile
+
+
 def _supervise(child: _Child, core: str, request: Path, feedback_path: Path, timeout_seconds: float,
-               memory_mb: int, should_stop) -> ChildResult:
+               memory_mb: int, should_stop, answers: Answers) -> ChildResult:
     started = time.monotonic()
     peak = 0.0
     failure = None
     process = child.process
     try:
         process.stdin.write(f"{request}\n".encode())
-        process.stdin.close()
+        process.stdin.flush()
     except OSError:
         pass  # it ended meanwhile: its exit code says how
     while process.poll() is None:
@@ -198,20 +226,45 @@ def _supervise(child: _Child, core: str, request: Path, feedback_path: Path, tim
             process.kill()
             process.wait()
             break
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=SAMPLE_SECONDS)
+        if not child.asking:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=SAMPLE_SECONDS)
+        elif select.select([child.questions], [], [], SAMPLE_SECONDS)[0]:
+            _answer(child, answers)
     seconds = time.monotonic() - started
     if failure is None and process.returncode != 0:
         failure = (f"QGIS crashed ({_signal_name(process.returncode)})." if process.returncode < 0
                    else f"The job process exited with code {process.returncode}.")
     feedback = None
-    if feedback_path.exists():
-        try:
-            feedback = json.loads(feedback_path.read_text())
-        except ValueError:
-            failure = failure or "The job's report was unreadable."
-    elif failure is None:
-        failure = "The job process ended without a report."
+    try:
+        with sandbox.open_regular(feedback_path, feedback_path.parent) as report:
+            feedback = json.loads(report.read())
+    except FileNotFoundError:
+        failure = failure or "The job process ended without a report."
+    except (OSError, ValueError):
+        failure = failure or "The job's report was unreadable."
     outcome = "failed" if failure else "done"
     summary = f"[job] {core}: {outcome} in {seconds:.1f} s, peak memory {peak:.0f} MB\n"
-    return ChildResult(feedback, _tail(child.log_path) + summary, failure, peak, seconds)
+    places = _server_paths(request.parent, child.folder)
+    output = _without(places, _tail(child.log_path) + summary)
+    if feedback is not None:
+        feedback = json.loads(_without(places, json.dumps(feedback)))
+    return ChildResult(feedback, output, failure, peak, seconds)
+
+
+def _server_paths(workdir: Path, child_folder: Path) -> list[tuple[str, str]]:
+    """The worker's own places, as they appear in QGIS's messages and Python's tracebacks, and
+    what is shown instead: the job's files by their names in the project, the rest by a name
+    that gives nothing of the server away."""
+    code = str(Path(__file__).resolve().parent.parent)
+    python = sorted({sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+                    | set(site.getsitepackages()), key=len, reverse=True)
+    places = [(f"{workdir}/project/", ""), (f"{workdir}/out/", ""), (f"{workdir}/", ""), (str(workdir), "."),
+              (f"{child_folder}/", ""), (str(child_folder), "."), (f"{code}/", "")]
+    return places + [(f"{path}/", "<python>/") for path in python]
+
+
+def _without(places: list[tuple[str, str]], text: str) -> str:
+    for place, shown in places:
+        text = text.replace(place, shown)
+    return text

@@ -6,7 +6,7 @@ leaks into a job. Network layers give up after a few seconds, so an unreachable 
 a layer quickly instead of hanging the job: QGIS's own requests through its network timeout, and
 PostgreSQL connections (libpq, which QGIS 3.22 gives no timeout) through `PGCONNECT_TIMEOUT`.
 `exitQgis()` is never called: a job process simply exits once its feedback is written (QGIS
-3.22 can segfault in exitQgis while Python still holds layers, reference jobs.md B.3).
+3.22 can segfault in exitQgis while Python still holds layers).
 """
 
 from __future__ import annotations
@@ -37,11 +37,33 @@ def start() -> str:
 
         app = QgsApplication([], False)
         app.initQgis()
-        QgsSettings().setValue("qgis/networkAndProxy/networkTimeout", NETWORK_TIMEOUT_MS)
+        settings = QgsSettings()
+        settings.setValue("qgis/networkAndProxy/networkTimeout", NETWORK_TIMEOUT_MS)
+        # Python stored in a project (macros, expression functions) never runs.
+        settings.setValue("qgis/enableMacros", "Never")
+        _use_egress_proxy(os.environ.get("GDAL_HTTP_PROXY"))
         _app = app
     from qgis.core import Qgis
 
     return Qgis.version().split("-")[0]
+
+
+def _use_egress_proxy(address: str | None) -> None:
+    """Every request of QGIS's network manager through the worker's egress proxy (egress.py),
+    which decides where a job may connect; GDAL's go there too (`GDAL_HTTP_PROXY`, which the
+    worker sets in the child's environment: sandbox.child_environment)."""
+    if not address:
+        return
+    from qgis.core import QgsNetworkAccessManager, QgsSettings
+
+    host, port = address.rsplit(":", 1)
+    # In the settings, so that the network manager of every thread (renderers fetch tiles on
+    # threads of their own) sets itself up with it.
+    settings = QgsSettings()
+    for key, value in (("proxyEnabled", True), ("proxyType", "HttpProxy"), ("proxyHost", host),
+                       ("proxyPort", port), ("proxyExcludedUrls", []), ("noProxyUrls", [])):
+        settings.setValue(f"proxy/{key}", value)
+    QgsNetworkAccessManager.instance().setupDefaultProxyAndCache()
 
 
 def _process_temporary_dir(prefix: str) -> str:

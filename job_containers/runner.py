@@ -1,18 +1,20 @@
 """Running one claimed job: the project's files from S3 into a fresh directory, the QGIS core in
 a child process, and what it produced back through the same services the API uses.
 
-The worker holds the project's lease while this runs; `should_stop` tells when it lost it.
+The worker holds the project's lease while this runs; `should_stop` tells when it lost it. Only
+this side holds credentials: it moves the job's own project's files (and the owner's shared
+datasets the child asks for) between S3 and the job's folder, and reads what the child wrote
+there as files it made, never through a link (sandbox.open_regular).
 """
 
 from __future__ import annotations
 
-import re
-import tempfile
-import zipfile
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from chalicelib import checksums, deltas, files, jobs, packages, processing, projects, storage, thumbnails
 from chalicelib.auth import Caller
@@ -23,7 +25,7 @@ from chalicelib.models import Job, Project, ProjectFile, User
 from chalicelib.models.jobs import JobStatus, JobType, PackageFile
 from chalicelib.observability import logger
 
-from . import isolation
+from . import hosts, isolation, sandbox
 
 WORKER_CLIENT = "worker"
 # SQLite companions a GeoPackage may leave beside it while open: never project files.
@@ -66,43 +68,61 @@ def download_project(project: Project, directory: Path,
     return downloaded
 
 
-LOCALIZED_SOURCE = re.compile(r'localized:([^|"<>&]+)')
+def shared_datasets(project: Project, workspace: Workspace) -> Callable[[list[str]], str | None]:
+    """The answer to a child asking for the shared datasets its `localized:` layers name (paths
+    as the project spells them): those files of the owner's shared datasets project (with their
+    sidecars: a shapefile is several files) in the job's folder, which is then the answer; None
+    when the owner has no shared datasets project. A missing file shows as an invalid layer in
+    the job's report."""
 
+    def answer(paths: list[str]) -> str | None:
+        stems = {_stem(unquote(path).strip()) for path in paths if isinstance(path, str)}
+        shared = projects.shared_datasets_of(project) if stems else None
+        if shared is None:
+            return None
+        directory = workspace.root / "shared_datasets"
+        directory.mkdir(exist_ok=True)
+        download_project(shared, directory, wanted=lambda name: _stem(name) in stems)
+        sandbox.give(directory)
+        return str(directory)
 
-def localized_datasets(project: Project, project_file: Path, directory: Path) -> Path | None:
-    """The files the project's `localized:` layers name, from the owner's shared datasets
-    project (with their sidecars: a shapefile is several files), in `directory`; None when the
-    project names none or has no shared datasets project. A missing file shows as an invalid
-    layer in the job's report."""
-    if project_file.suffix.lower() == ".qgz":
-        with zipfile.ZipFile(project_file) as archive:
-            text = b"".join(archive.read(name) for name in archive.namelist()
-                            if name.lower().endswith(".qgs")).decode("utf-8", "replace")
-    else:
-        text = project_file.read_text("utf-8", "replace")
-    stems = {_stem(unquote(path).strip()) for path in LOCALIZED_SOURCE.findall(text)}
-    shared = projects.shared_datasets_of(project) if stems else None
-    if shared is None:
-        return None
-    directory.mkdir(parents=True, exist_ok=True)
-    download_project(shared, directory, wanted=lambda name: _stem(name) in stems)
-    return directory
+    return answer
 
 
 def _stem(name: str) -> str:
     return PurePosixPath(name).with_suffix("").as_posix()
 
 
-def _checksums(path: Path) -> checksums.Checksums:
-    with path.open("rb") as stream:
+def _checksums(path: Path, root: Path) -> checksums.Checksums:
+    with sandbox.open_regular(path, root) as stream:
         return checksums.of_stream(stream)
 
 
-def _run(core: str, arguments: dict, workspace: Workspace,
-         should_stop: Callable[[], bool]) -> isolation.ChildResult:
+def host_policy() -> hosts.HostPolicy:
+    """The hosts a job may reach: public ones, those the operator allows, never the AWS
+    stand-in the local stack runs (its address is loopback, and allowing loopback for an
+    on-premises service must not open it)."""
+    refused = []
+    for endpoint in {settings.aws_endpoint_url, settings.aws_public_endpoint_url} - {None}:
+        parts = urlsplit(endpoint)
+        if parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            refused += [(str(address), port) for address in hosts.resolve(parts.hostname)]
+    return hosts.HostPolicy(settings.job_allowed_private_hosts, tuple(refused))
+
+
+TIMEOUTS = {JobType.PROCESS_PROJECTFILE: lambda: settings.process_projectfile_timeout_seconds}
+
+
+def _run(job: Job, core: str, arguments: dict, workspace: Workspace, should_stop: Callable[[], bool],
+         answers: isolation.Answers | None = None) -> isolation.ChildResult:
     workspace.out_dir.mkdir(parents=True, exist_ok=True)
-    result = isolation.run_core(core, arguments, workspace.root, timeout_seconds=settings.job_timeout_seconds,
-                                memory_mb=settings.job_memory_mb, should_stop=should_stop)
+    sandbox.give(workspace.root)
+    timeout = TIMEOUTS.get(JobType(job.type), lambda: settings.job_timeout_seconds)()
+    result = isolation.run_core(core, arguments, workspace.root, timeout_seconds=timeout,
+                                memory_mb=settings.job_memory_mb, should_stop=should_stop,
+                                policy=host_policy(), answers=answers,
+                                network_seconds=settings.job_network_seconds)
     logger.info("Job core ended", extra={"core": core, "seconds": round(result.seconds, 2),
                                          "peak_rss_mb": round(result.peak_rss_mb), "error": result.error})
     return result
@@ -114,53 +134,60 @@ def _report(job: Job, result: isolation.ChildResult) -> None:
 
 
 def _project_arguments(project: Project, workspace: Workspace) -> dict:
-    """What process_projectfile and package read: the project, and its shared datasets."""
-    localized = localized_datasets(project, workspace.project_dir / project.the_qgis_file_name,
-                                   workspace.root / "shared_datasets")
+    """What process_projectfile and package read: the project (its shared datasets are asked
+    for by the child, which alone reads the project file)."""
     return {"project_dir": str(workspace.project_dir), "project_file": project.the_qgis_file_name,
-            "out_dir": str(workspace.out_dir), "localized_dir": str(localized) if localized else None}
+            "out_dir": str(workspace.out_dir)}
 
 
 def process_projectfile(job: Job, project: Project, workspace: Workspace,
                         should_stop: Callable[[], bool]) -> None:
     download_project(project, workspace.project_dir)
-    result = _run("process_projectfile", _project_arguments(project, workspace), workspace, should_stop)
+    result = _run(job, "process_projectfile", _project_arguments(project, workspace), workspace, should_stop,
+                  {"localized": shared_datasets(project, workspace)})
     details = None
     if result.error is None:
         details = ((result.feedback or {}).get("outputs", {}).get("project_details") or {}).get(
             "project_details")
-        thumbnail = workspace.out_dir / "thumbnail.png"
-        if thumbnail.exists():
-            with thumbnail.open("rb") as image:
-                thumbnails.store(project, image, thumbnail.stat().st_size)
+        with contextlib.suppress(FileNotFoundError), \
+                sandbox.open_regular(workspace.out_dir / "thumbnail.png", workspace.root) as image:
+            thumbnails.store(project, image, os.fstat(image.fileno()).st_size)
     _report(job, result)
     processing.complete_processing(job, details, result.error)
 
 
 def package(job: Job, project: Project, workspace: Workspace, should_stop: Callable[[], bool]) -> None:
     download_project(project, workspace.project_dir)
-    result = _run("package", _project_arguments(project, workspace), workspace, should_stop)
+    result = _run(job, "package", _project_arguments(project, workspace), workspace, should_stop,
+                  {"localized": shared_datasets(project, workspace)})
     _report(job, result)
     if result.error is not None:
         jobs.complete(job, JobStatus.FAILED, error=result.error)
         return
     stored = []
-    for path in sorted(p for p in workspace.out_dir.rglob("*") if p.is_file()):
+    for path in sandbox.regular_files(workspace.out_dir):
         name = path.relative_to(workspace.out_dir).as_posix()
-        sums = _checksums(path)
-        with path.open("rb") as content:
+        sums = _checksums(path, workspace.root)
+        with sandbox.open_regular(path, workspace.root) as content:
             storage.put_object(storage.package_key(project.id, job.id, name), content,
                                files.content_type_for(name))
         stored.append(PackageFile(name=name, size=sums.size, md5sum=sums.md5sum, sha256=sums.sha256))
     packages.complete(job, stored)
 
 
-def _edited(downloaded: dict[str, ProjectFile], directory: Path) -> list[tuple[str, Path]]:
-    """The files whose bytes the job changed."""
+def _edited(project: Project, downloaded: dict[str, ProjectFile],
+            workspace: Workspace) -> list[tuple[str, Path]]:
+    """The data files whose bytes the job changed (deltas edit data, never the QGIS project)."""
     changed = []
     for name, item in downloaded.items():
-        path = _local_path(directory, name)
-        if path.exists() and _checksums(path).sha256 != item.latest.sha256:
+        if name == project.the_qgis_file_name:
+            continue
+        path = _local_path(workspace.project_dir, name)
+        try:
+            sums = _checksums(path, workspace.root)
+        except FileNotFoundError:
+            continue
+        if sums.sha256 != item.latest.sha256:
             changed.append((name, path))
     return changed
 
@@ -175,7 +202,7 @@ def apply_deltas(job: Job, project: Project, workspace: Workspace,
         jobs.complete(job, JobStatus.FINISHED)
         return
     downloaded = download_project(project, workspace.project_dir)
-    result = _run("apply_deltas", {
+    result = _run(job, "apply_deltas", {
         "project_dir": str(workspace.project_dir), "project_file": project.the_qgis_file_name,
         "deltas": [delta.content for delta in batch.deltas], "client_pks": batch.client_pks,
         "overwrite_conflicts": bool(job.overwrite_conflicts)}, workspace, should_stop)
@@ -186,9 +213,9 @@ def apply_deltas(job: Job, project: Project, workspace: Workspace,
         return
     caller = Caller(user=User.get(job.created_by_key), client_type=WORKER_CLIENT)
     edits = []
-    for name, path in _edited(downloaded, workspace.project_dir):
-        sums = _checksums(path)
-        with path.open("rb") as content:
+    for name, path in _edited(project, downloaded, workspace):
+        sums = _checksums(path, workspace.root)
+        with sandbox.open_regular(path, workspace.root) as content:
             version_id = storage.put_object(storage.file_key(project.id, name), content,
                                             files.content_type_for(name))
         edits.append(files.NewVersion(files.target_of(project, name), version_id, sums,
@@ -226,15 +253,30 @@ def run(job: Job, should_stop: Callable[[], bool]) -> None:
         jobs.fail(job, "The project was deleted." if project is None
                   else "The project does not contain a QGIS project file.")
     else:
-        with tempfile.TemporaryDirectory(prefix=f"qfc-job-{job.id}-") as root:
+        with sandbox.job_folder(job.id) as root:
             try:
-                RUNNERS[JobType(job.type)](job, project, Workspace(Path(root)), should_stop)
+                RUNNERS[JobType(job.type)](job, project, Workspace(root), should_stop)
             except Exception as error:
                 logger.exception("The job failed unexpectedly", extra={"job_id": job.id})
+                # Without the worker's own folders, which are none of the user's business.
                 reason = f"The job failed unexpectedly: {type(error).__name__}: {error}"
-                if jobs.fail(job, reason) and job.type == JobType.DELTA_APPLY:
-                    deltas.put_back(job)
+                fail(job, reason.replace(f"{root}/", ""))
     after(job)
+
+
+def fail(job: Job, reason: str, *, retry_deltas: bool = True) -> None:
+    """Fail a job that did not complete itself, and put right what its kind leaves behind: a
+    delta_apply's deltas go back to pending (or end in error, unless `retry_deltas`), and a
+    process_projectfile's project shows the failure as after a failed run."""
+    if not jobs.fail(job, reason):
+        return
+    if job.type == JobType.DELTA_APPLY:
+        if retry_deltas:
+            deltas.put_back(job)
+        else:
+            deltas.record(job, None)
+    elif job.type == JobType.PROCESS_PROJECTFILE:
+        processing.mark_failed(job)
 
 
 def after(job: Job) -> None:

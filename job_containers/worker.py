@@ -28,7 +28,7 @@ from chalicelib.models import Job
 from chalicelib.models.jobs import JobStatus, JobType
 from chalicelib.observability import logger, metrics, publish_metrics
 
-from . import isolation, runner
+from . import isolation, runner, sandbox
 
 SWEEP_EVERY_SECONDS = 15
 
@@ -118,14 +118,17 @@ class Worker:
         for message in queue.receive_dead_letters():
             job = jobs.find(message.job_id) if message.job_id else None
             if job is not None and not job.is_final:
-                jobs.fail(job, f"The job could not be run: it failed {queue.MAX_RECEIVES} times.")
-                if job.type == JobType.DELTA_APPLY:
-                    deltas.record(job, None)
+                runner.fail(job, f"The job could not be run: it failed {queue.MAX_RECEIVES} times.",
+                            retry_deltas=False)
             queue.delete(message, dead_letter=True)
 
     def serve(self) -> None:
         logger.info("Job worker started", extra={"worker": self.id})
-        isolation.remove_folders_of_killed_workers()
+        sandbox.worker_process_guard()
+        if not sandbox.identity().separate:
+            logger.warning("The job worker is not root: QGIS jobs run as its own user, guarded by the"
+                           " source checks and an empty environment only (docs/security.md).")
+        sandbox.remove_folders_of_killed_workers()
         isolation.prepare_a_child()
         self._safely(lambda: self.sweep(starting=True))
         self._last_sweep = time.monotonic()
@@ -153,10 +156,8 @@ def abandon(job: Job) -> None:
     """A job whose worker stopped: a started one fails and gives back what it took; one that
     had completed is recorded to the end."""
     if job.status == JobStatus.STARTED:
-        reason = ("The worker running this job stopped before it finished (it was killed or lost "
-                  "its connection); nothing the job did was kept.")
-        if jobs.fail(job, reason) and job.type == JobType.DELTA_APPLY:
-            deltas.put_back(job)
+        runner.fail(job, "The worker running this job stopped before it finished (it was killed or lost "
+                         "its connection); nothing the job did was kept.")
     elif job.type == JobType.DELTA_APPLY and job.status == JobStatus.FINISHED:
         deltas.record(job, jobs.feedback_of(job))
     elif job.type == JobType.DELTA_APPLY:

@@ -1,6 +1,8 @@
 """A job core runs in a child process of its own: its time, memory and a lost lease stop it with a
 readable reason, a failing process is reported in words, the worker's next child is started
-ahead (QGIS already loaded) and is used once, and no child leaves files behind."""
+ahead (QGIS already loaded) and is used once, and no child leaves files behind. The child has
+nothing to steal: an environment of its own without the worker's variables, and, when the worker
+is root, a uid of its own and folders only that uid can read."""
 
 from __future__ import annotations
 
@@ -12,27 +14,35 @@ from pathlib import Path
 
 import pytest
 
-from job_containers import isolation
+from job_containers import isolation, sandbox
 from tests import shared_data
 
 LIMITS = {"timeout_seconds": 120, "memory_mb": 3000}
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> dict:
+def workdir() -> Path:
+    """A job folder as the runner makes them (the child may not reach pytest's own folders)."""
+    with sandbox.job_folder("test") as root:
+        yield root
+
+
+@pytest.fixture
+def project(workdir: Path) -> dict:
     """process_projectfile's arguments for a copy of the app's self-contained project."""
-    project_dir, out_dir = tmp_path / "project", tmp_path / "out"
+    project_dir, out_dir = workdir / "project", workdir / "out"
     project_dir.mkdir()
     out_dir.mkdir()
     shutil.copyfile(shared_data.testdata() / "app" / "self_contained.qgs", project_dir / "project.qgs")
+    sandbox.give(workdir)
     return {"project_dir": str(project_dir), "project_file": "project.qgs", "out_dir": str(out_dir),
             "localized_dir": None}
 
 
 @pytest.fixture
 def children_folders():
-    """The child folders that exist now (other test runs may be going on), to compare with."""
-    return lambda: set(Path(tempfile.gettempdir()).glob("qfc-child-*"))
+    """This process's child folders that exist now, to compare with."""
+    return lambda: set(Path(tempfile.gettempdir()).glob(f"qfc-child-{os.getpid()}-*"))
 
 
 @pytest.fixture
@@ -44,12 +54,13 @@ def prepared_child():
 
 def _run(project: dict, workdir: Path, **limits):
     workdir.mkdir(exist_ok=True)
+    sandbox.give(workdir)
     return isolation.run_core("process_projectfile", project, workdir, **{**LIMITS, **limits})
 
 
-def test_a_core_runs_and_its_folder_is_removed(project, tmp_path, children_folders):
+def test_a_core_runs_and_its_folder_is_removed(project, workdir, children_folders):
     before = children_folders()
-    result = _run(project, tmp_path)
+    result = _run(project, workdir)
     assert result.error is None, result.output
     assert result.feedback["outputs"]["project_details"]["project_details"]["layers_by_id"]
     assert "[job] process_projectfile: done" in result.output
@@ -61,45 +72,116 @@ def test_a_core_runs_and_its_folder_is_removed(project, tmp_path, children_folde
     ({"memory_mb": 20}, "The job used more than 20 MB of memory and was stopped."),
     ({"should_stop": lambda: True}, "The job was stopped: its worker lost its hold on the project."),
 ])
-def test_limits_stop_the_child_with_a_reason(project, tmp_path, children_folders, limits, reason):
+def test_limits_stop_the_child_with_a_reason(project, workdir, children_folders, limits, reason):
     before = children_folders()
-    result = _run(project, tmp_path, **limits)
+    result = _run(project, workdir, **limits)
     assert result.failure == reason
     assert result.feedback is None
     assert children_folders() == before
 
 
-def test_a_child_that_fails_is_reported_in_words(tmp_path):
-    result = isolation.run_core("no_such_core", {}, tmp_path, **LIMITS)
+def test_a_child_that_fails_is_reported_in_words(workdir):
+    result = isolation.run_core("no_such_core", {}, workdir, **LIMITS)
     assert result.failure == "The job process exited with code 1."
     assert "KeyError: 'no_such_core'" in result.output  # its traceback is in the job's log
 
 
-def test_a_prepared_child_runs_the_next_job_only(project, tmp_path, prepared_child):
+def test_a_prepared_child_runs_the_next_job_only(project, workdir, prepared_child):
     ready = isolation._ready
     assert ready is not None and ready.process.poll() is None
-    first = _run(project, tmp_path / "one")
+    first = _run(project, workdir / "one")
     assert first.error is None, first.output
     assert ready.process.poll() is not None  # it ran that job and ended
     assert not ready.folder.exists()
     assert isolation._ready is None  # the next one is the worker's to prepare, between jobs
-    second = _run(project, tmp_path / "two")  # started on demand
+    second = _run(project, workdir / "two")  # started on demand
     assert second.error is None, second.output
 
 
-def test_a_killed_workers_child_folder_is_removed_when_a_worker_starts(tmp_path, monkeypatch):
+@pytest.mark.parametrize("prefix", ["qfc-child-", "qfc-job-"])
+def test_a_killed_workers_folders_are_removed_when_a_worker_starts(tmp_path, monkeypatch, prefix):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = subprocess.Popen(["true"])
     dead.wait()
-    left, ours = tmp_path / f"qfc-child-{dead.pid}-abc", tmp_path / f"qfc-child-{os.getpid()}-abc"
+    left, ours = tmp_path / f"{prefix}{dead.pid}-abc", tmp_path / f"{prefix}{os.getpid()}-abc"
     for folder in (left, ours):
-        (folder / "profile").mkdir(parents=True)
-    isolation.remove_folders_of_killed_workers()
+        (folder / "project").mkdir(parents=True)
+        (folder / "project" / "tenant.gpkg").write_bytes(b"tenant data")
+    sandbox.remove_folders_of_killed_workers()
     assert not left.exists() and ours.exists()
 
 
-def test_a_prepared_child_that_died_is_replaced(project, tmp_path, prepared_child):
+def test_a_prepared_child_that_died_is_replaced(project, workdir, prepared_child):
     isolation._ready.process.kill()
     isolation._ready.process.wait()
-    result = _run(project, tmp_path)
+    result = _run(project, workdir)
     assert result.error is None, result.output
+
+
+def _uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError("no Uid line")
+
+
+def _wait_until(condition, seconds: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_a_child_starts_with_none_of_the_workers_variables(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-secret-key")
+    monkeypatch.setenv("QFC_ADMIN_PASSWORD", "worker-admin-password")
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/worker-guid")
+    isolation.prepare_a_child()
+    try:
+        child = isolation._ready
+        environment = Path(f"/proc/{child.process.pid}/environ").read_bytes().split(b"\0")
+        names = {entry.split(b"=")[0].decode() for entry in environment if entry}
+        assert not {name for name in names if name.startswith(("AWS_", "QFC_"))}
+        assert b"worker-secret-key" not in b"".join(environment)
+        assert b"worker-guid" not in b"".join(environment)
+        assert f"HOME={child.folder}".encode() in environment
+    finally:
+        isolation._discard_ready()
+
+
+def test_a_child_of_a_root_worker_runs_as_a_user_of_its_own_once_qgis_is_loaded():
+    identity = sandbox.identity()
+    assert identity.separate == (os.geteuid() == 0)
+    isolation.prepare_a_child()
+    try:
+        child = isolation._ready
+        expected = identity.uid if identity.separate else os.geteuid()
+        _wait_until(lambda: _uid_of(child.process.pid) == expected)
+        assert child.folder.stat().st_uid == expected
+        assert child.folder.stat().st_mode & 0o777 == 0o700
+    finally:
+        isolation._discard_ready()
+
+
+def test_the_childs_user_reads_neither_the_workers_environment_nor_its_folders():
+    """What the uid of its own buys (when the worker is root): the child's user cannot read the
+    worker's /proc/<pid>/environ, a folder of the worker's (the local stack's data folder is
+    0700), nor another worker's job folder."""
+    identity = sandbox.identity()
+    assert identity.separate, "the tests run as root (CI, ./dev test as root): jobs get a user of their own"
+    data = Path(tempfile.mkdtemp(prefix="qfc-test-data-"))  # 0700, as the local stack's
+    secret = data / "admin-credentials"
+    secret.write_text("admin s3cret")
+    other_job = Path(tempfile.mkdtemp(prefix="qfc-test-job-"))
+    (other_job / "tenant.gpkg").write_text("another tenant's data")
+    try:
+        for path in (f"/proc/{os.getpid()}/environ", secret, other_job / "tenant.gpkg"):
+            attempt = subprocess.run(["cat", str(path)], user=identity.uid, group=identity.gid,
+                                     extra_groups=[], capture_output=True)
+            assert attempt.returncode != 0 and not attempt.stdout, path
+            assert b"Permission denied" in attempt.stderr
+    finally:
+        shutil.rmtree(other_job)
+        shutil.rmtree(data)
