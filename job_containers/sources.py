@@ -145,6 +145,8 @@ class SourceChecker:
             return self._localized(datasource)
         if provider in _NO_SOURCE_PROVIDERS:
             return ()
+        if provider == "delimitedtext" and urlsplit(datasource).scheme.lower() not in ("file", ""):
+            raise Refused("Delimited text layers read files of the project only, not URLs.")
         decoded = self._decoded(provider, datasource)
         if provider in ("ogr", "gdal"):
             return self._gdal_source(provider, decoded)
@@ -189,8 +191,6 @@ class SourceChecker:
         if provider in ("ept", "pdal", "copc") and path.startswith(("http://", "https://")):
             return [self._web_endpoint(path)]
         if not path:
-            if provider == "delimitedtext" and not decoded.startswith("file:"):
-                raise Refused("Delimited text layers read files of the project only, not URLs.")
             raise Refused("The layer's source names no file.")
         return self._gdal_path(path) if provider == "mdal" else self._checked_file(path)
 
@@ -216,11 +216,8 @@ class SourceChecker:
             raise Refused("Inline GDAL XML definitions are not supported on this server.")
         if path.startswith("/vsi"):
             return self._gdal_virtual_path(path)
-        lowered = path.lower()
-        if lowered.startswith(("http://", "https://")):
+        if path.lower().startswith(("http://", "https://")):
             return [self._web_endpoint(path)]
-        if "://" in path:
-            raise Refused(f'The URL scheme of "{_short(path)}" is not allowed on this server.')
         match = _CONNECTION_PREFIX.match(path)
         if match:
             return self._gdal_connection(match.group(1), match.group(2))
@@ -228,15 +225,16 @@ class SourceChecker:
         return []
 
     def _gdal_virtual_path(self, path: str) -> list[Endpoint]:
-        handler, _, rest = path[1:].partition("/")
-        name = handler.split("?")[0]
+        # `/vsicurl?url=...&options`: the handler's options may hold slashes of their own.
+        end = min((i for i in (path.find("/", 1), path.find("?")) if i > 0), default=len(path))
+        handler, rest = path[1:end], path[end + 1:]
+        name = handler
         if name in _GDAL_CLOUD:
             raise Refused(f'GDAL\'s cloud storage handler "/{name}/" is not allowed: jobs read only the '
                           "project's own files and public web services.")
         if name in _GDAL_WEB:
-            if "?" in handler:  # /vsicurl?url=...&other=options
-                urls = parse_qs(handler.split("?", 1)[1]).get("url") or [""]
-                return [self._web_endpoint(urls[0])]
+            if path[end:end + 1] == "?":  # /vsicurl?url=...&other=options
+                return [self._web_endpoint((parse_qs(rest).get("url") or [""])[0])]
             return [self._web_endpoint(rest)]
         if name in _GDAL_ARCHIVES:
             if rest.startswith("{"):
@@ -258,6 +256,8 @@ class SourceChecker:
         if upper in _GDAL_FILE_PREFIXES:
             self.inside(_subdataset_file(rest))
             return []
+        if rest.startswith("//"):
+            raise Refused(f'The URL scheme of "{_short(prefix + ":" + rest)}" is not allowed on this server.')
         raise Refused(f'The GDAL connection type "{prefix}:" is not allowed on this server.')
 
     # --- Virtual layers ---------------------------------------------------------------------
