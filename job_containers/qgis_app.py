@@ -42,6 +42,7 @@ def start() -> str:
         # Python stored in a project (macros, expression functions) never runs.
         settings.setValue("qgis/enableMacros", "Never")
         _use_egress_proxy(os.environ.get("GDAL_HTTP_PROXY"))
+        _skip_gdal_drivers(os.environ.get("GDAL_SKIP", "").split())
         _app = app
     from qgis.core import Qgis
 
@@ -64,6 +65,17 @@ def _use_egress_proxy(address: str | None) -> None:
                        ("proxyPort", port), ("proxyExcludedUrls", []), ("noProxyUrls", [])):
         settings.setValue(f"proxy/{key}", value)
     QgsNetworkAccessManager.instance().setupDefaultProxyAndCache()
+
+
+def _skip_gdal_drivers(names: list[str]) -> None:
+    """QGIS sets GDAL's skipped drivers from its own settings, over the `GDAL_SKIP` the worker
+    gives a job's process (sandbox.child_environment): tell QGIS."""
+    from qgis.core import QgsApplication
+
+    for name in names:
+        QgsApplication.skipGdalDriver(name)
+    if names:
+        QgsApplication.applyGdalSkippedDrivers()
 
 
 def _process_temporary_dir(prefix: str) -> str:

@@ -198,6 +198,13 @@ class SourceChecker:
         self.inside(path)
         return ()
 
+    @staticmethod
+    def _not_virtual(path: str) -> None:
+        """A GDAL VRT names other files and URLs inside the file, where no check looks (GDAL
+        does not open one in a job at all: sandbox.child_environment)."""
+        if path.lower().endswith(".vrt"):
+            raise Refused("GDAL virtual files (.vrt) name other files and are not supported on this server.")
+
     # --- GDAL -------------------------------------------------------------------------------
 
     def _gdal_source(self, provider: str, decoded: str) -> Iterable[Endpoint]:
@@ -221,6 +228,7 @@ class SourceChecker:
         match = _CONNECTION_PREFIX.match(path)
         if match:
             return self._gdal_connection(match.group(1), match.group(2))
+        self._not_virtual(path)
         self.inside(path)
         return []
 

@@ -6,6 +6,7 @@ is root, a uid of its own and folders only that uid can read."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -185,3 +186,33 @@ def test_the_childs_user_reads_neither_the_workers_environment_nor_its_folders()
     finally:
         shutil.rmtree(other_job)
         shutil.rmtree(data)
+
+
+def test_a_gdal_vrt_under_another_name_opens_nothing_in_a_job(workdir):
+    """A VRT names other files inside the file, where the source checks do not look; GDAL
+    recognises one by its content, whatever its name: jobs do not load GDAL's VRT drivers."""
+    outside = Path(tempfile.mkdtemp(prefix="qfc-test-outside-"))
+    outside.chmod(0o755)  # readable by anyone, the job's user included: only GDAL_SKIP stops it
+    (outside / "secret.geojson").write_text('{"type": "FeatureCollection", "features": [{"type": "Feature",'
+                                            ' "properties": {"secret": "TOPSECRET"}, "geometry": null}]}')
+    (outside / "secret.geojson").chmod(0o644)
+    project_dir, out_dir = workdir / "project", workdir / "out"
+    out_dir.mkdir(parents=True)
+    project_dir.mkdir()
+    (project_dir / "data.dat").write_text(
+        f"<OGRVRTDataSource><OGRVRTLayer name='secret'><SrcDataSource>{outside}/secret.geojson"
+        "</SrcDataSource><SrcLayer>secret</SrcLayer></OGRVRTLayer></OGRVRTDataSource>")
+    (project_dir / "p.qgs").write_text(
+        '<qgis version="3.22.16"><projectlayers><maplayer type="vector" geometry="No geometry">'
+        "<id>disguised_vrt_0001</id><datasource>./data.dat</datasource><layername>vrt</layername>"
+        '<provider encoding="UTF-8">ogr</provider></maplayer></projectlayers></qgis>')
+    try:
+        result = _run({"project_dir": str(project_dir), "project_file": "p.qgs", "out_dir": str(out_dir)},
+                      workdir)
+    finally:
+        shutil.rmtree(outside)
+    assert result.error is None, result.output
+    details = result.feedback["outputs"]["project_details"]["project_details"]
+    layer = details["layers_by_id"]["disguised_vrt_0001"]
+    assert layer["is_valid"] is False and layer["fields"] == []
+    assert "TOPSECRET" not in json.dumps(result.feedback) + result.output

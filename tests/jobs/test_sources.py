@@ -63,6 +63,8 @@ CASES = [
     ("ogr", "localized:../../etc/passwd", "shared datasets"),
     ("ogr", "localized:/etc/passwd", "shared datasets"),
     # What OGR itself would read beyond the named file.
+    ("ogr", "./layers.vrt", "virtual files"),
+    ("gdal", "/vsizip/./archive.zip/mosaic.VRT", "virtual files"),
     ("ogr", "./table.csv|subset=SELECT * FROM table JOIN '/etc/passwd'.passwd ON 1=1",
      "GeoPackage and SQLite"),
     ("ogr", "./data.gpkg|option:PRELUDE_STATEMENTS=ATTACH DATABASE '/etc/x' AS x", "PRELUDE_STATEMENTS"),
