@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -166,24 +167,37 @@ def test_a_child_of_a_root_worker_runs_as_a_user_of_its_own_once_qgis_is_loaded(
         isolation._discard_ready()
 
 
-def test_the_childs_user_reads_neither_the_workers_environment_nor_its_folders():
-    """What the uid of its own buys (when the worker is root): the child's user cannot read the
-    worker's /proc/<pid>/environ, a folder of the worker's (the local stack's data folder is
-    0700), nor another worker's job folder."""
+def _cat_as_the_childs_user(path) -> subprocess.CompletedProcess:
     identity = sandbox.identity()
-    assert identity.separate, "the tests run as root (CI, ./dev test as root): jobs get a user of their own"
+    as_child = {"user": identity.uid, "group": identity.gid, "extra_groups": []} if identity.separate else {}
+    return subprocess.run(["cat", str(path)], capture_output=True, **as_child)
+
+
+def test_the_childs_user_reads_neither_the_workers_environment_nor_its_folders():
+    """What the uid of its own buys when the worker is root: the child's user cannot read the
+    worker's /proc/<pid>/environ, a folder of the worker's (the local stack's data folder is
+    0700), nor another worker's job folder. A worker that is not root can only keep its own
+    memory and environment from its children (it makes itself non-dumpable)."""
     data = Path(tempfile.mkdtemp(prefix="qfc-test-data-"))  # 0700, as the local stack's
-    secret = data / "admin-credentials"
-    secret.write_text("admin s3cret")
+    (data / "admin-credentials").write_text("admin s3cret")
     other_job = Path(tempfile.mkdtemp(prefix="qfc-test-job-"))
     (other_job / "tenant.gpkg").write_text("another tenant's data")
+    code = ("from job_containers import sandbox; import time; sandbox.worker_process_guard();"
+            " print('guarded', flush=True); time.sleep(60)")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              env={**os.environ, "WORKER_SECRET": "worker-s3cret"})
     try:
-        for path in (f"/proc/{os.getpid()}/environ", secret, other_job / "tenant.gpkg"):
-            attempt = subprocess.run(["cat", str(path)], user=identity.uid, group=identity.gid,
-                                     extra_groups=[], capture_output=True)
-            assert attempt.returncode != 0 and not attempt.stdout, path
+        assert worker.stdout.readline() == b"guarded\n"
+        unreadable = [f"/proc/{worker.pid}/environ"]
+        if sandbox.identity().separate:
+            unreadable += [data / "admin-credentials", other_job / "tenant.gpkg"]
+        for path in unreadable:
+            attempt = _cat_as_the_childs_user(path)
+            assert attempt.returncode != 0 and b"s3cret" not in attempt.stdout, path
             assert b"Permission denied" in attempt.stderr
     finally:
+        worker.kill()
+        worker.wait()
         shutil.rmtree(other_job)
         shutil.rmtree(data)
 
