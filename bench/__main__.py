@@ -22,7 +22,7 @@ DEFAULT = {
     "transfer": [],
 }
 OTHERS = {
-    "jobs_core": [],
+    "jobs_core": ["package"],
     "deltas_core": [],
     "jobs_queue": [],
     "local_stack": [],

@@ -53,6 +53,9 @@ def main(request_path: str, channel: WorkerChannel) -> None:
                  for name, value in request["arguments"].items()}
     for question in request.get("questions", []):
         arguments[QUESTIONS[question]] = lambda payload, question=question: channel.ask(question, payload)
+    # GDAL opens a relative path that QGIS leaves as it is (`data.gpkg`) from the working
+    # directory: the project's, as the source checks take it.
+    os.chdir(arguments["project_dir"])
     feedback = getattr(importlib.import_module(module), function)(**arguments)
     Path(request["feedback"]).write_text(json.dumps(feedback))
     sys.stdout.flush()

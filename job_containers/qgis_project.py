@@ -82,8 +82,6 @@ def open_project(path: Path, *, for_editing: bool = False,
     be edited (apply_deltas), so every part of the project is read, not only what a look at it
     needs."""
     head = head or project_file.check_project_file(path)
-    # Relative sources that QGIS does not resolve itself are opened from the working directory.
-    os.chdir(path.parent)
     refusals = _refusals(path, head)
     project = QgsProject.instance()
     project.clear()
