@@ -111,15 +111,19 @@ def host_policy() -> hosts.HostPolicy:
     return hosts.HostPolicy(settings.job_allowed_private_hosts, tuple(refused))
 
 
-TIMEOUTS = {JobType.PROCESS_PROJECTFILE: lambda: settings.process_projectfile_timeout_seconds}
+def time_limit(job_type: JobType) -> int:
+    """process_projectfile only reads a project: it gets less time than a package or deltas."""
+    if job_type == JobType.PROCESS_PROJECTFILE:
+        return settings.process_projectfile_timeout_seconds
+    return settings.job_timeout_seconds
 
 
 def _run(job: Job, core: str, arguments: dict, workspace: Workspace, should_stop: Callable[[], bool],
          answers: isolation.Answers | None = None) -> isolation.ChildResult:
     workspace.out_dir.mkdir(parents=True, exist_ok=True)
     sandbox.give(workspace.root)
-    timeout = TIMEOUTS.get(JobType(job.type), lambda: settings.job_timeout_seconds)()
-    result = isolation.run_core(core, arguments, workspace.root, timeout_seconds=timeout,
+    result = isolation.run_core(core, arguments, workspace.root,
+                                timeout_seconds=time_limit(JobType(job.type)),
                                 memory_mb=settings.job_memory_mb, should_stop=should_stop,
                                 policy=host_policy(), answers=answers,
                                 network_seconds=settings.job_network_seconds)
