@@ -44,6 +44,17 @@ STOP_TIMEOUT_SECONDS = 120
 # Scaling in kills workers, so only once nothing was waiting or running for this long.
 IDLE_MINUTES_BEFORE_SCALE_IN = 15
 
+# The worker runs as root in its container so that it can give each job's QGIS process a user id
+# of its own (job_containers/isolation.py): switching to it takes SETUID and SETGID, handing it
+# its folders and cleaning them up CHOWN, DAC_OVERRIDE and FOWNER, stopping it KILL. Every other
+# capability the container runtime grants by default (Docker's and containerd's list) is dropped;
+# Fargate lets a task drop any and add none but SYS_PTRACE.
+RUNTIME_DEFAULT_CAPABILITIES = [
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+    "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+]
+WORKER_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]
+
 
 def _only_with_job_workers(resources: Json) -> Json:
     return {logical_id: {**body, "Condition": DEPLOY_JOB_WORKERS} for logical_id, body in resources.items()}
@@ -73,6 +84,16 @@ def _task_definition() -> Json:
                     "Essential": True,
                     "StopTimeout": STOP_TIMEOUT_SECONDS,
                     "Environment": job_environment(),
+                    "LinuxParameters": {
+                        "Capabilities": {
+                            "Drop": [name for name in RUNTIME_DEFAULT_CAPABILITIES
+                                     if name not in WORKER_CAPABILITIES],
+                        },
+                        # An init process as PID 1 forwards ECS's stop signal to the worker and
+                        # reaps the processes a job's QGIS process leaves orphaned (the worker
+                        # waits only for its own children).
+                        "InitProcessEnabled": True,
+                    },
                     "LogConfiguration": {
                         "LogDriver": "awslogs",
                         "Options": {

@@ -42,6 +42,13 @@ RESOURCE_TYPE_OF_SERVICE = {
     "logs": "AWS::Logs::LogGroup",
 }
 MESSAGE_STRING = "$context.error.messageString"
+# What Docker and containerd grant a container by default (moby's oci/caps/defaults.go).
+RUNTIME_DEFAULT_CAPABILITIES = {
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+    "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+}
+# What the worker needs to run a job's QGIS process under a user id of its own, and no more.
+WORKER_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"}
 
 
 @pytest.fixture(scope="module")
@@ -406,6 +413,24 @@ def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) 
     assert template["Parameters"]["JobWorkerCount"]["Default"] == 0
     assert target["MinCapacity"] == {"Ref": "JobWorkerCount"}
     assert len(resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")) == 2
+
+
+def test_the_job_container_keeps_only_the_capabilities_the_worker_needs(template: dict[str, Any]) -> None:
+    task = the_one(template, "AWS::ECS::TaskDefinition")["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    linux = container["LinuxParameters"]
+    dockerfile = (REPO / "job_containers" / "Dockerfile").read_text()
+
+    assert "Add" not in linux["Capabilities"]  # Fargate could add SYS_PTRACE only; nothing is
+    assert RUNTIME_DEFAULT_CAPABILITIES - set(linux["Capabilities"]["Drop"]) == WORKER_CAPABILITIES
+    assert linux["InitProcessEnabled"] is True  # reaps orphaned QGIS processes
+    assert not container.get("Privileged")
+    # The worker starts as root (the image's user) to give each job's QGIS process its own user.
+    assert "User" not in container
+    assert not re.search(r"^USER ", dockerfile, flags=re.MULTILINE)
+    assert task["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+    assert re.search(r"^FROM --platform=linux/amd64 ", dockerfile, flags=re.MULTILINE)
+    assert "EnableExecuteCommand" not in the_one(template, "AWS::ECS::Service")["Properties"]
 
 
 # --- IAM: least privilege ---------------------------------------------------------------------
