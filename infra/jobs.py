@@ -1,32 +1,22 @@
 """The job workers: the QGIS job image as a Fargate service that polls the jobs queue.
 
-Everything here exists only when the JobImageUri parameter is set (the template's rules then
-require the network parameters too). The service scales on the
-queue: out while jobs wait, back to `JobWorkerCount` (default zero) once the queue has been
-empty, with no job in flight, for a while.
+Everything here, the workers' own network included (infra/network.py), exists only when the
+JobImageUri parameter is set. The service scales on the queue: out while jobs wait, back to
+`JobWorkerCount` (default zero) once the queue has been empty, with no job in flight, for a while.
 """
 
 from __future__ import annotations
 
 from .cfn import Json, get_att, ref, resource, sub
 from .environment import service_environment
-from .parameters import (
-    DEPLOY_JOB_WORKERS,
-    JOB_IMAGE,
-    JOB_PUBLIC_IP,
-    JOB_SUBNETS,
-    JOB_VPC,
-    JOB_WORKERS,
-    JOB_WORKERS_MAX,
-    LOG_RETENTION,
-)
+from .network import network_ready, network_resources, security_group_id, subnet_ids
+from .parameters import DEPLOY_JOB_WORKERS, JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX, LOG_RETENTION
 
 CLUSTER = "JobCluster"
 TASK_DEFINITION = "JobTaskDefinition"
 TASK_ROLE = "JobTaskRole"
 EXECUTION_ROLE = "JobExecutionRole"
 SERVICE = "JobService"
-SECURITY_GROUP = "JobSecurityGroup"
 JOB_LOGS = "JobLogGroup"
 SCALABLE_TARGET = "JobScalableTarget"
 SCALE_OUT_POLICY = "JobScaleOutPolicy"
@@ -119,9 +109,10 @@ def _service() -> Json:
             "DesiredCount": ref(JOB_WORKERS),
             "NetworkConfiguration": {
                 "AwsvpcConfiguration": {
-                    "Subnets": ref(JOB_SUBNETS),
-                    "SecurityGroups": [ref(SECURITY_GROUP)],
-                    "AssignPublicIp": ref(JOB_PUBLIC_IP),
+                    "Subnets": subnet_ids(),
+                    "SecurityGroups": [security_group_id()],
+                    # Public subnets without a NAT gateway: the internet is reached this way.
+                    "AssignPublicIp": "ENABLED",
                 }
             },
             # Workers hold no connections: replacing them all at once is fine.
@@ -133,6 +124,7 @@ def _service() -> Json:
             "PropagateTags": "SERVICE",
             "EnableECSManagedTags": True,
         },
+        DependsOn=network_ready(),
     )
 
 
@@ -237,6 +229,7 @@ def _scaling_resources(jobs_queue_name: Json) -> Json:
 
 def job_resources(jobs_queue_name: Json) -> Json:
     return _only_with_job_workers({
+        **network_resources(),
         CLUSTER: resource(
             "AWS::ECS::Cluster",
             {"ClusterName": sub("${AWS::StackName}-jobs"),
@@ -248,17 +241,6 @@ def job_resources(jobs_queue_name: Json) -> Json:
              "RetentionInDays": ref(LOG_RETENTION)},
             DeletionPolicy="Delete",
             UpdateReplacePolicy="Delete",
-        ),
-        SECURITY_GROUP: resource(
-            "AWS::EC2::SecurityGroup",
-            {
-                "GroupDescription": "Job workers: outbound only (AWS APIs, image registry)",
-                "VpcId": ref(JOB_VPC),
-                "SecurityGroupEgress": [
-                    {"IpProtocol": "-1", "CidrIp": "0.0.0.0/0",
-                     "Description": "AWS APIs and the image registry"}
-                ],
-            },
         ),
         TASK_DEFINITION: _task_definition(),
         SERVICE: _service(),

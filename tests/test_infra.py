@@ -8,6 +8,7 @@ models, the Chalice app and devstack independently of infra's own helpers.
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import json
 import re
 import subprocess
@@ -42,6 +43,10 @@ RESOURCE_TYPE_OF_SERVICE = {
     "logs": "AWS::Logs::LogGroup",
 }
 MESSAGE_STRING = "$context.error.messageString"
+# Addresses no job worker may reach: private networks (RFC 1918), the shared address space
+# (RFC 6598) and link-local addresses (RFC 3927), where instance and task metadata live.
+PRIVATE_RANGES = [ipaddress.ip_network(cidr) for cidr in
+                  ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")]
 # What Docker and containerd grant a container by default (moby's oci/caps/defaults.go).
 RUNTIME_DEFAULT_CAPABILITIES = {
     "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
@@ -431,6 +436,151 @@ def test_the_job_container_keeps_only_the_capabilities_the_worker_needs(template
     assert task["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
     assert re.search(r"^FROM --platform=linux/amd64 ", dockerfile, flags=re.MULTILINE)
     assert "EnableExecuteCommand" not in the_one(template, "AWS::ECS::Service")["Properties"]
+
+
+def test_a_deployment_names_no_network_and_needs_no_look_up(template: dict[str, Any]) -> None:
+    """Only the Lambda code must be given: the job workers' network is the stack's own."""
+    required = {name for name, parameter in template["Parameters"].items() if "Default" not in parameter}
+    assert required == {"LambdaCodeS3Bucket", "LambdaCodeS3Key"}
+    assert not [name for name, parameter in template["Parameters"].items()
+                if parameter["Type"].startswith("AWS::EC2") or re.search("Vpc|Subnet", name)]
+
+
+def test_job_workers_run_in_a_network_of_their_own_that_costs_nothing_at_rest(
+    template: dict[str, Any],
+) -> None:
+    service = the_one(template, "AWS::ECS::Service")
+    network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    (vpc_id,) = resources_of_type(template, "AWS::EC2::VPC")
+    subnets = resources_of_type(template, "AWS::EC2::Subnet")
+    (acl_id,) = resources_of_type(template, "AWS::EC2::NetworkAcl")
+    (group_id,) = resources_of_type(template, "AWS::EC2::SecurityGroup")
+    (gateway_id,) = resources_of_type(template, "AWS::EC2::InternetGateway")
+    attachment = the_one(template, "AWS::EC2::VPCGatewayAttachment")["Properties"]
+    acl_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["NetworkAclId"]["Ref"]
+              for a in resources_of_type(template, "AWS::EC2::SubnetNetworkAclAssociation").values()}
+    table_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["RouteTableId"]["Ref"]
+                for a in resources_of_type(template, "AWS::EC2::SubnetRouteTableAssociation").values()}
+    routes = resources_of_type(template, "AWS::EC2::Route")
+
+    assert network["Subnets"] == [{"Ref": subnet} for subnet in subnets] and len(subnets) == 2
+    assert network["SecurityGroups"] == [{"Fn::GetAtt": [group_id, "GroupId"]}]
+    assert network["AssignPublicIp"] == "ENABLED"  # how public subnets reach the internet
+    assert all(subnet["Properties"]["VpcId"] == {"Ref": vpc_id} for subnet in subnets.values())
+    zones = [json.dumps(subnet["Properties"]["AvailabilityZone"]) for subnet in subnets.values()]
+    assert len(set(zones)) == 2 and all("Fn::GetAZs" in zone for zone in zones)
+    assert acl_of == {subnet: acl_id for subnet in subnets}
+    assert set(table_of) == set(subnets) and len(set(table_of.values())) == 1
+    (route,) = routes.values()  # one route, to the internet gateway of this VPC
+    assert route["Properties"] == {"RouteTableId": {"Ref": next(iter(table_of.values()))},
+                                   "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": {"Ref": gateway_id}}
+    assert attachment == {"VpcId": {"Ref": vpc_id}, "InternetGatewayId": {"Ref": gateway_id}}
+    # A worker starts only once its subnets have their route and their ACL.
+    assert set(routes) | set(a for a in template["Resources"] if a.endswith(("Routes", "Acl"))
+                             and template["Resources"][a]["Type"].startswith("AWS::EC2::Subnet")) \
+        <= set(service["DependsOn"])
+    # Nothing that bills by the hour: no NAT gateway, no Elastic IP, no interface endpoint.
+    types = {body["Type"] for body in template["Resources"].values()}
+    assert not types & {"AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::TransitGateway"}
+    endpoints = resources_of_type(template, "AWS::EC2::VPCEndpoint").values()
+    assert {e["Properties"]["VpcEndpointType"] for e in endpoints} == {"Gateway"}
+    services = {e["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1] for e in endpoints}
+    assert services == {"s3", "dynamodb"}
+    assert all(body.get("Condition") == "DeployJobWorkers" for body in template["Resources"].values()
+               if body["Type"].startswith("AWS::EC2::"))
+
+
+def vpc_network(template: dict[str, Any]) -> ipaddress.IPv4Network:
+    return ipaddress.ip_network(the_one(template, "AWS::EC2::VPC")["Properties"]["CidrBlock"])
+
+
+def resolver_of(template: dict[str, Any]) -> ipaddress.IPv4Address:
+    """The Amazon-provided DNS server: the VPC's base address plus two."""
+    return vpc_network(template).network_address + 2
+
+
+TCP, UDP = 6, 17
+SOME_TRAFFIC = [(TCP, 443), (TCP, 5432), (TCP, 8080), (UDP, 123)]
+ANSWERS = [(TCP, 40000), (UDP, 40000)]  # to the ephemeral port a connection was made from
+
+
+def acl_verdicts(template: dict[str, Any], *, outbound: bool, addresses: list[str],
+                 traffic: list[tuple[int, int]]) -> dict[tuple[str, int, int], str]:
+    """What the network ACL does with packets to (outbound) or from each address, by protocol
+    and destination port: its rules in number order, the first that matches decides, and none
+    matching denies."""
+    entries = resources_of_type(template, "AWS::EC2::NetworkAclEntry").values()
+    rules = sorted((entry["Properties"] for entry in entries if entry["Properties"]["Egress"] == outbound),
+                   key=lambda rule: rule["RuleNumber"])
+
+    def verdict(address: str, protocol: int, port: int) -> str:
+        for rule in rules:
+            ports = rule.get("PortRange", {"From": 0, "To": 65535})
+            if rule["Protocol"] in (-1, protocol) and ports["From"] <= port <= ports["To"] \
+                    and ipaddress.ip_address(address) in ipaddress.ip_network(rule["CidrBlock"]):
+                return rule["RuleAction"]
+        return "deny"
+
+    return {(address, protocol, port): verdict(address, protocol, port)
+            for address in addresses for protocol, port in traffic}
+
+
+def allowed_ones(verdicts: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
+    return [packet for packet, verdict in verdicts.items() if verdict == "allow"]
+
+
+def denied_ones(verdicts: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
+    return [packet for packet, verdict in verdicts.items() if verdict != "allow"]
+
+
+def addresses_in(network: ipaddress.IPv4Network) -> list[str]:
+    return [str(network.network_address + 1), str(network.network_address + network.num_addresses // 2),
+            str(network.broadcast_address - 1)]
+
+
+def test_the_network_acl_keeps_job_workers_off_every_private_address(template: dict[str, Any]) -> None:
+    resolver = [str(resolver_of(template))]
+    private = [a for network in [vpc_network(template), *PRIVATE_RANGES] for a in addresses_in(network)]
+    private += ["169.254.169.254", "169.254.170.2"]  # instance and task metadata
+    # The internet, just outside each private range too.
+    public = ["8.8.8.8", "52.219.170.1", "11.0.0.1", "172.15.255.255", "172.32.0.0", "192.167.255.255",
+              "192.169.0.0", "100.63.255.255", "100.128.0.0", "169.253.255.255", "169.255.0.0"]
+
+    assert allowed_ones(acl_verdicts(template, outbound=True, addresses=private, traffic=SOME_TRAFFIC)) == []
+    assert allowed_ones(acl_verdicts(template, outbound=False, addresses=private,
+                                     traffic=SOME_TRAFFIC + ANSWERS)) == []
+    # The resolver answers DNS, and nothing else: AWS endpoints and the projects' hosts are found
+    # by name. (Its answers may come to any ephemeral port: the ACL keeps no state.)
+    assert allowed_ones(acl_verdicts(template, outbound=True, addresses=resolver, traffic=SOME_TRAFFIC)) == []
+    assert denied_ones(acl_verdicts(template, outbound=True, addresses=resolver,
+                                    traffic=[(TCP, 53), (UDP, 53)])) == []
+    assert denied_ones(acl_verdicts(template, outbound=False, addresses=resolver, traffic=ANSWERS)) == []
+    # The internet on any port, and its answers.
+    assert denied_ones(acl_verdicts(template, outbound=True, addresses=public,
+                                    traffic=SOME_TRAFFIC + [(UDP, 53)])) == []
+    assert denied_ones(acl_verdicts(template, outbound=False, addresses=public, traffic=ANSWERS)) == []
+
+
+def test_the_security_group_lets_nothing_in_and_out_only_to_the_internet(
+    template: dict[str, Any],
+) -> None:
+    group = the_one(template, "AWS::EC2::SecurityGroup")["Properties"]
+    egress = group["SecurityGroupEgress"]
+    anything = [ipaddress.ip_network(rule["CidrIp"]) for rule in egress if rule["IpProtocol"] == "-1"]
+    dns = [(rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIp"]) for rule in egress
+           if rule["IpProtocol"] != "-1"]
+    public_addresses = 2 ** 32 - sum(network.num_addresses for network in PRIVATE_RANGES)
+
+    assert "SecurityGroupIngress" not in group
+    assert not [body for body in template["Resources"].values()
+                if body["Type"] in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress")]
+    assert vpc_network(template).subnet_of(ipaddress.ip_network("10.0.0.0/8"))
+    assert not [n for n in anything if any(n.overlaps(private) for private in PRIVATE_RANGES)]
+    # No two rules overlap, so together they are every public address, each once.
+    assert sum(n.num_addresses for n in ipaddress.collapse_addresses(anything)) == public_addresses
+    assert sum(n.num_addresses for n in anything) == public_addresses
+    resolver = f"{resolver_of(template)}/32"
+    assert sorted(dns) == [("tcp", 53, 53, resolver), ("udp", 53, 53, resolver)]
 
 
 # --- IAM: least privilege ---------------------------------------------------------------------
