@@ -16,16 +16,24 @@ import sys
 import tomllib
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 from pynamodb.attributes import Attribute, TTLAttribute
 from pynamodb.indexes import GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
+from tests import shared_data
+from tests.files_helpers import upload
+from tests.jobs_helpers import run_jobs, upload_tree
+from tests.test_deltas import DELTA_FILES, deltafile, push
 
 REPO = Path(__file__).resolve().parent.parent
 API_GATEWAY_RESOURCE_QUOTA = 300
@@ -153,9 +161,9 @@ def expected_indexes(model: type[Model]) -> dict[str, dict[str, Any]]:
 def tables_by_name_suffix(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Tables keyed by the name they get after the prefix (`Fn::Join ["", [prefix, suffix]]`)."""
     tables = {}
-    for body in resources_of_type(template, "AWS::DynamoDB::Table").values():
+    for logical_id, body in resources_of_type(template, "AWS::DynamoDB::Table").items():
         _, (prefix, suffix) = body["Properties"]["TableName"]["Fn::Join"]
-        tables[suffix] = {**body, "prefix": prefix}
+        tables[suffix] = {**body, "prefix": prefix, "logical_id": logical_id}
     return tables
 
 
@@ -691,15 +699,170 @@ def test_lambda_package_holds_the_app_and_the_runtime_dependencies(
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
-def test_job_workers_reach_project_objects_and_both_queues_only(template: dict[str, Any]) -> None:
-    statements = [s for role, s in policy_statements(template) if role == "JobTaskRole"]
-    objects = [r for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))
-               for r in as_list(s["Resource"])]
-    assert objects == [{"Fn::Sub": "${FilesBucket.Arn}/projects/*"}]
+def job_worker_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [statement for role, statement in policy_statements(template) if role == "JobTaskRole"]
+
+
+def granted(statements: list[dict[str, Any]], service: str) -> list[Any]:
+    return [resource for s in statements if any(a.startswith(f"{service}:") for a in as_list(s["Action"]))
+            for resource in as_list(s["Resource"])]
+
+
+def test_job_workers_reach_project_objects_their_tables_and_both_queues_only(
+    template: dict[str, Any],
+) -> None:
+    statements = job_worker_statements(template)
+    objects = [resource["Fn::Sub"] for resource in granted(statements, "s3")]
     received = {json.dumps(r) for s in statements if "sqs:ReceiveMessage" in as_list(s["Action"])
                 for r in as_list(s["Resource"])}
+    tables = {table for arn in granted(statements, "dynamodb") for table in referenced_resources(arn)}
+    logical_id_of = {suffix: body["logical_id"] for suffix, body in tables_by_name_suffix(template).items()}
+
+    assert objects and all(key.startswith("${FilesBucket.Arn}/projects/*/") for key in objects)
     assert received == {json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in ("JobsQueue", "JobsDeadLetterQueue")}
     assert all("dynamodb:Scan" not in as_list(s["Action"]) for s in statements)
+    # Stolen, a worker's credentials would log nobody in, nor read or change who may see what.
+    assert tables and not tables & {logical_id_of[name] for name in (
+        "auth-tokens", "login-attempts", "collaborators", "memberships", "teams", "upload-sessions")}
+
+
+@contextmanager
+def aws_calls_recorded(calls: list[tuple[str, str, dict[str, Any]]]) -> Iterator[None]:
+    """Every AWS call made meanwhile, as (service, operation, parameters), still made to moto."""
+    make_api_call = BaseClient._make_api_call
+
+    def recorded(client: BaseClient, operation: str, parameters: dict[str, Any]) -> Any:
+        calls.append((client.meta.service_model.service_name, operation, parameters))
+        return make_api_call(client, operation, parameters)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", recorded)
+        yield
+
+
+TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                       "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+S3_OBJECT_ACTIONS = {"GetObject": "GetObject", "HeadObject": "GetObject", "PutObject": "PutObject",
+                     "DeleteObject": "DeleteObject", "CreateMultipartUpload": "PutObject",
+                     "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject"}
+
+
+@dataclass
+class MotoArns:
+    """Where the stack's tables, bucket and queues are in moto."""
+
+    table_prefix: str  # the ARN of a table named "" (`arn:aws:dynamodb:…:table/`)
+    bucket: str
+    queues: dict[str, str]  # by URL
+
+    @classmethod
+    def read(cls) -> MotoArns:
+        from chalicelib import aws, queue
+        from chalicelib.models import Job
+
+        urls = (queue.jobs_queue_url(), queue.dead_letter_queue_url())
+        return cls(
+            table_prefix=Job.describe_table()["TableArn"].removesuffix(Job.Meta.table_name),
+            bucket=f"arn:aws:s3:::{settings.bucket}",
+            queues={url: aws.sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+                    ["Attributes"]["QueueArn"] for url in urls},
+        )
+
+    def of_stack(self, template: dict[str, Any]) -> dict[str, str]:
+        """By the template's logical ids."""
+        from chalicelib import queue
+
+        tables = {body["logical_id"]: self.table_prefix + settings.table_prefix + suffix
+                  for suffix, body in tables_by_name_suffix(template).items()}
+        return {**tables, "FilesBucket": self.bucket,
+                "JobsQueue": self.queues[queue.jobs_queue_url()],
+                "JobsDeadLetterQueue": self.queues[queue.dead_letter_queue_url()]}
+
+
+def authorizations(service: str, operation: str, parameters: dict[str, Any],
+                   arns: MotoArns) -> list[tuple[str, str]]:
+    """The (action, resource) pairs IAM checks for one call, as the services' authorization
+    references list them; a call not described here is `unmapped:…`, which no policy allows."""
+    if service == "dynamodb" and "TransactItems" in parameters:
+        return [(f"dynamodb:{TRANSACTION_ACTIONS[kind]}", arns.table_prefix + item[kind]["TableName"])
+                for item in parameters["TransactItems"] for kind in item]
+    if service == "dynamodb" and "RequestItems" in parameters:
+        return [(f"dynamodb:{operation}", arns.table_prefix + name) for name in parameters["RequestItems"]]
+    if service == "dynamodb" and "TableName" in parameters:
+        index = f"/index/{parameters['IndexName']}" if "IndexName" in parameters else ""
+        return [(f"dynamodb:{operation}", arns.table_prefix + parameters["TableName"] + index)]
+    if service == "s3" and operation in S3_OBJECT_ACTIONS:
+        versioned = "Version" if "VersionId" in parameters and operation != "PutObject" else ""
+        return [(f"s3:{S3_OBJECT_ACTIONS[operation]}{versioned}", f"{arns.bucket}/{parameters['Key']}")]
+    if service == "s3" and operation == "DeleteObjects":
+        return [("s3:DeleteObjectVersion" if "VersionId" in item else "s3:DeleteObject",
+                 f"{arns.bucket}/{item['Key']}") for item in parameters["Delete"]["Objects"]]
+    if service == "sqs" and parameters.get("QueueUrl") in arns.queues:
+        return [(f"sqs:{operation}", arns.queues[parameters["QueueUrl"]])]
+    return [(f"unmapped:{service}:{operation}", json.dumps(parameters, default=str)[:200])]
+
+
+def resolved(resource: Any, stack_arns: dict[str, str]) -> str:
+    """A policy's resource (a GetAtt or Sub of the stack's resources' ARNs) as it is in moto."""
+    if "Fn::GetAtt" in resource:
+        return stack_arns[resource["Fn::GetAtt"][0]]
+    return re.sub(r"\$\{(\w+)\.Arn\}", lambda match: stack_arns[match[1]], resource["Fn::Sub"])
+
+
+def test_the_job_workers_role_allows_every_call_a_worker_makes(
+    template: dict[str, Any], users: Any, override_settings: Any
+) -> None:
+    """A worker runs a project's jobs in moto, its calls recorded: the task role must allow each
+    (moto does not enforce IAM, so the policy is evaluated here as IAM would: an Allow whose
+    actions name the call's and whose resource pattern matches its ARN)."""
+    from chalicelib import queue
+    from job_containers.worker import Worker
+
+    # As on AWS, where the stack gives the worker its queues' URLs.
+    override_settings(jobs_queue_url=queue.jobs_queue_url(),
+                      jobs_dead_letter_queue_url=queue.dead_letter_queue_url())
+    alice, bob = users("alice"), users("bob")
+    project = alice.create_project("deltas")["id"]
+    bob_edits = alice.post(f"collaborators/{project}/", data={"collaborator": "bob", "role": "editor"})
+    assert bob_edits.status == 201
+    # And a project whose layers come from alice's shared datasets.
+    shared = alice.create_project("shared_datasets")["id"]
+    app_data = shared_data.testdata() / "app"
+    upload(alice, shared, "bumblebees.gpkg", (app_data / "bumblebees.gpkg").read_bytes())
+    localized = alice.create_project("localized")["id"]
+    localized_project = (app_data / "simple_bumblebees_correct_localized.qgs").read_bytes()
+    upload(alice, localized, "project.qgs", localized_project)
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    upload_tree(alice, project, shared_data.testdata() / "app" / "delta", DELTA_FILES)
+    with aws_calls_recorded(calls):
+        run_jobs()  # both processed: their files read, their thumbnails and reports stored
+    assert push(bob, project, deltafile("singlelayer_singledelta.json", project)).status == 200
+    assert alice.post("jobs/", json={"project_id": project, "type": "package"}).status == 201
+    upload_tree(alice, project, shared_data.testdata() / "app" / "delta", ["project.qgs"])
+    with aws_calls_recorded(calls):
+        run_jobs()  # bob's delta applied (a new file version), packaged, processed again
+    assert push(bob, project, deltafile("multilayer_multidelta_create.json", project)).status == 200
+    with aws_calls_recorded(calls):
+        Worker().sweep(starting=True)  # a starting worker announces the waiting job again
+        run_jobs()
+    jobs = alice.get(f"jobs/?project_id={project}").json() + alice.get(f"jobs/?project_id={localized}").json()
+    assert sorted(job["type"] for job in jobs if job["status"] == "finished") == [
+        "delta_apply", "delta_apply", "package", "process_projectfile", "process_projectfile",
+        "process_projectfile"]
+
+    arns = MotoArns.read()
+    stack_arns = arns.of_stack(template)
+    allowed = [(set(as_list(s["Action"])), [resolved(r, stack_arns) for r in as_list(s["Resource"])])
+               for s in job_worker_statements(template)]
+    requested = {pair for call in calls for pair in authorizations(*call, arns)}
+    denied = sorted((action, arn) for action, arn in requested
+                    if not any(action in actions and any(fnmatchcase(arn, p) for p in patterns)
+                               for actions, patterns in allowed))
+
+    assert denied == []
+    assert {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "s3:GetObjectVersion",
+            "s3:PutObject", "s3:DeleteObjectVersion", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+            "sqs:SendMessage"} <= {action for action, _ in requested}
 
 
 def test_the_job_image_installs_what_dev_installs() -> None:
