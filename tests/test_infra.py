@@ -465,10 +465,12 @@ def test_job_workers_run_in_a_network_of_their_own_that_costs_nothing_at_rest(
     (group_id,) = resources_of_type(template, "AWS::EC2::SecurityGroup")
     (gateway_id,) = resources_of_type(template, "AWS::EC2::InternetGateway")
     attachment = the_one(template, "AWS::EC2::VPCGatewayAttachment")["Properties"]
+    acl_associations = resources_of_type(template, "AWS::EC2::SubnetNetworkAclAssociation")
+    table_associations = resources_of_type(template, "AWS::EC2::SubnetRouteTableAssociation")
     acl_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["NetworkAclId"]["Ref"]
-              for a in resources_of_type(template, "AWS::EC2::SubnetNetworkAclAssociation").values()}
+              for a in acl_associations.values()}
     table_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["RouteTableId"]["Ref"]
-                for a in resources_of_type(template, "AWS::EC2::SubnetRouteTableAssociation").values()}
+                for a in table_associations.values()}
     routes = resources_of_type(template, "AWS::EC2::Route")
 
     assert network["Subnets"] == [{"Ref": subnet} for subnet in subnets] and len(subnets) == 2
@@ -484,9 +486,7 @@ def test_job_workers_run_in_a_network_of_their_own_that_costs_nothing_at_rest(
                                    "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": {"Ref": gateway_id}}
     assert attachment == {"VpcId": {"Ref": vpc_id}, "InternetGatewayId": {"Ref": gateway_id}}
     # A worker starts only once its subnets have their route and their ACL.
-    assert set(routes) | set(a for a in template["Resources"] if a.endswith(("Routes", "Acl"))
-                             and template["Resources"][a]["Type"].startswith("AWS::EC2::Subnet")) \
-        <= set(service["DependsOn"])
+    assert {*routes, *acl_associations, *table_associations} <= set(service["DependsOn"])
     # Nothing that bills by the hour: no NAT gateway, no Elastic IP, no interface endpoint.
     types = {body["Type"] for body in template["Resources"].values()}
     assert not types & {"AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::TransitGateway"}
