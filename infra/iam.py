@@ -1,11 +1,24 @@
 """IAM roles, least privilege: each role reaches only this stack's tables, bucket, queue and logs.
 
 The API reads and writes items, never scans (no request path may Scan) and never changes a
-table. The job worker does the same for its inputs and outputs and consumes the queue.
+table. The job worker does the same, on only the tables and objects a job uses, and consumes
+the queue.
 """
 
 from __future__ import annotations
 
+from chalicelib import storage
+from chalicelib.models import (
+    ClientFeaturePk,
+    Delta,
+    Job,
+    JobLease,
+    ListCount,
+    Project,
+    ProjectFile,
+    ProjectName,
+    User,
+)
 from chalicelib.storage import PROJECTS_PREFIX, TEMPORARY_PREFIX
 
 from .api import FUNCTION_LOGS, FUNCTION_ROLE
@@ -37,21 +50,27 @@ OBJECT_ACTIONS = [
 ]
 BUCKET_ACTIONS = ["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"]
 QUEUE_SEND_ACTIONS = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"]
-# The worker only reads and writes objects: project files, job reports, package files.
-WORKER_OBJECT_ACTIONS = [
-    "s3:GetObject",
-    "s3:GetObjectVersion",
-    "s3:PutObject",
-    "s3:DeleteObject",
-    "s3:DeleteObjectVersion",
-]
-QUEUE_CONSUME_ACTIONS = [
-    "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibility",
-    "sqs:GetQueueUrl",
-    "sqs:GetQueueAttributes",
-]
+# The tables a job worker uses (job_containers/worker.py and runner.py, through chalicelib): jobs
+# and their leases, projects (by name: an owner's shared datasets) and their files, deltas, the
+# list counts a new job adds to, and users (whose storage a job's edits count against). A worker
+# checks no permission and logs nobody in, so its credentials reach neither the login records
+# (auth-tokens, login-attempts) nor who may see what (collaborators, memberships, teams) nor
+# uploads in progress.
+WORKER_MODELS = (Job, JobLease, Project, ProjectName, ProjectFile, Delta, ClientFeaturePk, ListCount, User)
+# The worker reads project files (its project's, its owner's shared datasets) and job reports; it
+# writes the files a job edited, job reports, thumbnails and packages; it deletes versions no
+# longer wanted (file versions past those kept, the previous thumbnail, what it stored for edits
+# that lost a conflict). Never a plain delete (a delete marker), a listing or a temporary object.
+WORKER_READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
+WORKER_WRITE_ACTIONS = ["s3:PutObject"]
+WORKER_DELETE_ACTIONS = ["s3:DeleteObjectVersion"]
+PROJECT_FILES = bucket_objects_arn(storage.file_key("*", ""))
+JOB_REPORTS = bucket_objects_arn(storage.job_key("*", "*", ""))
+THUMBNAILS = bucket_objects_arn(storage.thumbnail_key("*"))
+PACKAGES = bucket_objects_arn(storage.package_prefix("*", "*"))
+# The queue URLs are in the worker's environment: it never looks them up.
+QUEUE_CONSUME_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
+WORKER_SEND_ACTIONS = ["sqs:SendMessage"]
 LOG_WRITE_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 # The API runs its background tasks (a project's purge) by invoking itself asynchronously.
 SELF_INVOKE_ACTIONS = ["lambda:InvokeFunction"]
@@ -108,12 +127,15 @@ def job_task_role() -> Json:
         "ecs-tasks.amazonaws.com",
         "job-worker",
         [
-            allow(TABLE_ITEM_ACTIONS, table_arns(), "Tables"),
-            allow(WORKER_OBJECT_ACTIONS, [bucket_objects_arn(PROJECTS_PREFIX)], "ProjectObjects"),
+            allow(TABLE_ITEM_ACTIONS, table_arns(WORKER_MODELS), "Tables"),
+            allow(WORKER_READ_ACTIONS, [PROJECT_FILES, JOB_REPORTS], "ReadProjectFiles"),
+            allow(WORKER_WRITE_ACTIONS, [PROJECT_FILES, JOB_REPORTS, THUMBNAILS, PACKAGES],
+                  "WriteJobResults"),
+            allow(WORKER_DELETE_ACTIONS, [PROJECT_FILES, THUMBNAILS], "DeleteReplacedVersions"),
             allow(QUEUE_CONSUME_ACTIONS, [get_att(JOBS_QUEUE, "Arn"), get_att(JOBS_DEAD_LETTER_QUEUE, "Arn")],
                   "ConsumeJobs"),
             # A job whose project is busy is offered again as a new message; jobs start jobs.
-            allow(QUEUE_SEND_ACTIONS, [get_att(JOBS_QUEUE, "Arn")], "SubmitJobs"),
+            allow(WORKER_SEND_ACTIONS, [get_att(JOBS_QUEUE, "Arn")], "SubmitJobs"),
         ],
         Condition=DEPLOY_JOB_WORKERS,
     )

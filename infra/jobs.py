@@ -1,32 +1,22 @@
 """The job workers: the QGIS job image as a Fargate service that polls the jobs queue.
 
-Everything here exists only when the JobImageUri parameter is set (the template's rules then
-require the network parameters too). The service scales on the
-queue: out while jobs wait, back to `JobWorkerCount` (default zero) once the queue has been
-empty, with no job in flight, for a while.
+Everything here, the workers' own network included (infra/network.py), exists only when the
+JobImageUri parameter is set. The service scales on the queue: out while jobs wait, back to
+`JobWorkerCount` (default zero) once the queue has been empty, with no job in flight, for a while.
 """
 
 from __future__ import annotations
 
 from .cfn import Json, get_att, ref, resource, sub
 from .environment import service_environment
-from .parameters import (
-    DEPLOY_JOB_WORKERS,
-    JOB_IMAGE,
-    JOB_PUBLIC_IP,
-    JOB_SUBNETS,
-    JOB_VPC,
-    JOB_WORKERS,
-    JOB_WORKERS_MAX,
-    LOG_RETENTION,
-)
+from .network import network_ready, network_resources, security_group_id, subnet_ids
+from .parameters import DEPLOY_JOB_WORKERS, JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX, LOG_RETENTION
 
 CLUSTER = "JobCluster"
 TASK_DEFINITION = "JobTaskDefinition"
 TASK_ROLE = "JobTaskRole"
 EXECUTION_ROLE = "JobExecutionRole"
 SERVICE = "JobService"
-SECURITY_GROUP = "JobSecurityGroup"
 JOB_LOGS = "JobLogGroup"
 SCALABLE_TARGET = "JobScalableTarget"
 SCALE_OUT_POLICY = "JobScaleOutPolicy"
@@ -43,6 +33,17 @@ TASK_MEMORY = "4096"
 STOP_TIMEOUT_SECONDS = 120
 # Scaling in kills workers, so only once nothing was waiting or running for this long.
 IDLE_MINUTES_BEFORE_SCALE_IN = 15
+
+# The worker runs as root in its container so that it can give each job's QGIS process a user id
+# of its own (job_containers/isolation.py): switching to it takes SETUID and SETGID, handing it
+# its folders and cleaning them up CHOWN, DAC_OVERRIDE and FOWNER, stopping it KILL. Every other
+# capability the container runtime grants by default (Docker's and containerd's list) is dropped;
+# Fargate lets a task drop any and add none but SYS_PTRACE.
+RUNTIME_DEFAULT_CAPABILITIES = [
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+    "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+]
+WORKER_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]
 
 
 def _only_with_job_workers(resources: Json) -> Json:
@@ -73,6 +74,16 @@ def _task_definition() -> Json:
                     "Essential": True,
                     "StopTimeout": STOP_TIMEOUT_SECONDS,
                     "Environment": job_environment(),
+                    "LinuxParameters": {
+                        "Capabilities": {
+                            "Drop": [name for name in RUNTIME_DEFAULT_CAPABILITIES
+                                     if name not in WORKER_CAPABILITIES],
+                        },
+                        # An init process as PID 1 forwards ECS's stop signal to the worker and
+                        # reaps the processes a job's QGIS process leaves orphaned (the worker
+                        # waits only for its own children).
+                        "InitProcessEnabled": True,
+                    },
                     "LogConfiguration": {
                         "LogDriver": "awslogs",
                         "Options": {
@@ -98,9 +109,10 @@ def _service() -> Json:
             "DesiredCount": ref(JOB_WORKERS),
             "NetworkConfiguration": {
                 "AwsvpcConfiguration": {
-                    "Subnets": ref(JOB_SUBNETS),
-                    "SecurityGroups": [ref(SECURITY_GROUP)],
-                    "AssignPublicIp": ref(JOB_PUBLIC_IP),
+                    "Subnets": subnet_ids(),
+                    "SecurityGroups": [security_group_id()],
+                    # Public subnets without a NAT gateway: the internet is reached this way.
+                    "AssignPublicIp": "ENABLED",
                 }
             },
             # Workers hold no connections: replacing them all at once is fine.
@@ -112,6 +124,7 @@ def _service() -> Json:
             "PropagateTags": "SERVICE",
             "EnableECSManagedTags": True,
         },
+        DependsOn=network_ready(),
     )
 
 
@@ -216,6 +229,7 @@ def _scaling_resources(jobs_queue_name: Json) -> Json:
 
 def job_resources(jobs_queue_name: Json) -> Json:
     return _only_with_job_workers({
+        **network_resources(),
         CLUSTER: resource(
             "AWS::ECS::Cluster",
             {"ClusterName": sub("${AWS::StackName}-jobs"),
@@ -227,17 +241,6 @@ def job_resources(jobs_queue_name: Json) -> Json:
              "RetentionInDays": ref(LOG_RETENTION)},
             DeletionPolicy="Delete",
             UpdateReplacePolicy="Delete",
-        ),
-        SECURITY_GROUP: resource(
-            "AWS::EC2::SecurityGroup",
-            {
-                "GroupDescription": "Job workers: outbound only (AWS APIs, image registry)",
-                "VpcId": ref(JOB_VPC),
-                "SecurityGroupEgress": [
-                    {"IpProtocol": "-1", "CidrIp": "0.0.0.0/0",
-                     "Description": "AWS APIs and the image registry"}
-                ],
-            },
         ),
         TASK_DEFINITION: _task_definition(),
         SERVICE: _service(),

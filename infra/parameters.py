@@ -17,9 +17,6 @@ LOG_RETENTION = "LogRetentionDays"
 JOB_IMAGE = "JobImageUri"
 JOB_WORKERS = "JobWorkerCount"
 JOB_WORKERS_MAX = "JobWorkerMaxCount"
-JOB_VPC = "JobVpcId"
-JOB_SUBNETS = "JobSubnetIds"
-JOB_PUBLIC_IP = "JobAssignPublicIp"
 
 HAS_TABLE_PREFIX = "HasTablePrefix"
 HAS_BUCKET_NAME = "HasBucketName"
@@ -78,8 +75,8 @@ def parameters() -> Json:
         JOB_IMAGE: {
             "Type": "String",
             "Default": "",
-            "Description": "URI of the QGIS job image. Empty: no job workers are deployed and "
-                           "jobs wait in the queue.",
+            "Description": "URI of the QGIS job image. Empty: no job workers (nor their network) "
+                           "are deployed and jobs wait in the queue.",
         },
         JOB_WORKERS: {
             "Type": "Number",
@@ -93,23 +90,6 @@ def parameters() -> Json:
             "MinValue": 1,
             "Description": "Most job workers running at once.",
         },
-        JOB_VPC: {
-            "Type": "String",
-            "Default": "",
-            "Description": "VPC of the job workers (required with JobImageUri).",
-        },
-        JOB_SUBNETS: {
-            "Type": "CommaDelimitedList",
-            "Default": "",
-            "Description": "Subnets of the job workers; they need a route to S3, DynamoDB, SQS, "
-                           "ECR and CloudWatch Logs (required with JobImageUri).",
-        },
-        JOB_PUBLIC_IP: {
-            "Type": "String",
-            "Default": "ENABLED",
-            "AllowedValues": ["ENABLED", "DISABLED"],
-            "Description": "ENABLED for public subnets without a NAT gateway (the default VPC).",
-        },
     }
 
 
@@ -117,32 +97,7 @@ def conditions() -> Json:
     return {
         HAS_TABLE_PREFIX: not_(equals(ref(TABLE_PREFIX), "")),
         HAS_BUCKET_NAME: not_(equals(ref(BUCKET_NAME), "")),
-        # The rule below makes the network required with an image, so in effect this is
-        # "JobImageUri is set"; naming the network too lets cfn-lint see it is never empty here.
-        DEPLOY_JOB_WORKERS: {"Fn::And": [
-            not_(equals(ref(JOB_IMAGE), "")),
-            not_(equals(ref(JOB_VPC), "")),
-            not_(equals({"Fn::Join": [",", ref(JOB_SUBNETS)]}, "")),
-        ]},
-    }
-
-
-def rules() -> Json:
-    """Refuse a stack that would start job workers without a network to run them in."""
-    return {
-        "JobWorkersNeedANetwork": {
-            "RuleCondition": not_(equals(ref(JOB_IMAGE), "")),
-            "Assertions": [
-                {
-                    "Assert": not_(equals(ref(JOB_VPC), "")),
-                    "AssertDescription": "JobVpcId is required when JobImageUri is set.",
-                },
-                {
-                    "Assert": not_({"Fn::Contains": [ref(JOB_SUBNETS), ""]}),
-                    "AssertDescription": "JobSubnetIds is required when JobImageUri is set.",
-                },
-            ],
-        }
+        DEPLOY_JOB_WORKERS: not_(equals(ref(JOB_IMAGE), "")),
     }
 
 
@@ -155,8 +110,7 @@ def interface() -> Json:
                  "Parameters": [LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, API_MEMORY, LOG_RETENTION]},
                 {"Label": {"default": "Data"}, "Parameters": [TABLE_PREFIX, BUCKET_NAME]},
                 {"Label": {"default": "Job workers"},
-                 "Parameters": [JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX, JOB_VPC, JOB_SUBNETS,
-                                JOB_PUBLIC_IP]},
+                 "Parameters": [JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX]},
             ]
         }
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pynamodb.models import Model
@@ -73,10 +74,11 @@ def table_resources() -> Json:
     }
 
 
-def table_arns() -> list[Json]:
-    """Every table and its indexes (a Query on an index is authorized on the index's ARN)."""
+def table_arns(models: Iterable[type[Model]] = ALL_MODELS) -> list[Json]:
+    """The models' tables (every table by default) and their indexes (a Query on an index is
+    authorized on the index's ARN)."""
     arns: list[Json] = []
-    for model in ALL_MODELS:
+    for model in models:
         logical_id = table_logical_id(model)
         arns.append(get_att(logical_id, "Arn"))
         if model._indexes:

@@ -60,7 +60,6 @@ def build_template(app: Chalice) -> Json:
         "Description": DESCRIPTION,
         "Metadata": parameters.interface(),
         "Parameters": parameters.parameters(),
-        "Rules": parameters.rules(),
         "Conditions": parameters.conditions(),
         "Resources": resources,
         "Outputs": _outputs(),

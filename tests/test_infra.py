@@ -8,6 +8,7 @@ models, the Chalice app and devstack independently of infra's own helpers.
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import json
 import re
 import subprocess
@@ -15,16 +16,24 @@ import sys
 import tomllib
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 from pynamodb.attributes import Attribute, TTLAttribute
 from pynamodb.indexes import GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
+from tests import shared_data
+from tests.files_helpers import upload
+from tests.jobs_helpers import run_jobs, upload_tree
+from tests.test_deltas import DELTA_FILES, deltafile, push
 
 REPO = Path(__file__).resolve().parent.parent
 API_GATEWAY_RESOURCE_QUOTA = 300
@@ -42,6 +51,17 @@ RESOURCE_TYPE_OF_SERVICE = {
     "logs": "AWS::Logs::LogGroup",
 }
 MESSAGE_STRING = "$context.error.messageString"
+# Addresses no job worker may reach: private networks (RFC 1918), the shared address space
+# (RFC 6598) and link-local addresses (RFC 3927), where instance and task metadata live.
+PRIVATE_RANGES = [ipaddress.ip_network(cidr) for cidr in
+                  ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")]
+# What Docker and containerd grant a container by default (moby's oci/caps/defaults.go).
+RUNTIME_DEFAULT_CAPABILITIES = {
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+    "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+}
+# What the worker needs to run a job's QGIS process under a user id of its own, and no more.
+WORKER_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"}
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +161,9 @@ def expected_indexes(model: type[Model]) -> dict[str, dict[str, Any]]:
 def tables_by_name_suffix(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Tables keyed by the name they get after the prefix (`Fn::Join ["", [prefix, suffix]]`)."""
     tables = {}
-    for body in resources_of_type(template, "AWS::DynamoDB::Table").values():
+    for logical_id, body in resources_of_type(template, "AWS::DynamoDB::Table").items():
         _, (prefix, suffix) = body["Properties"]["TableName"]["Fn::Join"]
-        tables[suffix] = {**body, "prefix": prefix}
+        tables[suffix] = {**body, "prefix": prefix, "logical_id": logical_id}
     return tables
 
 
@@ -408,6 +428,169 @@ def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) 
     assert len(resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")) == 2
 
 
+def test_the_job_container_keeps_only_the_capabilities_the_worker_needs(template: dict[str, Any]) -> None:
+    task = the_one(template, "AWS::ECS::TaskDefinition")["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    linux = container["LinuxParameters"]
+    dockerfile = (REPO / "job_containers" / "Dockerfile").read_text()
+
+    assert "Add" not in linux["Capabilities"]  # Fargate could add SYS_PTRACE only; nothing is
+    assert RUNTIME_DEFAULT_CAPABILITIES - set(linux["Capabilities"]["Drop"]) == WORKER_CAPABILITIES
+    assert linux["InitProcessEnabled"] is True  # reaps orphaned QGIS processes
+    assert not container.get("Privileged")
+    # The worker starts as root (the image's user) to give each job's QGIS process its own user.
+    assert "User" not in container
+    assert not re.search(r"^USER ", dockerfile, flags=re.MULTILINE)
+    assert task["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+    assert re.search(r"^FROM --platform=linux/amd64 ", dockerfile, flags=re.MULTILINE)
+    assert "EnableExecuteCommand" not in the_one(template, "AWS::ECS::Service")["Properties"]
+
+
+def test_a_deployment_names_no_network_and_needs_no_look_up(template: dict[str, Any]) -> None:
+    """Only the Lambda code must be given: the job workers' network is the stack's own."""
+    required = {name for name, parameter in template["Parameters"].items() if "Default" not in parameter}
+    assert required == {"LambdaCodeS3Bucket", "LambdaCodeS3Key"}
+    assert not [name for name, parameter in template["Parameters"].items()
+                if parameter["Type"].startswith("AWS::EC2") or re.search("Vpc|Subnet", name)]
+
+
+def test_job_workers_run_in_a_network_of_their_own_that_costs_nothing_at_rest(
+    template: dict[str, Any],
+) -> None:
+    service = the_one(template, "AWS::ECS::Service")
+    network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    (vpc_id,) = resources_of_type(template, "AWS::EC2::VPC")
+    subnets = resources_of_type(template, "AWS::EC2::Subnet")
+    (acl_id,) = resources_of_type(template, "AWS::EC2::NetworkAcl")
+    (group_id,) = resources_of_type(template, "AWS::EC2::SecurityGroup")
+    (gateway_id,) = resources_of_type(template, "AWS::EC2::InternetGateway")
+    attachment = the_one(template, "AWS::EC2::VPCGatewayAttachment")["Properties"]
+    acl_associations = resources_of_type(template, "AWS::EC2::SubnetNetworkAclAssociation")
+    table_associations = resources_of_type(template, "AWS::EC2::SubnetRouteTableAssociation")
+    acl_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["NetworkAclId"]["Ref"]
+              for a in acl_associations.values()}
+    table_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["RouteTableId"]["Ref"]
+                for a in table_associations.values()}
+    routes = resources_of_type(template, "AWS::EC2::Route")
+
+    assert network["Subnets"] == [{"Ref": subnet} for subnet in subnets] and len(subnets) == 2
+    assert network["SecurityGroups"] == [{"Fn::GetAtt": [group_id, "GroupId"]}]
+    assert network["AssignPublicIp"] == "ENABLED"  # how public subnets reach the internet
+    assert all(subnet["Properties"]["VpcId"] == {"Ref": vpc_id} for subnet in subnets.values())
+    zones = [json.dumps(subnet["Properties"]["AvailabilityZone"]) for subnet in subnets.values()]
+    assert len(set(zones)) == 2 and all("Fn::GetAZs" in zone for zone in zones)
+    assert acl_of == {subnet: acl_id for subnet in subnets}
+    assert set(table_of) == set(subnets) and len(set(table_of.values())) == 1
+    (route,) = routes.values()  # one route, to the internet gateway of this VPC
+    assert route["Properties"] == {"RouteTableId": {"Ref": next(iter(table_of.values()))},
+                                   "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": {"Ref": gateway_id}}
+    assert attachment == {"VpcId": {"Ref": vpc_id}, "InternetGatewayId": {"Ref": gateway_id}}
+    # A worker starts only once its subnets have their route and their ACL.
+    assert {*routes, *acl_associations, *table_associations} <= set(service["DependsOn"])
+    # Nothing that bills by the hour: no NAT gateway, no Elastic IP, no interface endpoint.
+    types = {body["Type"] for body in template["Resources"].values()}
+    assert not types & {"AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::TransitGateway"}
+    endpoints = resources_of_type(template, "AWS::EC2::VPCEndpoint").values()
+    assert {e["Properties"]["VpcEndpointType"] for e in endpoints} == {"Gateway"}
+    services = {e["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1] for e in endpoints}
+    assert services == {"s3", "dynamodb"}
+    assert all(body.get("Condition") == "DeployJobWorkers" for body in template["Resources"].values()
+               if body["Type"].startswith("AWS::EC2::"))
+
+
+def vpc_network(template: dict[str, Any]) -> ipaddress.IPv4Network:
+    return ipaddress.ip_network(the_one(template, "AWS::EC2::VPC")["Properties"]["CidrBlock"])
+
+
+def resolver_of(template: dict[str, Any]) -> ipaddress.IPv4Address:
+    """The Amazon-provided DNS server: the VPC's base address plus two."""
+    return vpc_network(template).network_address + 2
+
+
+TCP, UDP = 6, 17
+SOME_TRAFFIC = [(TCP, 443), (TCP, 5432), (TCP, 8080), (UDP, 123)]
+ANSWERS = [(TCP, 40000), (UDP, 40000)]  # to the ephemeral port a connection was made from
+
+
+def acl_verdicts(template: dict[str, Any], *, outbound: bool, addresses: list[str],
+                 traffic: list[tuple[int, int]]) -> dict[tuple[str, int, int], str]:
+    """What the network ACL does with packets to (outbound) or from each address, by protocol
+    and destination port: its rules in number order, the first that matches decides, and none
+    matching denies."""
+    entries = resources_of_type(template, "AWS::EC2::NetworkAclEntry").values()
+    rules = sorted((entry["Properties"] for entry in entries if entry["Properties"]["Egress"] == outbound),
+                   key=lambda rule: rule["RuleNumber"])
+
+    def verdict(address: str, protocol: int, port: int) -> str:
+        for rule in rules:
+            ports = rule.get("PortRange", {"From": 0, "To": 65535})
+            if rule["Protocol"] in (-1, protocol) and ports["From"] <= port <= ports["To"] \
+                    and ipaddress.ip_address(address) in ipaddress.ip_network(rule["CidrBlock"]):
+                return rule["RuleAction"]
+        return "deny"
+
+    return {(address, protocol, port): verdict(address, protocol, port)
+            for address in addresses for protocol, port in traffic}
+
+
+def allowed_ones(verdicts: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
+    return [packet for packet, verdict in verdicts.items() if verdict == "allow"]
+
+
+def denied_ones(verdicts: dict[tuple[str, int, int], str]) -> list[tuple[str, int, int]]:
+    return [packet for packet, verdict in verdicts.items() if verdict != "allow"]
+
+
+def addresses_in(network: ipaddress.IPv4Network) -> list[str]:
+    return [str(network.network_address + 1), str(network.network_address + network.num_addresses // 2),
+            str(network.broadcast_address - 1)]
+
+
+def test_the_network_acl_keeps_job_workers_off_every_private_address(template: dict[str, Any]) -> None:
+    resolver = [str(resolver_of(template))]
+    private = [a for network in [vpc_network(template), *PRIVATE_RANGES] for a in addresses_in(network)]
+    private += ["169.254.169.254", "169.254.170.2"]  # instance and task metadata
+    # The internet, just outside each private range too.
+    public = ["8.8.8.8", "52.219.170.1", "11.0.0.1", "172.15.255.255", "172.32.0.0", "192.167.255.255",
+              "192.169.0.0", "100.63.255.255", "100.128.0.0", "169.253.255.255", "169.255.0.0"]
+
+    assert allowed_ones(acl_verdicts(template, outbound=True, addresses=private, traffic=SOME_TRAFFIC)) == []
+    assert allowed_ones(acl_verdicts(template, outbound=False, addresses=private,
+                                     traffic=SOME_TRAFFIC + ANSWERS)) == []
+    # The resolver answers DNS, and nothing else: AWS endpoints and the projects' hosts are found
+    # by name. (Its answers may come to any ephemeral port: the ACL keeps no state.)
+    assert allowed_ones(acl_verdicts(template, outbound=True, addresses=resolver, traffic=SOME_TRAFFIC)) == []
+    assert denied_ones(acl_verdicts(template, outbound=True, addresses=resolver,
+                                    traffic=[(TCP, 53), (UDP, 53)])) == []
+    assert denied_ones(acl_verdicts(template, outbound=False, addresses=resolver, traffic=ANSWERS)) == []
+    # The internet on any port, and its answers.
+    assert denied_ones(acl_verdicts(template, outbound=True, addresses=public,
+                                    traffic=SOME_TRAFFIC + [(UDP, 53)])) == []
+    assert denied_ones(acl_verdicts(template, outbound=False, addresses=public, traffic=ANSWERS)) == []
+
+
+def test_the_security_group_lets_nothing_in_and_out_only_to_the_internet(
+    template: dict[str, Any],
+) -> None:
+    group = the_one(template, "AWS::EC2::SecurityGroup")["Properties"]
+    egress = group["SecurityGroupEgress"]
+    anything = [ipaddress.ip_network(rule["CidrIp"]) for rule in egress if rule["IpProtocol"] == "-1"]
+    dns = [(rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIp"]) for rule in egress
+           if rule["IpProtocol"] != "-1"]
+    public_addresses = 2 ** 32 - sum(network.num_addresses for network in PRIVATE_RANGES)
+
+    assert "SecurityGroupIngress" not in group
+    assert not [body for body in template["Resources"].values()
+                if body["Type"] in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress")]
+    assert vpc_network(template).subnet_of(ipaddress.ip_network("10.0.0.0/8"))
+    assert not [n for n in anything if any(n.overlaps(private) for private in PRIVATE_RANGES)]
+    # No two rules overlap, so together they are every public address, each once.
+    assert sum(n.num_addresses for n in ipaddress.collapse_addresses(anything)) == public_addresses
+    assert sum(n.num_addresses for n in anything) == public_addresses
+    resolver = f"{resolver_of(template)}/32"
+    assert sorted(dns) == [("tcp", 53, 53, resolver), ("udp", 53, 53, resolver)]
+
+
 # --- IAM: least privilege ---------------------------------------------------------------------
 
 
@@ -516,15 +699,170 @@ def test_lambda_package_holds_the_app_and_the_runtime_dependencies(
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
-def test_job_workers_reach_project_objects_and_both_queues_only(template: dict[str, Any]) -> None:
-    statements = [s for role, s in policy_statements(template) if role == "JobTaskRole"]
-    objects = [r for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))
-               for r in as_list(s["Resource"])]
-    assert objects == [{"Fn::Sub": "${FilesBucket.Arn}/projects/*"}]
+def job_worker_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [statement for role, statement in policy_statements(template) if role == "JobTaskRole"]
+
+
+def granted(statements: list[dict[str, Any]], service: str) -> list[Any]:
+    return [resource for s in statements if any(a.startswith(f"{service}:") for a in as_list(s["Action"]))
+            for resource in as_list(s["Resource"])]
+
+
+def test_job_workers_reach_project_objects_their_tables_and_both_queues_only(
+    template: dict[str, Any],
+) -> None:
+    statements = job_worker_statements(template)
+    objects = [resource["Fn::Sub"] for resource in granted(statements, "s3")]
     received = {json.dumps(r) for s in statements if "sqs:ReceiveMessage" in as_list(s["Action"])
                 for r in as_list(s["Resource"])}
+    tables = {table for arn in granted(statements, "dynamodb") for table in referenced_resources(arn)}
+    logical_id_of = {suffix: body["logical_id"] for suffix, body in tables_by_name_suffix(template).items()}
+
+    assert objects and all(key.startswith("${FilesBucket.Arn}/projects/*/") for key in objects)
     assert received == {json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in ("JobsQueue", "JobsDeadLetterQueue")}
     assert all("dynamodb:Scan" not in as_list(s["Action"]) for s in statements)
+    # Stolen, a worker's credentials would log nobody in, nor read or change who may see what.
+    assert tables and not tables & {logical_id_of[name] for name in (
+        "auth-tokens", "login-attempts", "collaborators", "memberships", "teams", "upload-sessions")}
+
+
+@contextmanager
+def aws_calls_recorded(calls: list[tuple[str, str, dict[str, Any]]]) -> Iterator[None]:
+    """Every AWS call made meanwhile, as (service, operation, parameters), still made to moto."""
+    make_api_call = BaseClient._make_api_call
+
+    def recorded(client: BaseClient, operation: str, parameters: dict[str, Any]) -> Any:
+        calls.append((client.meta.service_model.service_name, operation, parameters))
+        return make_api_call(client, operation, parameters)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", recorded)
+        yield
+
+
+TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                       "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+S3_OBJECT_ACTIONS = {"GetObject": "GetObject", "HeadObject": "GetObject", "PutObject": "PutObject",
+                     "DeleteObject": "DeleteObject", "CreateMultipartUpload": "PutObject",
+                     "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject"}
+
+
+@dataclass
+class MotoArns:
+    """Where the stack's tables, bucket and queues are in moto."""
+
+    table_prefix: str  # the ARN of a table named "" (`arn:aws:dynamodb:…:table/`)
+    bucket: str
+    queues: dict[str, str]  # by URL
+
+    @classmethod
+    def read(cls) -> MotoArns:
+        from chalicelib import aws, queue
+        from chalicelib.models import Job
+
+        urls = (queue.jobs_queue_url(), queue.dead_letter_queue_url())
+        return cls(
+            table_prefix=Job.describe_table()["TableArn"].removesuffix(Job.Meta.table_name),
+            bucket=f"arn:aws:s3:::{settings.bucket}",
+            queues={url: aws.sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+                    ["Attributes"]["QueueArn"] for url in urls},
+        )
+
+    def of_stack(self, template: dict[str, Any]) -> dict[str, str]:
+        """By the template's logical ids."""
+        from chalicelib import queue
+
+        tables = {body["logical_id"]: self.table_prefix + settings.table_prefix + suffix
+                  for suffix, body in tables_by_name_suffix(template).items()}
+        return {**tables, "FilesBucket": self.bucket,
+                "JobsQueue": self.queues[queue.jobs_queue_url()],
+                "JobsDeadLetterQueue": self.queues[queue.dead_letter_queue_url()]}
+
+
+def authorizations(service: str, operation: str, parameters: dict[str, Any],
+                   arns: MotoArns) -> list[tuple[str, str]]:
+    """The (action, resource) pairs IAM checks for one call, as the services' authorization
+    references list them; a call not described here is `unmapped:…`, which no policy allows."""
+    if service == "dynamodb" and "TransactItems" in parameters:
+        return [(f"dynamodb:{TRANSACTION_ACTIONS[kind]}", arns.table_prefix + item[kind]["TableName"])
+                for item in parameters["TransactItems"] for kind in item]
+    if service == "dynamodb" and "RequestItems" in parameters:
+        return [(f"dynamodb:{operation}", arns.table_prefix + name) for name in parameters["RequestItems"]]
+    if service == "dynamodb" and "TableName" in parameters:
+        index = f"/index/{parameters['IndexName']}" if "IndexName" in parameters else ""
+        return [(f"dynamodb:{operation}", arns.table_prefix + parameters["TableName"] + index)]
+    if service == "s3" and operation in S3_OBJECT_ACTIONS:
+        versioned = "Version" if "VersionId" in parameters and operation != "PutObject" else ""
+        return [(f"s3:{S3_OBJECT_ACTIONS[operation]}{versioned}", f"{arns.bucket}/{parameters['Key']}")]
+    if service == "s3" and operation == "DeleteObjects":
+        return [("s3:DeleteObjectVersion" if "VersionId" in item else "s3:DeleteObject",
+                 f"{arns.bucket}/{item['Key']}") for item in parameters["Delete"]["Objects"]]
+    if service == "sqs" and parameters.get("QueueUrl") in arns.queues:
+        return [(f"sqs:{operation}", arns.queues[parameters["QueueUrl"]])]
+    return [(f"unmapped:{service}:{operation}", json.dumps(parameters, default=str)[:200])]
+
+
+def resolved(resource: Any, stack_arns: dict[str, str]) -> str:
+    """A policy's resource (a GetAtt or Sub of the stack's resources' ARNs) as it is in moto."""
+    if "Fn::GetAtt" in resource:
+        return stack_arns[resource["Fn::GetAtt"][0]]
+    return re.sub(r"\$\{(\w+)\.Arn\}", lambda match: stack_arns[match[1]], resource["Fn::Sub"])
+
+
+def test_the_job_workers_role_allows_every_call_a_worker_makes(
+    template: dict[str, Any], users: Any, override_settings: Any
+) -> None:
+    """A worker runs a project's jobs in moto, its calls recorded: the task role must allow each
+    (moto does not enforce IAM, so the policy is evaluated here as IAM would: an Allow whose
+    actions name the call's and whose resource pattern matches its ARN)."""
+    from chalicelib import queue
+    from job_containers.worker import Worker
+
+    # As on AWS, where the stack gives the worker its queues' URLs.
+    override_settings(jobs_queue_url=queue.jobs_queue_url(),
+                      jobs_dead_letter_queue_url=queue.dead_letter_queue_url())
+    alice, bob = users("alice"), users("bob")
+    project = alice.create_project("deltas")["id"]
+    bob_edits = alice.post(f"collaborators/{project}/", data={"collaborator": "bob", "role": "editor"})
+    assert bob_edits.status == 201
+    # And a project whose layers come from alice's shared datasets.
+    shared = alice.create_project("shared_datasets")["id"]
+    app_data = shared_data.testdata() / "app"
+    upload(alice, shared, "bumblebees.gpkg", (app_data / "bumblebees.gpkg").read_bytes())
+    localized = alice.create_project("localized")["id"]
+    localized_project = (app_data / "simple_bumblebees_correct_localized.qgs").read_bytes()
+    upload(alice, localized, "project.qgs", localized_project)
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    upload_tree(alice, project, shared_data.testdata() / "app" / "delta", DELTA_FILES)
+    with aws_calls_recorded(calls):
+        run_jobs()  # both processed: their files read, their thumbnails and reports stored
+    assert push(bob, project, deltafile("singlelayer_singledelta.json", project)).status == 200
+    assert alice.post("jobs/", json={"project_id": project, "type": "package"}).status == 201
+    upload_tree(alice, project, shared_data.testdata() / "app" / "delta", ["project.qgs"])
+    with aws_calls_recorded(calls):
+        run_jobs()  # bob's delta applied (a new file version), packaged, processed again
+    assert push(bob, project, deltafile("multilayer_multidelta_create.json", project)).status == 200
+    with aws_calls_recorded(calls):
+        Worker().sweep(starting=True)  # a starting worker announces the waiting job again
+        run_jobs()
+    jobs = alice.get(f"jobs/?project_id={project}").json() + alice.get(f"jobs/?project_id={localized}").json()
+    assert sorted(job["type"] for job in jobs if job["status"] == "finished") == [
+        "delta_apply", "delta_apply", "package", "process_projectfile", "process_projectfile",
+        "process_projectfile"]
+
+    arns = MotoArns.read()
+    stack_arns = arns.of_stack(template)
+    allowed = [(set(as_list(s["Action"])), [resolved(r, stack_arns) for r in as_list(s["Resource"])])
+               for s in job_worker_statements(template)]
+    requested = {pair for call in calls for pair in authorizations(*call, arns)}
+    denied = sorted((action, arn) for action, arn in requested
+                    if not any(action in actions and any(fnmatchcase(arn, p) for p in patterns)
+                               for actions, patterns in allowed))
+
+    assert denied == []
+    assert {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "s3:GetObjectVersion",
+            "s3:PutObject", "s3:DeleteObjectVersion", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+            "sqs:SendMessage"} <= {action for action, _ in requested}
 
 
 def test_the_job_image_installs_what_dev_installs() -> None:
