@@ -1,12 +1,15 @@
 """Building blocks for hostile QGIS projects, written as an attacker writes them: a `.qgs` is XML
 text, each layer a `<maplayer>` naming whatever source the attacker likes. Also a loopback
-listener that records every connection a job makes to it."""
+listener that records every connection a job makes to it, and what a refused layer looks like
+in a job's report."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -16,6 +19,19 @@ from osgeo import ogr
 ogr.UseExceptions()
 
 CRS_4326 = "<spatialrefsys><authid>EPSG:4326</authid></spatialrefsys>"
+REFUSED = "refused_datasource"
+
+
+def canary() -> str:
+    """A string that exists nowhere but where the test puts it."""
+    return f"qfcleak{uuid.uuid4().hex[:12]}"
+
+
+def assert_refused(layer: dict) -> None:
+    """A layer as a job reports it (`layers_by_id`): refused, never opened, with a reason in words."""
+    assert layer["is_valid"] is False, f"{layer['id']} was opened: {layer.get('fields')}"
+    assert layer["error_code"] == REFUSED, (layer["error_code"], layer["error_summary"])
+    assert re.search(r"[A-Za-z]{2,} [A-Za-z]{2,}", layer["error_summary"] or ""), layer["error_summary"]
 
 
 @dataclass(frozen=True)

@@ -40,22 +40,16 @@ from osgeo import gdal
 from tests import shared_data
 from tests.conftest import PASSWORD
 from tests.files_helpers import upload
-from tests.hostile_projects import Layer, Listener, gpkg, qgs
+from tests.hostile_projects import Layer, Listener, assert_refused, canary, gpkg, qgs
 from tests.jobs.delta_data import delta
 from tests.jobs_helpers import fetch, run_jobs
 from tests.test_deltas import push, statuses
 
 gdal.UseExceptions()
 
-REFUSED = "refused_datasource"
 # Enough `..` to climb from any job folder to `/`: the rest of the path is then absolute.
 UP_TO_ROOT = "../" * 24
 DELIMITED = "type=csv&detectTypes=yes&geomType=none&subsetIndex=no&watchFile=no"
-
-
-def canary() -> str:
-    """A string that exists nowhere but where the test puts it."""
-    return f"qfcleak{uuid.uuid4().hex[:12]}"
 
 
 # --- running jobs --------------------------------------------------------------------------------
@@ -108,12 +102,6 @@ def layers_of(job: dict, step: str = "project_details") -> dict[str, dict]:
     if step == "project_details":
         return outputs["project_details"]["project_details"]["layers_by_id"]
     return outputs[step]["layers_by_id"]
-
-
-def assert_refused(layer: dict) -> None:
-    assert layer["is_valid"] is False, f"{layer['id']} was opened: {layer.get('fields')}"
-    assert layer["error_code"] == REFUSED, (layer["error_code"], layer["error_summary"])
-    assert re.search(r"[A-Za-z]{2,} [A-Za-z]{2,}", layer["error_summary"] or ""), layer["error_summary"]
 
 
 def sha256(path: Path) -> str:
