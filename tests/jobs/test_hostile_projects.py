@@ -297,7 +297,7 @@ def network_layer(case: str, host: str, port: int, layer_id: str | None = None) 
 # Ways to name loopback that a check of the host's spelling misses; `{port}` is the listener's.
 LOOPBACK_SPELLINGS = {
     "localhost": "http://localhost:{port}/a.csv",
-    "localhost_trailing_dot": "http://localhost.:{port}/a.csv",
+    "localhost_in_capitals": "http://LOCALHOST:{port}/a.csv",
     "short_form": "http://127.1:{port}/a.csv",
     "decimal": "http://2130706433:{port}/a.csv",
     "hexadecimal": "http://0x7f000001:{port}/a.csv",
