@@ -74,6 +74,7 @@ def _claim_identity() -> Identity:
     """The first uid of the range no other live worker on this machine holds (a lock on a file
     per uid, released by the kernel when the worker ends, however it ends)."""
     global _uid_lock
+    _check_reachable(Path(tempfile.gettempdir()))
     base = int(os.environ.get("QFC_JOB_UID_BASE") or DEFAULT_UID_BASE)
     locks = Path(tempfile.gettempdir()) / "qfc-job-uids"
     locks.mkdir(mode=0o700, exist_ok=True)
@@ -89,6 +90,15 @@ def _claim_identity() -> Identity:
         _uid_lock = lock
         return Identity(uid, uid)
     raise RuntimeError(f"All {UID_RANGE} job uids from {base} are in use by other workers")
+
+
+def _check_reachable(folder: Path) -> None:
+    """Job folders are made in `folder`: the job's user must be able to pass through it."""
+    for place in (folder.resolve(), *folder.resolve().parents):
+        if not place.stat().st_mode & stat.S_IXOTH:
+            raise RuntimeError(f"Job folders go to {folder}, but {place} is closed to other users, such as"
+                               " the users jobs run as: set TMPDIR to a folder everyone may pass through"
+                               " (/tmp).")
 
 
 def give(path: Path) -> None:

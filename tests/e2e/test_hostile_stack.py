@@ -14,8 +14,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import zipfile
@@ -86,9 +88,14 @@ def secret_gpkg(folder: Path, name: str, text: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def job_tmp(tmp_path_factory) -> Path:
-    """The stack's temporary folder (TMPDIR): where its worker makes job folders."""
-    return tmp_path_factory.mktemp("stack-tmp")
+def job_tmp() -> Path:
+    """The stack's temporary folder (TMPDIR): where its worker makes job folders. Every user may
+    pass through it, as through /tmp: a worker running as root hands each job folder to the
+    job's own user (pytest's own temporary folders are closed to other users)."""
+    folder = Path(tempfile.mkdtemp(prefix="qfc-test-stack-tmp-"))
+    folder.chmod(0o711)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
