@@ -28,6 +28,7 @@ from .models.deltas import DeltaStatus
 from .models.jobs import JobType
 from .models.listing import Listing
 from .models.projects import ProjectType
+from .outputs import compact_json
 from .permissions import Action, ProjectRole, allowed
 
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).
@@ -115,14 +116,15 @@ def _new_items(caller: Caller, project: Project, role: ProjectRole,
         if uuid in existing:
             continue
         delta = deltafile.deltas[index]
-        if len(json.dumps(contents[index])) > MAX_DELTA_BYTES:
+        content = compact_json(contents[index])
+        if len(content) > MAX_DELTA_BYTES:
             raise PayloadTooLarge(f"Delta `{uuid}` is larger than {MAX_DELTA_BYTES} bytes.")
         status, feedback = _first_status(role, delta.method, delta.layer_id, layers)
         items.append(Delta(
             project.id, uuid, seq=f"{now.isoformat()}#{deltafile.id}#{index:06d}",
             deltafile_id=deltafile.id, client_id=delta.clientId, created_by=caller.username,
-            created_at=now, updated_at=now, status=status, content=contents[index],
-            feedback=feedback,
+            created_at=now, updated_at=now, status=status, content_json=content,
+            feedback_json=None if feedback is None else compact_json(feedback),
             pending_project_id=project.id if status == DeltaStatus.PENDING else None,
         ))
     return items
@@ -134,7 +136,7 @@ def _write_new(items: list[Delta]) -> list[Delta]:
     stored: list[Delta] = []
     batches, batch, size = [], [], 0
     for item in items:
-        item_size = len(json.dumps(item.content))
+        item_size = len(item.content_json)
         if batch and (len(batch) == _WRITE_BATCH or size + item_size > _TRANSACTION_BYTES):
             batches.append(batch)
             batch, size = [], 0
@@ -259,7 +261,7 @@ def record(job: Job, feedback: dict[str, Any] | None, taken: list[Delta] | None 
                 continue
             outcome = outcomes.get(delta.id)
             delta.status = WORKER_STATUSES.get((outcome or {}).get("status"), DeltaStatus.ERROR)
-            delta.feedback = outcome
+            delta.feedback_json = None if outcome is None else compact_json(outcome)
             modified = (outcome or {}).get("modified_pk")
             delta.modified_pk = None if modified is None else str(modified)
             delta.updated_at = now

@@ -359,7 +359,10 @@ DeltaStatusLabel = Literal[tuple(  # type: ignore[misc]
     "STATUS_" + ("BUSY" if status == DeltaStatus.STARTED else status.name) for status in DeltaStatus)]
 
 
-class DeltaOut(Output):
+class DeltaFieldsOut(Output):
+    """A delta's entry but for the delta itself and the last report (DeltaOut), which the lists
+    send as they are stored."""
+
     id: str
     deltafile_id: str
     created_by: str | None
@@ -368,6 +371,9 @@ class DeltaOut(Output):
     status: DeltaStatusLabel
     output: str | None = Field(description="The feedback as QFieldCloud renders it")
     last_status: DeltaStatus
-    last_feedback: Any
     last_modified_pk: str | None
+
+
+class DeltaOut(DeltaFieldsOut):
+    last_feedback: Any
     content: dict[str, Any] = Field(description="The delta as uploaded")

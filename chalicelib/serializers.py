@@ -310,10 +310,18 @@ def package_json(package: Package) -> dict[str, Any]:
     ).dump()
 
 
-def delta_json(delta: Delta) -> dict[str, Any]:
+def delta_entries_json(page: Sequence[Delta]) -> JsonItems:
+    """A page of deltas as JSON text: each entry's own fields, followed by the delta and its last
+    report as they are stored (JSON text, spliced in unparsed), so that any stored delta can be
+    listed, however deeply its values nest."""
+    return JsonItems(",".join(_delta_text(delta) for delta in page))
+
+
+def _delta_text(delta: Delta) -> str:
     status = DeltaStatus(delta.status)
     shown = "BUSY" if status == DeltaStatus.STARTED else status.name
-    return out.DeltaOut(
+    feedback = delta.feedback
+    own = out.compact_json(out.DeltaFieldsOut(
         id=delta.id,
         deltafile_id=delta.deltafile_id,
         created_by=delta.created_by,
@@ -321,9 +329,9 @@ def delta_json(delta: Delta) -> dict[str, Any]:
         updated_at=delta.updated_at,
         status=f"STATUS_{shown}",
         # As QFieldCloud renders it: the feedback printed as a Python value.
-        output=str(delta.feedback) if delta.feedback is not None else None,
+        output=str(feedback) if feedback is not None else None,
         last_status=status,
-        last_feedback=delta.feedback,
         last_modified_pk=delta.modified_pk,
-        content=delta.content,
-    ).dump()
+    ).dump())
+    # DeltaOut's own fields.
+    return f'{own[:-1]},"last_feedback":{delta.feedback_json or "null"},"content":{delta.content_json}}}'

@@ -324,3 +324,4 @@ def test_deleting_the_project_removes_its_deltas_jobs_and_feature_keys(alice, pr
     assert alice.delete(f"projects/{project}/").status == 204
     assert (Delta.count(project), ClientFeaturePk.count(project), Job.by_project.count(project)) == (0, 0, 0)
     assert counters() == 0
+

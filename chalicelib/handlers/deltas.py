@@ -8,13 +8,9 @@ from ..pagination import paginate
 from ..permissions import Action
 from ..request_data import deltafile, query
 from ..routing import Doc, Router
-from ..serializers import delta_json
+from ..serializers import delta_entries_json
 
 router = Router(__name__)
-
-
-def _render(page):
-    return [delta_json(delta) for delta in page]
 
 
 @router.route("/deltas/{project_id}/", methods=["GET"], doc=Doc(
@@ -23,7 +19,8 @@ def list_deltas(project_id):
     request = router.request
     caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.READ_DELTAS)
-    return paginate(request, deltas.list_deltas(project, query(request, OrderingQuery).ordering), _render)
+    listing = deltas.list_deltas(project, query(request, OrderingQuery).ordering)
+    return paginate(request, listing, delta_entries_json)
 
 
 @router.route("/deltas/{project_id}/", methods=["POST"], doc=Doc(
@@ -43,7 +40,7 @@ def list_deltafile(project_id, deltafile_id):
     request = router.request
     caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.READ_DELTAS)
-    return paginate(request, deltas.list_deltafile(project, deltafile_id), _render)
+    return paginate(request, deltas.list_deltafile(project, deltafile_id), delta_entries_json)
 
 
 @router.route("/deltas/apply/{project_id}/", methods=["POST"], doc=Doc(
