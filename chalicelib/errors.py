@@ -165,6 +165,15 @@ class ExplicitDeletionOfLastVersion(ApiError):
         "Explicit deletion of last file version is not allowed!")
 
 
+class DeltasNotStored(ApiError):
+    """DynamoDB refused or failed a write of new deltas (not a concurrent upload of the same
+    ones, which is fine): the push failed, and pushing the same deltafile again stores the rest."""
+
+    status, code, default_message = (
+        503, "deltas_not_stored",
+        "The deltas could not all be stored right now; nothing is lost: push the same deltafile again.")
+
+
 # How a broken input rule reads, by pydantic error type; `{field}` is the field's name.
 _INPUT_MESSAGES = {
     "missing": "`{field}` is required.",

@@ -1,6 +1,6 @@
 """Deltafiles that break what the store can hold are refused whole, naming the delta, instead of
 being stored in a form that breaks the lists later or lost behind a 200; whatever older code
-stored still lists."""
+stored still lists; a write that fails is an error answer."""
 
 from __future__ import annotations
 
@@ -146,3 +146,36 @@ def test_the_longest_accepted_client_key_fits_a_dynamodb_sort_key(alice, pid):
                       localPk="p" * MAX_PK_BYTES)
     assert len(deltas.client_key(longest).encode()) <= 1024
     assert push(alice, pid, a_deltafile(pid, longest)).status == 200
+
+
+def test_a_delta_write_that_dynamodb_refuses_is_an_error_not_a_silent_success(alice, pid):
+    """A write that fails for another reason than a concurrent upload of the same deltas (here an
+    empty key, which older checks let through) raises, so the push answers 503."""
+    from chalicelib import deltas
+    from chalicelib.errors import DeltasNotStored
+    from chalicelib.models import Delta
+
+    refused = Delta(pid, "", seq="s", deltafile_id=str(uuid.uuid4()), client_id="c", created_by="alice",
+                    status="pending", content_json="{}")
+    with pytest.raises(DeltasNotStored) as raised:
+        deltas._write_new([refused])
+    assert (raised.value.status, raised.value.code) == (503, "deltas_not_stored")
+    assert listed(alice, pid) == []
+
+
+def test_deltas_stored_meanwhile_by_another_upload_are_skipped_without_error(alice, pid):
+    from chalicelib import deltas
+    from chalicelib.auth import Caller
+    from chalicelib.inputs import Deltafile
+    from chalicelib.models import Project, User
+    from chalicelib.permissions import Origin, ProjectRole, Role
+
+    body = a_deltafile(pid, a_delta(), a_delta())
+    owner = ProjectRole(Role.ADMIN, Origin.PROJECT_OWNER)
+    items = deltas._new_items(Caller(User.get("alice"), "sdk"), Project.get(pid), owner,
+                              Deltafile.model_validate(body))
+    assert push(alice, pid, {**body, "deltas": body["deltas"][:1]}).status == 200  # won the race
+    stored = deltas._write_new(items)
+    assert [item.id for item in stored] == [body["deltas"][1]["uuid"]]
+    assert len(listed(alice, pid, body["id"])) == 2
+    assert alice.get(f"deltas/{pid}/?limit=1").headers["X-Total-Count"] == "2"

@@ -2,7 +2,7 @@ from chalice import Response
 
 from .. import auth, deltas, projects
 from .. import outputs as out
-from ..errors import EmptyContent, InvalidDeltafile, MultipleContents, NoQgisProject
+from ..errors import DeltasNotStored, EmptyContent, InvalidDeltafile, MultipleContents, NoQgisProject
 from ..inputs import Deltafile, OrderingQuery
 from ..pagination import paginate
 from ..permissions import Action
@@ -25,7 +25,7 @@ def list_deltas(project_id):
 
 @router.route("/deltas/{project_id}/", methods=["POST"], doc=Doc(
     "Upload a deltafile; a `delta_apply` job applies it", parts={"file": Deltafile},
-    errors=(InvalidDeltafile, NoQgisProject, EmptyContent, MultipleContents)))
+    errors=(InvalidDeltafile, NoQgisProject, EmptyContent, MultipleContents, DeltasNotStored)))
 def upload_deltafile(project_id):
     request = router.request
     caller = auth.require_caller(request)
