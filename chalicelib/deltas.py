@@ -201,7 +201,7 @@ def apply(caller: Caller, project: Project) -> Job | None:
     """`POST deltas/apply/<project>/`: a delta_apply job for whatever is pending."""
     if not project.the_qgis_file_name:
         raise NoQgisProject()
-    return jobs.trigger(caller, project, JobType.DELTA_APPLY)
+    return jobs.trigger(caller, project, JobType.DELTA_APPLY, limited=True)
 
 
 # --- Listing --------------------------------------------------------------------------------

@@ -107,6 +107,14 @@ class PayloadTooLarge(ApiError):
     status, code, default_message = 413, "payload_too_large", "The request body is too large."
 
 
+class TooManyJobs(ApiError):
+    """A new job would take a project, or an owner's projects, over their limit of jobs waiting
+    or running (`QFC_MAX_ACTIVE_JOBS_PER_PROJECT`, `QFC_MAX_ACTIVE_JOBS_PER_OWNER`)."""
+
+    status, code, default_message = (
+        429, "too_many_jobs", "Too many jobs are waiting or running; try again once some are done.")
+
+
 class HeaderFieldsTooLarge(ApiError):
     status, code, default_message = (
         431, "request_header_fields_too_large", "The request's headers are too large.")

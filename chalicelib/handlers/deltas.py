@@ -2,7 +2,14 @@ from chalice import Response
 
 from .. import auth, deltas, projects
 from .. import outputs as out
-from ..errors import DeltasNotStored, EmptyContent, InvalidDeltafile, MultipleContents, NoQgisProject
+from ..errors import (
+    DeltasNotStored,
+    EmptyContent,
+    InvalidDeltafile,
+    MultipleContents,
+    NoQgisProject,
+    TooManyJobs,
+)
 from ..inputs import Deltafile, OrderingQuery
 from ..pagination import paginate
 from ..permissions import Action
@@ -44,7 +51,7 @@ def list_deltafile(project_id, deltafile_id):
 
 
 @router.route("/deltas/apply/{project_id}/", methods=["POST"], doc=Doc(
-    "Apply what is pending (deprecated: POST jobs/)", errors=(NoQgisProject,)))
+    "Apply what is pending (deprecated: POST jobs/)", errors=(NoQgisProject, TooManyJobs)))
 def apply_deltas(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.UPLOAD_DELTAS)

@@ -2,7 +2,7 @@ from chalice import Response
 
 from .. import auth, jobs
 from .. import outputs as out
-from ..errors import NoQgisProject
+from ..errors import NoQgisProject, TooManyJobs
 from ..inputs import JobCreate, JobListQuery
 from ..pagination import paginate
 from ..request_data import body, query
@@ -22,8 +22,9 @@ def list_jobs():
 
 
 @router.route("/jobs/", methods=["POST"], doc=Doc(
-    "Start a job", returns=out.JobReportOut, status=201, body=JobCreate, errors=(NoQgisProject,),
-    other_responses={200: "A `package` job already waiting or running (without `force`)"}))
+    "Start a job", returns=out.JobReportOut, status=201, body=JobCreate, errors=(NoQgisProject, TooManyJobs),
+    other_responses={200: "The job of that type already waiting (for a `package` without `force`, "
+                          "also one running): nothing was created"}))
 def create_job():
     request = router.request
     caller = auth.require_caller(request)
