@@ -41,9 +41,18 @@ from .permissions import Action, require
 from .projects import get_project
 
 FEEDBACK = "feedback.json"
+FEEDBACK_SUMMARY = "feedback-summary.json"  # beside a report too large to be answered whole
 OUTPUT = "output.log"
 # What a job item keeps of its log; the whole log is in S3.
 ERROR_CHARS = 500
+# A report larger than this (its JSON) is answered as its summary and a link to the whole:
+# Lambda answers at most 6 MB, and a package job reports every layer with its fields, twice
+# over and again in `steps[].returns` (about 10 MB for 800 layers).
+MAX_ANSWERED_FEEDBACK_BYTES = 1024 * 1024
+# What a summary keeps of the report, each text at most SUMMARY_TEXT_CHARS long.
+SUMMARY_KEYS = ("feedback_version", "workflow_id", "workflow_name", "workflow_version",
+                "error", "error_type", "error_class", "error_stack")
+SUMMARY_TEXT_CHARS = 16_384
 
 
 def _active_sort(project_id: str, created_at: datetime, job_id: str) -> str:
@@ -190,9 +199,13 @@ def list_jobs(caller: Caller, query: JobListQuery) -> Listing[Job]:
 
 @dataclass(frozen=True)
 class JobReport:
+    """A job with its report (`feedback`) and log; `feedback_url` links to the whole report when
+    `feedback` is its summary."""
+
     job: Job
     feedback: dict[str, Any] | None
     output: str | None
+    feedback_url: str | None = None
 
 
 def get_job(caller: Caller, job_id: str) -> JobReport:
@@ -201,7 +214,39 @@ def get_job(caller: Caller, job_id: str) -> JobReport:
     except DoesNotExist:
         raise ObjectNotFound(f"There is no job `{job_id}`.") from None
     require(caller.user, get_project(job.project_id), Action.READ_JOBS)
-    return JobReport(job, feedback_of(job), _text(job, OUTPUT) if job.has_output else None)
+    feedback, feedback_url = _answered_feedback(job)
+    return JobReport(job, feedback, _text(job, OUTPUT) if job.has_output else None, feedback_url)
+
+
+def _answered_feedback(job: Job) -> tuple[dict[str, Any] | None, str | None]:
+    """The report as `GET jobs/<id>/` answers it: whole up to MAX_ANSWERED_FEEDBACK_BYTES, else
+    its summary (saved beside it) and a presigned link to the whole, valid as long as download
+    links. A large report is never read here, but for one saved without a summary."""
+    key = storage.job_key(job.project_id, job.id, FEEDBACK)
+    stored = storage.get_if_small(key, MAX_ANSWERED_FEEDBACK_BYTES) if job.has_feedback else None
+    if stored is None:
+        return None, None
+    if stored.data is not None:
+        return json.loads(stored.data), None
+    summary = _text(job, FEEDBACK_SUMMARY)
+    feedback = json.loads(summary) if summary else feedback_summary(feedback_of(job) or {})
+    return feedback, storage.presigned_get(key, content_type="application/json")
+
+
+def feedback_summary(feedback: dict[str, Any]) -> dict[str, Any]:
+    """What a report says but what its steps returned (`steps[].returns`, and `outputs`, which
+    repeats them): its workflow, each step's id, name and stage, and its error."""
+
+    def short(value: Any) -> Any:
+        if isinstance(value, str):
+            return value[:SUMMARY_TEXT_CHARS]
+        return value if value is None or isinstance(value, bool | int | float) else None
+
+    summary = {key: short(feedback[key]) for key in SUMMARY_KEYS if key in feedback}
+    steps = feedback.get("steps") if isinstance(feedback.get("steps"), list) else []
+    summary["steps"] = [{name: short(step.get(name)) for name in ("id", "name", "stage")}
+                        for step in steps if isinstance(step, dict)]
+    return summary
 
 
 def _text(job: Job, name: str) -> str | None:
@@ -281,10 +326,14 @@ def claim(job: Job) -> bool:
 
 def save_report(job: Job, feedback: dict[str, Any] | None, output: str | None) -> None:
     """Put the job's feedback and log in S3 (before the job is completed, so that a completed
-    job always has them)."""
+    job always has them), and the feedback's summary when it is too large to be answered."""
     if feedback is not None:
-        storage.put_object(storage.job_key(job.project_id, job.id, FEEDBACK),
-                           json.dumps(feedback).encode(), "application/json")
+        text = json.dumps(feedback)
+        storage.put_object(storage.job_key(job.project_id, job.id, FEEDBACK), text.encode(),
+                           "application/json")
+        if len(text) > MAX_ANSWERED_FEEDBACK_BYTES:
+            storage.put_object(storage.job_key(job.project_id, job.id, FEEDBACK_SUMMARY),
+                               json.dumps(feedback_summary(feedback)).encode(), "application/json")
     if output is not None:
         storage.put_object(storage.job_key(job.project_id, job.id, OUTPUT),
                            output.encode("utf-8", "replace"), "text/plain; charset=utf-8")

@@ -332,7 +332,14 @@ class JobOut(Output):
 
 
 class JobReportOut(JobOut):
-    feedback: dict[str, Any] | None = Field(description="QFieldCloud's feedback-v2 document")
+    feedback: dict[str, Any] | None = Field(
+        description="QFieldCloud's feedback-v2 document; when its JSON is larger than 1 MiB, its "
+                    "summary: the workflow's ids and names, `steps` with `id`, `name` and `stage` "
+                    "only, and the `error` fields (texts cut at 16,384 characters), without "
+                    "`outputs` and the steps' `returns`")
+    feedback_url: str | None = Field(
+        description="Set when `feedback` is a summary: a presigned URL (valid 10 minutes, no auth "
+                    "header) of the whole document")
     output: str | None = Field(description="The job's log")
 
 

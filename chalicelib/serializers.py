@@ -283,7 +283,7 @@ def job_json(job: Job) -> dict[str, Any]:
 
 def job_report_json(report: JobReport) -> dict[str, Any]:
     return out.JobReportOut(**_job_fields(report.job), feedback=report.feedback,
-                            output=report.output).dump()
+                            feedback_url=report.feedback_url, output=report.output).dump()
 
 
 def _package_file(name: str, size: int, md5sum: str, sha256: str, uploaded_at: datetime | None,
