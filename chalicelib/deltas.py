@@ -38,7 +38,7 @@ MAX_DELTA_BYTES = 300_000
 MAX_DELTAS_PER_JOB = 1000
 TAKEN = "deltas.json"  # which deltas a job took, beside its report
 _BATCH = 100  # BatchGetItem and TransactWriteItems take at most 100 items
-_BATCH_WRITE = 25  # BatchWriteItem takes at most 25
+_BATCH_WRITE_ITEMS = 25  # BatchWriteItem takes at most 25
 _WRITE_BATCH = _BATCH - 2  # deltas per transaction, beside the project's and deltafile's counts
 _TRANSACTION_BYTES = 3_000_000  # below TransactWriteItems' 4 MB
 _WRITE_ATTEMPTS = 3
@@ -305,7 +305,7 @@ def _keep_client_keys(project_id: str, created: list[Delta]) -> dict[str, str]:
     """Keep the server key of each feature in `created` under its client key; why DynamoDB
     refused to, by delta id. A refused batch is written again an item at a time, to tell which."""
     refused: dict[str, str] = {}
-    for chunk in _chunks(created, _BATCH_WRITE):
+    for chunk in _chunks(created, _BATCH_WRITE_ITEMS):
         items = [(delta, ClientFeaturePk(project_id, client_key(delta.content), pk=delta.modified_pk))
                  for delta in chunk]
         try:
