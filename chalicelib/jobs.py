@@ -199,11 +199,11 @@ def list_jobs(caller: Caller, query: JobListQuery) -> Listing[Job]:
 
 @dataclass(frozen=True)
 class JobReport:
-    """A job with its report (`feedback`) and log; `feedback_url` links to the whole report when
-    `feedback` is its summary."""
+    """A job with its report as JSON text (`feedback_json`, the whole or its summary) and its
+    log; `feedback_url` links to the whole report when `feedback_json` is its summary."""
 
     job: Job
-    feedback: dict[str, Any] | None
+    feedback_json: str | None
     output: str | None
     feedback_url: str | None = None
 
@@ -218,19 +218,19 @@ def get_job(caller: Caller, job_id: str) -> JobReport:
     return JobReport(job, feedback, _text(job, OUTPUT) if job.has_output else None, feedback_url)
 
 
-def _answered_feedback(job: Job) -> tuple[dict[str, Any] | None, str | None]:
-    """The report as `GET jobs/<id>/` answers it: whole up to MAX_ANSWERED_FEEDBACK_BYTES, else
-    its summary (saved beside it) and a presigned link to the whole, valid as long as download
-    links. A large report is never read here, but for one saved without a summary."""
+def _answered_feedback(job: Job) -> tuple[str | None, str | None]:
+    """The report as `GET jobs/<id>/` answers it, as the JSON text stored (never parsed, so any
+    report can be answered): whole up to MAX_ANSWERED_FEEDBACK_BYTES, else its summary (saved
+    beside it) and a presigned link to the whole, valid as long as download links. A large
+    report is never read here, but for one saved without a summary."""
     key = storage.job_key(job.project_id, job.id, FEEDBACK)
     stored = storage.get_if_small(key, MAX_ANSWERED_FEEDBACK_BYTES) if job.has_feedback else None
     if stored is None:
         return None, None
     if stored.data is not None:
-        return json.loads(stored.data), None
-    summary = _text(job, FEEDBACK_SUMMARY)
-    feedback = json.loads(summary) if summary else feedback_summary(feedback_of(job) or {})
-    return feedback, storage.presigned_get(key, content_type="application/json")
+        return stored.data.decode("utf-8"), None
+    summary = _text(job, FEEDBACK_SUMMARY) or json.dumps(feedback_summary(feedback_of(job) or {}))
+    return summary, storage.presigned_get(key, content_type="application/json")
 
 
 def feedback_summary(feedback: dict[str, Any]) -> dict[str, Any]:

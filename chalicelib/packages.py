@@ -34,7 +34,7 @@ class Package:
     job: Job
     package_files: list[PackageFile]
     attachments: list[ProjectFile]
-    layers: dict[str, Any] | None
+    layers_json: str  # JSON text: the layers as reported, maybe without their fields (below)
     packaged_at: datetime | None
     data_last_updated_at: datetime | None
 
@@ -58,14 +58,18 @@ def latest(project: Project) -> Package:
                    project.data_last_packaged_at, project.data_last_updated_at)
 
 
-def _answered(layers: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The layers as the latest package's answer carries them: whole up to MAX_LAYERS_BYTES of
-    JSON, else without each layer's `fields`, the part that grows with the data model (the whole
-    is in the package job's report)."""
-    if not isinstance(layers, dict) or len(compact_json(layers)) <= MAX_LAYERS_BYTES:
-        return layers
-    return {layer_id: {key: value for key, value in layer.items() if key != "fields"}
-            if isinstance(layer, dict) else layer for layer_id, layer in layers.items()}
+def _answered(layers: Any) -> str:
+    """The layers as the latest package's answer carries them, as JSON text (not rendered by the
+    output models, which refuse values nested as deep as a project file may nest a layer's
+    settings): whole up to MAX_LAYERS_BYTES, else without each layer's `fields`, the part that
+    grows with the data model (the whole is in the package job's report)."""
+    if not isinstance(layers, dict):
+        return "null"
+    text = compact_json(layers)
+    if len(text) <= MAX_LAYERS_BYTES:
+        return text
+    return compact_json({layer_id: {key: value for key, value in layer.items() if key != "fields"}
+                         if isinstance(layer, dict) else layer for layer_id, layer in layers.items()})
 
 
 def serve(project: Project, name: str, request: FileDownload) -> files.Served:

@@ -281,9 +281,12 @@ def job_json(job: Job) -> dict[str, Any]:
     return out.JobOut(**_job_fields(job)).dump()
 
 
-def job_report_json(report: JobReport) -> dict[str, Any]:
-    return out.JobReportOut(**_job_fields(report.job), feedback=report.feedback,
-                            feedback_url=report.feedback_url, output=report.output).dump()
+def job_report_text(report: JobReport) -> str:
+    """A job with its report, as JSON text: JobReportOut's own fields, then the report as stored
+    (JSON text, spliced in unparsed), so that a report of any depth can be answered."""
+    own = out.compact_json(out.JobReportFieldsOut(
+        **_job_fields(report.job), feedback_url=report.feedback_url, output=report.output).dump())
+    return f'{own[:-1]},"feedback":{report.feedback_json or "null"}}}'
 
 
 def _package_file(name: str, size: int, md5sum: str, sha256: str, uploaded_at: datetime | None,
@@ -293,21 +296,23 @@ def _package_file(name: str, size: int, md5sum: str, sha256: str, uploaded_at: d
                               is_attachment=is_attachment)
 
 
-def package_json(package: Package) -> dict[str, Any]:
+def package_text(package: Package) -> str:
+    """The latest package as JSON text: PackageOut's own fields, then its layers as the package
+    job reported them (JSON text already, spliced in)."""
     job = package.job
     files = [_package_file(f.name, int(f.size), f.md5sum, f.sha256, job.finished_at, False)
              for f in package.package_files]
     files += [_package_file(item.name, int(item.latest.size), item.latest.md5sum,
                             item.latest.sha256, item.latest.uploaded_at, True)
               for item in package.attachments]
-    return out.PackageOut(
+    own = out.compact_json(out.PackageFieldsOut(
         files=files,
-        layers=package.layers,
         status=job.status,
         package_id=job.id,
         packaged_at=package.packaged_at,
         data_last_updated_at=package.data_last_updated_at,
-    ).dump()
+    ).dump())
+    return f'{own[:-1]},"layers":{package.layers_json}}}'
 
 
 def delta_entries_json(page: Sequence[Delta]) -> JsonItems:

@@ -177,3 +177,19 @@ def test_the_latest_package_of_a_few_layers_keeps_their_fields(alice, pid):
     finished_package_job(alice, pid, feedback)
     assert alice.get(f"packages/{pid}/latest/").json()["layers"] == (
         feedback["outputs"]["qgis_layers_data"]["layers_by_id"])
+
+
+def test_a_report_nested_300_levels_deep_is_answered(alice, pid):
+    """A project file may nest a layer's widget settings at will, and the worker reports them:
+    such a report is answered as stored, by the job and by the latest package."""
+    feedback = package_feedback(2)
+    nested = 1
+    for _ in range(300):
+        nested = {"Option": nested}
+    layer = next(iter(feedback["outputs"]["qgis_layers_data"]["layers_by_id"].values()))
+    layer["fields"][0]["widget_config"] = nested
+    job_id = finished_package_job(alice, pid, feedback)
+    job = alice.get(f"jobs/{job_id}/")
+    assert job.status == 200 and job.json()["feedback"] == feedback
+    latest = alice.get(f"packages/{pid}/latest/")
+    assert latest.status == 200 and latest.json()["layers"][layer["id"]] == layer
