@@ -71,6 +71,10 @@ class Settings:
     job_lease_seconds: int
     job_poll_seconds: int
     job_busy_retry_seconds: int
+    # Jobs waiting or running at once that users may ask for (POST jobs/, deltas/apply/), per
+    # project and per owner of projects; -1 means no limit (docs/jobs.md says why these defaults).
+    max_active_jobs_per_project: int
+    max_active_jobs_per_owner: int
 
 
 def from_environment() -> Settings:
@@ -108,6 +112,8 @@ def from_environment() -> Settings:
         job_lease_seconds=int(env("QFC_JOB_LEASE_SECONDS", "60")),
         job_poll_seconds=int(env("QFC_JOB_POLL_SECONDS", "20")),
         job_busy_retry_seconds=int(env("QFC_JOB_BUSY_RETRY_SECONDS", "10")),
+        max_active_jobs_per_project=int(env("QFC_MAX_ACTIVE_JOBS_PER_PROJECT", "10")),
+        max_active_jobs_per_owner=int(env("QFC_MAX_ACTIVE_JOBS_PER_OWNER", "50")),
     )
 
 

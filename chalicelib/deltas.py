@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
 
 from . import jobs, storage
 from .auth import Caller
-from .errors import InvalidDeltafile, NoQgisProject, PayloadTooLarge
+from .errors import DeltasNotStored, InvalidDeltafile, NoQgisProject, PayloadTooLarge
 from .inputs import Deltafile
 from .models import ClientFeaturePk, Delta, Job, ListCount, Project
 from .models.base import Transaction, utcnow
@@ -28,6 +28,8 @@ from .models.deltas import DeltaStatus
 from .models.jobs import JobType
 from .models.listing import Listing
 from .models.projects import ProjectType
+from .observability import logger
+from .outputs import compact_json
 from .permissions import Action, ProjectRole, allowed
 
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).
@@ -36,8 +38,10 @@ MAX_DELTA_BYTES = 300_000
 MAX_DELTAS_PER_JOB = 1000
 TAKEN = "deltas.json"  # which deltas a job took, beside its report
 _BATCH = 100  # BatchGetItem and TransactWriteItems take at most 100 items
+_BATCH_WRITE_ITEMS = 25  # BatchWriteItem takes at most 25
 _WRITE_BATCH = _BATCH - 2  # deltas per transaction, beside the project's and deltafile's counts
 _TRANSACTION_BYTES = 3_000_000  # below TransactWriteItems' 4 MB
+_WRITE_ATTEMPTS = 3
 # How the worker's per-delta statuses become the statuses the API shows (reference §5.3).
 WORKER_STATUSES = {
     "status_applied": DeltaStatus.APPLIED,
@@ -115,14 +119,15 @@ def _new_items(caller: Caller, project: Project, role: ProjectRole,
         if uuid in existing:
             continue
         delta = deltafile.deltas[index]
-        if len(json.dumps(contents[index])) > MAX_DELTA_BYTES:
+        content = compact_json(contents[index])
+        if len(content) > MAX_DELTA_BYTES:
             raise PayloadTooLarge(f"Delta `{uuid}` is larger than {MAX_DELTA_BYTES} bytes.")
         status, feedback = _first_status(role, delta.method, delta.layer_id, layers)
         items.append(Delta(
             project.id, uuid, seq=f"{now.isoformat()}#{deltafile.id}#{index:06d}",
             deltafile_id=deltafile.id, client_id=delta.clientId, created_by=caller.username,
-            created_at=now, updated_at=now, status=status, content=contents[index],
-            feedback=feedback,
+            created_at=now, updated_at=now, status=status, content_json=content,
+            feedback_json=None if feedback is None else compact_json(feedback),
             pending_project_id=project.id if status == DeltaStatus.PENDING else None,
         ))
     return items
@@ -130,11 +135,13 @@ def _new_items(caller: Caller, project: Project, role: ProjectRole,
 
 def _write_new(items: list[Delta]) -> list[Delta]:
     """Store the deltas that are not stored yet, each exactly once even when a retry of the
-    same upload runs at the same time; the ones this call stored."""
+    same upload runs at the same time; the ones this call stored. `DeltasNotStored` when a
+    write fails for any other reason: the deltas of the batches before it stay stored, and
+    pushing the same deltafile again stores the rest."""
     stored: list[Delta] = []
     batches, batch, size = [], [], 0
     for item in items:
-        item_size = len(json.dumps(item.content))
+        item_size = len(item.content_json)
         if batch and (len(batch) == _WRITE_BATCH or size + item_size > _TRANSACTION_BYTES):
             batches.append(batch)
             batch, size = [], 0
@@ -143,21 +150,31 @@ def _write_new(items: list[Delta]) -> list[Delta]:
     if batch:
         batches.append(batch)
     for batch in batches:
-        for _ in range(3):
-            try:
-                with Transaction() as tx:
-                    for item in batch:
-                        tx.save(item, condition=Delta.id.does_not_exist())
-                    _count(tx, batch)
-                stored.extend(batch)
-                break
-            except TransactWriteError:
-                # Another upload of the same deltas won a race: store only what is still new.
-                taken = _existing_ids(batch[0].project_id, [item.id for item in batch])
-                batch = [item for item in batch if item.id not in taken]
-                if not batch:
-                    break
+        stored.extend(_write_batch(batch))
     return stored
+
+
+def _write_batch(batch: list[Delta]) -> list[Delta]:
+    """One transaction of new deltas with their counts; what of `batch` it stored."""
+    for _ in range(_WRITE_ATTEMPTS):
+        tx = Transaction()
+        try:
+            with tx:
+                for item in batch:
+                    tx.save(item, condition=Delta.id.does_not_exist(), label="delta")
+                _count(tx, batch)
+            return batch
+        except TransactWriteError as error:
+            raced = "delta" in tx.failed(error) or Transaction.conflicted(error)
+            if not raced:
+                logger.exception("Deltas could not be stored", extra={"deltas": len(batch)})
+                raise DeltasNotStored() from None
+        # Another upload of the same deltas won a race: store only what is still new.
+        taken = _existing_ids(batch[0].project_id, [item.id for item in batch])
+        batch = [item for item in batch if item.id not in taken]
+        if not batch:
+            return []
+    raise DeltasNotStored()
 
 
 def _count(tx: Transaction, batch: list[Delta]) -> None:
@@ -171,16 +188,20 @@ def upload(caller: Caller, project: Project, role: ProjectRole, deltafile: Delta
     if project.project_type == ProjectType.TEMPLATE:
         raise InvalidDeltafile("Template projects take no deltas.")
     _check(project, deltafile)
-    stored = _write_new(_new_items(caller, project, role, deltafile))
-    if any(delta.status == DeltaStatus.PENDING for delta in stored):
-        jobs.trigger(caller, project, JobType.DELTA_APPLY)
+    new = _new_items(caller, project, role, deltafile)
+    try:
+        _write_new(new)
+    finally:
+        # Also when a later batch failed: what was stored must not wait for the next push.
+        if any(delta.status == DeltaStatus.PENDING for delta in new):
+            jobs.trigger(caller, project, JobType.DELTA_APPLY)
 
 
 def apply(caller: Caller, project: Project) -> Job | None:
     """`POST deltas/apply/<project>/`: a delta_apply job for whatever is pending."""
     if not project.the_qgis_file_name:
         raise NoQgisProject()
-    return jobs.trigger(caller, project, JobType.DELTA_APPLY)
+    return jobs.trigger(caller, project, JobType.DELTA_APPLY, limited=True)
 
 
 # --- Listing --------------------------------------------------------------------------------
@@ -247,30 +268,57 @@ def _taken(job: Job) -> list[Delta]:
 def record(job: Job, feedback: dict[str, Any] | None, taken: list[Delta] | None = None) -> None:
     """Write each taken delta's outcome from the job's report (idempotent: the sweeper calls it
     again for a job whose worker stopped after completing it, and reads what the job took).
-    Deltas the report does not cover end in `error`; so do all of them when the job failed."""
+    Deltas the report does not cover end in `error`; so do all of them when the job failed.
+    A created feature's server key is kept for its client's later edits first; a delta whose
+    key cannot be kept ends in `error` too, saying so, rather than `applied` with its later
+    patches and deletes bound to miss the feature."""
     outcomes = {}
     for item in ((feedback or {}).get("outputs", {}).get("apply_deltas") or {}).get("delta_feedback", []):
         outcomes[item.get("delta_id")] = item
     now = utcnow()
-    created: list[ClientFeaturePk] = []
+    decided: list[Delta] = []
+    for delta in _taken(job) if taken is None else taken:
+        if delta.job_id != job.id or delta.status != DeltaStatus.STARTED:
+            continue
+        outcome = outcomes.get(delta.id)
+        delta.status = WORKER_STATUSES.get((outcome or {}).get("status"), DeltaStatus.ERROR)
+        delta.feedback_json = None if outcome is None else compact_json(outcome)
+        modified = (outcome or {}).get("modified_pk")
+        delta.modified_pk = None if modified is None else str(modified)
+        delta.updated_at = now
+        decided.append(delta)
+    created = [delta for delta in decided if delta.status == DeltaStatus.APPLIED
+               and delta.modified_pk is not None and delta.content.get("method") == "create"]
+    refused = _keep_client_keys(job.project_id, created)
     with Delta.batch_write() as batch:
-        for delta in _taken(job) if taken is None else taken:
-            if delta.job_id != job.id or delta.status != DeltaStatus.STARTED:
-                continue
-            outcome = outcomes.get(delta.id)
-            delta.status = WORKER_STATUSES.get((outcome or {}).get("status"), DeltaStatus.ERROR)
-            delta.feedback = outcome
-            modified = (outcome or {}).get("modified_pk")
-            delta.modified_pk = None if modified is None else str(modified)
-            delta.updated_at = now
+        for delta in decided:
+            if delta.id in refused:
+                delta.status = DeltaStatus.ERROR
+                delta.feedback_json = compact_json({
+                    **delta.feedback, "e_type": "ERROR",
+                    "msg": f"The feature was created (key {delta.modified_pk}), but its key could not "
+                           f"be kept for this client's later edits of it: {refused[delta.id]}"})
             batch.save(delta)
-            if delta.status == DeltaStatus.APPLIED and delta.content.get("method") == "create" \
-                    and delta.modified_pk is not None:
-                created.append(ClientFeaturePk(job.project_id, client_key(delta.content),
-                                               pk=delta.modified_pk))
-    with ClientFeaturePk.batch_write() as batch:
-        for item in created:
-            batch.save(item)
+
+
+def _keep_client_keys(project_id: str, created: list[Delta]) -> dict[str, str]:
+    """Keep the server key of each feature in `created` under its client key; why DynamoDB
+    refused to, by delta id. A refused batch is written again an item at a time, to tell which."""
+    refused: dict[str, str] = {}
+    for chunk in _chunks(created, _BATCH_WRITE_ITEMS):
+        items = [(delta, ClientFeaturePk(project_id, client_key(delta.content), pk=delta.modified_pk))
+                 for delta in chunk]
+        try:
+            with ClientFeaturePk.batch_write() as batch:
+                for _, item in items:
+                    batch.save(item)
+        except PutError:
+            for delta, item in items:
+                try:
+                    item.save()
+                except PutError as error:
+                    refused[delta.id] = error.cause_response_message or str(error)
+    return refused
 
 
 def put_back(job: Job) -> int:

@@ -107,6 +107,14 @@ class PayloadTooLarge(ApiError):
     status, code, default_message = 413, "payload_too_large", "The request body is too large."
 
 
+class TooManyJobs(ApiError):
+    """A new job would take a project, or an owner's projects, over their limit of jobs waiting
+    or running (`QFC_MAX_ACTIVE_JOBS_PER_PROJECT`, `QFC_MAX_ACTIVE_JOBS_PER_OWNER`)."""
+
+    status, code, default_message = (
+        429, "too_many_jobs", "Too many jobs are waiting or running; try again once some are done.")
+
+
 class HeaderFieldsTooLarge(ApiError):
     status, code, default_message = (
         431, "request_header_fields_too_large", "The request's headers are too large.")
@@ -163,6 +171,15 @@ class ExplicitDeletionOfLastVersion(ApiError):
     status, code, default_message = (
         400, "explicit_deletion_of_last_version",
         "Explicit deletion of last file version is not allowed!")
+
+
+class DeltasNotStored(ApiError):
+    """DynamoDB refused or failed a write of new deltas (not a concurrent upload of the same
+    ones, which is fine): the push failed, and pushing the same deltafile again stores the rest."""
+
+    status, code, default_message = (
+        503, "deltas_not_stored",
+        "The deltas could not all be stored right now; nothing is lost: push the same deltafile again.")
 
 
 # How a broken input rule reads, by pydantic error type; `{field}` is the field's name.

@@ -12,6 +12,7 @@ import uuid
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -305,6 +306,49 @@ class JobListQuery(Input):
     type: JobTypeName | None = None
 
 
+# A delta's parts that make up the key of a feature its client created (`deltas.client_key`:
+# `<clientId>__<localLayerId>__<localPk>`), a DynamoDB sort key of at most 1024 bytes of UTF-8.
+MAX_CLIENT_ID_BYTES = 128  # QField sends a UUID (36)
+MAX_LAYER_ID_BYTES = 512  # QGIS makes `<layer name>_<uuid>`
+MAX_PK_BYTES = 256
+assert MAX_CLIENT_ID_BYTES + MAX_LAYER_ID_BYTES + MAX_PK_BYTES + len("____") <= 1024
+# How deep lists and objects may nest in a delta, the delta itself being one level (an attribute
+# value inside `new.attributes` gets 13): far below what breaks a parser or a renderer, and half
+# the 32 levels DynamoDB allows in an item, should deltas ever be stored as maps.
+MAX_DELTA_DEPTH = 16
+
+
+def _utf8_of_at_most(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("is not valid Unicode text (it holds a lone surrogate)") from None
+        if size > limit:
+            raise ValueError(f"is at most {limit} bytes long in UTF-8")
+        return value
+
+    return AfterValidator(check)
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How many levels of lists and objects `value` has (a scalar has none), counted up to
+    `limit + 1` at most, level by level (no recursion, whatever the input)."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        level = [item for item in level if isinstance(item, dict | list)]
+        if not level:
+            break
+        depth += 1
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)]
+    return depth
+
+
+ClientId = Annotated[str, _utf8_of_at_most(MAX_CLIENT_ID_BYTES)]
+LayerId = Annotated[str, _utf8_of_at_most(MAX_LAYER_ID_BYTES)]
+FeaturePk = Annotated[str, _utf8_of_at_most(MAX_PK_BYTES)]
+
+
 class FeatureState(BaseModel):
     """A feature before (`old`) or after (`new`) a delta; nothing else may be in it."""
 
@@ -321,15 +365,22 @@ class DeltaInput(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    uuid: str
-    clientId: str  # optional in the upstream schema, but every client sends it and it is needed
-    localPk: str
-    sourcePk: str
-    localLayerId: str
-    sourceLayerId: str
+    uuid: Uuid  # the delta's key: a UUID as QField sends, stored in canonical (lowercase) form
+    clientId: ClientId  # optional in the upstream schema, but every client sends it and it is needed
+    localPk: FeaturePk
+    sourcePk: FeaturePk
+    localLayerId: LayerId
+    sourceLayerId: LayerId
     method: Literal["create", "patch", "delete"]
     old: FeatureState | None = None
     new: FeatureState | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_deep(cls, data: Any) -> Any:
+        if nesting_depth(data, MAX_DELTA_DEPTH) > MAX_DELTA_DEPTH:
+            raise ValueError(f"nests deeper than {MAX_DELTA_DEPTH} levels of lists and objects")
+        return data
 
     @property
     def layer_id(self) -> str:
@@ -345,8 +396,8 @@ class Deltafile(BaseModel):
     MAX_DELTAS: ClassVar[int] = 10_000
 
     version: Literal["1.0"]
-    project: str
-    id: str
+    project: Uuid
+    id: Uuid  # the deltafile's id, canonical as in the URLs that name it
     deltas: list[DeltaInput]
     files: list[str]
 

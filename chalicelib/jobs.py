@@ -7,8 +7,10 @@ It leaves the active index, and the counter drops, only once everything it produ
 (`retire`). A worker that dies leaves a lease that lapses; the sweeper then fails its job, and
 the job's own kind decides what to put back (deltas become pending again).
 
-The API creates jobs (`create`, `trigger`); the worker (job_containers.worker) is the second
-entry point and runs the rest.
+The API creates jobs (`create`, `trigger`): a request for a job gets the job of that type
+already waiting, if any, and a new job only while neither its project nor the project's owner
+has as many jobs not done as the settings allow (`_count_in`). The worker
+(job_containers.worker) is the second entry point and runs the rest.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWri
 
 from . import queue, storage
 from .auth import Caller
-from .errors import NoQgisProject, ObjectNotFound, PermissionDenied
+from .config import settings
+from .errors import NoQgisProject, ObjectNotFound, PermissionDenied, TooManyJobs
 from .inputs import JobCreate, JobListQuery
 from .models import Job, JobLease, ListCount, Project
 from .models.base import Transaction, utcnow
@@ -38,9 +41,18 @@ from .permissions import Action, require
 from .projects import get_project
 
 FEEDBACK = "feedback.json"
+FEEDBACK_SUMMARY = "feedback-summary.json"  # beside a report too large to be answered whole
 OUTPUT = "output.log"
 # What a job item keeps of its log; the whole log is in S3.
 ERROR_CHARS = 500
+# A report larger than this (its JSON) is answered as its summary and a link to the whole:
+# Lambda answers at most 6 MB, and a package job reports every layer with its fields, twice
+# over and again in `steps[].returns` (about 10 MB for 800 layers).
+MAX_ANSWERED_FEEDBACK_BYTES = 1024 * 1024
+# What a summary keeps of the report, each text at most SUMMARY_TEXT_CHARS long.
+SUMMARY_KEYS = ("feedback_version", "workflow_id", "workflow_name", "workflow_version",
+                "error", "error_type", "error_class", "error_stack")
+SUMMARY_TEXT_CHARS = 16_384
 
 
 def _active_sort(project_id: str, created_at: datetime, job_id: str) -> str:
@@ -56,7 +68,28 @@ def _jobs_in_flight(project_id: str) -> list[Job]:
     return sorted(Job.batch_get([key.id for key in keys]), key=lambda job: job.created_at)
 
 
-def _new_job(caller: Caller, project: Project, job_type: JobType) -> Job:
+def _job_to_reuse(project_id: str, job_type: JobType, *, force: bool = False) -> Job | None:
+    """What a request for a `job_type` job gets instead of a new one: the newest such job still
+    waiting (it will see everything there is when it starts), or for a package without `force`
+    also one running (QFieldCloud's rule). A job running when data changed needs a new one."""
+    statuses = (*WAITING, JobStatus.STARTED) if job_type == JobType.PACKAGE and not force else WAITING
+    found = [job for job in _jobs_in_flight(project_id) if job.type == job_type and job.status in statuses]
+    return found[-1] if found else None
+
+
+def _owner_count_id(owner_key: str) -> str:
+    return count_id("active-jobs", owner_key)
+
+
+def _below(attribute, limit: int):
+    """The condition that a counter is below `limit` (-1: no limit); a counter not written yet
+    is zero."""
+    if limit < 0:
+        return None
+    return attribute.does_not_exist() | (attribute < limit)
+
+
+def _new_job(caller: Caller, project: Project, job_type: JobType, *, limited: bool) -> Job:
     now = utcnow()
     job = Job(
         str(uuid.uuid4()),
@@ -68,16 +101,13 @@ def _new_job(caller: Caller, project: Project, job_type: JobType) -> Job:
         created_at=now,
         updated_at=now,
         active_partition=ACTIVE_PARTITION,
+        owner_count_id=_owner_count_id(project.owner_key),
     )
     job.active_sort = _active_sort(project.id, now, job.id)
     job.project_and_type = project_and_type(project.id, job_type)
     if job_type == JobType.DELTA_APPLY:
         job.overwrite_conflicts = project.overwrite_conflicts
-    with Transaction() as tx:
-        tx.save(job, condition=Job.id.does_not_exist())
-        tx.update(project, actions=[Project.active_jobs.add(1)], condition=is_live())
-        ListCount.add(tx, count_id("jobs", project.id), 1)
-        ListCount.add(tx, count_id("jobs", project.id, job_type), 1)
+    _count_in(job, project, limited)
     try:
         queue.send(job.id)
     except Exception:
@@ -90,33 +120,71 @@ def _new_job(caller: Caller, project: Project, job_type: JobType) -> Job:
     return job
 
 
+def _count_in(job: Job, project: Project, limited: bool) -> None:
+    """Write the new job with the counts of its project's and owner's jobs not done, and of the
+    project's job lists, in one transaction; `limited`: only if neither count is at its limit
+    (else 429 `too_many_jobs`), so that concurrent requests cannot pass a limit together."""
+    per_project = settings.max_active_jobs_per_project if limited else -1
+    per_owner = settings.max_active_jobs_per_owner if limited else -1
+    project_condition = is_live()
+    if (below := _below(Project.active_jobs, per_project)) is not None:
+        project_condition &= below
+    tx = Transaction()
+    tx.save(job, condition=Job.id.does_not_exist())
+    tx.update(project, actions=[Project.active_jobs.add(1)], condition=project_condition, label="project")
+    tx.update(ListCount(job.owner_count_id), actions=[ListCount.count.add(1)],
+              condition=_below(ListCount.count, per_owner), label="owner")
+    ListCount.add(tx, count_id("jobs", project.id), 1)
+    ListCount.add(tx, count_id("jobs", project.id, job.type), 1)
+    try:
+        tx.commit()
+    except TransactWriteError as exc:
+        failed = tx.failed(exc)
+        if "owner" in failed:
+            raise TooManyJobs(
+                f"The projects of `{project.owner}` have {per_owner} jobs waiting or running, the most "
+                f"they may have; try again once some are done.") from None
+        if "project" in failed and (per_project < 0 or _was_deleted(project.id)):
+            raise ObjectNotFound(f"There is no project `{project.id}`.") from None
+        if "project" in failed:
+            raise TooManyJobs(
+                f"This project has {per_project} jobs waiting or running, the most it may have; try "
+                f"again once some are done.") from None
+        raise
+
+
+def _was_deleted(project_id: str) -> bool:
+    try:
+        return Project.get(project_id, consistent_read=True).deleting_since is not None
+    except DoesNotExist:
+        return True
+
+
 def _required_action(job_type: str) -> Action:
     return Action.CREATE_PACKAGE_JOB if job_type == JobType.PACKAGE else Action.CREATE_JOB
 
 
 def create(caller: Caller, data: JobCreate) -> tuple[Job, bool]:
-    """`POST jobs/`: the new job, or, for a package without `force`, the one already waiting or
-    running (then `False`: nothing was created)."""
+    """`POST jobs/`: the job of that type already waiting (for a package without `force`, also
+    one running), then `False`: nothing was created; else a new job, within the limits."""
     project = get_project(data.project_id)
-    require(caller.user, project, _required_action(data.type))
-    if data.type == JobType.PACKAGE and project.project_type == ProjectType.TEMPLATE:
+    job_type = JobType(data.type)
+    require(caller.user, project, _required_action(job_type))
+    if job_type == JobType.PACKAGE and project.project_type == ProjectType.TEMPLATE:
         raise PermissionDenied("Template projects cannot be packaged.")
-    if data.type == JobType.PACKAGE and not data.force:
-        running = [job for job in _jobs_in_flight(project.id) if job.type == JobType.PACKAGE
-                   and job.status in (*WAITING, JobStatus.STARTED)]
-        if running:
-            return running[-1], False
+    existing = _job_to_reuse(project.id, job_type, force=data.force)
+    if existing is not None:
+        return existing, False
     if not project.the_qgis_file_name:
         raise NoQgisProject()
-    return _new_job(caller, project, JobType(data.type)), True
+    return _new_job(caller, project, job_type, limited=True), True
 
 
-def trigger(caller: Caller, project: Project, job_type: JobType) -> Job:
-    """A job of `job_type` for the project, unless one is already waiting: a waiting job will
-    see everything there is when it starts (an upload during a running job needs a new one)."""
-    waiting = [job for job in _jobs_in_flight(project.id)
-               if job.type == job_type and job.status in WAITING]
-    return waiting[-1] if waiting else _new_job(caller, project, job_type)
+def trigger(caller: Caller, project: Project, job_type: JobType, *, limited: bool = False) -> Job:
+    """A job of `job_type` for the project, unless one is already waiting. `limited`: a job a
+    user asks for, which the limits refuse; one that stored data needs (an upload's, the next
+    delta_apply of the worker) is never refused, and at most one per type waits anyway."""
+    return _job_to_reuse(project.id, job_type) or _new_job(caller, project, job_type, limited=limited)
 
 
 def list_jobs(caller: Caller, query: JobListQuery) -> Listing[Job]:
@@ -131,9 +199,13 @@ def list_jobs(caller: Caller, query: JobListQuery) -> Listing[Job]:
 
 @dataclass(frozen=True)
 class JobReport:
+    """A job with its report as JSON text (`feedback_json`, the whole or its summary) and its
+    log; `feedback_url` links to the whole report when `feedback_json` is its summary."""
+
     job: Job
-    feedback: dict[str, Any] | None
+    feedback_json: str | None
     output: str | None
+    feedback_url: str | None = None
 
 
 def get_job(caller: Caller, job_id: str) -> JobReport:
@@ -142,7 +214,39 @@ def get_job(caller: Caller, job_id: str) -> JobReport:
     except DoesNotExist:
         raise ObjectNotFound(f"There is no job `{job_id}`.") from None
     require(caller.user, get_project(job.project_id), Action.READ_JOBS)
-    return JobReport(job, feedback_of(job), _text(job, OUTPUT) if job.has_output else None)
+    feedback, feedback_url = _answered_feedback(job)
+    return JobReport(job, feedback, _text(job, OUTPUT) if job.has_output else None, feedback_url)
+
+
+def _answered_feedback(job: Job) -> tuple[str | None, str | None]:
+    """The report as `GET jobs/<id>/` answers it, as the JSON text stored (never parsed, so any
+    report can be answered): whole up to MAX_ANSWERED_FEEDBACK_BYTES, else its summary (saved
+    beside it) and a presigned link to the whole, valid as long as download links. A large
+    report is never read here, but for one saved without a summary."""
+    key = storage.job_key(job.project_id, job.id, FEEDBACK)
+    stored = storage.get_if_small(key, MAX_ANSWERED_FEEDBACK_BYTES) if job.has_feedback else None
+    if stored is None:
+        return None, None
+    if stored.data is not None:
+        return stored.data.decode("utf-8"), None
+    summary = _text(job, FEEDBACK_SUMMARY) or json.dumps(feedback_summary(feedback_of(job) or {}))
+    return summary, storage.presigned_get(key, content_type="application/json")
+
+
+def feedback_summary(feedback: dict[str, Any]) -> dict[str, Any]:
+    """What a report says but what its steps returned (`steps[].returns`, and `outputs`, which
+    repeats them): its workflow, each step's id, name and stage, and its error."""
+
+    def short(value: Any) -> Any:
+        if isinstance(value, str):
+            return value[:SUMMARY_TEXT_CHARS]
+        return value if value is None or isinstance(value, bool | int | float) else None
+
+    summary = {key: short(feedback[key]) for key in SUMMARY_KEYS if key in feedback}
+    steps = feedback.get("steps") if isinstance(feedback.get("steps"), list) else []
+    summary["steps"] = [{name: short(step.get(name)) for name in ("id", "name", "stage")}
+                        for step in steps if isinstance(step, dict)]
+    return summary
 
 
 def _text(job: Job, name: str) -> str | None:
@@ -222,10 +326,14 @@ def claim(job: Job) -> bool:
 
 def save_report(job: Job, feedback: dict[str, Any] | None, output: str | None) -> None:
     """Put the job's feedback and log in S3 (before the job is completed, so that a completed
-    job always has them)."""
+    job always has them), and the feedback's summary when it is too large to be answered."""
     if feedback is not None:
-        storage.put_object(storage.job_key(job.project_id, job.id, FEEDBACK),
-                           json.dumps(feedback).encode(), "application/json")
+        text = json.dumps(feedback)
+        storage.put_object(storage.job_key(job.project_id, job.id, FEEDBACK), text.encode(),
+                           "application/json")
+        if len(text) > MAX_ANSWERED_FEEDBACK_BYTES:
+            storage.put_object(storage.job_key(job.project_id, job.id, FEEDBACK_SUMMARY),
+                               json.dumps(feedback_summary(feedback)).encode(), "application/json")
     if output is not None:
         storage.put_object(storage.job_key(job.project_id, job.id, OUTPUT),
                            output.encode("utf-8", "replace"), "text/plain; charset=utf-8")
@@ -279,10 +387,10 @@ def fail(job: Job, reason: str) -> bool:
 
 
 def retire(job: Job) -> None:
-    """The job is done and recorded: it leaves the active index and its project's count."""
+    """The job is done and recorded: it leaves the active index, its project's count and the
+    count of the owner it was counted for, all once."""
     tx = Transaction()
-    tx.update(job, actions=[Job.active_partition.remove(), Job.active_sort.remove()],
-              condition=Job.active_partition.exists(), label="job")
+    _leave(tx, job)
     tx.update(Project(job.project_id), actions=[Project.active_jobs.add(-1)],
               condition=Project.id.exists() & (Project.active_jobs > 0))
     try:
@@ -290,8 +398,22 @@ def retire(job: Job) -> None:
     except TransactWriteError as exc:
         if "job" in tx.failed(exc):
             return  # retired already
-        # The project is gone (deleted meanwhile): the job item alone leaves the index.
-        job.update(actions=[Job.active_partition.remove(), Job.active_sort.remove()])
+        # The project is gone (deleted meanwhile): the job leaves the rest alone.
+        tx = Transaction()
+        _leave(tx, job)
+        try:
+            tx.commit()
+        except TransactWriteError as exc:
+            if "job" not in tx.failed(exc):
+                raise
+
+
+def _leave(tx: Transaction, job: Job) -> None:
+    """Take the job out of the active index, and its owner's count, unless it is out already."""
+    tx.update(job, actions=[Job.active_partition.remove(), Job.active_sort.remove()],
+              condition=Job.active_partition.exists(), label="job")
+    if job.owner_count_id:  # None on jobs created before owners' counts
+        ListCount.add(tx, job.owner_count_id, -1)
 
 
 def in_flight() -> Iterator[Job]:

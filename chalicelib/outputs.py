@@ -331,9 +331,21 @@ class JobOut(Output):
     finished_at: Timestamp | None
 
 
-class JobReportOut(JobOut):
-    feedback: dict[str, Any] | None = Field(description="QFieldCloud's feedback-v2 document")
+class JobReportFieldsOut(JobOut):
+    """A job with its report but for the report itself (JobReportOut), which is sent as stored."""
+
+    feedback_url: str | None = Field(
+        description="Set when `feedback` is a summary: a presigned URL (valid 10 minutes, no auth "
+                    "header) of the whole document")
     output: str | None = Field(description="The job's log")
+
+
+class JobReportOut(JobReportFieldsOut):
+    feedback: dict[str, Any] | None = Field(
+        description="QFieldCloud's feedback-v2 document; when its JSON is larger than 1 MiB, its "
+                    "summary: the workflow's ids and names, `steps` with `id`, `name` and `stage` "
+                    "only, and the `error` fields (texts cut at 16,384 characters), without "
+                    "`outputs` and the steps' `returns`")
 
 
 class PackageFileOut(Output):
@@ -346,20 +358,30 @@ class PackageFileOut(Output):
     is_attachment: bool
 
 
-class PackageOut(Output):
+class PackageFieldsOut(Output):
+    """The latest package but for its layers (PackageOut), which are sent as the job reported them."""
+
     files: list[PackageFileOut]
-    layers: dict[str, Any] | None
     status: JobStatus
     package_id: Uuid
     packaged_at: Timestamp | None
     data_last_updated_at: Timestamp | None
 
 
+class PackageOut(PackageFieldsOut):
+    layers: dict[str, Any] | None = Field(
+        description="The project's layers as packaged, by id; without each layer's `fields` when "
+                    "they are larger than 1 MiB")
+
+
 DeltaStatusLabel = Literal[tuple(  # type: ignore[misc]
     "STATUS_" + ("BUSY" if status == DeltaStatus.STARTED else status.name) for status in DeltaStatus)]
 
 
-class DeltaOut(Output):
+class DeltaFieldsOut(Output):
+    """A delta's entry but for the delta itself and the last report (DeltaOut), which the lists
+    send as they are stored."""
+
     id: str
     deltafile_id: str
     created_by: str | None
@@ -368,6 +390,9 @@ class DeltaOut(Output):
     status: DeltaStatusLabel
     output: str | None = Field(description="The feedback as QFieldCloud renders it")
     last_status: DeltaStatus
-    last_feedback: Any
     last_modified_pk: str | None
+
+
+class DeltaOut(DeltaFieldsOut):
+    last_feedback: Any
     content: dict[str, Any] = Field(description="The delta as uploaded")

@@ -21,6 +21,12 @@ from .models import Job, Project, ProjectFile
 from .models.base import Transaction
 from .models.jobs import JobStatus, PackageFile
 from .models.projects import is_live
+from .outputs import compact_json
+
+# QField reads the latest package on every sync, so its answer must stay far below the 6 MB a
+# Lambda answers whatever the project: a package job reports each layer with its fields (about
+# 3 KB a layer with 5 fields, 6.5 KB with 12).
+MAX_LAYERS_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,7 @@ class Package:
     job: Job
     package_files: list[PackageFile]
     attachments: list[ProjectFile]
-    layers: dict[str, Any] | None
+    layers_json: str  # JSON text: the layers as reported, maybe without their fields (below)
     packaged_at: datetime | None
     data_last_updated_at: datetime | None
 
@@ -48,8 +54,22 @@ def latest(project: Project) -> Package:
     job = _latest_job(project)
     feedback = jobs.feedback_of(job) or {}
     layers = (feedback.get("outputs", {}).get("qgis_layers_data") or {}).get("layers_by_id")
-    return Package(job, list(job.package_files or []), _attachments(project), layers,
+    return Package(job, list(job.package_files or []), _attachments(project), _answered(layers),
                    project.data_last_packaged_at, project.data_last_updated_at)
+
+
+def _answered(layers: Any) -> str:
+    """The layers as the latest package's answer carries them, as JSON text (not rendered by the
+    output models, which refuse values nested as deep as a project file may nest a layer's
+    settings): whole up to MAX_LAYERS_BYTES, else without each layer's `fields`, the part that
+    grows with the data model (the whole is in the package job's report)."""
+    if not isinstance(layers, dict):
+        return "null"
+    text = compact_json(layers)
+    if len(text) <= MAX_LAYERS_BYTES:
+        return text
+    return compact_json({layer_id: {key: value for key, value in layer.items() if key != "fields"}
+                         if isinstance(layer, dict) else layer for layer_id, layer in layers.items()})
 
 
 def serve(project: Project, name: str, request: FileDownload) -> files.Served:

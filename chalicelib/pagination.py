@@ -143,13 +143,13 @@ def paginate(request, items: Sequence[T] | Listing | KeyOrdered, render: Render)
 
 def _page_response(rendered: list[Any] | JsonItems, headers: dict[str, str] | None = None) -> Response:
     if isinstance(rendered, JsonItems):
-        return _json_text_response(f"[{rendered.text}]", headers)
+        return json_text_response(f"[{rendered.text}]", headers)
     return Response(body=rendered, status_code=200, headers=headers or {})
 
 
-def _json_text_response(text: str, headers: dict[str, str] | None = None) -> Response:
+def json_text_response(text: str, headers: dict[str, str] | None = None, status_code: int = 200) -> Response:
     """A body that is JSON text already: Chalice sends text as it is, labelled here."""
-    return Response(body=text, status_code=200,
+    return Response(body=text, status_code=status_code,
                     headers={**(headers or {}), "Content-Type": "application/json"})
 
 
@@ -158,7 +158,7 @@ def _json_text_response(text: str, headers: dict[str, str] | None = None) -> Res
 
 def _paginate_listing(request, page: PageRequest, listing: Listing, render: Render) -> Response:
     if page.limit is None:
-        return _json_text_response(_json_array(listing, render))
+        return json_text_response(_json_array(listing, render))
     total = listing.count()
     if page.offset >= total:
         return Response(body=[], status_code=200, headers=_headers(request, page, total))
@@ -197,7 +197,7 @@ MAX_ORDER_KEY_BYTES = 1024  # DynamoDB's limit for a range key
 
 def _paginate_ordered(request, page: PageRequest, items: KeyOrdered, render: Render) -> Response:
     if page.limit is None:
-        return _json_text_response(_json_array(items, render))
+        return json_text_response(_json_array(items, render))
     after, before = _ordered_start(items, page)
     if before < page.offset:  # the list ends before the offset
         return Response(body=[], status_code=200, headers=_headers(request, page, before))

@@ -10,9 +10,10 @@ fails at its commit and removes what it stored (its S3 version, its quota reserv
 cannot be emptied within API Gateway's 29 s): open upload sessions, collaborators, its jobs,
 deltas and what goes with them, the file items (each batch deleted in one transaction that
 lowers the owner's storage counter by exactly the bytes those items held), every S3 object
-version under the project's prefix, and last the project item. Each step can run again, so an
-interrupted purge is finished by the next run. A job still running on the project fails when
-it tries to commit (the project is not live any more).
+version under the project's prefix, and last the project item. Jobs not done yet are retired
+first, so the owner's count of jobs waiting or running (its job limit) gets theirs back. Each
+step can run again, so an interrupted purge is finished by the next run. A job still running
+on the project fails when it tries to commit (the project is not live any more).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import contextlib
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
-from . import background, storage, uploads
+from . import background, jobs, storage, uploads
 from .errors import Conflict
 from .models import (
     ClientFeaturePk,
@@ -76,6 +77,7 @@ def purge(project_id: str) -> None:
     if project.deleting_since is None:
         return
     _drop_upload_sessions(project)
+    _retire_jobs(project)
     _delete_counts(project)
     for model, items in (
         (Collaborator, Collaborator.query(project.id, consistent_read=True)),
@@ -91,6 +93,14 @@ def purge(project_id: str) -> None:
     storage.delete_everything_under(storage.project_prefix(project.id))
     with contextlib.suppress(DeleteError):
         project.delete(condition=Project.deleting_since.exists())
+
+
+def _retire_jobs(project: Project) -> None:
+    """Jobs not done yet leave the counts they raised (their owner's outlives the project);
+    a worker finishing one later finds it retired, and lowers nothing again."""
+    for job in Job.by_project.query(project.id):
+        if job.active_partition is not None:
+            jobs.retire(job)
 
 
 def _delete_counts(project: Project) -> None:

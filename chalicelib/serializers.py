@@ -281,9 +281,12 @@ def job_json(job: Job) -> dict[str, Any]:
     return out.JobOut(**_job_fields(job)).dump()
 
 
-def job_report_json(report: JobReport) -> dict[str, Any]:
-    return out.JobReportOut(**_job_fields(report.job), feedback=report.feedback,
-                            output=report.output).dump()
+def job_report_text(report: JobReport) -> str:
+    """A job with its report, as JSON text: JobReportOut's own fields, then the report as stored
+    (JSON text, spliced in unparsed), so that a report of any depth can be answered."""
+    own = out.compact_json(out.JobReportFieldsOut(
+        **_job_fields(report.job), feedback_url=report.feedback_url, output=report.output).dump())
+    return f'{own[:-1]},"feedback":{report.feedback_json or "null"}}}'
 
 
 def _package_file(name: str, size: int, md5sum: str, sha256: str, uploaded_at: datetime | None,
@@ -293,27 +296,37 @@ def _package_file(name: str, size: int, md5sum: str, sha256: str, uploaded_at: d
                               is_attachment=is_attachment)
 
 
-def package_json(package: Package) -> dict[str, Any]:
+def package_text(package: Package) -> str:
+    """The latest package as JSON text: PackageOut's own fields, then its layers as the package
+    job reported them (JSON text already, spliced in)."""
     job = package.job
     files = [_package_file(f.name, int(f.size), f.md5sum, f.sha256, job.finished_at, False)
              for f in package.package_files]
     files += [_package_file(item.name, int(item.latest.size), item.latest.md5sum,
                             item.latest.sha256, item.latest.uploaded_at, True)
               for item in package.attachments]
-    return out.PackageOut(
+    own = out.compact_json(out.PackageFieldsOut(
         files=files,
-        layers=package.layers,
         status=job.status,
         package_id=job.id,
         packaged_at=package.packaged_at,
         data_last_updated_at=package.data_last_updated_at,
-    ).dump()
+    ).dump())
+    return f'{own[:-1]},"layers":{package.layers_json}}}'
 
 
-def delta_json(delta: Delta) -> dict[str, Any]:
+def delta_entries_json(page: Sequence[Delta]) -> JsonItems:
+    """A page of deltas as JSON text: each entry's own fields, followed by the delta and its last
+    report as they are stored (JSON text, spliced in unparsed), so that any stored delta can be
+    listed, however deeply its values nest."""
+    return JsonItems(",".join(_delta_text(delta) for delta in page))
+
+
+def _delta_text(delta: Delta) -> str:
     status = DeltaStatus(delta.status)
     shown = "BUSY" if status == DeltaStatus.STARTED else status.name
-    return out.DeltaOut(
+    feedback = delta.feedback
+    own = out.compact_json(out.DeltaFieldsOut(
         id=delta.id,
         deltafile_id=delta.deltafile_id,
         created_by=delta.created_by,
@@ -321,9 +334,9 @@ def delta_json(delta: Delta) -> dict[str, Any]:
         updated_at=delta.updated_at,
         status=f"STATUS_{shown}",
         # As QFieldCloud renders it: the feedback printed as a Python value.
-        output=str(delta.feedback) if delta.feedback is not None else None,
+        output=str(feedback) if feedback is not None else None,
         last_status=status,
-        last_feedback=delta.feedback,
         last_modified_pk=delta.modified_pk,
-        content=delta.content,
-    ).dump()
+    ).dump())
+    # DeltaOut's own fields.
+    return f'{own[:-1]},"last_feedback":{delta.feedback_json or "null"},"content":{delta.content_json}}}'

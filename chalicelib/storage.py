@@ -7,6 +7,7 @@ one home. Bytes of project files never pass through the API when presigned URLs 
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,6 +143,28 @@ def get_bytes(key: str) -> bytes | None:
         if is_missing(error):
             return None
         raise
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """An object's size, and its bytes if it was small enough to read (else None)."""
+
+    size: int
+    data: bytes | None
+
+
+def get_if_small(key: str, max_bytes: int) -> Fetched | None:
+    """An object's bytes if it has at most `max_bytes`, else only its size: one GetObject either
+    way, whose body is not read when it is larger. None if there is no such object."""
+    try:
+        response = aws.s3().get_object(Bucket=settings.bucket, Key=key)
+    except ClientError as error:
+        if is_missing(error):
+            return None
+        raise
+    size = int(response["ContentLength"])
+    with contextlib.closing(response["Body"]) as body:
+        return Fetched(size, body.read() if size <= max_bytes else None)
 
 
 def download_to(key: str, path: str, version_id: str | None = None) -> None:

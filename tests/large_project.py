@@ -4,6 +4,7 @@ of requests. The S3 objects are not written: lists, counts and costs do not read
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -64,8 +65,9 @@ def add_deltas(project_id: str, count: int, per_deltafile: int = 100) -> list[st
             batch.save(Delta(project_id, str(uuid.uuid4()), seq=f"{at.isoformat()}#{deltafile}#{number:06d}",
                              deltafile_id=deltafile, client_id="c", created_by="alice", created_at=at,
                              updated_at=at, status="applied",
-                             content={"method": "patch", "localLayerId": "points", "localPk": str(number),
-                                      "new": {"attributes": {"int": number}}}))
+                             content_json=json.dumps({"method": "patch", "localLayerId": "points",
+                                                      "localPk": str(number),
+                                                      "new": {"attributes": {"int": number}}})))
     ListCount(count_id("deltas", project_id)).update(actions=[ListCount.count.add(count)])
     for number, deltafile in enumerate(deltafiles):
         in_file = min(per_deltafile, count - number * per_deltafile)

@@ -229,7 +229,7 @@ def test_apply_endpoints_and_listing_order(alice, project):
     assert push(alice, project, second).status == 200
     assert alice.post(f"deltas/apply/{project}/").status == 200
     job = alice.post("jobs/", json={"project_id": project, "type": "delta_apply"})
-    assert job.status == 201
+    assert job.status == 200  # the job the pushes started, still waiting
     run_jobs()
     listed = alice.get(f"deltas/{project}/").json()
     assert [d["deltafile_id"] for d in listed] == [first["id"], second["id"], second["id"]]
@@ -238,8 +238,8 @@ def test_apply_endpoints_and_listing_order(alice, project):
     assert [d["id"] for d in newest] == [d["id"] for d in reversed(listed)]
     page = alice.get(f"deltas/{project}/?limit=2")
     assert len(page.json()) == 2 and page.headers["X-Total-Count"] == "3"
-    types = [j["type"] for j in alice.get(f"jobs/?project_id={project}").json()]
-    assert types.count("delta_apply") >= 2  # the forced one finds nothing left and finishes
+    applying = [j for j in alice.get(f"jobs/?project_id={project}").json() if j["type"] == "delta_apply"]
+    assert [(j["id"], j["status"]) for j in applying] == [(job.json()["id"], "finished")]
 
 
 def test_a_worker_killed_mid_apply_leaves_the_deltas_pending_and_a_new_job_applies_them(
@@ -324,3 +324,29 @@ def test_deleting_the_project_removes_its_deltas_jobs_and_feature_keys(alice, pr
     assert alice.delete(f"projects/{project}/").status == 204
     assert (Delta.count(project), ClientFeaturePk.count(project), Job.by_project.count(project)) == (0, 0, 0)
     assert counters() == 0
+
+
+def test_a_created_feature_whose_client_key_cannot_be_kept_fails_its_delta_alone(alice, project, tmp_path):
+    """A create whose client key DynamoDB cannot hold (older checks let one through; stored here
+    as they stored it): the feature is created, but the delta says `error` and why, instead of
+    an `applied` whose later patches would miss the feature; the job's other delta is applied
+    and the job finished."""
+    from chalicelib.models import Delta
+    from chalicelib.models.base import shared_connection
+
+    body = deltafile("multistage_p1_c1_create.json", project)
+    body["deltas"] += deltafile("multistage_p2_c2_create.json", project)["deltas"]
+    assert push(alice, project, body).status == 200
+    too_long = {**body["deltas"][0], "clientId": "c" * 1100}
+    shared_connection().client.update_item(
+        TableName=Delta.Meta.table_name, Key={"project_id": {"S": project}, "id": {"S": too_long["uuid"]}},
+        UpdateExpression="SET content = :content",
+        ExpressionAttributeValues={":content": {"S": json.dumps(too_long)}})
+    run_jobs()
+    assert statuses(alice, project, body["id"]) == ["STATUS_ERROR", "STATUS_APPLIED"]
+    failed = alice.get(f"deltas/{project}/{body['id']}/").json()[0]
+    assert "key could not be kept" in failed["last_feedback"]["msg"]
+    (job,) = [j for j in alice.get(f"jobs/?project_id={project}").json() if j["type"] == "delta_apply"]
+    assert job["status"] == "finished"
+    stored = rows(data(alice, project, tmp_path), "points_xy", "fid, int")
+    assert [fid for fid, _ in stored] == [1, 2, 3, 1000, 2000]

@@ -14,10 +14,13 @@ def test_a_cancelled_transaction_undoes_every_item_it_touched(aws):
     from chalicelib.models import Delta
     from chalicelib.models.base import Transaction
 
-    existing = Delta("p", "kept", seq="1", deltafile_id="f", client_id="c", created_by="a", content={"v": 1})
+    def delta(delta_id: str, seq: str, value: int) -> Delta:
+        return Delta("p", delta_id, seq=seq, deltafile_id="f", client_id="c", created_by="a",
+                     content_json=f'{{"v": {value}}}')
+
+    existing = delta("kept", "1", 1)
     existing.save()
-    changed = Delta("p", "kept", seq="1", deltafile_id="f", client_id="c", created_by="a", content={"v": 2})
-    new = Delta("p", "new", seq="2", deltafile_id="f", client_id="c", created_by="a", content={"v": 3})
+    changed, new = delta("kept", "1", 2), delta("new", "2", 3)
     with pytest.raises(TransactWriteError), Transaction() as tx:
         tx.save(new)  # applied by moto before the failing condition below
         tx.save(changed, condition=Delta.id.does_not_exist())

@@ -2,19 +2,22 @@ from chalice import Response
 
 from .. import auth, deltas, projects
 from .. import outputs as out
-from ..errors import EmptyContent, InvalidDeltafile, MultipleContents, NoQgisProject
+from ..errors import (
+    DeltasNotStored,
+    EmptyContent,
+    InvalidDeltafile,
+    MultipleContents,
+    NoQgisProject,
+    TooManyJobs,
+)
 from ..inputs import Deltafile, OrderingQuery
 from ..pagination import paginate
 from ..permissions import Action
 from ..request_data import deltafile, query
 from ..routing import Doc, Router
-from ..serializers import delta_json
+from ..serializers import delta_entries_json
 
 router = Router(__name__)
-
-
-def _render(page):
-    return [delta_json(delta) for delta in page]
 
 
 @router.route("/deltas/{project_id}/", methods=["GET"], doc=Doc(
@@ -23,12 +26,13 @@ def list_deltas(project_id):
     request = router.request
     caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.READ_DELTAS)
-    return paginate(request, deltas.list_deltas(project, query(request, OrderingQuery).ordering), _render)
+    listing = deltas.list_deltas(project, query(request, OrderingQuery).ordering)
+    return paginate(request, listing, delta_entries_json)
 
 
 @router.route("/deltas/{project_id}/", methods=["POST"], doc=Doc(
     "Upload a deltafile; a `delta_apply` job applies it", parts={"file": Deltafile},
-    errors=(InvalidDeltafile, NoQgisProject, EmptyContent, MultipleContents)))
+    errors=(InvalidDeltafile, NoQgisProject, EmptyContent, MultipleContents, DeltasNotStored)))
 def upload_deltafile(project_id):
     request = router.request
     caller = auth.require_caller(request)
@@ -43,11 +47,11 @@ def list_deltafile(project_id, deltafile_id):
     request = router.request
     caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.READ_DELTAS)
-    return paginate(request, deltas.list_deltafile(project, deltafile_id), _render)
+    return paginate(request, deltas.list_deltafile(project, deltafile_id), delta_entries_json)
 
 
 @router.route("/deltas/apply/{project_id}/", methods=["POST"], doc=Doc(
-    "Apply what is pending (deprecated: POST jobs/)", errors=(NoQgisProject,)))
+    "Apply what is pending (deprecated: POST jobs/)", errors=(NoQgisProject, TooManyJobs)))
 def apply_deltas(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.UPLOAD_DELTAS)

@@ -1,13 +1,11 @@
-from chalice import Response
-
 from .. import auth, jobs
 from .. import outputs as out
-from ..errors import NoQgisProject
+from ..errors import NoQgisProject, TooManyJobs
 from ..inputs import JobCreate, JobListQuery
-from ..pagination import paginate
+from ..pagination import json_text_response, paginate
 from ..request_data import body, query
 from ..routing import Doc, Router
-from ..serializers import job_json, job_report_json
+from ..serializers import job_json, job_report_text
 
 router = Router(__name__)
 
@@ -22,18 +20,19 @@ def list_jobs():
 
 
 @router.route("/jobs/", methods=["POST"], doc=Doc(
-    "Start a job", returns=out.JobReportOut, status=201, body=JobCreate, errors=(NoQgisProject,),
-    other_responses={200: "A `package` job already waiting or running (without `force`)"}))
+    "Start a job", returns=out.JobReportOut, status=201, body=JobCreate, errors=(NoQgisProject, TooManyJobs),
+    other_responses={200: "The job of that type already waiting (for a `package` without `force`, "
+                          "also one running): nothing was created"}))
 def create_job():
     request = router.request
     caller = auth.require_caller(request)
     job, created = jobs.create(caller, body(request, JobCreate))
     report = jobs.JobReport(job, None, None)
-    return Response(body=job_report_json(report), status_code=201 if created else 200)
+    return json_text_response(job_report_text(report), status_code=201 if created else 200)
 
 
 @router.route("/jobs/{job_id}/", methods=["GET"],
               doc=Doc("A job, with its feedback and log", returns=out.JobReportOut))
 def get_job(job_id):
     caller = auth.require_caller(router.request)
-    return job_report_json(jobs.get_job(caller, job_id))
+    return json_text_response(job_report_text(jobs.get_job(caller, job_id)))

@@ -1,9 +1,10 @@
 from .. import auth, packages, projects
 from .. import outputs as out
 from ..errors import InvalidJob
+from ..pagination import json_text_response
 from ..permissions import Action
 from ..routing import Doc, Router
-from ..serializers import package_json
+from ..serializers import package_text
 from .downloads import download_doc, download_request, download_response
 
 router = Router(__name__)
@@ -14,7 +15,7 @@ router = Router(__name__)
 def latest_package(project_id):
     caller = auth.require_caller(router.request)
     project, _ = projects.project_for(caller, project_id, Action.READ_PACKAGE)
-    return package_json(packages.latest(project))
+    return json_text_response(package_text(packages.latest(project)))
 
 
 @router.file_route("/packages/{project_id}/latest/files/", doc=download_doc("Download a file of the package"))

@@ -10,8 +10,9 @@ class ListCount(Table):
     """How many items a list holds, changed in the same transaction as the items, so that a paged
     list's `X-Total-Count` is one GetItem and never a read of the list. `list_id` names the list
     (`count_id` builds it): `jobs/<project>`, `jobs/<project>/<type>`, `deltas/<project>`,
-    `deltafile/<project>/<deltafile>`. A project's files are counted on the project itself
-    (`Project.file_count`), which every file change updates anyway."""
+    `deltafile/<project>/<deltafile>`, and `active-jobs/<owner key>`, the jobs not done yet of an
+    owner's projects (what the owner's job limit reads). A project's files are counted on the
+    project itself (`Project.file_count`), which every file change updates anyway."""
 
     class Meta(TableMeta):
         table = "list-counts"

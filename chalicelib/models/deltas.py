@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from typing import Any
 
-from pynamodb.attributes import JSONAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from .base import Table, TableMeta, utcnow
@@ -75,13 +77,24 @@ class Delta(Table):
     status = UnicodeAttribute(default=DeltaStatus.PENDING)
     pending_project_id = UnicodeAttribute(null=True)
     job_id = UnicodeAttribute(null=True)  # the delta_apply job that took it
-    content = JSONAttribute()
-    feedback = JSONAttribute(null=True)  # the worker's report of the last attempt
+    # The delta as uploaded, and the worker's report of the last attempt, as the JSON text they
+    # are stored as: the lists put that text into their answers unparsed, so whatever a delta
+    # holds can be listed. `content` and `feedback` are the values.
+    content_json = UnicodeAttribute(attr_name="content")
+    feedback_json = UnicodeAttribute(attr_name="feedback", null=True)
     modified_pk = UnicodeAttribute(null=True)
 
     in_order = DeltasInOrder()
     of_file = DeltasOfFile()
     pending = PendingDeltas()
+
+    @property
+    def content(self) -> dict[str, Any]:
+        return json.loads(self.content_json)
+
+    @property
+    def feedback(self) -> Any:
+        return None if self.feedback_json is None else json.loads(self.feedback_json)
 
 
 class ClientFeaturePk(Table):

@@ -111,6 +111,9 @@ class Job(Table):
     error = UnicodeAttribute(null=True)  # one line: why it failed
     package_files = ListAttribute(of=PackageFile, null=True)
     attempts = NumberAttribute(default=0)
+    # The `list-counts` item of the owner's jobs not done that this job raised (the owner's when
+    # it was created): retiring the job lowers exactly that one, whoever owns the project then.
+    owner_count_id = UnicodeAttribute(null=True)
 
     by_project = JobsByProject()
     of_type = JobsOfType()
