@@ -1,3 +1,6 @@
+import signal
+import subprocess
+
 import pytest
 
 from tests.e2e.stack import LocalStack
@@ -13,3 +16,20 @@ def stack(tmp_path_factory):
         assert created.returncode == 0, created.stderr
     yield local
     assert local.stop() == 0, "".join(local.output)
+
+
+@pytest.fixture
+def worker(stack):
+    """`worker()` starts a job worker of the test's own on the module's stack; each is stopped
+    at the end of the test if still alive."""
+    workers: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        workers.append(stack.start_worker())
+        return workers[-1]
+
+    yield start
+    for process in workers:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -120,20 +119,6 @@ def bob(stack) -> Api:
     return Api(stack.url, "bob", "pw-bob-secret")
 
 
-@pytest.fixture
-def worker(stack):
-    """`worker()` starts a job worker of this test's own; stopped at the end if still alive."""
-    workers: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        workers.append(stack.start_worker())
-        return workers[-1]
-
-    yield start
-    for process in workers:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
 
 
 # --- findings 1 and 3 on the stack: the AWS stand-in and the local data directory ----------------

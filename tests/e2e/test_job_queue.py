@@ -40,19 +40,6 @@ def cli(stack):
     return lambda *args, **kwargs: stack.cli(*args, token=token, **kwargs)
 
 
-@pytest.fixture
-def worker(stack):
-    workers: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        workers.append(stack.start_worker())
-        return workers[-1]
-
-    yield start
-    for process in workers:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
 
 
 def make_points(folder: Path, count: int) -> Path:
