@@ -30,7 +30,7 @@ import subprocess
 import sysconfig
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,10 @@ from job_containers.hosts import HostPolicy
 
 SAMPLE_SECONDS = 0.1
 LOG_TAIL_BYTES = 256 * 1024
-# The longest line a child may send its worker (a question and its payload).
+# The longest line a child may send its worker (a question and its payload), and the largest
+# report the worker reads (800 layers with their fields report about 20 MB).
 MESSAGE_BYTES = 1024 * 1024
+MAX_REPORT_BYTES = 256 * 1024 * 1024
 # A child's questions to its worker, by name: each takes the question's payload and returns the
 # answer (JSON data).
 Answers = dict[str, Callable[[Any], Any]]
@@ -98,6 +100,7 @@ class _Child:
     folder: Path  # its scratch folders and its log, removed with it
     questions: Any  # the read end of the pipe the child asks its worker on
     asking: bool = True  # until the child closes its end
+    answered: set[str] = field(default_factory=set)  # the questions it asked
 
     @property
     def log_path(self) -> Path:
@@ -185,14 +188,20 @@ def run_core(core: str, arguments: dict[str, Any], workdir: Path, *, timeout_sec
 
 
 def _answer(child: _Child, answers: Answers) -> None:
-    """Read one question of the child and write back its answer (or `{"error": ...}`)."""
+    """Read one question of the child and write back its answer (or `{"error": ...}`). Each
+    question is answered once: the answers cost the worker work (downloads), which a child, if
+    it went astray, must not make it repeat."""
     line = child.questions.readline(MESSAGE_BYTES)
     if not line:
         child.asking = False  # it closed its end: it is ending
         return
     try:
         question = json.loads(line)
-        reply = {"answer": answers[question["ask"]](question.get("payload"))}
+        name = question["ask"]
+        if name in child.answered:
+            raise ValueError(f"{name!r} was asked already")
+        child.answered.add(name)
+        reply = {"answer": answers[name](question.get("payload"))}
     except (ValueError, KeyError, TypeError) as error:
         reply = {"error": f"{type(error).__name__}: {error}"}
     try:
@@ -235,20 +244,21 @@ def _supervise(child: _Child, core: str, request: Path, feedback_path: Path, tim
     if failure is None and process.returncode != 0:
         failure = (f"QGIS crashed ({_signal_name(process.returncode)})." if process.returncode < 0
                    else f"The job process exited with code {process.returncode}.")
+    places = _server_paths(request.parent, child.folder)
     feedback = None
     try:
         with sandbox.open_regular(feedback_path, feedback_path.parent) as report:
-            feedback = json.loads(report.read())
+            text = report.read(MAX_REPORT_BYTES + 1)
+        if len(text) > MAX_REPORT_BYTES:
+            raise ValueError("too large")
+        feedback = json.loads(_without(places, text.decode("utf-8")))
     except FileNotFoundError:
         failure = failure or "The job process ended without a report."
     except (OSError, ValueError):
         failure = failure or "The job's report was unreadable."
     outcome = "failed" if failure else "done"
     summary = f"[job] {core}: {outcome} in {seconds:.1f} s, peak memory {peak:.0f} MB\n"
-    places = _server_paths(request.parent, child.folder)
     output = _without(places, _tail(child.log_path) + summary)
-    if feedback is not None:
-        feedback = json.loads(_without(places, json.dumps(feedback)))
     return ChildResult(feedback, output, failure, peak, seconds)
 
 

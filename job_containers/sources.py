@@ -78,6 +78,9 @@ _HARMLESS_OPEN_OPTIONS = {
 # in these formats the query is SQLite's own, which reads nothing else.
 _SQLITE_SUFFIXES = (".gpkg", ".sqlite", ".db", ".spatialite")
 _MAX_NESTING = 4  # virtual layers in virtual layers...
+# Names resolved by this process, which checks one job's projects (a package job checks the
+# project and then the packaged project, which names the same hosts): each name once.
+_resolved: dict[str, list] = {}
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,9 @@ class SourceChecker:
             except Refused as refusal:
                 refused[layer.id] = refusal
         names = {endpoint.host for endpoints in remote.values() for endpoint in endpoints}
-        addresses = hosts.resolve_all(names) if names else {}
+        if names - _resolved.keys():
+            _resolved.update(hosts.resolve_all(names - _resolved.keys()))
+        addresses = {name: _resolved[name] for name in names}
         for layer_id, endpoints in remote.items():
             for endpoint in endpoints:
                 if not addresses[endpoint.host] and not endpoint.direct:

@@ -230,3 +230,30 @@ def test_a_gdal_vrt_under_another_name_opens_nothing_in_a_job(workdir):
     layer = details["layers_by_id"]["disguised_vrt_0001"]
     assert layer["is_valid"] is False and layer["fields"] == []
     assert "TOPSECRET" not in json.dumps(result.feedback) + result.output
+
+
+def test_a_childs_question_is_answered_once(tmp_path):
+    """What a child asks costs the worker work (a download of shared datasets): asked again, it
+    gets an error, not the work done twice."""
+    read_end, write_end = os.pipe()
+    echo = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # the child's stdin
+    child = isolation._Child(echo, tmp_path, os.fdopen(read_end, "rb"))
+    asked = []
+    answers = {"localized": lambda payload: asked.append(payload) or "/the/folder"}
+    os.write(write_end, b'{"ask": "localized", "payload": ["a.gpkg"]}\n'
+                        b'{"ask": "localized", "payload": ["b.gpkg"]}\n{"ask": "unknown"}\n')
+    for _ in range(3):
+        isolation._answer(child, answers)
+    echo.stdin.close()
+    replies = [json.loads(line) for line in echo.stdout.read().splitlines()]
+    echo.wait()
+    os.close(write_end)
+    assert asked == [["a.gpkg"]]
+    assert replies[0] == {"answer": "/the/folder"}
+    assert "asked already" in replies[1]["error"] and "unknown" in replies[2]["error"]
+
+
+def test_a_report_larger_than_the_worker_reads_fails_the_job(project, workdir, monkeypatch):
+    monkeypatch.setattr(isolation, "MAX_REPORT_BYTES", 1000)
+    result = _run(project, workdir)
+    assert result.failure == "The job's report was unreadable."
