@@ -36,13 +36,7 @@ def bench_package(points: int, workdir: Path) -> dict:
         out = workdir / f"package_{points}_{run}"
         runs.append(_timed_child(["package", str(project), "project.qgs", str(out)]))
         digests.add(_digest(out))
-    return {
-        "points": points,
-        "wall_s": round(statistics.median(wall for wall, _ in runs), 2),
-        "peak_rss_mb": round(statistics.median(rss for _, rss in runs)),
-        "runs_wall_s": [round(wall, 2) for wall, _ in runs],
-        "identical_packages": len(digests) == 1,
-    }
+    return {**_figures(points, runs), "identical_packages": len(digests) == 1}
 
 
 def bench_process(points: int, workdir: Path) -> dict:
@@ -53,12 +47,16 @@ def bench_process(points: int, workdir: Path) -> dict:
         _generate_points_project(project, points)
     runs = [_timed_child(["process_projectfile", str(project), "project.qgs", str(workdir / f"out_{run}")])
             for run in range(RUNS)]
+    return {**_figures(points, runs), "identical_packages": None}
+
+
+def _figures(points: int, runs: list[tuple[float, float, float]]) -> dict:
     return {
         "points": points,
-        "wall_s": round(statistics.median(wall for wall, _ in runs), 2),
-        "peak_rss_mb": round(statistics.median(rss for _, rss in runs)),
-        "runs_wall_s": [round(wall, 2) for wall, _ in runs],
-        "identical_packages": None,
+        "wall_s": round(statistics.median(wall for wall, _, _ in runs), 2),
+        "cpu_s": round(statistics.median(cpu for _, _, cpu in runs), 2),
+        "peak_rss_mb": round(statistics.median(rss for _, rss, _ in runs)),
+        "runs_wall_s": [round(wall, 2) for wall, _, _ in runs],
     }
 
 
@@ -78,11 +76,11 @@ def main(argv: list[str]) -> None:
         results = [BENCHMARKS[name](size, Path(workdir)) for size in sizes]
     print(f"{name}: fresh process per run (QGIS start + core), median of {RUNS}; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
-    print(f"{'points':>8} {'wall s':>7} {'peak RSS MB':>12}  runs (s)              identical")
+    print(f"{'points':>8} {'wall s':>7} {'CPU s':>6} {'peak RSS MB':>12}  runs (s)              identical")
     for row in results:
         runs = " ".join(f"{wall:.2f}" for wall in row["runs_wall_s"])
-        print(f"{row['points']:>8} {row['wall_s']:>7.2f} {row['peak_rss_mb']:>12}  {runs:<20}  "
-              f"{row['identical_packages']}")
+        print(f"{row['points']:>8} {row['wall_s']:>7.2f} {row['cpu_s']:>6.2f} {row['peak_rss_mb']:>12}  "
+              f"{runs:<20}  {row['identical_packages']}")
     if name == "package":
         print(f"goal at {PACKAGE_GOAL['points']} points: <= {PACKAGE_GOAL['wall_s']} s, "
               f"<= {PACKAGE_GOAL['peak_rss_mb']} MB")
@@ -98,8 +96,9 @@ def _generate_points_project(directory: Path, points: int) -> None:
                    check=True, capture_output=True)
 
 
-def _timed_child(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one run of a core in a process of its own."""
+def _timed_child(args: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user and system: what a busy machine's other
+    work changes least) of one run of a core in a process of its own."""
     root = Path(__file__).resolve().parent.parent
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "bench.jobs_core", "--child", *args], cwd=root)
@@ -108,7 +107,7 @@ def _timed_child(args: list[str]) -> tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"the {args[0]} run failed (exit code {process.returncode})")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def _child(args: list[str]) -> None:
