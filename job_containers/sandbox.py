@@ -5,7 +5,7 @@ A project file is hostile input, and QGIS and GDAL read what it names. Whatever 
 
 - **A user of its own.** When the worker runs as root (its container on Fargate, CI), each worker
   process takes a uid of its own from a range (`QFC_JOB_UID_BASE`, 128 uids, one per worker on a
-  machine, claimed with a lock) and its QGIS child drops to it before it reads any request: the
+  machine, claimed with a lock in /run/lock) and its QGIS child drops to it before it reads any request: the
   worker's `/proc/<pid>/environ`, the local stack's data folder (0700), other workers' job folders
   and every file no other user may read stay closed to it. The child loads QGIS as root first
   (its code and Python's may lie where only root can read), then gives up root for good.
@@ -40,6 +40,8 @@ from typing import BinaryIO
 UID_RANGE = 128
 DEFAULT_UID_BASE = 61000  # below systemd's dynamic users (61184-65519), above ordinary accounts
 JOB_FOLDER_PREFIX = "qfc-job-"  # then the pid of the worker that made it
+# One place per machine, whatever TMPDIR a worker has: two workers must never share a uid.
+UID_LOCKS = Path("/run/lock/qfc-job-uids")
 CHILD_FOLDER_PREFIX = "qfc-child-"
 # Variables the child may inherit from the worker: where QGIS, GDAL and PROJ find their data.
 _INHERITED = ("QGIS_PREFIX_PATH", "GDAL_DATA", "PROJ_DATA", "PROJ_LIB", "LD_LIBRARY_PATH")
@@ -76,8 +78,8 @@ def _claim_identity() -> Identity:
     global _uid_lock
     _check_reachable(Path(tempfile.gettempdir()))
     base = int(os.environ.get("QFC_JOB_UID_BASE") or DEFAULT_UID_BASE)
-    locks = Path(tempfile.gettempdir()) / "qfc-job-uids"
-    locks.mkdir(mode=0o700, exist_ok=True)
+    UID_LOCKS.mkdir(mode=0o700, parents=True, exist_ok=True)
+    locks = UID_LOCKS
     if locks.is_symlink() or locks.stat().st_uid != 0:
         raise RuntimeError(f"{locks} must be a folder of root's: refusing to use it")
     for uid in range(base, base + UID_RANGE):

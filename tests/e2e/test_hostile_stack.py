@@ -300,8 +300,8 @@ def killed_mid_job(stack, alice, job_tmp, tmp_path_factory):
                     "gdal", kind="raster")]
     pid = alice.create_project("tenant")
     alice.upload(pid, tenant_file, secret_gpkg(tmp_path_factory.mktemp("tenant"), tenant_file, canary()))
+    first = stack.start_worker()
     try:
-        first = stack.start_worker()
         alice.upload(pid, "project.qgs", qgs(layers).encode())
         assert listener.connected.wait(120), "the job never reached the silent server"
         left_behind = files_named(job_tmp, tenant_file)
@@ -321,6 +321,9 @@ def killed_mid_job(stack, alice, job_tmp, tmp_path_factory):
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=60)
     finally:
+        if first.poll() is None:  # the test failed before it killed the worker: no orphan left
+            first.kill()
+            first.wait()
         listener.close()
 
 

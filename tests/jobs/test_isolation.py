@@ -257,3 +257,27 @@ def test_a_report_larger_than_the_worker_reads_fails_the_job(project, workdir, m
     monkeypatch.setattr(isolation, "MAX_REPORT_BYTES", 1000)
     result = _run(project, workdir)
     assert result.failure == "The job's report was unreadable."
+
+
+def test_two_workers_never_share_a_uid_whatever_their_tmpdir(tmp_path):
+    """Workers on one machine claim their uids from one place, even when their TMPDIRs differ
+    (a test's stack has one of its own)."""
+    code = ("from job_containers import sandbox; import sys, time;"
+            " print(sandbox.identity().uid, flush=True); sys.stdin.readline()")
+    workers = []
+    try:
+        for name in ("one", "two"):
+            folder = Path(tempfile.mkdtemp(prefix=f"qfc-test-tmp-{name}-"))
+            folder.chmod(0o711)
+            process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, env={**os.environ, "TMPDIR": str(folder)})
+            workers.append((process, folder))
+        uids = [process.stdout.readline().strip() for process, _ in workers]
+    finally:
+        for process, folder in workers:
+            process.communicate(b"\n", timeout=60)
+            shutil.rmtree(folder)
+    if sandbox.identity().separate:
+        assert uids[0] != uids[1] and b"None" not in uids
+    else:
+        assert uids == [b"None", b"None"]
