@@ -136,9 +136,9 @@ def _qgs_member(name: str, archive: zipfile.ZipFile) -> zipfile.ZipInfo:
 def _check_xml(name: str, open_stream: Callable[[], BinaryIO]) -> ProjectFileHead:
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    root: dict[str, str] | None = None
+    parser.buffer_text = True
     head = ProjectFileHead()
-    layers = _LayerCollector(head)
+    layers = _LayerCollector(head, parser)
 
     def refuse(*_: object) -> None:
         raise InvalidProjectFile(
@@ -151,21 +151,19 @@ def _check_xml(name: str, open_stream: Callable[[], BinaryIO]) -> ProjectFileHea
         if has_internal_subset:
             refuse()
 
-    def on_element(tag: str, attributes: dict[str, str]) -> None:
-        nonlocal root
-        if root is None:
-            if tag != "qgis":
-                raise InvalidProjectFile(f'Project file "{name}" is not a QGIS project (root <{tag}>).')
-            root = head.attributes = attributes
+    def on_root(tag: str, attributes: dict[str, str]) -> None:
+        if tag != "qgis":
+            raise InvalidProjectFile(f'Project file "{name}" is not a QGIS project (root <{tag}>).')
+        head.attributes = attributes
+        parser.StartElementHandler = layers.start  # the root is checked once: from here, collect
         layers.start(tag, attributes)
 
     parser.StartDoctypeDeclHandler = on_doctype
     parser.EntityDeclHandler = refuse
     parser.UnparsedEntityDeclHandler = refuse
     parser.ExternalEntityRefHandler = refuse
-    parser.StartElementHandler = on_element
+    parser.StartElementHandler = on_root
     parser.EndElementHandler = layers.end
-    parser.CharacterDataHandler = layers.text
     try:
         with open_stream() as stream:
             while chunk := stream.read(_CHUNK_BYTES):
@@ -183,40 +181,50 @@ def _check_xml(name: str, open_stream: Callable[[], BinaryIO]) -> ProjectFileHea
 class _LayerCollector:
     """Collects `qgis/projectlayers/maplayer` with its `id`, `provider` and `datasource` while
     the document streams through the safety check: the sources are known before QGIS reads any
-    of them, at no extra parse."""
+    of them, at no extra parse. Its handlers run for every element of what can be a document of
+    hundreds of MB, so they do as little as they can, and text is only collected in the three
+    elements wanted."""
 
     _FIELDS = ("id", "provider", "datasource")
 
-    def __init__(self, head: ProjectFileHead):
-        self.head = head
-        self.path: list[str] = []
+    def __init__(self, head: ProjectFileHead, parser):
+        self.head, self.parser = head, parser
+        self.depth = 0
+        self.in_layers = False
         self.layer: dict[str, str] | None = None
         self.embedded = False
         self.field: str | None = None
 
     def start(self, tag: str, attributes: dict[str, str]) -> None:
-        self.path.append(tag)
+        depth = self.depth = self.depth + 1
+        if depth == 4:
+            if self.layer is not None and tag in self._FIELDS:
+                self.field = tag
+                self.layer[tag] = ""
+                self.parser.CharacterDataHandler = self.text
+        elif depth == 3:
+            if self.in_layers and tag == "maplayer":
+                self.embedded = attributes.get("embedded") == "1"
+                self.layer = {"id": attributes.get("id", "")} if self.embedded else {}
+        elif depth == 2:
+            self.in_layers = tag == "projectlayers"
         if tag == "layer-tree-group" and attributes.get("embedded") == "1":
             self.head.embeds_groups = True
-        if self.path == ["qgis", "projectlayers", "maplayer"]:
-            self.layer, self.embedded = {}, attributes.get("embedded") == "1"
-            if self.embedded:
-                self.layer["id"] = attributes.get("id", "")
-        elif self.layer is not None and len(self.path) == 4 and tag in self._FIELDS:
-            self.field = tag
-            self.layer[tag] = ""
 
     def text(self, data: str) -> None:
-        if self.field is not None:
-            self.layer[self.field] += data
+        self.layer[self.field] += data
 
-    def end(self, tag: str) -> None:
-        if self.layer is not None and len(self.path) == 3:
-            self.head.layers.append(LayerSource(self.layer.get("id", ""), self.layer.get("provider", ""),
-                                                self.layer.get("datasource", ""), self.embedded))
+    def end(self, _tag: str) -> None:
+        depth = self.depth
+        if depth == 4 and self.field is not None:
+            self.parser.CharacterDataHandler = None
+            self.field = None
+        elif depth == 3 and self.layer is not None:
+            layer = self.layer
+            self.head.layers.append(LayerSource(layer.get("id", ""), layer.get("provider", ""),
+                                                layer.get("datasource", ""), self.embedded))
             self.layer = None
-        self.field = None
-        self.path.pop()
+        self.depth = depth - 1
 
 
 def _line_start(open_stream: Callable[[], BinaryIO], line_number: int, column: int) -> str:
