@@ -200,6 +200,7 @@ def start_moto(config: StackConfig, data_lock: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack.aws_standin", "-H", LOOPBACK, "-p", str(config.aws_port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(data_lock,),
+        start_new_session=True,  # out of reach of the terminal's Ctrl-C: run() stops it last
     )
     try:
         try:
@@ -243,7 +244,11 @@ def stop_process(process: subprocess.Popen) -> None:
 
 class WorkerProcess:
     """The local job worker, a child process restarted if it dies (as ECS restarts a stopped
-    task); its pid is in the data dir, its log in `worker.log`."""
+    task); its pid is in the data dir, its log in `worker.log`.
+
+    The worker and the AWS stand-in are in sessions of their own: a Ctrl-C reaches `./dev run`
+    alone, which stops the worker, then the stand-in the worker still needs until it has
+    stopped. They end when the stack's process ends, however it ends (devstack/lifetime.py)."""
 
     def __init__(self, config: StackConfig):
         self.config = config
@@ -259,6 +264,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devstack.worker"], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=dict(os.environ),
+            start_new_session=True,  # out of reach of the terminal's Ctrl-C: run() stops it first
         )
         self.config.worker_pid.write_text(f"{self.process.pid}\n")
 
