@@ -26,6 +26,13 @@ def wait_until_released(data_dir: Path, seconds: float = 20) -> None:
         time.sleep(0.2)
 
 
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_second_stack_on_a_data_folder_is_refused_and_loses_nothing(tmp_path):
     data_dir = tmp_path / "data"
     first = LocalStack(data_dir)
@@ -54,9 +61,14 @@ def test_a_second_stack_on_a_data_folder_is_refused_and_loses_nothing(tmp_path):
         assert {before, after} <= listed
         # However the stack dies, the kernel releases the folder: with a `kill -9` of the stack's
         # process, its AWS stand-in and job worker end too, and a new stack starts on the folder.
+        worker = int((data_dir / "worker.pid").read_text())
         first.process.kill()
         first.process.wait()
         wait_until_released(data_dir)
+        deadline = time.monotonic() + 30
+        while running(worker):
+            assert time.monotonic() < deadline, "the job worker outlived its stack"
+            time.sleep(0.2)
         second.start()
         token = second.login("admin", ADMIN_PASSWORD)
         listed = {project["id"] for project in second.cli("--json", "list-projects", token=token).json()}
