@@ -388,7 +388,7 @@ class DeltaFieldsOut(Output):
     created_at: Timestamp | None
     updated_at: Timestamp | None
     status: DeltaStatusLabel
-    output: str | None = Field(description="The feedback as QFieldCloud renders it")
+    output: str | None = Field(description="The last report (`last_feedback`) as JSON text")
     last_status: DeltaStatus
     last_modified_pk: str | None
 

@@ -325,7 +325,6 @@ def delta_entries_json(page: Sequence[Delta]) -> JsonItems:
 def _delta_text(delta: Delta) -> str:
     status = DeltaStatus(delta.status)
     shown = "BUSY" if status == DeltaStatus.STARTED else status.name
-    feedback = delta.feedback
     own = out.compact_json(out.DeltaFieldsOut(
         id=delta.id,
         deltafile_id=delta.deltafile_id,
@@ -333,8 +332,8 @@ def _delta_text(delta: Delta) -> str:
         created_at=delta.created_at,
         updated_at=delta.updated_at,
         status=f"STATUS_{shown}",
-        # As QFieldCloud renders it: the feedback printed as a Python value.
-        output=str(feedback) if feedback is not None else None,
+        # The last report as JSON text (QFieldCloud prints it as a Python value: docs/api.md).
+        output=delta.feedback_json,
         last_status=status,
         last_modified_pk=delta.modified_pk,
     ).dump())

@@ -31,6 +31,7 @@ from moto.s3.models import FakeMultipart
 from moto.server import main
 
 from .aws_state import StateDirectory, objects_read_body_files, offer_body, request_body
+from .lifetime import end_with_the_stack
 from .moto_atomic import make_dynamodb_atomic
 from .moto_multipart import complete_multipart_uploads_without_a_copy
 
@@ -128,6 +129,7 @@ def record_changes(state: StateDirectory | None, witness_path: str | None) -> No
 
 
 def start() -> int:
+    end_with_the_stack()
     make_dynamodb_atomic()
     introspect_moto_once()
     stamp_request_ids_only_where_they_go()

@@ -11,6 +11,7 @@ body instead of waitress's text page, like every other error.
 from __future__ import annotations
 
 import io
+import json
 import sys
 from http import HTTPStatus
 from typing import Any
@@ -35,6 +36,7 @@ MAX_BODY_BYTES = 8 * 1024**3
 # memory; response bodies above it are sent from the app's buffer.
 IN_MEMORY_BODY_BYTES = 1024 * 1024
 RECV_BYTES = 256 * 1024
+MAX_ERROR_BODY_BYTES = 64 * 1024
 ERRORS_BY_STATUS: dict[int, type[ApiError]] = {413: PayloadTooLarge, 431: HeaderFieldsTooLarge}
 
 
@@ -83,6 +85,16 @@ def _target_of(environ: dict[str, Any]) -> str:
     return target
 
 
+def _error_code(response) -> str:
+    """An error's code, to follow its status on the console line of the request."""
+    if response.status < 400 or len(response.body) > MAX_ERROR_BODY_BYTES:
+        return ""
+    try:
+        return f" {json.loads(response.body)['code']}"
+    except (ValueError, TypeError, KeyError):
+        return ""
+
+
 def wsgi_application(gateway: ApiGateway, quiet: bool = False):
     def application(environ: dict[str, Any], start_response):
         method = environ["REQUEST_METHOD"]
@@ -99,7 +111,8 @@ def wsgi_application(gateway: ApiGateway, quiet: bool = False):
             reason = ""
         start_response(f"{response.status} {reason}", headers)
         if not quiet:
-            sys.stderr.write(f"api: {environ.get('REMOTE_ADDR')} {method} {target} {response.status}\n")
+            sys.stderr.write(f"api: {environ.get('REMOTE_ADDR')} {method} {target} {response.status}"
+                             f"{_error_code(response)}\n")
         if len(payload) > IN_MEMORY_BODY_BYTES:
             # Sent from where it is: handed over as bytes, a body above `outbuf_overflow` is first
             # written to a temporary file and read back (a whole list of 10,000 files).

@@ -25,6 +25,8 @@ import requests
 
 from chalicelib import config as settings_module
 
+from . import data_folder
+
 LOOPBACK = "127.0.0.1"
 S3_OBJECTS_IN_MEMORY_BYTES = 256 * 1024
 
@@ -35,6 +37,33 @@ LOCAL_ENVIRONMENT = {
     # Metrics are for CloudWatch; locally they would only print lines.
     "POWERTOOLS_METRICS_DISABLED": "true",
 }
+
+
+# What `./dev run` reads from the environment, with its default: `./dev run --help` prints this, and
+# the README's table says the same (tests/test_dev_command.py holds them together).
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("QFC_PORT", "8000", "port of the API"),
+    ("QFC_AWS_PORT", "5000", "port of the local AWS stand-in"),
+    ("QFC_HOST", "127.0.0.1", "address both servers listen on (0.0.0.0 for phones on your network)"),
+    ("QFC_PUBLIC_HOST", "this machine's address", "address put in URLs when QFC_HOST is 0.0.0.0"),
+    ("QFC_PUBLIC_URL", "http://<public host>:<port>",
+     "server root put in absolute links (pagination), e.g. behind a TLS proxy"),
+    ("QFC_DATA_DIR", ".data", "where the local state is kept; one stack at a time uses a folder"),
+    ("QFC_ADMIN_PASSWORD", "generated", "password of `admin`, on first start"),
+    ("QFC_QUIET", "0", "1 leaves out the line per request at the console"),
+    ("QFC_MAX_DIRECT_UPLOAD_BYTES", "unset", "largest file accepted in one POST (4.4 MB on AWS)"),
+    ("QFC_QUOTA_GRACE_PERCENT", "10", "how far past the storage quota QField's uploads may go"),
+    ("QFC_WORKER", "1", "0 leaves the job worker out (jobs then wait in the queue)"),
+    ("QFC_JOB_TIMEOUT_SECONDS", "600", "time limit of a package or delta job's QGIS process"),
+    ("QFC_PROCESS_PROJECTFILE_TIMEOUT_SECONDS", "300", "time limit of processing an uploaded project"),
+    ("QFC_JOB_MEMORY_MB", "3000", "memory limit of a job's QGIS process"),
+    ("QFC_JOB_ALLOWED_PRIVATE_HOSTS", "none",
+     "private hosts jobs may reach besides public ones (names, addresses, networks)"),
+    ("QFC_JOB_NETWORK_SECONDS", "30", "how long a job's requests may stall on silent servers, in all"),
+    ("QFC_JOB_UID_BASE", "61000", "first of the uids jobs run as when the worker is root"),
+    ("QFC_MAX_ACTIVE_JOBS_PER_PROJECT", "10", "jobs waiting or running at once per project (429 beyond)"),
+    ("QFC_MAX_ACTIVE_JOBS_PER_OWNER", "50", "jobs waiting or running at once per owner (429 beyond)"),
+)
 
 
 def _outbound_address() -> str:
@@ -90,8 +119,13 @@ class StackConfig:
         return self.public_host not in (LOOPBACK, "localhost")
 
     @property
+    def root_url(self) -> str:
+        """The server root, what QField and QFieldSync ask for (they add `/api/v1/` themselves)."""
+        return f"http://{self.public_host}:{self.port}"
+
+    @property
     def api_url(self) -> str:
-        return f"http://{self.public_host}:{self.port}/api/v1/"
+        return f"{self.root_url}/api/v1/"
 
     @property
     def aws_state(self) -> Path:
@@ -117,7 +151,7 @@ def point_at_local_aws(config: StackConfig) -> None:
         os.environ.setdefault(name, value)
     os.environ["QFC_AWS_ENDPOINT_URL"] = config.aws_endpoint
     os.environ["QFC_AWS_PUBLIC_ENDPOINT_URL"] = config.aws_public_endpoint
-    os.environ.setdefault("QFC_PUBLIC_URL", config.api_url.removesuffix("/api/v1/"))
+    os.environ.setdefault("QFC_PUBLIC_URL", config.root_url)
     settings_module.reload()
 
 
@@ -144,7 +178,9 @@ def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> 
     raise SystemExit(f"the AWS stand-in did not answer at {url}")
 
 
-def start_moto(config: StackConfig) -> subprocess.Popen:
+def start_moto(config: StackConfig, data_lock: int) -> subprocess.Popen:
+    """The AWS stand-in on the data folder; it keeps `data_lock` (data_folder.claim) open, so the
+    folder stays locked for as long as it writes there, and it ends when this process does."""
     if not _port_is_free(LOOPBACK, config.aws_port):
         raise SystemExit(f"port {config.aws_port} is taken: set QFC_AWS_PORT to a free port")
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +199,8 @@ def start_moto(config: StackConfig) -> subprocess.Popen:
         print("Restoring the saved local state...", file=sys.stderr, flush=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack.aws_standin", "-H", LOOPBACK, "-p", str(config.aws_port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(data_lock,),
+        start_new_session=True,  # out of reach of the terminal's Ctrl-C: run() stops it last
     )
     try:
         try:
@@ -207,7 +244,11 @@ def stop_process(process: subprocess.Popen) -> None:
 
 class WorkerProcess:
     """The local job worker, a child process restarted if it dies (as ECS restarts a stopped
-    task); its pid is in the data dir, its log in `worker.log`."""
+    task); its pid is in the data dir, its log in `worker.log`.
+
+    The worker and the AWS stand-in are in sessions of their own: a Ctrl-C reaches `./dev run`
+    alone, which stops the worker, then the stand-in the worker still needs until it has
+    stopped. They end when the stack's process ends, however it ends (devstack/lifetime.py)."""
 
     def __init__(self, config: StackConfig):
         self.config = config
@@ -221,8 +262,9 @@ class WorkerProcess:
                   file=sys.stderr, flush=True)
         log = open(self.config.worker_log, "ab")  # noqa: SIM115 (lives as long as the worker)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "job_containers.worker"], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "devstack.worker"], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=dict(os.environ),
+            start_new_session=True,  # out of reach of the terminal's Ctrl-C: run() stops it first
         )
         self.config.worker_pid.write_text(f"{self.process.pid}\n")
 
@@ -261,6 +303,12 @@ def count_lists_once(config: StackConfig) -> None:
 
 
 def run(config: StackConfig) -> None:
+    # First of all, before the ports are checked: a second stack on this folder is told which
+    # stack has it, and never touches the state under it.
+    data_lock = data_folder.claim(config.data_dir)
+    published = {"pid": os.getpid(), "host": config.host, "public_host": config.public_host,
+                 "port": config.port, "aws_port": config.aws_port, "api_url": config.api_url}
+    data_folder.publish(config.data_dir, **published)
     if not _port_is_free(config.host, config.port):
         raise SystemExit(f"port {config.port} is taken: set QFC_PORT to a free port")
     if config.gated:
@@ -269,7 +317,10 @@ def run(config: StackConfig) -> None:
         # Presigned URLs leave this machine: they are signed with a secret nobody else knows.
         os.environ["AWS_SECRET_ACCESS_KEY"] = secrets.token_urlsafe(32)
     point_at_local_aws(config)
-    moto = start_moto(config)
+    os.environ["QFC_STACK_PID"] = str(os.getpid())  # its children end with it (devstack/lifetime.py)
+    moto = start_moto(config, data_lock)
+    published["aws_pid"] = moto.pid
+    data_folder.publish(config.data_dir, **published)
     worker = WorkerProcess(config)
     stopping = threading.Event()
 
@@ -286,9 +337,13 @@ def run(config: StackConfig) -> None:
         admin, password = ensure_admin(config)
 
         from app import app, handler
+        from chalicelib.observability import logger
         from devstack.gateway import ApiGateway
         from devstack.http_server import make_server
 
+        # The console has a line per request (devstack/http_server.py); the API's JSON log lines,
+        # made for CloudWatch, are printed only for errors, not for every refused request.
+        logger.setLevel("WARNING")
         server = make_server(ApiGateway(app, handler), config.host, config.port,
                              quiet=os.environ.get("QFC_QUIET") == "1")
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -300,10 +355,11 @@ def run(config: StackConfig) -> None:
             threading.Thread(target=gate.serve_forever, daemon=True).start()
         if config.start_worker:
             worker.ensure_running()
+        data_folder.publish(config.data_dir, **published, ready=True)
         _announce(config, admin, password)
         while not stopping.wait(0.5):
             if moto.poll() is not None:
-                raise SystemExit("the AWS stand-in stopped unexpectedly (see .data/moto.log)")
+                raise SystemExit(f"the AWS stand-in stopped unexpectedly (see {config.data_dir}/moto.log)")
             if config.start_worker:
                 worker.ensure_running()
         server.shutdown()
@@ -314,9 +370,22 @@ def run(config: StackConfig) -> None:
     print("Stopped.", file=sys.stderr)
 
 
+def cli_path() -> Path:
+    """The QFieldCloud CLI installed beside this interpreter (`.venv/bin`, which is not on the
+    PATH of a shell unless the venv is activated)."""
+    return Path(sys.executable).parent / "qfieldcloud-cli"
+
+
+def for_browsers(config: StackConfig) -> str:
+    """Where a person starts in a browser: the API explained and ready to try. (A web console
+    at the server root would take this place.)"""
+    return f"{config.root_url}/swagger/ (every endpoint, to try out; reference at {config.root_url}/docs/)"
+
+
 def _announce(config: StackConfig, admin: str, password: str | None) -> None:
     lines = [
-        f"QFieldCloud API:  {config.api_url}",
+        f"In a browser:     {for_browsers(config)}",
+        f"QFieldCloud API:  {config.api_url} (server URL for QField and QFieldSync: {config.root_url})",
         f"AWS stand-in:     {config.aws_public_endpoint} (moto; state kept in {config.data_dir}"
         + ("; from the network only presigned requests)" if config.gated else ")"),
         "Job worker:       " + (f"running, log in {config.worker_log}" if config.start_worker
@@ -330,7 +399,7 @@ def _announce(config: StackConfig, admin: str, password: str | None) -> None:
     lines += [
         "Log in with the QFieldCloud CLI:",
         f"  export QFIELDCLOUD_URL={config.api_url}",
-        f"  qfieldcloud-cli login {admin} '<password>'",
+        f"  {cli_path()} login {admin} '<password>'",
         "Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)

@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop(signum, frame) -> None:
         """Between jobs, at once (a long poll may have many seconds to go); during a job, once it
-        is done (ECS waits for that: the task's stop timeout)."""
+        is done (ECS waits for that: the task's stop timeout). A second signal changes nothing: a
+        Ctrl-C reaches the whole process group, and the local stack then stops its worker too."""
+        if worker.stopping.is_set():
+            return
         worker.stopping.set()
         if not worker.busy:
             raise SystemExit(0)

@@ -4,6 +4,7 @@ settings on first use, and `override_settings` changes them for one test."""
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import ExitStack
 
 os.environ.update({
@@ -20,6 +21,10 @@ os.environ.update({
 })
 os.environ.pop("QFC_AWS_ENDPOINT_URL", None)
 os.environ.pop("QFC_MAX_DIRECT_UPLOAD_BYTES", None)
+
+# As ./dev does for its other commands (see there): Debian's python3-openssl, older than the
+# cryptography pip installs, warns that it touches DSA when botocore imports it (with moto, next).
+warnings.filterwarnings("ignore", "DSA is deprecated", module="OpenSSL.crypto")
 
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402

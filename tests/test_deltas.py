@@ -76,7 +76,9 @@ def test_a_single_patch_is_applied_and_listed_as_qfield_reads_it(alice, project,
     (item,) = alice.get(f"deltas/{project}/").json()
     assert item["created_by"] == "alice" and item["deltafile_id"]
     assert item["content"]["new"] == {"attributes": {"int": 666}}
-    assert "status_applied" in item["output"]
+    # `output` is the last report as JSON text (QFieldCloud prints it as a Python value).
+    assert isinstance(item["output"], str) and json.loads(item["output"]) == item["last_feedback"]
+    assert item["last_feedback"]["status"] == "status_applied"
     listed = alice.get(f"projects/{project}/").json()
     assert listed["needs_repackaging"] is True and listed["status"] == "ok"
 
