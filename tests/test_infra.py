@@ -31,6 +31,7 @@ from pynamodb.models import Model
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
 from tests import shared_data
+from tests.aws_authorization import dynamodb_authorizations
 from tests.files_helpers import upload
 from tests.jobs_helpers import run_jobs, upload_tree
 from tests.test_deltas import DELTA_FILES, deltafile, push
@@ -740,8 +741,6 @@ def aws_calls_recorded(calls: list[tuple[str, str, dict[str, Any]]]) -> Iterator
         yield
 
 
-TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-                       "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
 S3_OBJECT_ACTIONS = {"GetObject": "GetObject", "HeadObject": "GetObject", "PutObject": "PutObject",
                      "DeleteObject": "DeleteObject", "CreateMultipartUpload": "PutObject",
                      "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject"}
@@ -783,14 +782,8 @@ def authorizations(service: str, operation: str, parameters: dict[str, Any],
                    arns: MotoArns) -> list[tuple[str, str]]:
     """The (action, resource) pairs IAM checks for one call, as the services' authorization
     references list them; a call not described here is `unmapped:…`, which no policy allows."""
-    if service == "dynamodb" and "TransactItems" in parameters:
-        return [(f"dynamodb:{TRANSACTION_ACTIONS[kind]}", arns.table_prefix + item[kind]["TableName"])
-                for item in parameters["TransactItems"] for kind in item]
-    if service == "dynamodb" and "RequestItems" in parameters:
-        return [(f"dynamodb:{operation}", arns.table_prefix + name) for name in parameters["RequestItems"]]
-    if service == "dynamodb" and "TableName" in parameters:
-        index = f"/index/{parameters['IndexName']}" if "IndexName" in parameters else ""
-        return [(f"dynamodb:{operation}", arns.table_prefix + parameters["TableName"] + index)]
+    if service == "dynamodb" and ({"TransactItems", "RequestItems", "TableName"} & set(parameters)):
+        return dynamodb_authorizations(operation, parameters, lambda name: arns.table_prefix + name)
     if service == "s3" and operation in S3_OBJECT_ACTIONS:
         versioned = "Version" if "VersionId" in parameters and operation != "PutObject" else ""
         return [(f"s3:{S3_OBJECT_ACTIONS[operation]}{versioned}", f"{arns.bucket}/{parameters['Key']}")]
