@@ -318,12 +318,15 @@ def test_stage_is_api_and_outputs_name_the_urls(template: dict[str, Any]) -> Non
 
     assert stage["StageName"] == "api"
     assert stage["DeploymentId"]["Ref"] in template["Resources"]
-    assert outputs["ApiUrl"]["Value"] == {
-        "Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/api/v1/"
-    }
-    assert outputs["ServerUrl"]["Value"] == {
-        "Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
-    }
+    # The operator's domain when there is one (the stage mapped to its root), else API Gateway's.
+    gateway = "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
+    assert outputs["ApiUrl"]["Value"] == {"Fn::If": [
+        "HasDomainName", {"Fn::Sub": "https://${DomainName}/api/v1/"}, {"Fn::Sub": gateway + "/api/v1/"}]}
+    assert outputs["ServerUrl"]["Value"] == {"Fn::If": [
+        "HasDomainName", {"Fn::Sub": "https://${DomainName}"}, {"Fn::Sub": gateway}]}
+    mapping = the_one(template, "AWS::ApiGateway::BasePathMapping")
+    assert mapping["Condition"] == "HasDomainName"
+    assert (mapping["Properties"]["Stage"], "BasePath" in mapping["Properties"]) == ("api", False)
     assert outputs["BucketName"]["Value"] == {"Ref": "FilesBucket"}
     assert outputs["JobsQueueUrl"]["Value"] == {"Ref": "JobsQueue"}
 
