@@ -42,7 +42,7 @@ Echo = Callable[[str], None]
 Ask = Callable[[str], bool]
 
 
-def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="./dev deploy",
         description="Deploy or update the whole server on AWS in one command (docs/deploy.md). "
@@ -70,6 +70,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                              "version, the job images and the deployment files too")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build", metavar="DIR",
                         help="where the Lambda package and the template are built (default: build/)")
+    return parser
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argument_parser()
     args = parser.parse_args(argv)
     if args.purge and not args.delete:
         parser.error("--purge goes with --delete")

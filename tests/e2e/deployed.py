@@ -84,11 +84,12 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def run_deploy(moto: MotoServer, stack: str, build_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_deploy(moto: MotoServer, stack: str, build_dir: Path, *extra: str,
+               yes: bool = True) -> subprocess.CompletedProcess:
     """`./dev deploy` as the acceptance runs it, against a moto server someone else started."""
     return subprocess.run(
-        [str(ROOT / "dev"), "deploy", "--stack", stack, "--endpoint-url", moto.url, "--yes",
-         "--build-dir", str(build_dir), *extra],
+        [str(ROOT / "dev"), "deploy", "--stack", stack, "--endpoint-url", moto.url,
+         *(["--yes"] if yes else []), "--build-dir", str(build_dir), *extra],
         cwd=ROOT, env={**BASE_ENVIRONMENT, **OPERATOR_ENVIRONMENT}, capture_output=True, text=True,
         timeout=900, stdin=subprocess.DEVNULL, check=False,
     )

@@ -143,6 +143,34 @@ def test_api_gateway_routes_every_route_of_the_app_to_the_function(first_and_sec
     assert len(apigateway.get_deployments(restApiId=deployed.resources["RestApi"])["items"]) == 1
 
 
+def test_delete_asks_first_keeps_the_data_and_purge_deletes_it(plain_moto, build_dir):
+    for stack in ("qfc-kept", "qfc-purged"):
+        created = run_deploy(plain_moto, stack, build_dir)
+        assert created.returncode == 0, created.stdout + created.stderr
+    kept, purged = Deployed.read(plain_moto, "qfc-kept"), Deployed.read(plain_moto, "qfc-purged")
+    dynamodb, s3, cfn = (plain_moto.client(service) for service in ("dynamodb", "s3", "cloudformation"))
+
+    unconfirmed = run_deploy(plain_moto, "qfc-kept", build_dir, "--delete", yes=False)
+    assert unconfirmed.returncode == 1 and "run again with --yes" in unconfirmed.stderr
+    assert cfn.describe_stacks(StackName="qfc-kept")["Stacks"]
+    deleted = run_deploy(plain_moto, "qfc-kept", build_dir, "--delete")
+    purge = run_deploy(plain_moto, "qfc-purged", build_dir, "--delete", "--purge")
+
+    assert deleted.returncode == 0 and purge.returncode == 0, deleted.stderr + purge.stderr
+    for stack in ("qfc-kept", "qfc-purged"):
+        with pytest.raises(ClientError):
+            cfn.describe_stacks(StackName=stack)
+    tables = set(dynamodb.list_tables()["TableNames"])
+    buckets = {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
+    assert {kept.outputs["TablePrefix"] + model.Meta.table for model in ALL_MODELS} <= tables
+    assert kept.outputs["BucketName"] in buckets
+    assert not {name for name in tables if name.startswith(purged.outputs["TablePrefix"])}
+    assert purged.outputs["BucketName"] not in buckets
+    artifacts = purged.parameters["LambdaCodeS3Bucket"]
+    assert not s3.list_objects_v2(Bucket=artifacts, Prefix="qfc-purged/").get("Contents")
+    assert s3.list_objects_v2(Bucket=artifacts, Prefix="qfc-kept/")["Contents"]
+
+
 # --- The deployed processes, with moto's IAM enforcement on ---------------------------------------
 
 
