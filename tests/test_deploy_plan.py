@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,21 @@ def test_without_credentials_or_region_the_operator_is_told_what_to_do(tmp_path)
     assert no_credentials.returncode == 1
     assert "No AWS credentials: run `aws configure`" in no_credentials.stderr
     assert "Traceback" not in no_region.stderr + no_credentials.stderr
+
+
+def test_chalice_deploy_refuses_to_build_a_function_without_the_stack(tmp_path):
+    """`chalice deploy`, a Chalice user's reflex, can only make a function and an API: none of the
+    tables, the bucket or the queue it needs. The project gives Chalice nothing to deploy, so it
+    stops before any AWS call and `./dev deploy` is the one way (a Chalice configuration that
+    deployed the whole stack would have to replace this test)."""
+    refused = subprocess.run(
+        [str(Path(sys.executable).parent / "chalice"), "deploy"], cwd=REPO, capture_output=True,
+        text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+        # Credentials, and an endpoint where nothing listens: no call could succeed anyway.
+        env=no_aws(tmp_path, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
+                   AWS_DEFAULT_REGION="eu-central-1", AWS_ENDPOINT_URL="http://127.0.0.1:9"),
+    )
+
+    assert refused.returncode != 0
+    assert "Unable to load the project config file" in refused.stderr
+    assert not (REPO / ".chalice" / "deployed").exists()
