@@ -93,8 +93,8 @@ def parameters() -> Json:
             "Default": 0,
             "MinValue": 0,
             "Description": "Job workers kept running when the queue is empty: 0 scales to zero (a "
-                           "job then waits about 2 to 4 minutes for a worker to start); 1 starts "
-                           "jobs at once, for about $46 a month (docs/deploy.md).",
+                           "job then waits some 3 to 5 minutes for a worker to start); 1 starts "
+                           "jobs at once, for about $46 a month in us-east-1 (docs/deploy.md).",
         },
         JOB_WORKERS_MAX: {
             "Type": "Number",

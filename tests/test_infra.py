@@ -379,6 +379,19 @@ def test_bucket_is_versioned_private_encrypted_and_allows_presigned_transfers(
     assert bucket["DeletionPolicy"] == "Retain"
 
 
+def test_the_bucket_refuses_every_request_that_is_not_over_tls(template: dict[str, Any]) -> None:
+    """moto's CloudFormation does not model bucket policies: this is where the policy is checked."""
+    (bucket_id,) = resources_of_type(template, "AWS::S3::Bucket")
+    (policy,) = resources_of_type(template, "AWS::S3::BucketPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+
+    assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:*")
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [{"Fn::GetAtt": [bucket_id, "Arn"]},
+                                     {"Fn::Sub": f"${{{bucket_id}.Arn}}/*"}]
+
+
 def test_jobs_queue_has_a_dead_letter_queue_like_the_local_stack(
     template: dict[str, Any], aws: None
 ) -> None:
