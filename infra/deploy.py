@@ -270,7 +270,8 @@ class Deployment:
             "           the server URL to enter in QField",
             f"ApiUrl:    {outputs['ApiUrl']}",
             "           QFIELDCLOUD_URL for qfieldcloud-cli (with the trailing slash)",
-            "Job workers: " + (f"running {image}" if image else "none (jobs wait in the queue)"),
+            "Job workers: " + (f"{image} (started as jobs come)" if image
+                               else "none (jobs wait in the queue)"),
         ]
         if password:
             lines += [f"Created the staff user '{ADMIN_USERNAME}' with the password: {password}",
