@@ -29,7 +29,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import cloudformation as cfn_ops
+from . import job_image as images
 from .artifacts import Artifacts
+from .index_steps import added_indexes, added_tables, index_steps
+from .package import cached_package
+from .standin import apply_skipped_properties, rest_api_as_resources
 from .target import DeployError, Target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,13 +121,12 @@ class Deployment:
     # --- deploy ----------------------------------------------------------------------------
 
     def deploy(self, build_dir: Path, job_image: str | None, parameter_pairs: list[str]) -> None:
+        # Imported here: generating the template imports the whole app, which `--help` does not need.
         from .build import generate
 
         self.echo(f"Deploying stack {self.stack_name} to {self.target.where}.")
         template = generate()
         if self.target.is_moto:
-            from .standin import rest_api_as_resources
-
             template = rest_api_as_resources(template)
         given = given_parameters(parameter_pairs, template)
         stack = self._stack_ready_for_change()
@@ -133,11 +136,9 @@ class Deployment:
         if image:
             given[JOB_IMAGE] = image
         deployed = cfn_ops.deployed_template(self.cfn, self.stack_name) if stack else {"Resources": {}}
-        from .index_steps import added_indexes, added_tables, index_steps
-
-        steps = index_steps(deployed, template) if stack else [template]
+        steps = index_steps(deployed, template)
         if len(steps) > 1:
-            self.echo(f"Tables gain more than one index each: CloudFormation adds one per table and "
+            self.echo(f"A table gains more than one index: CloudFormation adds one per table and "
                       f"update, so this update is made in {len(steps)} steps.")
         changed = False
         for number, step in enumerate(steps, start=1):
@@ -167,8 +168,6 @@ class Deployment:
         return stack
 
     def _lambda_code(self, artifacts: Artifacts, build_dir: Path) -> dict[str, str]:
-        from .package import cached_package
-
         self.echo("Building the API's Lambda package (once per version of the code)...")
         try:
             package, built = cached_package(build_dir)
@@ -180,8 +179,6 @@ class Deployment:
         return {CODE_BUCKET: artifacts.bucket, CODE_KEY: key}
 
     def _job_image(self, given: str | None, stack: cfn_ops.Stack | None) -> str | None:
-        from . import job_image
-
         current = (stack.parameters.get(JOB_IMAGE) if stack else None) or None
         if given:
             return given
@@ -190,11 +187,11 @@ class Deployment:
                       "pass --job-image URI to deploy the workers with an image of your own."
                       + (f" The workers keep {current}." if current else ""))
             return None
-        builder, why = job_image.find_builder()
+        builder, why = images.find_builder()
         if builder is None:
-            self.echo(job_image.no_builder_message(why, current))
+            self.echo(images.no_builder_message(why, current))
             return None
-        return job_image.publish(self.target, self.stack_name, builder, self.echo)
+        return images.publish(self.target, self.stack_name, builder, self.echo)
 
     def _apply(self, artifacts: Artifacts, template: dict[str, Any], given: dict[str, str],
                stack: cfn_ops.Stack | None, step: str) -> bool:
@@ -224,8 +221,6 @@ class Deployment:
             raise DeployError(f"The stack ended {status} (after {time.time() - since:.0f} s). What "
                               "failed:\n  " + "\n  ".join(reasons or ["(no reason given)"]))
         if self.target.is_moto:
-            from .standin import apply_skipped_properties
-
             set_by_hand = apply_skipped_properties(self.target, self.stack_name, template)
             self.echo("Set what moto's CloudFormation leaves out (infra/standin.py): "
                       + "; ".join(set_by_hand))
@@ -316,8 +311,7 @@ class Deployment:
                 and r.get("PhysicalResourceId")]
 
     def _purge(self, tables: list[str], buckets: list[str]) -> None:
-        from .job_image import repository_name
-
+        repository_name = images.repository_name
         dynamodb, s3, ecr = (self.target.client(s) for s in ("dynamodb", "s3", "ecr"))
         for table in tables:
             dynamodb.delete_table(TableName=table)
