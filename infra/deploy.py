@@ -73,7 +73,7 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="with --delete: delete the tables, the files bucket with every file "
                              "version, the job images and the deployment files too")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build", metavar="DIR",
-                        help="where the Lambda package and the template are built (default: build/)")
+                        help="where the Lambda package is built (default: build/)")
     return parser
 
 
