@@ -11,6 +11,7 @@ included (the builder then emulates it).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -27,6 +28,11 @@ PLATFORM = "linux/amd64"
 TOOLS = ("docker", "podman")
 # Images kept in the repository: the current one and a few to go back to.
 KEEP_IMAGES = 10
+LIFECYCLE_POLICY = {"rules": [{
+    "rulePriority": 1, "description": "keep the latest images",
+    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
+    "action": {"type": "expire"},
+}]}
 
 NO_BUILDER = """\
 The QGIS job workers run a container image, which is built with Docker or Podman; neither
@@ -101,10 +107,7 @@ def _ensure_repository(target: Target, name: str) -> str:
         repository = ecr.create_repository(
             repositoryName=name, imageTagMutability="IMMUTABLE",
             imageScanningConfiguration={"scanOnPush": True})["repository"]
-        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=(
-            '{"rules": [{"rulePriority": 1, "description": "keep the latest images",'
-            ' "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",'
-            f' "countNumber": {KEEP_IMAGES}}}, "action": {{"type": "expire"}}}}]}}'))
+        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(LIFECYCLE_POLICY))
     return repository["repositoryUri"]
 
 

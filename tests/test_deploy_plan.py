@@ -232,3 +232,25 @@ def test_chalice_deploy_refuses_to_build_a_function_without_the_stack(tmp_path):
     assert refused.returncode != 0
     assert "Unable to load the project config file" in refused.stderr
     assert not (REPO / ".chalice" / "deployed").exists()
+
+
+def test_the_job_image_repository_is_the_stacks_own_and_keeps_ten_immutable_images():
+    from moto import mock_aws
+
+    from infra.target import Target
+
+    with mock_aws():
+        target = Target("eu-central-1")
+        uri = job_image._ensure_repository(target, job_image.repository_name("QFC-Prod"))
+        again = job_image._ensure_repository(target, job_image.repository_name("QFC-Prod"))
+        ecr = target.client("ecr")
+        (repository,) = ecr.describe_repositories(repositoryNames=["qfc-prod-jobs"])["repositories"]
+        policy = json.loads(ecr.get_lifecycle_policy(repositoryName="qfc-prod-jobs")["lifecyclePolicyText"])
+
+        assert uri == again == repository["repositoryUri"]
+        assert repository["imageTagMutability"] == "IMMUTABLE"
+        assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+        (rule,) = policy["rules"]
+        selection = rule["selection"]
+        assert (selection["countType"], selection["countNumber"]) == ("imageCountMoreThan", 10)
+        assert not job_image._published(target, "qfc-prod-jobs", job_image.image_tag())
