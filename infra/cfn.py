@@ -35,6 +35,15 @@ def not_(condition: Json) -> Json:
     return {"Fn::Not": [condition]}
 
 
+def and_(*conditions: Json) -> Json:
+    return {"Fn::And": list(conditions)}
+
+
+def condition(name: str) -> Json:
+    """A named condition, inside another condition."""
+    return {"Condition": name}
+
+
 NO_VALUE = ref("AWS::NoValue")
 
 

@@ -8,6 +8,8 @@ builds it (argon2, cffi and Pillow contain compiled code). Needs network access 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,10 @@ LAMBDA_PYTHON = "3.11"
 # Lambda refuses a function whose unzipped code is larger than this.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 _SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
+# Every entry of the zip gets this date and these permissions, so that the same content makes
+# the same zip, byte for byte (its SHA-256 is its key in the deployment bucket).
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+ZIP_FILE_MODE = 0o644 << 16
 
 
 def runtime_requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
@@ -53,13 +59,16 @@ def copy_app(target: Path) -> None:
 
 
 def write_zip(source: Path, out: Path) -> int:
-    """Zips `source`; returns the unzipped size in bytes."""
+    """Zips `source`, the same bytes for the same files; returns the unzipped size in bytes."""
     out.parent.mkdir(parents=True, exist_ok=True)
     unzipped = 0
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(source.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, path.relative_to(source).as_posix())
+                entry = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=ZIP_DATE)
+                entry.external_attr = ZIP_FILE_MODE
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(entry, path.read_bytes())
                 unzipped += path.stat().st_size
     return unzipped
 
@@ -70,6 +79,40 @@ def build_package(out: Path) -> int:
         install_dependencies(runtime_requirements(), staging)
         copy_app(staging)
         return write_zip(staging, out)
+
+
+def _app_files() -> list[Path]:
+    files = [REPO / module for module in APP_MODULES]
+    for package in APP_PACKAGES:
+        files += [path for path in (REPO / package).rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+    return sorted(files)
+
+
+def inputs_digest() -> str:
+    """What the package is made of: the requirements, the platform and the app's files."""
+    digest = hashlib.sha256()
+    digest.update("\n".join([*runtime_requirements(), LAMBDA_PLATFORM, LAMBDA_PYTHON]).encode())
+    for path in _app_files():
+        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_package(build_dir: Path) -> tuple[Path, bool]:
+    """The package for the current inputs, built unless `build_dir` holds it already; whether it
+    was built. (Requirements with a version range resolve to what PyPI had at the first build:
+    remove the build folder to pick up newer releases.)"""
+    out = build_dir / f"lambda-{inputs_digest()[:16]}.zip"
+    if out.exists():
+        return out, False
+    partial = out.with_suffix(f".{os.getpid()}.partial")
+    unzipped = build_package(partial)
+    if unzipped > LAMBDA_UNZIPPED_LIMIT:
+        partial.unlink()
+        raise ValueError(f"the Lambda package would be {unzipped} bytes unzipped; Lambda accepts "
+                         f"at most {LAMBDA_UNZIPPED_LIMIT}")
+    partial.replace(out)
+    return out, True
 
 
 def main(argv: list[str] | None = None) -> int:

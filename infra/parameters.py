@@ -6,7 +6,7 @@ stack (staging beside production) in the same account needs no other input.
 
 from __future__ import annotations
 
-from .cfn import Json, equals, if_, join, not_, ref, sub
+from .cfn import Json, and_, condition, equals, if_, join, not_, ref, sub
 
 LAMBDA_CODE_BUCKET = "LambdaCodeS3Bucket"
 LAMBDA_CODE_KEY = "LambdaCodeS3Key"
@@ -17,10 +17,20 @@ LOG_RETENTION = "LogRetentionDays"
 JOB_IMAGE = "JobImageUri"
 JOB_WORKERS = "JobWorkerCount"
 JOB_WORKERS_MAX = "JobWorkerMaxCount"
+ALARM_EMAIL = "AlarmEmail"
+DOMAIN_NAME = "DomainName"
+HOSTED_ZONE = "HostedZoneId"
+CERTIFICATE = "CertificateArn"
 
 HAS_TABLE_PREFIX = "HasTablePrefix"
 HAS_BUCKET_NAME = "HasBucketName"
 DEPLOY_JOB_WORKERS = "DeployJobWorkers"
+HAS_ALARM_EMAIL = "HasAlarmEmail"
+HAS_DOMAIN = "HasDomainName"
+HAS_HOSTED_ZONE = "HasHostedZone"
+HAS_CERTIFICATE = "HasCertificateArn"
+CREATE_CERTIFICATE = "CreateCertificate"
+CREATE_DNS_RECORD = "CreateDnsRecord"
 
 # The values CloudWatch Logs accepts for a retention period.
 _RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -82,13 +92,43 @@ def parameters() -> Json:
             "Type": "Number",
             "Default": 0,
             "MinValue": 0,
-            "Description": "Job workers kept running when the queue is empty (0 scales to zero).",
+            "Description": "Job workers kept running when the queue is empty: 0 scales to zero (a "
+                           "job then waits some 3 to 5 minutes for a worker to start); 1 starts "
+                           "jobs at once, for about $46 a month in us-east-1 (docs/deploy.md).",
         },
         JOB_WORKERS_MAX: {
             "Type": "Number",
             "Default": 2,
             "MinValue": 1,
             "Description": "Most job workers running at once.",
+        },
+        ALARM_EMAIL: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^([^@\\s]+@[^@\\s]+)?$",
+            "Description": "Where the alarms are e-mailed (the address must confirm the "
+                           "subscription); empty: the alarms only show in CloudWatch.",
+        },
+        DOMAIN_NAME: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^([a-z0-9][a-z0-9.-]*[a-z0-9])?$",
+            "Description": "A domain of your own for the server (qfc.example.org); empty: the "
+                           "API Gateway address.",
+        },
+        HOSTED_ZONE: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^(Z[A-Z0-9]+)?$",
+            "Description": "With DomainName: the Route 53 hosted zone of the domain, which then gets "
+                           "the certificate's validation record and the domain's record by itself.",
+        },
+        CERTIFICATE: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^(arn:aws[a-z-]*:acm:.+)?$",
+            "Description": "With DomainName: an ACM certificate of the domain in this region; empty: "
+                           "one is requested (validated by DNS).",
         },
     }
 
@@ -98,6 +138,12 @@ def conditions() -> Json:
         HAS_TABLE_PREFIX: not_(equals(ref(TABLE_PREFIX), "")),
         HAS_BUCKET_NAME: not_(equals(ref(BUCKET_NAME), "")),
         DEPLOY_JOB_WORKERS: not_(equals(ref(JOB_IMAGE), "")),
+        HAS_ALARM_EMAIL: not_(equals(ref(ALARM_EMAIL), "")),
+        HAS_DOMAIN: not_(equals(ref(DOMAIN_NAME), "")),
+        HAS_HOSTED_ZONE: not_(equals(ref(HOSTED_ZONE), "")),
+        HAS_CERTIFICATE: not_(equals(ref(CERTIFICATE), "")),
+        CREATE_CERTIFICATE: and_(condition(HAS_DOMAIN), not_(condition(HAS_CERTIFICATE))),
+        CREATE_DNS_RECORD: and_(condition(HAS_DOMAIN), condition(HAS_HOSTED_ZONE)),
     }
 
 
@@ -111,6 +157,9 @@ def interface() -> Json:
                 {"Label": {"default": "Data"}, "Parameters": [TABLE_PREFIX, BUCKET_NAME]},
                 {"Label": {"default": "Job workers"},
                  "Parameters": [JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX]},
+                {"Label": {"default": "Operations"}, "Parameters": [ALARM_EMAIL]},
+                {"Label": {"default": "Custom domain"},
+                 "Parameters": [DOMAIN_NAME, HOSTED_ZONE, CERTIFICATE]},
             ]
         }
     }

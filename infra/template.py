@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from . import api, jobs, parameters
+from . import api, domain, jobs, parameters
 from .cfn import Json, get_att, ref
 from .iam import role_resources
+from .operations import alarm_resources, dashboard_resources
 from .storage import (
     BUCKET,
     JOBS_DEAD_LETTER_QUEUE,
@@ -29,9 +30,10 @@ def _output(value: object, description: str, **attributes: object) -> Json:
 def _outputs() -> Json:
     return {
         "ApiUrl": _output(
-            api.api_url(), "QFIELDCLOUD_URL for qfieldcloud-cli (keep the trailing slash)"
+            domain.api_url(api.api_url()), "QFIELDCLOUD_URL for qfieldcloud-cli (keep the trailing slash)"
         ),
-        "ServerUrl": _output(api.server_root_url(), "The server URL to enter in QField"),
+        "ServerUrl": _output(domain.server_url(api.server_root_url()), "The server URL to enter in QField"),
+        "ApiDomainTarget": domain.target_output(),
         "BucketName": _output(ref(BUCKET), "The files bucket (QFC_BUCKET)"),
         "TablePrefix": _output(parameters.table_prefix_value, "QFC_TABLE_PREFIX"),
         "JobsQueueUrl": _output(ref(JOBS_QUEUE), "The jobs queue (QFC_JOBS_QUEUE_URL)"),
@@ -54,6 +56,9 @@ def build_template(app: Chalice) -> Json:
         **api.function_resources(),
         **api.rest_api_resources(app),
         **jobs.job_resources(get_att(JOBS_QUEUE, "QueueName")),
+        **alarm_resources(),
+        **dashboard_resources(),
+        **domain.domain_resources(),
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",

@@ -31,6 +31,7 @@ from pynamodb.models import Model
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS
 from tests import shared_data
+from tests.aws_authorization import dynamodb_authorizations
 from tests.files_helpers import upload
 from tests.jobs_helpers import run_jobs, upload_tree
 from tests.test_deltas import DELTA_FILES, deltafile, push
@@ -317,12 +318,15 @@ def test_stage_is_api_and_outputs_name_the_urls(template: dict[str, Any]) -> Non
 
     assert stage["StageName"] == "api"
     assert stage["DeploymentId"]["Ref"] in template["Resources"]
-    assert outputs["ApiUrl"]["Value"] == {
-        "Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/api/v1/"
-    }
-    assert outputs["ServerUrl"]["Value"] == {
-        "Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
-    }
+    # The operator's domain when there is one (the stage mapped to its root), else API Gateway's.
+    gateway = "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
+    assert outputs["ApiUrl"]["Value"] == {"Fn::If": [
+        "HasDomainName", {"Fn::Sub": "https://${DomainName}/api/v1/"}, {"Fn::Sub": gateway + "/api/v1/"}]}
+    assert outputs["ServerUrl"]["Value"] == {"Fn::If": [
+        "HasDomainName", {"Fn::Sub": "https://${DomainName}"}, {"Fn::Sub": gateway}]}
+    mapping = the_one(template, "AWS::ApiGateway::BasePathMapping")
+    assert mapping["Condition"] == "HasDomainName"
+    assert (mapping["Properties"]["Stage"], "BasePath" in mapping["Properties"]) == ("api", False)
     assert outputs["BucketName"]["Value"] == {"Ref": "FilesBucket"}
     assert outputs["JobsQueueUrl"]["Value"] == {"Ref": "JobsQueue"}
 
@@ -373,6 +377,19 @@ def test_bucket_is_versioned_private_encrypted_and_allows_presigned_transfers(
     assert cors["AllowedOrigins"] == ["*"]
     assert "ETag" in cors["ExposedHeaders"]
     assert bucket["DeletionPolicy"] == "Retain"
+
+
+def test_the_bucket_refuses_every_request_that_is_not_over_tls(template: dict[str, Any]) -> None:
+    """moto's CloudFormation does not model bucket policies: this is where the policy is checked."""
+    (bucket_id,) = resources_of_type(template, "AWS::S3::Bucket")
+    (policy,) = resources_of_type(template, "AWS::S3::BucketPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+
+    assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:*")
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [{"Fn::GetAtt": [bucket_id, "Arn"]},
+                                     {"Fn::Sub": f"${{{bucket_id}.Arn}}/*"}]
 
 
 def test_jobs_queue_has_a_dead_letter_queue_like_the_local_stack(
@@ -740,8 +757,6 @@ def aws_calls_recorded(calls: list[tuple[str, str, dict[str, Any]]]) -> Iterator
         yield
 
 
-TRANSACTION_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-                       "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
 S3_OBJECT_ACTIONS = {"GetObject": "GetObject", "HeadObject": "GetObject", "PutObject": "PutObject",
                      "DeleteObject": "DeleteObject", "CreateMultipartUpload": "PutObject",
                      "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject"}
@@ -783,14 +798,8 @@ def authorizations(service: str, operation: str, parameters: dict[str, Any],
                    arns: MotoArns) -> list[tuple[str, str]]:
     """The (action, resource) pairs IAM checks for one call, as the services' authorization
     references list them; a call not described here is `unmapped:…`, which no policy allows."""
-    if service == "dynamodb" and "TransactItems" in parameters:
-        return [(f"dynamodb:{TRANSACTION_ACTIONS[kind]}", arns.table_prefix + item[kind]["TableName"])
-                for item in parameters["TransactItems"] for kind in item]
-    if service == "dynamodb" and "RequestItems" in parameters:
-        return [(f"dynamodb:{operation}", arns.table_prefix + name) for name in parameters["RequestItems"]]
-    if service == "dynamodb" and "TableName" in parameters:
-        index = f"/index/{parameters['IndexName']}" if "IndexName" in parameters else ""
-        return [(f"dynamodb:{operation}", arns.table_prefix + parameters["TableName"] + index)]
+    if service == "dynamodb" and ({"TransactItems", "RequestItems", "TableName"} & set(parameters)):
+        return dynamodb_authorizations(operation, parameters, lambda name: arns.table_prefix + name)
     if service == "s3" and operation in S3_OBJECT_ACTIONS:
         versioned = "Version" if "VersionId" in parameters and operation != "PutObject" else ""
         return [(f"s3:{S3_OBJECT_ACTIONS[operation]}{versioned}", f"{arns.bucket}/{parameters['Key']}")]
