@@ -28,8 +28,8 @@ from .models.deltas import DeltaStatus
 from .models.jobs import JobType
 from .models.listing import Listing
 from .models.projects import ProjectType
+from .models.shapes import compact_json
 from .observability import logger
-from .outputs import compact_json
 from .permissions import Action, ProjectRole, allowed
 
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).

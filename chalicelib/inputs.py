@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from .accounts import EMAIL_PATTERN, USERNAME_PATTERN
-from .permissions import Role
+from .models.roles import Role
 
 PROJECT_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,255}$"
 # Bounds that keep every value a valid DynamoDB key and every item far below DynamoDB's 400 KB.

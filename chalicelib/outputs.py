@@ -7,57 +7,26 @@ else fails its own validation (a 500 in tests) instead of drifting from the docu
 
 Conventions: every field a response always carries is required (no default); a field that is
 sometimes absent has a default and is left out when the serializer does not set it (`dump`
-leaves unset fields out). Timestamps are ISO 8601 in UTC with `Z`.
+leaves unset fields out). Timestamps are ISO 8601 in UTC with `Z`. The base `Output` and the
+versions of a file, which the files table stores rendered, are in `models.shapes`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import Field
 
 from .models.deltas import DeltaStatus
 from .models.jobs import JobStatus, JobType
 from .models.projects import ProjectType
-from .permissions import Origin
+from .models.roles import Origin
+from .models.shapes import FileVersionsOut, Md5sum, Output, Timestamp
 
-
-def utc_timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def compact_json(value: Any) -> str:
-    """JSON text as the API sends it: no spaces."""
-    return json.dumps(value, separators=(",", ":"))
-
-
-def version_display(uploaded_at: datetime) -> str:
-    return "v" + uploaded_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
-
-
-Timestamp = Annotated[
-    datetime,
-    PlainSerializer(utc_timestamp, return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-23T17:11:25.200902Z"]}),
-]
 AccountType = Annotated[Literal[1, 2, 3], Field(description="1 person, 2 organization, 3 team")]
 RoleLabel = Literal["reader", "reporter", "editor", "manager", "admin"]
 MemberRoleLabel = Literal["owner", "admin", "creator", "member"]
 Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
-Md5sum = Annotated[str, Field(description="The S3-style ETag with 8 MiB parts: plain MD5 up to 8 MiB, "
-                                          "else `md5(part MD5s)-<parts>`")]
-
-
-class Output(BaseModel):
-    """A response body. Unknown fields are refused: a shape changes here or not at all."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class ErrorOut(Output):
@@ -189,48 +158,12 @@ class CollaboratorOut(Output):
     updated_at: Timestamp | None
 
 
-class FileVersionOut(Output):
-    version_id: str
-    size: int
-    md5sum: Md5sum
-    sha256: str
-    last_modified: Timestamp
-    uploaded_at: Timestamp
-    is_latest: bool
-    display: str
-
-
-class FileVersionsOut(Output):
-    """What a file's entry says of its versions: the latest one's size and checksums, and every
-    kept version, newest first. The files table stores it with each file (models.files)."""
-
-    size: int
-    md5sum: Md5sum
-    sha256: str
-    last_modified: Timestamp
-    versions: list[FileVersionOut]
-
-
 class FileOut(FileVersionsOut):
     """A project file: its versions' fields and its own."""
 
     name: str
     uploaded_at: Timestamp
     is_attachment: bool
-
-
-def file_versions(versions: Sequence[Any]) -> FileVersionsOut:
-    """The one filling of FileVersionsOut, from versions oldest first (`models.FileVersion`s):
-    the serializers use it, and the files table stores its dump."""
-    latest = versions[-1]
-    return FileVersionsOut(
-        size=int(latest.size), md5sum=latest.md5sum, sha256=latest.sha256, last_modified=latest.uploaded_at,
-        versions=[FileVersionOut(
-            version_id=version.version_id, size=int(version.size), md5sum=version.md5sum,
-            sha256=version.sha256, last_modified=version.uploaded_at, uploaded_at=version.uploaded_at,
-            is_latest=version is latest, display=version_display(version.uploaded_at),
-        ) for version in reversed(versions)],
-    )
 
 
 class FileMetadataOut(FileOut):

@@ -21,7 +21,7 @@ from .models import Job, Project, ProjectFile
 from .models.base import Transaction
 from .models.jobs import JobStatus, PackageFile
 from .models.projects import is_live
-from .outputs import compact_json
+from .models.shapes import compact_json
 
 # QField reads the latest package on every sync, so its answer must stay far below the 6 MB a
 # Lambda answers whatever the project: a package job reports each layer with its fields (about

@@ -40,7 +40,7 @@ from chalice import Response
 
 from .config import settings
 from .models.listing import END, Key, KeyOrdered, Listing
-from .outputs import compact_json
+from .models.shapes import compact_json
 from .request_data import query_param
 
 T = TypeVar("T")

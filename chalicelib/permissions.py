@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
 from pynamodb.exceptions import DoesNotExist
 
@@ -28,36 +28,7 @@ from .models import Collaborator, Membership, Project, User
 from .models.base import get_many
 from .models.collaborators import team_collaborator_key
 from .models.organizations import MemberRole
-
-
-class Role(IntEnum):
-    READER = 1
-    REPORTER = 2
-    EDITOR = 3
-    MANAGER = 4
-    ADMIN = 5
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def from_label(cls, value: object) -> Role:
-        """`reader`, `Editor`, ... (case and spaces ignored); ValueError otherwise."""
-        if isinstance(value, str) and value.strip().upper() in cls.__members__:
-            return cls[value.strip().upper()]
-        raise ValueError(f"must be one of: {', '.join(role.label for role in cls)}")
-
-
-class Origin(StrEnum):
-    PROJECT_OWNER = "project_owner"
-    ORGANIZATION_OWNER = "organization_owner"
-    ORGANIZATION_ADMIN = "organization_admin"
-    COLLABORATOR = "collaborator"
-    TEAM_MEMBER = "team_member"
-    ORGANIZATION_MEMBER = "organization_member"
-    PUBLIC = "public"
-
+from .models.roles import Origin, Role
 
 ORIGIN_RANK = list(Origin)
 

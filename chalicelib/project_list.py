@@ -27,7 +27,8 @@ from .models.base import get_many
 from .models.collaborators import team_collaborator_key
 from .models.listing import KeyOrdered, KeyRange
 from .models.projects import PUBLIC_PARTITION
-from .permissions import CallerTies, Origin, ProjectRole, memberships_of, role_from, teams_that_count
+from .models.roles import Origin
+from .permissions import CallerTies, ProjectRole, memberships_of, role_from, teams_that_count
 
 Item = tuple[Project, ProjectRole]
 Read = Project | Collaborator

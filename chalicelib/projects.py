@@ -25,12 +25,12 @@ from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdat
 from .models import Collaborator, Project, ProjectName, User
 from .models.base import Transaction, get_many, transaction, utcnow
 from .models.projects import PUBLIC_PARTITION, ProjectType, has_list_order, is_live
+from .models.roles import Role
 from .permissions import (
     AccountAction,
     Action,
     CallerTies,
     ProjectRole,
-    Role,
     joins_new_project_as_admin,
     project_role,
     read_caller_ties,

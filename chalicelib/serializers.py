@@ -19,6 +19,7 @@ from .models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFi
 from .models.deltas import DeltaStatus
 from .models.files import ListedFile
 from .models.projects import ProjectType
+from .models.shapes import compact_json, file_versions, utc_timestamp
 from .organizations import OrganizationView
 from .packages import Package
 from .pagination import JsonItems
@@ -30,7 +31,7 @@ from .users import AccountView
 
 
 def timestamp(value: datetime | None) -> str | None:
-    return None if value is None else out.utc_timestamp(value)
+    return None if value is None else utc_timestamp(value)
 
 
 def login_json(session: Session) -> dict[str, Any]:
@@ -165,7 +166,7 @@ def file_metadata_json(item: ProjectFile, content_type: str) -> dict[str, Any]:
 
 
 def _file_fields(item: ProjectFile) -> dict[str, Any]:
-    return {**dict(out.file_versions(item.versions)), "name": item.name, "uploaded_at": item.uploaded_at,
+    return {**dict(file_versions(item.versions)), "name": item.name, "uploaded_at": item.uploaded_at,
             "is_attachment": item.is_attachment}
 
 
@@ -178,9 +179,9 @@ def file_entries_json(page: Sequence[ListedFile | ProjectFile]) -> JsonItems:
 
 def _listed_file_text(item: ListedFile | ProjectFile) -> str:
     if isinstance(item, ProjectFile):
-        return out.compact_json(file_json(item))
+        return compact_json(file_json(item))
     # FileOut's own fields (name, uploaded_at, is_attachment), then FileVersionsOut's.
-    own = out.compact_json({"name": item.name, "uploaded_at": out.utc_timestamp(item.uploaded_at),
+    own = compact_json({"name": item.name, "uploaded_at": utc_timestamp(item.uploaded_at),
                          "is_attachment": item.is_attachment})
     return own[:-1] + "," + item.listed[1:]
 
@@ -284,7 +285,7 @@ def job_json(job: Job) -> dict[str, Any]:
 def job_report_text(report: JobReport) -> str:
     """A job with its report, as JSON text: JobReportOut's own fields, then the report as stored
     (JSON text, spliced in unparsed), so that a report of any depth can be answered."""
-    own = out.compact_json(out.JobReportFieldsOut(
+    own = compact_json(out.JobReportFieldsOut(
         **_job_fields(report.job), feedback_url=report.feedback_url, output=report.output).dump())
     return f'{own[:-1]},"feedback":{report.feedback_json or "null"}}}'
 
@@ -305,7 +306,7 @@ def package_text(package: Package) -> str:
     files += [_package_file(item.name, int(item.latest.size), item.latest.md5sum,
                             item.latest.sha256, item.latest.uploaded_at, True)
               for item in package.attachments]
-    own = out.compact_json(out.PackageFieldsOut(
+    own = compact_json(out.PackageFieldsOut(
         files=files,
         status=job.status,
         package_id=job.id,
@@ -326,7 +327,7 @@ def _delta_text(delta: Delta) -> str:
     status = DeltaStatus(delta.status)
     shown = "BUSY" if status == DeltaStatus.STARTED else status.name
     feedback = delta.feedback
-    own = out.compact_json(out.DeltaFieldsOut(
+    own = compact_json(out.DeltaFieldsOut(
         id=delta.id,
         deltafile_id=delta.deltafile_id,
         created_by=delta.created_by,
