@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import accounts, organizations
-from .errors import ApiError
+from chalicelib import accounts, organizations
+from chalicelib.errors import ApiError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "recount":
-            from .recount import recount_all
+            from chalicelib.recount import recount_all
 
             print(f"Recounted the lists of {recount_all()} projects.")
         elif args.command == "reorder":
-            from .reorder import reorder_all
+            from chalicelib.reorder import reorder_all
 
             print(f"Put {reorder_all()} projects in their list order.")
         elif args.command == "createuser":

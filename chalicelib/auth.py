@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from .accounts import authenticate_credentials
-from .clients import client_type_for
-from .config import settings
-from .errors import NotAuthenticated, TokenAuthenticationFailed
-from .inputs import Login
-from .models import AuthToken, User
-from .models.base import utcnow
+from chalicelib.accounts import authenticate_credentials
+from chalicelib.clients import client_type_for
+from chalicelib.config import settings
+from chalicelib.errors import NotAuthenticated, TokenAuthenticationFailed
+from chalicelib.inputs import Login
+from chalicelib.models import AuthToken, User
+from chalicelib.models.base import utcnow
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 40  # 40 characters of 62 symbols: about 238 bits

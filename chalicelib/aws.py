@@ -11,7 +11,7 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
-from .config import settings
+from chalicelib.config import settings
 
 
 @cache

@@ -21,8 +21,8 @@ from typing import Any
 
 import boto3
 
-from .config import settings
-from .observability import logger
+from chalicelib.config import settings
+from chalicelib.observability import logger
 
 TASK_KEY = "qfc_background_task"
 _TASKS: dict[str, Callable[..., None]] = {}

@@ -17,20 +17,20 @@ from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError
 
-from . import jobs, storage
-from .auth import Caller
-from .errors import DeltasNotStored, InvalidDeltafile, NoQgisProject, PayloadTooLarge
-from .inputs import Deltafile
-from .models import ClientFeaturePk, Delta, Job, ListCount, Project
-from .models.base import Transaction, utcnow
-from .models.counts import count_id
-from .models.deltas import DeltaStatus
-from .models.jobs import JobType
-from .models.listing import Listing
-from .models.projects import ProjectType
-from .models.shapes import compact_json
-from .observability import logger
-from .permissions import Action, ProjectRole, allowed
+from chalicelib import jobs, storage
+from chalicelib.auth import Caller
+from chalicelib.errors import DeltasNotStored, InvalidDeltafile, NoQgisProject, PayloadTooLarge
+from chalicelib.inputs import Deltafile
+from chalicelib.models import ClientFeaturePk, Delta, Job, ListCount, Project
+from chalicelib.models.base import Transaction, utcnow
+from chalicelib.models.counts import count_id
+from chalicelib.models.deltas import DeltaStatus
+from chalicelib.models.jobs import JobType
+from chalicelib.models.listing import Listing
+from chalicelib.models.projects import ProjectType
+from chalicelib.models.shapes import compact_json
+from chalicelib.observability import logger
+from chalicelib.permissions import Action, ProjectRole, allowed
 
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).
 MAX_DELTA_BYTES = 300_000

@@ -14,9 +14,9 @@ from pathlib import PurePosixPath
 from typing import IO
 from xml.etree.ElementTree import ParseError, XMLPullParser
 
-from . import qgz_limits, storage
-from .errors import InvalidQgisProjectFile, ValidationError
-from .models import Project
+from chalicelib import qgz_limits, storage
+from chalicelib.errors import InvalidQgisProjectFile, ValidationError
+from chalicelib.models import Project
 
 MAX_NAME_CHARS = 255
 FORBIDDEN_IN_SEGMENT = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')

@@ -19,12 +19,12 @@ from typing import IO, Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import checksums, clients, jobs, quota, storage
-from .accounts import owner_of
-from .auth import Caller
-from .checksums import Checksums
-from .config import settings
-from .errors import (
+from chalicelib import checksums, clients, jobs, quota, storage
+from chalicelib.accounts import owner_of
+from chalicelib.auth import Caller
+from chalicelib.checksums import Checksums
+from chalicelib.config import settings
+from chalicelib.errors import (
     Conflict,
     ExplicitDeletionOfLastVersion,
     InvalidHttpRange,
@@ -35,16 +35,22 @@ from .errors import (
     RestrictedProjectModification,
     ValidationError,
 )
-from .file_rules import check_qgis_project, is_attachment, is_qgis_file, is_restricted, validate_name
-from .inputs import FileDownload
-from .models import FileVersion, Project, ProjectFile, User
-from .models.base import Transaction, utcnow
-from .models.files import ListedFile, listed_file
-from .models.jobs import JobType
-from .models.listing import Listing
-from .models.projects import ProjectType, is_live
-from .observability import count_bytes
-from .permissions import Action, ProjectRole, allowed
+from chalicelib.file_rules import (
+    check_qgis_project,
+    is_attachment,
+    is_qgis_file,
+    is_restricted,
+    validate_name,
+)
+from chalicelib.inputs import FileDownload
+from chalicelib.models import FileVersion, Project, ProjectFile, User
+from chalicelib.models.base import Transaction, utcnow
+from chalicelib.models.files import ListedFile, listed_file
+from chalicelib.models.jobs import JobType
+from chalicelib.models.listing import Listing
+from chalicelib.models.projects import ProjectType, is_live
+from chalicelib.observability import count_bytes
+from chalicelib.permissions import Action, ProjectRole, allowed
 
 MAX_ATTEMPTS = 8
 # ASCII digits only, at most 19 of them (S3 objects are at most 5 TB).

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from . import storage
-from .models import User
+from chalicelib import storage
+from chalicelib.models import User
 
 
 def _database_is_reachable() -> bool:

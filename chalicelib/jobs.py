@@ -25,20 +25,20 @@ from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 
-from . import queue, storage
-from .auth import Caller
-from .config import settings
-from .errors import NoQgisProject, ObjectNotFound, PermissionDenied, TooManyJobs
-from .inputs import JobCreate, JobListQuery
-from .models import Job, JobLease, ListCount, Project
-from .models.base import Transaction, utcnow
-from .models.counts import count_id
-from .models.jobs import ACTIVE_PARTITION, WAITING, JobStatus, JobType, project_and_type
-from .models.listing import Listing
-from .models.projects import ProjectType, is_live
-from .observability import logger
-from .permissions import Action, require
-from .projects import get_project
+from chalicelib import queue, storage
+from chalicelib.auth import Caller
+from chalicelib.config import settings
+from chalicelib.errors import NoQgisProject, ObjectNotFound, PermissionDenied, TooManyJobs
+from chalicelib.inputs import JobCreate, JobListQuery
+from chalicelib.models import Job, JobLease, ListCount, Project
+from chalicelib.models.base import Transaction, utcnow
+from chalicelib.models.counts import count_id
+from chalicelib.models.jobs import ACTIVE_PARTITION, WAITING, JobStatus, JobType, project_and_type
+from chalicelib.models.listing import Listing
+from chalicelib.models.projects import ProjectType, is_live
+from chalicelib.observability import logger
+from chalicelib.permissions import Action, require
+from chalicelib.projects import get_project
 
 FEEDBACK = "feedback.json"
 FEEDBACK_SUMMARY = "feedback-summary.json"  # beside a report too large to be answered whole

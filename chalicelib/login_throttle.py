@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 
 from pynamodb.exceptions import DeleteError, UpdateError
 
-from .config import settings
-from .errors import TooManyLoginAttempts
-from .models import LoginAttempts
+from chalicelib.config import settings
+from chalicelib.errors import TooManyLoginAttempts
+from chalicelib.models import LoginAttempts
 
 EVERYWHERE = "*"
 

@@ -15,10 +15,10 @@ from chalice import Chalice
 from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
-from . import errors
-from .outputs import ErrorOut
-from .pagination import MAX_CURSOR_CHARS
-from .routing import API_PREFIX, DOCS_ATTRIBUTE, FILENAME, MAX_NAME_PARAM_CHARS, UUID_PARAMS, Doc
+from chalicelib import errors
+from chalicelib.outputs import ErrorOut
+from chalicelib.pagination import MAX_CURSOR_CHARS
+from chalicelib.routing import API_PREFIX, DOCS_ATTRIBUTE, FILENAME, MAX_NAME_PARAM_CHARS, UUID_PARAMS, Doc
 
 OPENAPI_VERSION = "3.1.0"
 TITLE = "QFieldCloud (serverless) API"

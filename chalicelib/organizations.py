@@ -17,17 +17,22 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
-from . import plans
-from .accounts import find_person, find_user, new_account, user_key
-from .auth import Caller
-from .errors import ObjectAlreadyExists, ObjectNotFound, ReachedMaxOrganizationMembers, ValidationError
-from .inputs import MemberAdd, MemberChange, OrganizationCreate
-from .models import Collaborator, Membership, Project, Team, User
-from .models.base import Transaction, get_many, transaction, utcnow
-from .models.listing import Listing
-from .models.organizations import MemberRole
-from .models.users import ORGANIZATION
-from .permissions import AccountAction, memberships_of, require_on_account
+from chalicelib import plans
+from chalicelib.accounts import find_person, find_user, new_account, user_key
+from chalicelib.auth import Caller
+from chalicelib.errors import (
+    ObjectAlreadyExists,
+    ObjectNotFound,
+    ReachedMaxOrganizationMembers,
+    ValidationError,
+)
+from chalicelib.inputs import MemberAdd, MemberChange, OrganizationCreate
+from chalicelib.models import Collaborator, Membership, Project, Team, User
+from chalicelib.models.base import Transaction, get_many, transaction, utcnow
+from chalicelib.models.listing import Listing
+from chalicelib.models.organizations import MemberRole
+from chalicelib.models.users import ORGANIZATION
+from chalicelib.permissions import AccountAction, memberships_of, require_on_account
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from .models.deltas import DeltaStatus
-from .models.jobs import JobStatus, JobType
-from .models.projects import ProjectType
-from .models.roles import Origin
-from .models.shapes import FileVersionsOut, Md5sum, Output, Timestamp
+from chalicelib.models.deltas import DeltaStatus
+from chalicelib.models.jobs import JobStatus, JobType
+from chalicelib.models.projects import ProjectType
+from chalicelib.models.roles import Origin
+from chalicelib.models.shapes import FileVersionsOut, Md5sum, Output, Timestamp
 
 AccountType = Annotated[Literal[1, 2, 3], Field(description="1 person, 2 organization, 3 team")]
 RoleLabel = Literal["reader", "reporter", "editor", "manager", "admin"]

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import files, jobs, storage
-from .errors import InvalidJob, ObjectNotFound
-from .file_rules import is_attachment
-from .inputs import FileDownload
-from .models import Job, Project, ProjectFile
-from .models.base import Transaction
-from .models.jobs import JobStatus, PackageFile
-from .models.projects import is_live
-from .models.shapes import compact_json
+from chalicelib import files, jobs, storage
+from chalicelib.errors import InvalidJob, ObjectNotFound
+from chalicelib.file_rules import is_attachment
+from chalicelib.inputs import FileDownload
+from chalicelib.models import Job, Project, ProjectFile
+from chalicelib.models.base import Transaction
+from chalicelib.models.jobs import JobStatus, PackageFile
+from chalicelib.models.projects import is_live
+from chalicelib.models.shapes import compact_json
 
 # QField reads the latest package on every sync, so its answer must stay far below the 6 MB a
 # Lambda answers whatever the project: a package job reports each layer with its fields (about

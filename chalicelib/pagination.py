@@ -38,10 +38,10 @@ from urllib.parse import urlencode
 
 from chalice import Response
 
-from .config import settings
-from .models.listing import END, Key, KeyOrdered, Listing
-from .models.shapes import compact_json
-from .request_data import query_param
+from chalicelib.config import settings
+from chalicelib.models.listing import END, Key, KeyOrdered, Listing
+from chalicelib.models.shapes import compact_json
+from chalicelib.request_data import query_param
 
 T = TypeVar("T")
 

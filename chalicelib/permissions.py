@@ -22,13 +22,13 @@ from enum import StrEnum
 
 from pynamodb.exceptions import DoesNotExist
 
-from . import plans
-from .errors import PermissionDenied
-from .models import Collaborator, Membership, Project, User
-from .models.base import get_many
-from .models.collaborators import team_collaborator_key
-from .models.organizations import MemberRole
-from .models.roles import Origin, Role
+from chalicelib import plans
+from chalicelib.errors import PermissionDenied
+from chalicelib.models import Collaborator, Membership, Project, User
+from chalicelib.models.base import get_many
+from chalicelib.models.collaborators import team_collaborator_key
+from chalicelib.models.organizations import MemberRole
+from chalicelib.models.roles import Origin, Role
 
 ORIGIN_RANK = list(Origin)
 

@@ -4,8 +4,8 @@ its own figures; -1 means no limit. Storage quotas are `quota.py`'s."""
 
 from __future__ import annotations
 
-from .config import settings
-from .models import Project, User
+from chalicelib.config import settings
+from chalicelib.models import Project, User
 
 UNLIMITED = -1
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from . import jobs
-from .models import Job, Project
-from .models.base import Transaction
-from .models.jobs import JobStatus
-from .models.projects import is_live
+from chalicelib import jobs
+from chalicelib.models import Job, Project
+from chalicelib.models.base import Transaction
+from chalicelib.models.jobs import JobStatus
+from chalicelib.models.projects import is_live
 
 
 def _has_online_vector_data(layers: dict[str, Any]) -> bool:

@@ -23,9 +23,9 @@ import contextlib
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
-from . import background, jobs, storage, uploads
-from .errors import Conflict
-from .models import (
+from chalicelib import background, jobs, storage, uploads
+from chalicelib.errors import Conflict
+from chalicelib.models import (
     ClientFeaturePk,
     Collaborator,
     Delta,
@@ -38,10 +38,10 @@ from .models import (
     UploadSession,
     User,
 )
-from .models.base import Transaction, utcnow
-from .models.counts import count_id
-from .models.jobs import JobType
-from .models.projects import is_live
+from chalicelib.models.base import Transaction, utcnow
+from chalicelib.models.counts import count_id
+from chalicelib.models.jobs import JobType
+from chalicelib.models.projects import is_live
 
 FILE_BATCH = 25  # file items per transaction (with the two counters: far below DynamoDB's 100)
 MAX_ATTEMPTS = 20

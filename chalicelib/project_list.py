@@ -22,13 +22,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .models import Collaborator, Project, User
-from .models.base import get_many
-from .models.collaborators import team_collaborator_key
-from .models.listing import KeyOrdered, KeyRange
-from .models.projects import PUBLIC_PARTITION
-from .models.roles import Origin
-from .permissions import CallerTies, ProjectRole, memberships_of, role_from, teams_that_count
+from chalicelib.models import Collaborator, Project, User
+from chalicelib.models.base import get_many
+from chalicelib.models.collaborators import team_collaborator_key
+from chalicelib.models.listing import KeyOrdered, KeyRange
+from chalicelib.models.projects import PUBLIC_PARTITION
+from chalicelib.models.roles import Origin
+from chalicelib.permissions import CallerTies, ProjectRole, memberships_of, role_from, teams_that_count
 
 Item = tuple[Project, ProjectRole]
 Read = Project | Collaborator

@@ -10,10 +10,10 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from . import collaborators, plans, quota
-from .accounts import get_user, user_key
-from .auth import Caller
-from .errors import (
+from chalicelib import collaborators, plans, quota
+from chalicelib.accounts import get_user, user_key
+from chalicelib.auth import Caller
+from chalicelib.errors import (
     Conflict,
     ObjectNotFound,
     OverQuota,
@@ -21,12 +21,12 @@ from .errors import (
     QgisProjectFileNotAllowed,
     ValidationError,
 )
-from .inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
-from .models import Collaborator, Project, ProjectName, User
-from .models.base import Transaction, get_many, transaction, utcnow
-from .models.projects import PUBLIC_PARTITION, ProjectType, has_list_order, is_live
-from .models.roles import Role
-from .permissions import (
+from chalicelib.inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
+from chalicelib.models import Collaborator, Project, ProjectName, User
+from chalicelib.models.base import Transaction, get_many, transaction, utcnow
+from chalicelib.models.projects import PUBLIC_PARTITION, ProjectType, has_list_order, is_live
+from chalicelib.models.roles import Role
+from chalicelib.permissions import (
     AccountAction,
     Action,
     CallerTies,
@@ -38,7 +38,7 @@ from .permissions import (
     require_on_account,
     role_from,
 )
-from .project_list import ProjectList
+from chalicelib.project_list import ProjectList
 
 SHARED_DATASETS_NAME = "shared_datasets"
 Item = tuple[Project, ProjectRole]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from . import aws
-from .config import settings
+from chalicelib import aws
+from chalicelib.config import settings
 
 JOBS_QUEUE_NAME = "qfc-jobs"
 JOBS_DEAD_LETTER_QUEUE_NAME = "qfc-jobs-dlq"

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pynamodb.exceptions import UpdateError
 
-from .clients import QFIELD
-from .config import settings
-from .errors import OverQuota
-from .models import User
+from chalicelib.clients import QFIELD
+from chalicelib.config import settings
+from chalicelib.errors import OverQuota
+from chalicelib.models import User
 
 UNLIMITED_CLIENT_TYPES = frozenset({"worker"})
 GRACE_CLIENT_TYPES = frozenset({QFIELD})

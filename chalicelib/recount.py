@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .models import Delta, Job, ListCount, Project, ProjectFile
-from .models.counts import count_id
-from .models.jobs import project_and_type
-from .upgrades import every_project
+from chalicelib.models import Delta, Job, ListCount, Project, ProjectFile
+from chalicelib.models.counts import count_id
+from chalicelib.models.jobs import project_and_type
+from chalicelib.upgrades import every_project
 
 
 def _count_files(project: Project) -> int:

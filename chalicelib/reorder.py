@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pynamodb.exceptions import UpdateError
 
-from .collaborators import follow_project_order
-from .models import Project
-from .models.projects import has_list_order
-from .upgrades import every_project
+from chalicelib.collaborators import follow_project_order
+from chalicelib.models import Project
+from chalicelib.models.projects import has_list_order
+from chalicelib.upgrades import every_project
 
 
 def reorder_project(project: Project) -> None:

@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from .errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents, PayloadTooLarge
-from .inputs import Deltafile
+from chalicelib.errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents, PayloadTooLarge
+from chalicelib.inputs import Deltafile
 
 # A synchronous Lambda invocation carries at most 6 MB of event, so on AWS a binary body this
 # large never reaches the function (API Gateway refuses it first). Only the local stack, with

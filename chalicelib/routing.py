@@ -31,8 +31,8 @@ from urllib.parse import unquote
 
 from chalice import Blueprint, Chalice, Response
 
-from .errors import ApiError, MethodNotAllowed, ValidationError, as_api_error, error_body
-from .observability import logger
+from chalicelib.errors import ApiError, MethodNotAllowed, ValidationError, as_api_error, error_body
+from chalicelib.observability import logger
 
 API_PREFIX = "/api/v1"
 # Every method API Gateway can route; those a path does not implement answer a JSON 405.

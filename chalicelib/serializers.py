@@ -10,24 +10,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from . import outputs as out
-from .accounts import Subscription
-from .auth import Session
-from .health import Health
-from .jobs import JobReport
-from .models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
-from .models.deltas import DeltaStatus
-from .models.files import ListedFile
-from .models.projects import ProjectType
-from .models.shapes import compact_json, file_versions, utc_timestamp
-from .organizations import OrganizationView
-from .packages import Package
-from .pagination import JsonItems
-from .permissions import membership_origin, membership_role_label
-from .projects import ProjectView
-from .teams import TeamView
-from .uploads import UploadState
-from .users import AccountView
+from chalicelib import outputs as out
+from chalicelib.accounts import Subscription
+from chalicelib.auth import Session
+from chalicelib.health import Health
+from chalicelib.jobs import JobReport
+from chalicelib.models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
+from chalicelib.models.deltas import DeltaStatus
+from chalicelib.models.files import ListedFile
+from chalicelib.models.projects import ProjectType
+from chalicelib.models.shapes import compact_json, file_versions, utc_timestamp
+from chalicelib.organizations import OrganizationView
+from chalicelib.packages import Package
+from chalicelib.pagination import JsonItems
+from chalicelib.permissions import membership_origin, membership_role_label
+from chalicelib.projects import ProjectView
+from chalicelib.teams import TeamView
+from chalicelib.uploads import UploadState
+from chalicelib.users import AccountView
 
 
 def timestamp(value: datetime | None) -> str | None:

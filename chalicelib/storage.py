@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws
-from .config import settings
+from chalicelib import aws
+from chalicelib.config import settings
 
 DELETE_BATCH = 1000
 STREAM_CHUNK = 1024 * 1024

@@ -7,10 +7,10 @@ from typing import IO
 from PIL import Image, UnidentifiedImageError
 from pynamodb.exceptions import UpdateError
 
-from . import storage
-from .errors import ObjectNotFound, ValidationError
-from .models import Project
-from .models.projects import is_live
+from chalicelib import storage
+from chalicelib.errors import ObjectNotFound, ValidationError
+from chalicelib.models import Project
+from chalicelib.models.projects import is_live
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_SIDE = 10000

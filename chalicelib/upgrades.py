@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .models import Project
+from chalicelib.models import Project
 
 
 def every_project(task: Callable[[Project], None]) -> int:

@@ -23,19 +23,19 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
-from . import background, checksums, files, quota, storage
-from .accounts import owner_of
-from .auth import Caller
-from .checksums import PART_SIZE, Checksums
-from .config import settings
-from .errors import Conflict, ObjectNotFound, OverQuota, ValidationError
-from .file_rules import check_qgis_project
-from .inputs import UploadBegin
-from .models import FileVersion, Project, UploadSession, User
-from .models.base import Transaction, utcnow
-from .models.projects import is_live
-from .observability import count_bytes, logger
-from .permissions import AccountAction, ProjectRole, allowed_on_account
+from chalicelib import background, checksums, files, quota, storage
+from chalicelib.accounts import owner_of
+from chalicelib.auth import Caller
+from chalicelib.checksums import PART_SIZE, Checksums
+from chalicelib.config import settings
+from chalicelib.errors import Conflict, ObjectNotFound, OverQuota, ValidationError
+from chalicelib.file_rules import check_qgis_project
+from chalicelib.inputs import UploadBegin
+from chalicelib.models import FileVersion, Project, UploadSession, User
+from chalicelib.models.base import Transaction, utcnow
+from chalicelib.models.projects import is_live
+from chalicelib.observability import count_bytes, logger
+from chalicelib.permissions import AccountAction, ProjectRole, allowed_on_account
 
 MAX_PARTS = 10_000
 SESSION_LIFETIME = timedelta(days=1)

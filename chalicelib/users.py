@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .accounts import create_user, email_key_of, get_user, user_key
-from .auth import Caller
-from .errors import ObjectNotFound, ValidationError
-from .inputs import UserCreate, UserSearchQuery, UserUpdate
-from .models import Collaborator, Membership, Team, User
-from .models.base import get_many
-from .models.users import ORGANIZATION, TEAM, directory_partition_of
-from .organizations import OrganizationView, get_organization, organization_view
-from .permissions import AccountAction, Action, allowed_on_account, require, require_on_account
-from .projects import get_project
-from .teams import team_username
+from chalicelib.accounts import create_user, email_key_of, get_user, user_key
+from chalicelib.auth import Caller
+from chalicelib.errors import ObjectNotFound, ValidationError
+from chalicelib.inputs import UserCreate, UserSearchQuery, UserUpdate
+from chalicelib.models import Collaborator, Membership, Team, User
+from chalicelib.models.base import get_many
+from chalicelib.models.users import ORGANIZATION, TEAM, directory_partition_of
+from chalicelib.organizations import OrganizationView, get_organization, organization_view
+from chalicelib.permissions import AccountAction, Action, allowed_on_account, require, require_on_account
+from chalicelib.projects import get_project
+from chalicelib.teams import team_username
 
 
 @dataclass(frozen=True)

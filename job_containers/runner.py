@@ -24,8 +24,7 @@ from chalicelib.file_rules import is_attachment
 from chalicelib.models import Job, Project, ProjectFile, User
 from chalicelib.models.jobs import JobStatus, JobType, PackageFile
 from chalicelib.observability import logger
-
-from . import hosts, isolation, sandbox
+from job_containers import hosts, isolation, sandbox
 
 WORKER_CLIENT = "worker"
 # SQLite companions a GeoPackage may leave beside it while open: never project files.

@@ -27,8 +27,7 @@ from chalicelib.config import settings
 from chalicelib.models import Job
 from chalicelib.models.jobs import JobStatus, JobType
 from chalicelib.observability import logger, metrics, publish_metrics
-
-from . import isolation, runner, sandbox
+from job_containers import isolation, runner, sandbox
 
 SWEEP_EVERY_SECONDS = 15
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import yaml
 from chalice import Response
 
-from .. import auth, openapi
-from ..config import settings
-from ..errors import ObjectNotFound
-from ..routing import Router
+from chalicelib import auth, openapi
+from chalicelib.config import settings
+from chalicelib.errors import ObjectNotFound
+from chalicelib.routing import Router
 
 router = Router(__name__)
 PAGES = Path(__file__).resolve().parent.parent / "apidocs"

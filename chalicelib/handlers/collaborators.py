@@ -1,14 +1,14 @@
 from chalice import Response
 
-from .. import auth, collaborators, projects
-from .. import outputs as out
-from ..errors import Conflict, InvalidRequest
-from ..inputs import CollaboratorAdd, CollaboratorChange
-from ..pagination import paginate
-from ..permissions import Action
-from ..request_data import body
-from ..routing import Doc, Router
-from ..serializers import collaborator_json
+from chalicelib import auth, collaborators, projects
+from chalicelib import outputs as out
+from chalicelib.errors import Conflict, InvalidRequest
+from chalicelib.inputs import CollaboratorAdd, CollaboratorChange
+from chalicelib.pagination import paginate
+from chalicelib.permissions import Action
+from chalicelib.request_data import body
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import collaborator_json
 
 router = Router(__name__)
 

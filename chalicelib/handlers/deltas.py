@@ -1,8 +1,8 @@
 from chalice import Response
 
-from .. import auth, deltas, projects
-from .. import outputs as out
-from ..errors import (
+from chalicelib import auth, deltas, projects
+from chalicelib import outputs as out
+from chalicelib.errors import (
     DeltasNotStored,
     EmptyContent,
     InvalidDeltafile,
@@ -10,12 +10,12 @@ from ..errors import (
     NoQgisProject,
     TooManyJobs,
 )
-from ..inputs import Deltafile, OrderingQuery
-from ..pagination import paginate
-from ..permissions import Action
-from ..request_data import deltafile, query
-from ..routing import Doc, Router
-from ..serializers import delta_entries_json
+from chalicelib.inputs import Deltafile, OrderingQuery
+from chalicelib.pagination import paginate
+from chalicelib.permissions import Action
+from chalicelib.request_data import deltafile, query
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import delta_entries_json
 
 router = Router(__name__)
 

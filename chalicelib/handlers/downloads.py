@@ -3,11 +3,11 @@ with the redirect (or 304) that `files.serve` decided."""
 
 from chalice import Response
 
-from ..errors import InvalidHttpRange
-from ..files import Served
-from ..inputs import FileDownload, VersionQuery
-from ..request_data import query
-from ..routing import Doc
+from chalicelib.errors import InvalidHttpRange
+from chalicelib.files import Served
+from chalicelib.inputs import FileDownload, VersionQuery
+from chalicelib.request_data import query
+from chalicelib.routing import Doc
 
 DOWNLOAD_HEADERS = {
     "Range": "`bytes=<first>-` or `bytes=<first>-<last>`: the redirect leads to those bytes",

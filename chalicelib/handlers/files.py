@@ -2,9 +2,9 @@ from urllib.parse import quote
 
 from chalice import Response
 
-from .. import auth, files, projects
-from .. import outputs as out
-from ..errors import (
+from chalicelib import auth, files, projects
+from chalicelib import outputs as out
+from chalicelib.errors import (
     Conflict,
     EmptyContent,
     ExplicitDeletionOfLastVersion,
@@ -15,13 +15,13 @@ from ..errors import (
     QgisProjectFileNotAllowed,
     RestrictedProjectModification,
 )
-from ..inputs import VersionQuery
-from ..pagination import paginate
-from ..permissions import Action
-from ..request_data import Deferred, multipart
-from ..routing import API_PREFIX, Doc, Router
-from ..serializers import file_entries_json, file_metadata_json, uploaded_json
-from .downloads import download_doc, download_request, download_response
+from chalicelib.handlers.downloads import download_doc, download_request, download_response
+from chalicelib.inputs import VersionQuery
+from chalicelib.pagination import paginate
+from chalicelib.permissions import Action
+from chalicelib.request_data import Deferred, multipart
+from chalicelib.routing import API_PREFIX, Doc, Router
+from chalicelib.serializers import file_entries_json, file_metadata_json, uploaded_json
 
 router = Router(__name__)
 # What an upload may be refused for, direct or presigned (docs/api.md, "Direct upload").

@@ -1,11 +1,11 @@
-from .. import auth, jobs
-from .. import outputs as out
-from ..errors import NoQgisProject, TooManyJobs
-from ..inputs import JobCreate, JobListQuery
-from ..pagination import json_text_response, paginate
-from ..request_data import body, query
-from ..routing import Doc, Router
-from ..serializers import job_json, job_report_text
+from chalicelib import auth, jobs
+from chalicelib import outputs as out
+from chalicelib.errors import NoQgisProject, TooManyJobs
+from chalicelib.inputs import JobCreate, JobListQuery
+from chalicelib.pagination import json_text_response, paginate
+from chalicelib.request_data import body, query
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import job_json, job_report_text
 
 router = Router(__name__)
 

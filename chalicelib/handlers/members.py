@@ -1,13 +1,13 @@
 from chalice import Response
 
-from .. import auth, organizations
-from .. import outputs as out
-from ..errors import Conflict, InvalidRequest, ReachedMaxOrganizationMembers
-from ..inputs import MemberAdd, MemberChange, MemberReplace
-from ..pagination import paginate
-from ..request_data import body
-from ..routing import Doc, Router
-from ..serializers import member_json
+from chalicelib import auth, organizations
+from chalicelib import outputs as out
+from chalicelib.errors import Conflict, InvalidRequest, ReachedMaxOrganizationMembers
+from chalicelib.inputs import MemberAdd, MemberChange, MemberReplace
+from chalicelib.pagination import paginate
+from chalicelib.request_data import body
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import member_json
 
 router = Router(__name__)
 

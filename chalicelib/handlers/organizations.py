@@ -1,12 +1,12 @@
 from chalice import Response
 
-from .. import auth, organizations, teams
-from .. import outputs as out
-from ..errors import InvalidRequest, ObjectAlreadyExists
-from ..inputs import OrganizationCreate, TeamInput, TeamMemberAdd
-from ..request_data import body
-from ..routing import Doc, Router
-from ..serializers import organization_json, team_json, team_member_json
+from chalicelib import auth, organizations, teams
+from chalicelib import outputs as out
+from chalicelib.errors import InvalidRequest, ObjectAlreadyExists
+from chalicelib.inputs import OrganizationCreate, TeamInput, TeamMemberAdd
+from chalicelib.request_data import body
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import organization_json, team_json, team_member_json
 
 router = Router(__name__)
 TEAM = "/organizations/{organization}/teams/{team}/"

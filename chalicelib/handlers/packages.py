@@ -1,11 +1,11 @@
-from .. import auth, packages, projects
-from .. import outputs as out
-from ..errors import InvalidJob
-from ..pagination import json_text_response
-from ..permissions import Action
-from ..routing import Doc, Router
-from ..serializers import package_text
-from .downloads import download_doc, download_request, download_response
+from chalicelib import auth, packages, projects
+from chalicelib import outputs as out
+from chalicelib.errors import InvalidJob
+from chalicelib.handlers.downloads import download_doc, download_request, download_response
+from chalicelib.pagination import json_text_response
+from chalicelib.permissions import Action
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import package_text
 
 router = Router(__name__)
 

@@ -1,8 +1,8 @@
 from chalice import Response
 
-from .. import auth, project_deletion, projects, thumbnails
-from .. import outputs as out
-from ..errors import (
+from chalicelib import auth, project_deletion, projects, thumbnails
+from chalicelib import outputs as out
+from chalicelib.errors import (
     Conflict,
     EmptyContent,
     MultipleContents,
@@ -10,12 +10,12 @@ from ..errors import (
     ProjectAlreadyExists,
     QgisProjectFileNotAllowed,
 )
-from ..inputs import OrderingQuery, ProjectCreate, ProjectListQuery, ProjectReplace, ProjectUpdate
-from ..pagination import paginate
-from ..permissions import Action
-from ..request_data import body, multipart, query
-from ..routing import Doc, Router
-from ..serializers import project_json
+from chalicelib.inputs import OrderingQuery, ProjectCreate, ProjectListQuery, ProjectReplace, ProjectUpdate
+from chalicelib.pagination import paginate
+from chalicelib.permissions import Action
+from chalicelib.request_data import body, multipart, query
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import project_json
 
 router = Router(__name__)
 

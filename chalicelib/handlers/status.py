@@ -1,9 +1,9 @@
 from chalice import Response
 
-from .. import auth, health
-from .. import outputs as out
-from ..routing import Doc, Router
-from ..serializers import server_info_json, status_json
+from chalicelib import auth, health
+from chalicelib import outputs as out
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import server_info_json, status_json
 
 router = Router(__name__)
 

@@ -1,7 +1,7 @@
-from .. import accounts, auth
-from .. import outputs as out
-from ..routing import Doc, Router
-from ..serializers import subscription_json
+from chalicelib import accounts, auth
+from chalicelib import outputs as out
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import subscription_json
 
 router = Router(__name__)
 

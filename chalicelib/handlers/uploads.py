@@ -1,14 +1,14 @@
 from chalice import Response
 
-from .. import auth, projects, uploads
-from .. import outputs as out
-from ..errors import InvalidRequest
-from ..inputs import UploadBegin, UploadCompletion
-from ..permissions import Action
-from ..request_data import body
-from ..routing import Doc, Router
-from ..serializers import upload_state_json, uploaded_json
-from .files import UPLOAD_ERRORS
+from chalicelib import auth, projects, uploads
+from chalicelib import outputs as out
+from chalicelib.errors import InvalidRequest
+from chalicelib.handlers.files import UPLOAD_ERRORS
+from chalicelib.inputs import UploadBegin, UploadCompletion
+from chalicelib.permissions import Action
+from chalicelib.request_data import body
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import upload_state_json, uploaded_json
 
 router = Router(__name__)
 

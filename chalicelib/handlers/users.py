@@ -1,13 +1,13 @@
 from chalice import Response
 
-from .. import auth, organizations, users
-from .. import outputs as out
-from ..errors import ObjectAlreadyExists
-from ..inputs import UserCreate, UserSearchQuery, UserUpdate
-from ..pagination import paginate
-from ..request_data import body, query
-from ..routing import Doc, Router
-from ..serializers import account_json, organization_json, public_user_json
+from chalicelib import auth, organizations, users
+from chalicelib import outputs as out
+from chalicelib.errors import ObjectAlreadyExists
+from chalicelib.inputs import UserCreate, UserSearchQuery, UserUpdate
+from chalicelib.pagination import paginate
+from chalicelib.request_data import body, query
+from chalicelib.routing import Doc, Router
+from chalicelib.serializers import account_json, organization_json, public_user_json
 
 router = Router(__name__)
 

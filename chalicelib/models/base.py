@@ -14,7 +14,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from ..config import settings
+from chalicelib.config import settings
 
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
 TRANSACTION_LIMIT = 100  # items per TransactWriteItems

@@ -14,8 +14,8 @@ from pynamodb.attributes import (
 )
 from pynamodb.constants import STRING
 
-from .base import Table, TableMeta, utcnow
-from .shapes import compact_json, file_versions
+from chalicelib.models.base import Table, TableMeta, utcnow
+from chalicelib.models.shapes import compact_json, file_versions
 
 # The shape of the stored `listed` JSON (shapes.FileVersionsOut). A change of that shape bumps
 # it: items of another form are then listed through the model until their next change.

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pynamodb.attributes import BooleanAttribute, UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
 
 
 class MemberRole(StrEnum):

@@ -11,7 +11,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
 
 PUBLIC_PARTITION = "public"
 # Below every character of a username key or a project name (inputs.py allows neither control
