@@ -3,7 +3,7 @@ Lambda handler (`app.handler`: logs, metrics, traces). Nothing else."""
 
 from chalice import Chalice
 
-from chalicelib import background
+from chalicelib.adapters import background
 from chalicelib.handlers import (
     apidocs,
     auth,

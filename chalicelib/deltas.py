@@ -17,7 +17,8 @@ from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError
 
-from chalicelib import jobs, storage
+from chalicelib import jobs
+from chalicelib.adapters import storage
 from chalicelib.auth import Caller
 from chalicelib.errors import DeltasNotStored, InvalidDeltafile, NoQgisProject, PayloadTooLarge
 from chalicelib.inputs import Deltafile

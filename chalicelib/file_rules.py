@@ -14,7 +14,8 @@ from pathlib import PurePosixPath
 from typing import IO
 from xml.etree.ElementTree import ParseError, XMLPullParser
 
-from chalicelib import qgz_limits, storage
+from chalicelib import qgz_limits
+from chalicelib.adapters import storage
 from chalicelib.errors import InvalidQgisProjectFile, ValidationError
 from chalicelib.models import Project
 

@@ -19,8 +19,9 @@ from typing import IO, Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import checksums, clients, jobs, quota, storage
+from chalicelib import checksums, clients, jobs, quota
 from chalicelib.accounts import owner_of
+from chalicelib.adapters import storage
 from chalicelib.auth import Caller
 from chalicelib.checksums import Checksums
 from chalicelib.config import settings

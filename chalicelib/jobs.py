@@ -25,7 +25,7 @@ from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 
-from chalicelib import queue, storage
+from chalicelib.adapters import job_queue, storage
 from chalicelib.auth import Caller
 from chalicelib.config import settings
 from chalicelib.errors import NoQgisProject, ObjectNotFound, PermissionDenied, TooManyJobs
@@ -109,7 +109,7 @@ def _new_job(caller: Caller, project: Project, job_type: JobType, *, limited: bo
         job.overwrite_conflicts = project.overwrite_conflicts
     _count_in(job, project, limited)
     try:
-        queue.send(job.id)
+        job_queue.send(job.id)
     except Exception:
         logger.exception("Could not queue a job", extra={"job_id": job.id})
         fail(job, "The job could not be queued; please try again.")
@@ -430,7 +430,7 @@ def announce_waiting(older_than_seconds: float) -> int:
     count = 0
     for job in in_flight():
         if job.status in WAITING and job.updated_at <= cutoff:
-            queue.send(job.id)
+            job_queue.send(job.id)
             job.update(actions=[Job.updated_at.set(utcnow())])
             count += 1
     return count

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib import files, jobs, storage
+from chalicelib import files, jobs
+from chalicelib.adapters import storage
 from chalicelib.errors import InvalidJob, ObjectNotFound
 from chalicelib.file_rules import is_attachment
 from chalicelib.inputs import FileDownload

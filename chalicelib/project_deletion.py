@@ -6,7 +6,7 @@ that adds to a project (a file version, a thumbnail, a collaborator, an upload s
 `models.projects.is_live()` in its own conditional write or transaction, so an upload that was already running
 fails at its commit and removes what it stored (its S3 version, its quota reservation).
 
-`purge` then removes the data, in a background task (`chalicelib.background`; a large project
+`purge` then removes the data, in a background task (`chalicelib.adapters.background`; a large project
 cannot be emptied within API Gateway's 29 s): open upload sessions, collaborators, its jobs,
 deltas and what goes with them, the file items (each batch deleted in one transaction that
 lowers the owner's storage counter by exactly the bytes those items held), every S3 object
@@ -23,7 +23,8 @@ import contextlib
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
-from chalicelib import background, jobs, storage, uploads
+from chalicelib import jobs, uploads
+from chalicelib.adapters import background, storage
 from chalicelib.errors import Conflict
 from chalicelib.models import (
     ClientFeaturePk,

@@ -7,7 +7,7 @@ from typing import IO
 from PIL import Image, UnidentifiedImageError
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import storage
+from chalicelib.adapters import storage
 from chalicelib.errors import ObjectNotFound, ValidationError
 from chalicelib.models import Project
 from chalicelib.models.projects import is_live

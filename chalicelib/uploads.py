@@ -23,8 +23,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
-from chalicelib import background, checksums, files, quota, storage
+from chalicelib import checksums, files, quota
 from chalicelib.accounts import owner_of
+from chalicelib.adapters import background, storage
 from chalicelib.auth import Caller
 from chalicelib.checksums import PART_SIZE, Checksums
 from chalicelib.config import settings

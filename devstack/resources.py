@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from chalicelib import accounts, aws, queue, reorder, storage
+from chalicelib import accounts, reorder
+from chalicelib.adapters import aws, storage
+from chalicelib.adapters import job_queue as queue
 from chalicelib.config import settings
 from chalicelib.models import ALL_MODELS, Collaborator, Project, User
 from chalicelib.models.base import shared_connection

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from chalicelib import checksums, deltas, files, jobs, packages, processing, projects, storage, thumbnails
+from chalicelib import checksums, deltas, files, jobs, packages, processing, projects, thumbnails
+from chalicelib.adapters import storage
 from chalicelib.auth import Caller
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, ObjectNotFound

@@ -22,7 +22,8 @@ import uuid
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import config, deltas, jobs, queue
+from chalicelib import config, deltas, jobs
+from chalicelib.adapters import job_queue
 from chalicelib.config import settings
 from chalicelib.models import Job
 from chalicelib.models.jobs import JobStatus, JobType
@@ -64,14 +65,14 @@ class Worker:
         self.busy = False  # running a job or a sweep (then a stop waits for its end)
         self._last_sweep = 0.0
 
-    def handle(self, message: queue.Message) -> None:
+    def handle(self, message: job_queue.Message) -> None:
         job = jobs.find(message.job_id) if message.job_id else None
         if job is None or job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
-            queue.delete(message)  # done, running elsewhere, or abandoned (the sweeper's)
+            job_queue.delete(message)  # done, running elsewhere, or abandoned (the sweeper's)
             return
         if not jobs.acquire_lease(job, self.id, settings.job_lease_seconds):
-            queue.send(job.id, delay_seconds=settings.job_busy_retry_seconds)
-            queue.delete(message)
+            job_queue.send(job.id, delay_seconds=settings.job_busy_retry_seconds)
+            job_queue.delete(message)
             return
         self.busy = True
         try:
@@ -80,7 +81,7 @@ class Worker:
         finally:
             self.busy = False
             jobs.release_lease(job)
-        queue.delete(message)
+        job_queue.delete(message)
 
     def _run(self, job: Job) -> None:
         logger.append_keys(job_id=job.id, job_type=job.type, project_id=job.project_id)
@@ -110,16 +111,16 @@ class Worker:
             self.busy = False
 
     def _sweep(self, starting: bool) -> None:
-        jobs.announce_waiting(0 if starting else queue.VISIBILITY_TIMEOUT_SECONDS)
+        jobs.announce_waiting(0 if starting else job_queue.VISIBILITY_TIMEOUT_SECONDS)
         for job in jobs.in_flight():
             if jobs.is_abandoned(job):
                 abandon(job)
-        for message in queue.receive_dead_letters():
+        for message in job_queue.receive_dead_letters():
             job = jobs.find(message.job_id) if message.job_id else None
             if job is not None and not job.is_final:
-                runner.fail(job, f"The job could not be run: it failed {queue.MAX_RECEIVES} times.",
+                runner.fail(job, f"The job could not be run: it failed {job_queue.MAX_RECEIVES} times.",
                             retry_deltas=False)
-            queue.delete(message, dead_letter=True)
+            job_queue.delete(message, dead_letter=True)
 
     def serve(self) -> None:
         logger.info("Job worker started", extra={"worker": self.id})
@@ -135,7 +136,7 @@ class Worker:
             if time.monotonic() - self._last_sweep > SWEEP_EVERY_SECONDS:
                 self._safely(self.sweep)
                 self._last_sweep = time.monotonic()
-            for message in self._safely(lambda: queue.receive(settings.job_poll_seconds)) or []:
+            for message in self._safely(lambda: job_queue.receive(settings.job_poll_seconds)) or []:
                 self._safely(lambda message=message: self.handle(message))
                 if self.stopping.is_set():
                     break

@@ -244,7 +244,8 @@ def test_apply_endpoints_and_listing_order(alice, project):
 
 def test_a_worker_killed_mid_apply_leaves_the_deltas_pending_and_a_new_job_applies_them(
         alice, project, tmp_path, override_settings):
-    from chalicelib import deltas, jobs, queue
+    from chalicelib import deltas, jobs
+    from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
     from job_containers.worker import Worker
 

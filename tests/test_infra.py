@@ -348,7 +348,7 @@ def as_cloudformation_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_bucket_lifecycle_equals_the_local_stack(template: dict[str, Any], aws: None) -> None:
-    from chalicelib import aws as clients
+    from chalicelib.adapters import aws as clients
 
     local = clients.s3().get_bucket_lifecycle_configuration(Bucket=settings.bucket)["Rules"]
     deployed = the_one(template, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
@@ -378,8 +378,8 @@ def test_bucket_is_versioned_private_encrypted_and_allows_presigned_transfers(
 def test_jobs_queue_has_a_dead_letter_queue_like_the_local_stack(
     template: dict[str, Any], aws: None
 ) -> None:
-    from chalicelib import aws as clients
-    from chalicelib.queue import JOBS_QUEUE_NAME
+    from chalicelib.adapters import aws as clients
+    from chalicelib.adapters.job_queue import JOBS_QUEUE_NAME
 
     sqs = clients.sqs()
     local = sqs.get_queue_attributes(
@@ -757,7 +757,8 @@ class MotoArns:
 
     @classmethod
     def read(cls) -> MotoArns:
-        from chalicelib import aws, queue
+        from chalicelib.adapters import aws
+        from chalicelib.adapters import job_queue as queue
         from chalicelib.models import Job
 
         urls = (queue.jobs_queue_url(), queue.dead_letter_queue_url())
@@ -770,7 +771,7 @@ class MotoArns:
 
     def of_stack(self, template: dict[str, Any]) -> dict[str, str]:
         """By the template's logical ids."""
-        from chalicelib import queue
+        from chalicelib.adapters import job_queue as queue
 
         tables = {body["logical_id"]: self.table_prefix + settings.table_prefix + suffix
                   for suffix, body in tables_by_name_suffix(template).items()}
@@ -815,7 +816,7 @@ def test_the_job_workers_role_allows_every_call_a_worker_makes(
     """A worker runs a project's jobs in moto, its calls recorded: the task role must allow each
     (moto does not enforce IAM, so the policy is evaluated here as IAM would: an Allow whose
     actions name the call's and whose resource pattern matches its ARN)."""
-    from chalicelib import queue
+    from chalicelib.adapters import job_queue as queue
     from job_containers.worker import Worker
 
     # As on AWS, where the stack gives the worker its queues' URLs.

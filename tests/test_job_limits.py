@@ -124,7 +124,9 @@ def test_the_counters_come_back_to_zero_when_jobs_finish_or_fail(alice, testdata
 
 
 def test_the_counters_come_back_to_zero_when_the_sweeper_fails_abandoned_jobs(alice, override_settings):
-    from chalicelib import aws, jobs, queue
+    from chalicelib import jobs
+    from chalicelib.adapters import aws
+    from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
     from job_containers.worker import Worker
 

@@ -126,7 +126,8 @@ def test_a_large_report_is_answered_as_a_summary_with_a_link_to_the_whole(alice,
 
 
 def test_a_large_report_saved_before_summaries_existed_is_summarized_when_asked_for(alice, pid):
-    from chalicelib import aws, jobs, storage
+    from chalicelib import jobs
+    from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import Job
 

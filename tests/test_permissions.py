@@ -169,7 +169,7 @@ def _build_world(users, api, kind: str, public_role: str | None) -> World:
 def _make_project(world: World) -> str:
     """A project with a file, a QGIS file, a thumbnail and its collaborator rows (written through
     the models: the HTTP paths for these are tested elsewhere, and this runs hundreds of times)."""
-    from chalicelib import storage
+    from chalicelib.adapters import storage
     from chalicelib.models import Collaborator, Project
     from chalicelib.models.collaborators import team_collaborator_key
 

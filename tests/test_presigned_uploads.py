@@ -76,7 +76,7 @@ def test_abort_releases_everything(alice, pid):
     assert alice.delete(f"uploads/{pid}/{session['upload_id']}/").status == 204
     state = stored_state(pid)
     assert (state["s3"], state["owner_bytes"], state["uploads"], state["items"]) == ([], 0, 0, [])
-    from chalicelib import aws
+    from chalicelib.adapters import aws
     from chalicelib.config import settings
 
     assert not aws.s3().list_multipart_uploads(Bucket=settings.bucket).get("Uploads")
@@ -210,7 +210,7 @@ def test_a_completion_cut_off_after_recording_is_not_recorded_twice(alice, pid, 
 @pytest.fixture
 def background_tasks(monkeypatch):
     """Background tasks held back until the test runs them: what the answer did without them."""
-    from chalicelib import background
+    from chalicelib.adapters import background
 
     held = []
     monkeypatch.setattr(background, "start", lambda task, **arguments: held.append((task, arguments)))
@@ -218,7 +218,7 @@ def background_tasks(monkeypatch):
 
 
 def _read_backs(monkeypatch) -> list:
-    from chalicelib import storage
+    from chalicelib.adapters import storage
 
     reads, stream = [], storage.stream_object
     monkeypatch.setattr(storage, "stream_object", lambda *args: reads.append(args) or stream(*args))

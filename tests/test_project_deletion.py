@@ -13,7 +13,7 @@ from tests.files_helpers import upload
 
 def leftovers(project_id: str) -> dict:
     """Every trace of a project in every table and in S3, and its owner's counter."""
-    from chalicelib import aws, storage
+    from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import Collaborator, Project, ProjectFile, UploadSession, User
 
@@ -38,7 +38,7 @@ NOTHING = {"project": 0, "files": 0, "collaborators": 0, "uploads": 0, "s3": 0, 
 @pytest.fixture
 def slow_s3(monkeypatch):
     """Stores take a while, as over a real network: uploads are in flight when the delete comes."""
-    from chalicelib import storage
+    from chalicelib.adapters import storage
 
     put = storage.put_object
 
@@ -83,7 +83,7 @@ def test_deleting_a_project_while_uploads_run_leaves_nothing_and_corrects_the_qu
 @pytest.fixture
 def purge_later(monkeypatch):
     """Deletion asked for, its purge not run yet: what requests meet in between."""
-    from chalicelib import background
+    from chalicelib.adapters import background
 
     started = []
     monkeypatch.setattr(background, "start", lambda function, **arguments: started.append(arguments))
@@ -205,7 +205,8 @@ def test_a_completion_running_when_the_project_is_deleted_undoes_itself_once(ali
 
 
 def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, purge_later):
-    from chalicelib import project_deletion, storage
+    from chalicelib import project_deletion
+    from chalicelib.adapters import storage
 
     pid = alice.create_project("doomed")["id"]
     for n in range(30):  # more than one batch of file items
@@ -230,7 +231,8 @@ def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, pu
 def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(monkeypatch, override_settings):
     import json
 
-    from chalicelib import background, project_deletion
+    from chalicelib import project_deletion
+    from chalicelib.adapters import background
 
     override_settings(background_tasks="lambda")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stack-api")

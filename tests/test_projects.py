@@ -272,7 +272,7 @@ def test_owner_transfer_over_the_recipients_quota_is_402(users):
 
 
 def test_delete_removes_everything_of_the_project(users):
-    from chalicelib import aws, storage
+    from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import Collaborator, Project, ProjectName
 

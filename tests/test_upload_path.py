@@ -68,9 +68,9 @@ def test_a_body_larger_than_a_lambda_event_is_handed_over_unencoded(alice, pid):
 
 
 def test_s3_is_given_the_sha256_of_a_direct_upload_and_keeps_it(alice, pid):
-    from chalicelib import aws
+    from chalicelib.adapters import aws
+    from chalicelib.adapters.storage import file_key
     from chalicelib.config import settings
-    from chalicelib.storage import file_key
 
     for name, content in (("small.txt", b"field notes"), ("big.bin", os.urandom(BIG))):
         assert upload(alice, pid, name, content).status == 201

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.config import settings
 
 JOBS_QUEUE_NAME = "qfc-jobs"

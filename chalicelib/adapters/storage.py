@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import aws
+from chalicelib.adapters import aws
 from chalicelib.config import settings
 
 DELETE_BATCH = 1000
