@@ -10,13 +10,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import login_throttle, plans, quota
 from chalicelib.config import settings
 from chalicelib.errors import AuthenticationFailed, ObjectAlreadyExists, ObjectNotFound, ValidationError
 from chalicelib.models import Project, User
 from chalicelib.models.base import save_new
 from chalicelib.models.users import PERSON, directory_partition_of
-from chalicelib.permissions import AccountAction, require_on_account
+from chalicelib.rules import login_throttle, plans, quota
+from chalicelib.rules.permissions import AccountAction, require_on_account
 
 USERNAME_PATTERN = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]{2,149}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")

@@ -31,7 +31,7 @@ from chalicelib.models.listing import Listing
 from chalicelib.models.projects import ProjectType
 from chalicelib.models.shapes import compact_json
 from chalicelib.observability import logger
-from chalicelib.permissions import Action, ProjectRole, allowed
+from chalicelib.rules.permissions import Action, ProjectRole, allowed
 
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).
 MAX_DELTA_BYTES = 300_000

@@ -19,11 +19,10 @@ from typing import IO, Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import checksums, clients, jobs, quota
+from chalicelib import jobs
 from chalicelib.accounts import owner_of
 from chalicelib.adapters import storage
 from chalicelib.auth import Caller
-from chalicelib.checksums import Checksums
 from chalicelib.config import settings
 from chalicelib.errors import (
     Conflict,
@@ -36,13 +35,6 @@ from chalicelib.errors import (
     RestrictedProjectModification,
     ValidationError,
 )
-from chalicelib.file_rules import (
-    check_qgis_project,
-    is_attachment,
-    is_qgis_file,
-    is_restricted,
-    validate_name,
-)
 from chalicelib.inputs import FileDownload
 from chalicelib.models import FileVersion, Project, ProjectFile, User
 from chalicelib.models.base import Transaction, utcnow
@@ -51,7 +43,16 @@ from chalicelib.models.jobs import JobType
 from chalicelib.models.listing import Listing
 from chalicelib.models.projects import ProjectType, is_live
 from chalicelib.observability import count_bytes
-from chalicelib.permissions import Action, ProjectRole, allowed
+from chalicelib.rules import checksums, client_types, quota
+from chalicelib.rules.checksums import Checksums
+from chalicelib.rules.file_rules import (
+    check_qgis_project,
+    is_attachment,
+    is_qgis_file,
+    is_restricted,
+    validate_name,
+)
+from chalicelib.rules.permissions import Action, ProjectRole, allowed
 
 MAX_ATTEMPTS = 8
 # ASCII digits only, at most 19 of them (S3 objects are at most 5 TB).
@@ -426,7 +427,7 @@ def serve(stored: StoredBytes, request: FileDownload) -> Served:
     first, last = byte_range or (0, stored.size - 1)
     count_bytes("BytesDownloaded", last - first + 1)
     filename = stored.name.rsplit("/", 1)[-1]
-    if byte_range is not None and clients.is_qfield(request.user_agent):
+    if byte_range is not None and client_types.is_qfield(request.user_agent):
         temporary = storage.copy_range(stored.key, stored.version_id, *byte_range)
         return Served(storage.presigned_get(temporary, filename=filename), etag)
     return Served(storage.presigned_get(stored.key, version_id=stored.version_id, filename=filename), etag)

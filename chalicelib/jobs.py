@@ -37,8 +37,8 @@ from chalicelib.models.jobs import ACTIVE_PARTITION, WAITING, JobStatus, JobType
 from chalicelib.models.listing import Listing
 from chalicelib.models.projects import ProjectType, is_live
 from chalicelib.observability import logger
-from chalicelib.permissions import Action, require
 from chalicelib.projects import get_project
+from chalicelib.rules.permissions import Action, require
 
 FEEDBACK = "feedback.json"
 FEEDBACK_SUMMARY = "feedback-summary.json"  # beside a report too large to be answered whole

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
-from chalicelib import plans
 from chalicelib.accounts import find_person, find_user, new_account, user_key
 from chalicelib.auth import Caller
 from chalicelib.errors import (
@@ -32,7 +31,8 @@ from chalicelib.models.base import Transaction, get_many, transaction, utcnow
 from chalicelib.models.listing import Listing
 from chalicelib.models.organizations import MemberRole
 from chalicelib.models.users import ORGANIZATION
-from chalicelib.permissions import AccountAction, memberships_of, require_on_account
+from chalicelib.rules import plans
+from chalicelib.rules.permissions import AccountAction, memberships_of, require_on_account
 
 
 @dataclass(frozen=True)

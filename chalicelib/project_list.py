@@ -28,7 +28,7 @@ from chalicelib.models.collaborators import team_collaborator_key
 from chalicelib.models.listing import KeyOrdered, KeyRange
 from chalicelib.models.projects import PUBLIC_PARTITION
 from chalicelib.models.roles import Origin
-from chalicelib.permissions import CallerTies, ProjectRole, memberships_of, role_from, teams_that_count
+from chalicelib.rules.permissions import CallerTies, ProjectRole, memberships_of, role_from, teams_that_count
 
 Item = tuple[Project, ProjectRole]
 Read = Project | Collaborator

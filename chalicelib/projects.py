@@ -10,7 +10,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import collaborators, plans, quota
+from chalicelib import collaborators
 from chalicelib.accounts import get_user, user_key
 from chalicelib.auth import Caller
 from chalicelib.errors import (
@@ -26,7 +26,9 @@ from chalicelib.models import Collaborator, Project, ProjectName, User
 from chalicelib.models.base import Transaction, get_many, transaction, utcnow
 from chalicelib.models.projects import PUBLIC_PARTITION, ProjectType, has_list_order, is_live
 from chalicelib.models.roles import Role
-from chalicelib.permissions import (
+from chalicelib.project_list import ProjectList
+from chalicelib.rules import plans, quota
+from chalicelib.rules.permissions import (
     AccountAction,
     Action,
     CallerTies,
@@ -38,7 +40,6 @@ from chalicelib.permissions import (
     require_on_account,
     role_from,
 )
-from chalicelib.project_list import ProjectList
 
 SHARED_DATASETS_NAME = "shared_datasets"
 Item = tuple[Project, ProjectRole]

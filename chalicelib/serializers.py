@@ -23,8 +23,8 @@ from chalicelib.models.shapes import compact_json, file_versions, utc_timestamp
 from chalicelib.organizations import OrganizationView
 from chalicelib.packages import Package
 from chalicelib.pagination import JsonItems
-from chalicelib.permissions import membership_origin, membership_role_label
 from chalicelib.projects import ProjectView
+from chalicelib.rules.permissions import membership_origin, membership_role_label
 from chalicelib.teams import TeamView
 from chalicelib.uploads import UploadState
 from chalicelib.users import AccountView

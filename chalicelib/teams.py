@@ -25,7 +25,7 @@ from chalicelib.models.base import TRANSACTION_LIMIT, Transaction, transaction
 from chalicelib.models.collaborators import team_collaborator_key
 from chalicelib.models.users import TEAM
 from chalicelib.organizations import get_organization
-from chalicelib.permissions import AccountAction, require_on_account
+from chalicelib.rules.permissions import AccountAction, require_on_account
 
 
 @dataclass(frozen=True)

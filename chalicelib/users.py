@@ -18,8 +18,14 @@ from chalicelib.models import Collaborator, Membership, Team, User
 from chalicelib.models.base import get_many
 from chalicelib.models.users import ORGANIZATION, TEAM, directory_partition_of
 from chalicelib.organizations import OrganizationView, get_organization, organization_view
-from chalicelib.permissions import AccountAction, Action, allowed_on_account, require, require_on_account
 from chalicelib.projects import get_project
+from chalicelib.rules.permissions import (
+    AccountAction,
+    Action,
+    allowed_on_account,
+    require,
+    require_on_account,
+)
 from chalicelib.teams import team_username
 
 

@@ -44,10 +44,10 @@ class WorkerChannel:
 
 
 def main(request_path: str, channel: WorkerChannel) -> None:
-    from job_containers import hosts
+    from chalicelib.rules import job_hosts
 
     request = json.loads(Path(request_path).read_text())
-    hosts.use(hosts.HostPolicy.from_dict(request.get("policy")))
+    job_hosts.use(job_hosts.HostPolicy.from_dict(request.get("policy")))
     module, function = CORES[request["core"]]
     arguments = {name: Path(value) if name in PATH_ARGUMENTS and value is not None else value
                  for name, value in request["arguments"].items()}

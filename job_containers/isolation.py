@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.rules.job_hosts import HostPolicy
 from job_containers import egress, sandbox
-from job_containers.hosts import HostPolicy
 
 SAMPLE_SECONDS = 0.1
 LOG_TAIL_BYTES = 256 * 1024

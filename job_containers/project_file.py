@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from xml.parsers import expat
 
-from chalicelib import qgz_limits
+from chalicelib.rules import qgz_limits
 from job_containers.feedback import InvalidProjectFile
 
 PROJECT_SUFFIXES = (".qgs", ".qgz")

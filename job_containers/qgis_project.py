@@ -22,7 +22,8 @@ from lxml import etree
 from qgis.core import QgsApplication, QgsMapSettings, QgsProject, QgsProjectBadLayerHandler
 from qgis.PyQt.QtXml import QDomDocument
 
-from job_containers import compat, hosts, project_file
+from chalicelib.rules import job_hosts
+from job_containers import compat, project_file
 from job_containers.feedback import InvalidProjectFile
 from job_containers.project_file import ProjectFileHead
 from job_containers.project_xml import ProjectXml
@@ -109,7 +110,7 @@ def open_project(path: Path, *, for_editing: bool = False,
 def _refusals(path: Path, head: ProjectFileHead) -> dict[str, Refusal]:
     registered = QgsApplication.localizedDataPathRegistry().paths()
     folders = Folders(path.parent, Path(registered[0]) if registered else None)
-    reasons = SourceChecker(folders, hosts.current()).refusals(head.layers)
+    reasons = SourceChecker(folders, job_hosts.current()).refusals(head.layers)
     return {layer.id: Refusal(layer.provider, layer.datasource, str(refusal), refusal.code)
             for layer in head.layers if (refusal := reasons.get(layer.id)) is not None}
 

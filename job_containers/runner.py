@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from chalicelib import checksums, deltas, files, jobs, packages, processing, projects, thumbnails
+from chalicelib import deltas, files, jobs, packages, processing, projects, thumbnails
 from chalicelib.adapters import storage
 from chalicelib.auth import Caller
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, ObjectNotFound
-from chalicelib.file_rules import is_attachment
 from chalicelib.models import Job, Project, ProjectFile, User
 from chalicelib.models.jobs import JobStatus, JobType, PackageFile
 from chalicelib.observability import logger
-from job_containers import hosts, isolation, sandbox
+from chalicelib.rules import checksums, job_hosts
+from chalicelib.rules.file_rules import is_attachment
+from job_containers import isolation, sandbox
 
 WORKER_CLIENT = "worker"
 # SQLite companions a GeoPackage may leave beside it while open: never project files.
@@ -98,7 +99,7 @@ def _checksums(path: Path, root: Path) -> checksums.Checksums:
         return checksums.of_stream(stream)
 
 
-def host_policy() -> hosts.HostPolicy:
+def host_policy() -> job_hosts.HostPolicy:
     """The hosts a job may reach: public ones, those the operator allows, never the AWS
     stand-in the local stack runs (its address is loopback, and allowing loopback for an
     on-premises service must not open it)."""
@@ -107,8 +108,8 @@ def host_policy() -> hosts.HostPolicy:
         parts = urlsplit(endpoint)
         if parts.hostname:
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            refused += [(str(address), port) for address in hosts.resolve(parts.hostname)]
-    return hosts.HostPolicy(settings.job_allowed_private_hosts, tuple(refused))
+            refused += [(str(address), port) for address in job_hosts.resolve(parts.hostname)]
+    return job_hosts.HostPolicy(settings.job_allowed_private_hosts, tuple(refused))
 
 
 def time_limit(job_type: JobType) -> int:

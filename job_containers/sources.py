@@ -43,8 +43,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QUrl
 
-from job_containers import hosts
-from job_containers.hosts import HostPolicy, Refused, Unreachable
+from chalicelib.rules import job_hosts
+from chalicelib.rules.job_hosts import HostPolicy, Refused, Unreachable
 from job_containers.project_file import LayerSource
 
 LOCALIZED_PREFIXES = ("localized:", "file:localized:")
@@ -124,7 +124,7 @@ class SourceChecker:
             except Refused as refusal:
                 refused[layer.id] = refusal
         names = {endpoint.host for endpoints in remote.values() for endpoint in endpoints}
-        addresses = hosts.resolve_all(names) if names else {}
+        addresses = job_hosts.resolve_all(names) if names else {}
         for layer_id, endpoints in remote.items():
             for endpoint in endpoints:
                 if not addresses[endpoint.host] and not endpoint.direct:

@@ -169,7 +169,7 @@ def test_deltas_stored_meanwhile_by_another_upload_are_skipped_without_error(ali
     from chalicelib.inputs import Deltafile
     from chalicelib.models import Project, User
     from chalicelib.models.roles import Origin, Role
-    from chalicelib.permissions import ProjectRole
+    from chalicelib.rules.permissions import ProjectRole
 
     body = a_deltafile(pid, a_delta(), a_delta())
     owner = ProjectRole(Role.ADMIN, Origin.PROJECT_OWNER)

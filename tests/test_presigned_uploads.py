@@ -5,7 +5,7 @@ import hashlib
 import pytest
 import requests
 
-from chalicelib.checksums import PART_SIZE, of_chunks
+from chalicelib.rules.checksums import PART_SIZE, of_chunks
 from tests.files_helpers import qgs, stored_state, upload
 
 

@@ -128,11 +128,11 @@ def test_writes_that_started_before_the_mark_cannot_commit_after_it(alice, users
 
     from chalicelib import collaborators, files, project_deletion, thumbnails, uploads
     from chalicelib.auth import Caller
-    from chalicelib.checksums import of_stream
     from chalicelib.errors import ObjectNotFound
     from chalicelib.inputs import CollaboratorAdd, UploadBegin
     from chalicelib.models import Project, User
-    from chalicelib.permissions import project_role
+    from chalicelib.rules.checksums import of_stream
+    from chalicelib.rules.permissions import project_role
 
     users("bob")
     pid = alice.create_project("doomed")["id"]

@@ -5,9 +5,9 @@ from chalicelib import outputs as out
 from chalicelib.errors import Conflict, InvalidRequest
 from chalicelib.inputs import CollaboratorAdd, CollaboratorChange
 from chalicelib.pagination import paginate
-from chalicelib.permissions import Action
 from chalicelib.request_data import body
 from chalicelib.routing import Doc, Router
+from chalicelib.rules.permissions import Action
 from chalicelib.serializers import collaborator_json
 
 router = Router(__name__)

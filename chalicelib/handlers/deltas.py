@@ -12,9 +12,9 @@ from chalicelib.errors import (
 )
 from chalicelib.inputs import Deltafile, OrderingQuery
 from chalicelib.pagination import paginate
-from chalicelib.permissions import Action
 from chalicelib.request_data import deltafile, query
 from chalicelib.routing import Doc, Router
+from chalicelib.rules.permissions import Action
 from chalicelib.serializers import delta_entries_json
 
 router = Router(__name__)

@@ -18,9 +18,9 @@ from chalicelib.errors import (
 from chalicelib.handlers.downloads import download_doc, download_request, download_response
 from chalicelib.inputs import VersionQuery
 from chalicelib.pagination import paginate
-from chalicelib.permissions import Action
 from chalicelib.request_data import Deferred, multipart
 from chalicelib.routing import API_PREFIX, Doc, Router
+from chalicelib.rules.permissions import Action
 from chalicelib.serializers import file_entries_json, file_metadata_json, uploaded_json
 
 router = Router(__name__)

@@ -3,8 +3,8 @@ from chalicelib import outputs as out
 from chalicelib.errors import InvalidJob
 from chalicelib.handlers.downloads import download_doc, download_request, download_response
 from chalicelib.pagination import json_text_response
-from chalicelib.permissions import Action
 from chalicelib.routing import Doc, Router
+from chalicelib.rules.permissions import Action
 from chalicelib.serializers import package_text
 
 router = Router(__name__)

@@ -12,9 +12,9 @@ from chalicelib.errors import (
 )
 from chalicelib.inputs import OrderingQuery, ProjectCreate, ProjectListQuery, ProjectReplace, ProjectUpdate
 from chalicelib.pagination import paginate
-from chalicelib.permissions import Action
 from chalicelib.request_data import body, multipart, query
 from chalicelib.routing import Doc, Router
+from chalicelib.rules.permissions import Action
 from chalicelib.serializers import project_json
 
 router = Router(__name__)

@@ -5,9 +5,9 @@ from chalicelib import outputs as out
 from chalicelib.errors import InvalidRequest
 from chalicelib.handlers.files import UPLOAD_ERRORS
 from chalicelib.inputs import UploadBegin, UploadCompletion
-from chalicelib.permissions import Action
 from chalicelib.request_data import body
 from chalicelib.routing import Doc, Router
+from chalicelib.rules.permissions import Action
 from chalicelib.serializers import upload_state_json, uploaded_json
 
 router = Router(__name__)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from job_containers.hosts import HostPolicy, Refused, Unreachable, is_public
+from chalicelib.rules.job_hosts import HostPolicy, Refused, Unreachable, is_public
 from job_containers.sources import Folders, SourceChecker
 
 OUTSIDE = "outside the project's folder"

@@ -22,13 +22,13 @@ from enum import StrEnum
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import plans
 from chalicelib.errors import PermissionDenied
 from chalicelib.models import Collaborator, Membership, Project, User
 from chalicelib.models.base import get_many
 from chalicelib.models.collaborators import team_collaborator_key
 from chalicelib.models.organizations import MemberRole
 from chalicelib.models.roles import Origin, Role
+from chalicelib.rules import plans
 
 ORIGIN_RANK = list(Origin)
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.clients import QFIELD
 from chalicelib.config import settings
 from chalicelib.errors import OverQuota
 from chalicelib.models import User
+from chalicelib.rules.client_types import QFIELD
 
 UNLIMITED_CLIENT_TYPES = frozenset({"worker"})
 GRACE_CLIENT_TYPES = frozenset({QFIELD})

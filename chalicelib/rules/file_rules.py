@@ -14,10 +14,10 @@ from pathlib import PurePosixPath
 from typing import IO
 from xml.etree.ElementTree import ParseError, XMLPullParser
 
-from chalicelib import qgz_limits
 from chalicelib.adapters import storage
 from chalicelib.errors import InvalidQgisProjectFile, ValidationError
 from chalicelib.models import Project
+from chalicelib.rules import qgz_limits
 
 MAX_NAME_CHARS = 255
 FORBIDDEN_IN_SEGMENT = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
