@@ -91,18 +91,6 @@ def find_person(username_or_email: str) -> User | None:
     return user if user is not None and user.is_person and user.is_active else None
 
 
-def fill_directory() -> int:
-    """Give persons and organizations made before the `directory` index their entry in it. A
-    Scan: run once after an upgrade (the local stack does it when it adds the index), never on
-    a request path."""
-    filled = 0
-    for user in User.scan(User.directory_partition.does_not_exist()):  # scan-ok: an upgrade task
-        if user.is_person or user.is_organization:
-            user.update(actions=[User.directory_partition.set(directory_partition_of(user.username_key))])
-            filled += 1
-    return filled
-
-
 def _check_email(email: str) -> str:
     email = email.strip()
     if email and not EMAIL_PATTERN.match(email):

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         run(config)
         return 0
     point_at_local_aws(config)
-    from chalicelib import admin
+    from chalicelib.maintenance import admin
 
     if args.command == "createorg":
         return admin.main(["createorg", args.name, "--owner", args.owner, "--email", args.email])

@@ -252,7 +252,7 @@ def count_lists_once(config: StackConfig) -> None:
     marker = config.data_dir / "lists-counted"
     if marker.exists():
         return
-    from chalicelib.recount import recount_all
+    from chalicelib.maintenance.recount import recount_all
 
     projects = recount_all()
     if projects:

@@ -1,6 +1,7 @@
 """Builds the API's Lambda zip: `python -m infra.package --out build/lambda.zip`.
 
-The zip holds app.py, chalicelib/ and the runtime dependencies listed in pyproject.toml,
+The zip holds app.py, chalicelib/ but its maintenance layer (administration from a shell, never
+run by the function) and the runtime dependencies listed in pyproject.toml,
 installed as manylinux x86_64 wheels for CPython 3.11: Lambda's platform, whatever machine
 builds it (argon2, cffi and Pillow contain compiled code). Needs network access to PyPI.
 """
@@ -24,6 +25,8 @@ LAMBDA_PYTHON = "3.11"
 # Lambda refuses a function whose unzipped code is larger than this.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 _SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
+# Folders of APP_PACKAGES the function never imports (tests/test_layers.py checks that it does not).
+LEFT_OUT = (Path("chalicelib") / "maintenance",)
 
 
 def runtime_requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
@@ -50,6 +53,8 @@ def copy_app(target: Path) -> None:
         shutil.copy2(REPO / module, target / module)
     for package in APP_PACKAGES:
         shutil.copytree(REPO / package, target / package, ignore=_SKIPPED)
+    for folder in LEFT_OUT:
+        shutil.rmtree(target / folder)
 
 
 def write_zip(source: Path, out: Path) -> int:

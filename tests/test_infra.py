@@ -696,6 +696,7 @@ def test_lambda_package_holds_the_app_and_the_runtime_dependencies(
     assert installed == [pyproject["project"]["dependencies"]]
     assert {"app.py", "chalice/__init__.py", "chalicelib/__init__.py"} <= names
     assert {f"chalicelib/models/{p.name}" for p in (REPO / "chalicelib/models").glob("*.py")} <= names
+    assert not [name for name in names if name.startswith("chalicelib/maintenance/")]
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 

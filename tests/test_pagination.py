@@ -231,7 +231,7 @@ def test_a_whole_list_is_rendered_page_by_page(files, monkeypatch):
 
 
 def test_recount_sets_the_counters_of_data_older_than_them(qgis_project):
-    from chalicelib.admin import main as admin
+    from chalicelib.maintenance.admin import main as admin
     from chalicelib.models import Job, ListCount, Project
 
     alice, pid = qgis_project

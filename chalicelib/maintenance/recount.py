@@ -1,16 +1,17 @@
 """Sets the list counters (`Project.file_count`, `ListCount`) and the jobs' `project_and_type` from
 what is stored, for data written before they existed. An administration task, not a request
 path: it reads every project (a Scan) and each project's lists. Run it once after upgrading, while
-nothing writes (`python -m chalicelib.admin recount`; the local stack does it by itself)."""
+nothing writes (`python -m chalicelib.maintenance.admin recount`; the local stack does it by
+itself)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+from chalicelib.maintenance.upgrades import every_project
 from chalicelib.models import Delta, Job, ListCount, Project, ProjectFile
 from chalicelib.models.counts import count_id
 from chalicelib.models.jobs import project_and_type
-from chalicelib.upgrades import every_project
 
 
 def _count_files(project: Project) -> int:

@@ -1,17 +1,17 @@
 """Sets `Project.list_order` and its copies on the collaborator rows (`project_order`) from what is
 stored, for data written before they existed or rows a cut-off rename left behind. An
 administration task, not a request path: it reads every project (a Scan) and each project's rows.
-Run it once after upgrading (`python -m chalicelib.admin reorder`; the local stack does it when it
-adds the indexes that page `GET projects/`)."""
+Run it once after upgrading (`python -m chalicelib.maintenance.admin reorder`; the local stack
+does it when it adds the indexes that page `GET projects/`)."""
 
 from __future__ import annotations
 
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.collaborators import follow_project_order
+from chalicelib.maintenance.upgrades import every_project
 from chalicelib.models import Project
 from chalicelib.models.projects import has_list_order
-from chalicelib.upgrades import every_project
 
 
 def reorder_project(project: Project) -> None:

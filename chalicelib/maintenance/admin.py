@@ -1,11 +1,11 @@
 """Administration from a shell, against whatever AWS the environment points at (the local stack
 when QFC_AWS_ENDPOINT_URL is set, real AWS otherwise).
 
-    python -m chalicelib.admin createuser USERNAME PASSWORD [--email E] [--staff]
-    python -m chalicelib.admin setpassword USERNAME PASSWORD
-    python -m chalicelib.admin createorg NAME --owner USERNAME [--email E]
-    python -m chalicelib.admin recount      (once after upgrading data older than the list counters)
-    python -m chalicelib.admin reorder      (once after upgrading data older than the paged project list)
+    python -m chalicelib.maintenance.admin createuser USERNAME PASSWORD [--email E] [--staff]
+    python -m chalicelib.maintenance.admin setpassword USERNAME PASSWORD
+    python -m chalicelib.maintenance.admin createorg NAME --owner USERNAME [--email E]
+    python -m chalicelib.maintenance.admin recount   (once after upgrading data older than the list counters)
+    python -m chalicelib.maintenance.admin reorder   (once after upgrading data older than the paged list)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from chalicelib.errors import ApiError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.admin")
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.maintenance.admin")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("createuser")
     create.add_argument("username")
@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "recount":
-            from chalicelib.recount import recount_all
+            from chalicelib.maintenance.recount import recount_all
 
             print(f"Recounted the lists of {recount_all()} projects.")
         elif args.command == "reorder":
-            from chalicelib.reorder import reorder_all
+            from chalicelib.maintenance.reorder import reorder_all
 
             print(f"Put {reorder_all()} projects in their list order.")
         elif args.command == "createuser":
