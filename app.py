@@ -4,7 +4,7 @@ Lambda handler (`app.handler`: logs, metrics, traces). Nothing else."""
 from chalice import Chalice
 
 from chalicelib.adapters import background
-from chalicelib.handlers import (
+from chalicelib.http.handlers import (
     apidocs,
     auth,
     collaborators,
@@ -20,8 +20,8 @@ from chalicelib.handlers import (
     uploads,
     users,
 )
+from chalicelib.http.routing import API_PREFIX, add_method_fallbacks
 from chalicelib.observability import lambda_handler
-from chalicelib.routing import API_PREFIX, add_method_fallbacks
 
 app = Chalice(app_name="qfc-serverless")
 app.api.binary_types.append("multipart/form-data")

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib import pagination
+from chalicelib.http import pagination
 
 PAGE_SIZES = (1, 2, 3, 7, 250)
 

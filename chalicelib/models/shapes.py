@@ -4,7 +4,7 @@ The files table keeps, with each file, its versions as the files list shows them
 (`FileVersionsOut`, rendered once when a version is recorded, spliced into the list unparsed):
 `models.files` renders them with `file_versions`, and so do the serializers. Only pydantic here,
 no PynamoDB and no other module of ours: the models import it at the top, and so does
-`chalicelib.outputs`, the home of every other response shape.
+`chalicelib.http.outputs`, the home of every other response shape.
 """
 
 from __future__ import annotations

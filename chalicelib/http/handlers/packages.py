@@ -1,11 +1,11 @@
 from chalicelib import auth, packages, projects
-from chalicelib import outputs as out
 from chalicelib.errors import InvalidJob
-from chalicelib.handlers.downloads import download_doc, download_request, download_response
-from chalicelib.pagination import json_text_response
-from chalicelib.routing import Doc, Router
+from chalicelib.http import outputs as out
+from chalicelib.http.handlers.downloads import download_doc, download_request, download_response
+from chalicelib.http.pagination import json_text_response
+from chalicelib.http.routing import Doc, Router
+from chalicelib.http.serializers import package_text
 from chalicelib.rules.permissions import Action
-from chalicelib.serializers import package_text
 
 router = Router(__name__)
 

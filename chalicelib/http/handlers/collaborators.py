@@ -1,14 +1,14 @@
 from chalice import Response
 
 from chalicelib import auth, collaborators, projects
-from chalicelib import outputs as out
 from chalicelib.errors import Conflict, InvalidRequest
+from chalicelib.http import outputs as out
+from chalicelib.http.pagination import paginate
+from chalicelib.http.request_data import body
+from chalicelib.http.routing import Doc, Router
+from chalicelib.http.serializers import collaborator_json
 from chalicelib.inputs import CollaboratorAdd, CollaboratorChange
-from chalicelib.pagination import paginate
-from chalicelib.request_data import body
-from chalicelib.routing import Doc, Router
 from chalicelib.rules.permissions import Action
-from chalicelib.serializers import collaborator_json
 
 router = Router(__name__)
 

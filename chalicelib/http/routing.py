@@ -15,8 +15,8 @@ Rules (docs/routing.md explains why):
 - Every view runs inside `_run_view`, which turns any exception into the JSON error of
   `chalicelib.errors` and logs unexpected ones with the request id.
 - Every API route declares what it does for the OpenAPI document (`doc=Doc(...)`): its input and
-  output models, statuses and errors. `chalicelib.openapi` builds the document from the app's
-  route table and these declarations; tests/test_openapi.py checks that none is missing.
+  output models, statuses and errors. `openapi` builds the document from the app's route table
+  and these declarations; tests/test_openapi.py checks that none is missing.
 """
 
 from __future__ import annotations
@@ -101,11 +101,11 @@ def _run_view(view: Callable[..., Any], request) -> Any:
 class Doc:
     """What the OpenAPI document says about one operation (a method of a route).
 
-    `returns` is the type of the success body (an output model of `chalicelib.outputs`, a
+    `returns` is the type of the success body (an output model of `outputs`, a
     `list[...]` of one, or a union), None for no body. `body` is the input model of a JSON or form
     body, `query` that of the query string; `parts` describes a multipart body (part name → the
     input model of a JSON part, or None for bytes). `errors` are the error classes this operation
-    raises beyond those every operation of its kind may (chalicelib.openapi adds those).
+    raises beyond those every operation of its kind may (openapi adds those).
     """
 
     summary: str

@@ -5,9 +5,9 @@ from chalice import Response
 
 from chalicelib.errors import InvalidHttpRange
 from chalicelib.files import Served
+from chalicelib.http.request_data import query
+from chalicelib.http.routing import Doc
 from chalicelib.inputs import FileDownload, VersionQuery
-from chalicelib.request_data import query
-from chalicelib.routing import Doc
 
 DOWNLOAD_HEADERS = {
     "Range": "`bytes=<first>-` or `bytes=<first>-<last>`: the redirect leads to those bytes",

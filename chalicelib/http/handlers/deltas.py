@@ -1,7 +1,6 @@
 from chalice import Response
 
 from chalicelib import auth, deltas, projects
-from chalicelib import outputs as out
 from chalicelib.errors import (
     DeltasNotStored,
     EmptyContent,
@@ -10,12 +9,13 @@ from chalicelib.errors import (
     NoQgisProject,
     TooManyJobs,
 )
+from chalicelib.http import outputs as out
+from chalicelib.http.pagination import paginate
+from chalicelib.http.request_data import deltafile, query
+from chalicelib.http.routing import Doc, Router
+from chalicelib.http.serializers import delta_entries_json
 from chalicelib.inputs import Deltafile, OrderingQuery
-from chalicelib.pagination import paginate
-from chalicelib.request_data import deltafile, query
-from chalicelib.routing import Doc, Router
 from chalicelib.rules.permissions import Action
-from chalicelib.serializers import delta_entries_json
 
 router = Router(__name__)
 

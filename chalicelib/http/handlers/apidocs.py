@@ -1,6 +1,6 @@
 """The API's description, outside `/api/v1/` as in QFieldCloud: the OpenAPI document
 (`/swagger.json`, `/swagger.yaml`), Swagger UI (`/swagger/`) and ReDoc (`/docs/`). The pages and
-their scripts are served from `chalicelib/apidocs/` (the browser files vendored from npm by
+their scripts are served from `chalicelib/http/apidocs/` (the browser files vendored from npm by
 scripts/vendor_api_docs.sh), so a deployment without internet access shows them too."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 import yaml
 from chalice import Response
 
-from chalicelib import auth, openapi
+from chalicelib import auth
 from chalicelib.config import settings
 from chalicelib.errors import ObjectNotFound
-from chalicelib.routing import Router
+from chalicelib.http import openapi
+from chalicelib.http.routing import Router
 
 router = Router(__name__)
 PAGES = Path(__file__).resolve().parent.parent / "apidocs"

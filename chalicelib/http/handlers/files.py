@@ -3,7 +3,6 @@ from urllib.parse import quote
 from chalice import Response
 
 from chalicelib import auth, files, projects
-from chalicelib import outputs as out
 from chalicelib.errors import (
     Conflict,
     EmptyContent,
@@ -15,13 +14,14 @@ from chalicelib.errors import (
     QgisProjectFileNotAllowed,
     RestrictedProjectModification,
 )
-from chalicelib.handlers.downloads import download_doc, download_request, download_response
+from chalicelib.http import outputs as out
+from chalicelib.http.handlers.downloads import download_doc, download_request, download_response
+from chalicelib.http.pagination import paginate
+from chalicelib.http.request_data import Deferred, multipart
+from chalicelib.http.routing import API_PREFIX, Doc, Router
+from chalicelib.http.serializers import file_entries_json, file_metadata_json, uploaded_json
 from chalicelib.inputs import VersionQuery
-from chalicelib.pagination import paginate
-from chalicelib.request_data import Deferred, multipart
-from chalicelib.routing import API_PREFIX, Doc, Router
 from chalicelib.rules.permissions import Action
-from chalicelib.serializers import file_entries_json, file_metadata_json, uploaded_json
 
 router = Router(__name__)
 # What an upload may be refused for, direct or presigned (docs/api.md, "Direct upload").

@@ -1,6 +1,6 @@
 """The JSON shapes of the API's resources, field for field as the clients read them.
 
-Each function fills one model of `chalicelib.outputs` (the shape's one home, from which the
+Each function fills one model of `outputs` (the shape's one home, from which the
 OpenAPI document is derived) and returns its JSON-ready dump.
 """
 
@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from chalicelib import outputs as out
 from chalicelib.accounts import Subscription
 from chalicelib.auth import Session
 from chalicelib.health import Health
+from chalicelib.http import outputs as out
+from chalicelib.http.pagination import JsonItems
 from chalicelib.jobs import JobReport
 from chalicelib.models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
 from chalicelib.models.deltas import DeltaStatus
@@ -22,7 +23,6 @@ from chalicelib.models.projects import ProjectType
 from chalicelib.models.shapes import compact_json, file_versions, utc_timestamp
 from chalicelib.organizations import OrganizationView
 from chalicelib.packages import Package
-from chalicelib.pagination import JsonItems
 from chalicelib.projects import ProjectView
 from chalicelib.rules.permissions import membership_origin, membership_role_label
 from chalicelib.teams import TeamView

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of `/api/v1/`, generated from the code: the app's route table gives
-the paths and methods, each route's `Doc` (chalicelib.routing) what it takes and answers, and the
-pydantic models of `chalicelib.inputs` and `chalicelib.outputs` the schemas (their JSON Schema,
-which OpenAPI 3.1 uses as it is). Nothing here is written by hand but the prose.
+the paths and methods, each route's `Doc` (routing) what it takes and answers, and the pydantic
+models of `chalicelib.inputs` and `outputs` the schemas (their JSON Schema, which OpenAPI 3.1
+uses as it is). Nothing here is written by hand but the prose.
 """
 
 from __future__ import annotations
@@ -16,9 +16,16 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema
 
 from chalicelib import errors
-from chalicelib.outputs import ErrorOut
-from chalicelib.pagination import MAX_CURSOR_CHARS
-from chalicelib.routing import API_PREFIX, DOCS_ATTRIBUTE, FILENAME, MAX_NAME_PARAM_CHARS, UUID_PARAMS, Doc
+from chalicelib.http.outputs import ErrorOut
+from chalicelib.http.pagination import MAX_CURSOR_CHARS
+from chalicelib.http.routing import (
+    API_PREFIX,
+    DOCS_ATTRIBUTE,
+    FILENAME,
+    MAX_NAME_PARAM_CHARS,
+    UUID_PARAMS,
+    Doc,
+)
 
 OPENAPI_VERSION = "3.1.0"
 TITLE = "QFieldCloud (serverless) API"

@@ -1,7 +1,6 @@
 from chalice import Response
 
 from chalicelib import auth, project_deletion, projects, thumbnails
-from chalicelib import outputs as out
 from chalicelib.errors import (
     Conflict,
     EmptyContent,
@@ -10,12 +9,13 @@ from chalicelib.errors import (
     ProjectAlreadyExists,
     QgisProjectFileNotAllowed,
 )
+from chalicelib.http import outputs as out
+from chalicelib.http.pagination import paginate
+from chalicelib.http.request_data import body, multipart, query
+from chalicelib.http.routing import Doc, Router
+from chalicelib.http.serializers import project_json
 from chalicelib.inputs import OrderingQuery, ProjectCreate, ProjectListQuery, ProjectReplace, ProjectUpdate
-from chalicelib.pagination import paginate
-from chalicelib.request_data import body, multipart, query
-from chalicelib.routing import Doc, Router
 from chalicelib.rules.permissions import Action
-from chalicelib.serializers import project_json
 
 router = Router(__name__)
 

@@ -39,9 +39,9 @@ from urllib.parse import urlencode
 from chalice import Response
 
 from chalicelib.config import settings
+from chalicelib.http.request_data import query_param
 from chalicelib.models.listing import END, Key, KeyOrdered, Listing
 from chalicelib.models.shapes import compact_json
-from chalicelib.request_data import query_param
 
 T = TypeVar("T")
 

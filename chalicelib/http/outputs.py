@@ -1,9 +1,9 @@
 """The typed outputs of the API: the one home of every response shape.
 
-`chalicelib.serializers` fills these models from the services' results and dumps them to the JSON
-the handlers return; `chalicelib.openapi` derives the document's response schemas from them. A
-field the clients read is declared here once, with its type: a serializer that sends something
-else fails its own validation (a 500 in tests) instead of drifting from the document.
+`serializers` fills these models from the services' results and dumps them to the JSON the
+handlers return; `openapi` derives the document's response schemas from them. A field the
+clients read is declared here once, with its type: a serializer that sends something else fails
+its own validation (a 500 in tests) instead of drifting from the document.
 
 Conventions: every field a response always carries is required (no default); a field that is
 sometimes absent has a default and is left out when the serializer does not set it (`dump`

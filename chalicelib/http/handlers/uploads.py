@@ -1,14 +1,14 @@
 from chalice import Response
 
 from chalicelib import auth, projects, uploads
-from chalicelib import outputs as out
 from chalicelib.errors import InvalidRequest
-from chalicelib.handlers.files import UPLOAD_ERRORS
+from chalicelib.http import outputs as out
+from chalicelib.http.handlers.files import UPLOAD_ERRORS
+from chalicelib.http.request_data import body
+from chalicelib.http.routing import Doc, Router
+from chalicelib.http.serializers import upload_state_json, uploaded_json
 from chalicelib.inputs import UploadBegin, UploadCompletion
-from chalicelib.request_data import body
-from chalicelib.routing import Doc, Router
 from chalicelib.rules.permissions import Action
-from chalicelib.serializers import upload_state_json, uploaded_json
 
 router = Router(__name__)
 

@@ -1,7 +1,7 @@
 from chalicelib import accounts, auth
-from chalicelib import outputs as out
-from chalicelib.routing import Doc, Router
-from chalicelib.serializers import subscription_json
+from chalicelib.http import outputs as out
+from chalicelib.http.routing import Doc, Router
+from chalicelib.http.serializers import subscription_json
 
 router = Router(__name__)
 

@@ -1,11 +1,11 @@
 from chalicelib import auth, jobs
-from chalicelib import outputs as out
 from chalicelib.errors import NoQgisProject, TooManyJobs
+from chalicelib.http import outputs as out
+from chalicelib.http.pagination import json_text_response, paginate
+from chalicelib.http.request_data import body, query
+from chalicelib.http.routing import Doc, Router
+from chalicelib.http.serializers import job_json, job_report_text
 from chalicelib.inputs import JobCreate, JobListQuery
-from chalicelib.pagination import json_text_response, paginate
-from chalicelib.request_data import body, query
-from chalicelib.routing import Doc, Router
-from chalicelib.serializers import job_json, job_report_text
 
 router = Router(__name__)
 

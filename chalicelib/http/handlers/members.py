@@ -1,13 +1,13 @@
 from chalice import Response
 
 from chalicelib import auth, organizations
-from chalicelib import outputs as out
 from chalicelib.errors import Conflict, InvalidRequest, ReachedMaxOrganizationMembers
+from chalicelib.http import outputs as out
+from chalicelib.http.pagination import paginate
+from chalicelib.http.request_data import body
+from chalicelib.http.routing import Doc, Router
+from chalicelib.http.serializers import member_json
 from chalicelib.inputs import MemberAdd, MemberChange, MemberReplace
-from chalicelib.pagination import paginate
-from chalicelib.request_data import body
-from chalicelib.routing import Doc, Router
-from chalicelib.serializers import member_json
 
 router = Router(__name__)
 
