@@ -234,7 +234,7 @@ class WorkerProcess:
 def ensure_admin(config: StackConfig) -> tuple[str, str | None]:
     """Create the `admin` user on first start; its password comes from QFC_ADMIN_PASSWORD or is
     generated, printed once and kept in the data dir."""
-    from chalicelib import accounts
+    from chalicelib.services import accounts
 
     username = "admin"
     if accounts.find_user(username) is not None:

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from chalicelib import deltas, files, jobs, packages, processing, projects, thumbnails
 from chalicelib.adapters import storage
-from chalicelib.auth import Caller
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, ObjectNotFound
 from chalicelib.models import Job, Project, ProjectFile, User
@@ -26,6 +24,8 @@ from chalicelib.models.jobs import JobStatus, JobType, PackageFile
 from chalicelib.observability import logger
 from chalicelib.rules import checksums, job_hosts
 from chalicelib.rules.file_rules import is_attachment
+from chalicelib.services import deltas, files, jobs, packages, processing, projects, thumbnails
+from chalicelib.services.auth import Caller
 from job_containers import isolation, sandbox
 
 WORKER_CLIENT = "worker"

@@ -22,12 +22,13 @@ import uuid
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import config, deltas, jobs
+from chalicelib import config
 from chalicelib.adapters import job_queue
 from chalicelib.config import settings
 from chalicelib.models import Job
 from chalicelib.models.jobs import JobStatus, JobType
 from chalicelib.observability import logger, metrics, publish_metrics
+from chalicelib.services import deltas, jobs
 from job_containers import isolation, runner, sandbox
 
 SWEEP_EVERY_SECONDS = 15

@@ -11,7 +11,7 @@ LOGIN_FIELDS = {"token", "username", "email", "first_name", "last_name", "full_n
 
 @pytest.fixture
 def alice(api):
-    from chalicelib import accounts
+    from chalicelib.services import accounts
 
     accounts.create_user("alice", PASSWORD, email="alice@example.com", first_name="Alice",
                          last_name="Liddell")

@@ -85,9 +85,9 @@ def package_feedback(layers: int, fields: int = 5) -> dict:
 def finished_package_job(client, project_id: str, feedback: dict) -> str:
     """A package job of the project, run to its end as the worker records one: its report saved
     (`jobs.save_report`), completed with its files, retired. Its id."""
-    from chalicelib import jobs, packages
     from chalicelib.models import Job
     from chalicelib.models.jobs import PackageFile
+    from chalicelib.services import jobs, packages
 
     job_id = client.post("jobs/", json={"project_id": project_id, "type": "package"}).json()["id"]
     job = Job.get(job_id)
@@ -126,10 +126,10 @@ def test_a_large_report_is_answered_as_a_summary_with_a_link_to_the_whole(alice,
 
 
 def test_a_large_report_saved_before_summaries_existed_is_summarized_when_asked_for(alice, pid):
-    from chalicelib import jobs
     from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import Job
+    from chalicelib.services import jobs
 
     feedback = package_feedback(LAYERS)
     job_id = finished_package_job(alice, pid, feedback)

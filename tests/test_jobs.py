@@ -175,9 +175,9 @@ def test_a_redelivered_message_does_not_run_a_finished_job_again(alice, bees):
 
 
 def test_two_workers_never_run_jobs_of_one_project_at_once(alice, bees, override_settings):
-    from chalicelib import jobs
     from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
+    from chalicelib.services import jobs
     from job_containers.worker import Worker
 
     override_settings(job_busy_retry_seconds=0)
@@ -196,9 +196,9 @@ def test_two_workers_never_run_jobs_of_one_project_at_once(alice, bees, override
 
 
 def test_a_job_whose_worker_died_ends_failed_and_the_project_is_not_busy(alice, bees, override_settings):
-    from chalicelib import jobs
     from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
+    from chalicelib.services import jobs
     from job_containers.worker import Worker
 
     override_settings(job_lease_seconds=1)

@@ -17,7 +17,7 @@ LIMIT = 5
 
 @pytest.fixture
 def anonymous(api, override_settings):
-    from chalicelib import accounts
+    from chalicelib.services import accounts
 
     override_settings(login_failure_limit=LIMIT)
     accounts.create_user("alice", PASSWORD, email="alice@example.com")

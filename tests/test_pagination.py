@@ -144,8 +144,8 @@ def qgis_project(alice, pid):
 
 def test_jobs_of_one_type_are_paged_from_their_own_index(qgis_project):
     alice, pid = qgis_project
-    from chalicelib import jobs
     from chalicelib.models import Job
+    from chalicelib.services import jobs
 
     ids = []
     for _ in range(3):  # each started before the next is asked for: a waiting one would be reused

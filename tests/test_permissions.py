@@ -334,7 +334,7 @@ class AccountWorld:
         self.clients, self.upload, self.count = clients, upload, 0
 
     def fresh(self, prefix: str) -> str:
-        from chalicelib import accounts
+        from chalicelib.services import accounts
 
         self.count += 1
         name = f"{prefix}{self.count}"

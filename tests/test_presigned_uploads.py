@@ -151,9 +151,9 @@ def test_an_interrupted_completion_resumes_without_counting_twice(alice, pid, mo
     once its claim is old enough: one version, the quota counted once, nothing left over."""
     from datetime import timedelta
 
-    from chalicelib import uploads
     from chalicelib.models import UploadSession
     from chalicelib.models.base import utcnow
+    from chalicelib.services import uploads
 
     data = _data(PART_SIZE + 5)
     session = alice.post(f"uploads/{pid}/", json={"name": "a.bin", "size": len(data)}).json()
@@ -184,9 +184,9 @@ def test_an_interrupted_completion_resumes_without_counting_twice(alice, pid, mo
 def test_a_completion_cut_off_after_recording_is_not_recorded_twice(alice, pid, monkeypatch):
     from datetime import timedelta
 
-    from chalicelib import files, uploads
     from chalicelib.models import UploadSession
     from chalicelib.models.base import utcnow
+    from chalicelib.services import files, uploads
 
     session = alice.post(f"uploads/{pid}/", json={"name": "a.bin", "size": 10}).json()
     _put_parts(session, b"0123456789")

@@ -95,7 +95,7 @@ def test_a_project_being_deleted_is_gone_at_once_and_takes_no_more_writes(alice,
 
     from PIL import Image
 
-    from chalicelib import project_deletion
+    from chalicelib.services import project_deletion
 
     users("bob")
     pid = alice.create_project("doomed")["id"]
@@ -126,13 +126,13 @@ def test_writes_that_started_before_the_mark_cannot_commit_after_it(alice, users
 
     from PIL import Image
 
-    from chalicelib import collaborators, files, project_deletion, thumbnails, uploads
-    from chalicelib.auth import Caller
     from chalicelib.errors import ObjectNotFound
-    from chalicelib.inputs import CollaboratorAdd, UploadBegin
     from chalicelib.models import Project, User
     from chalicelib.rules.checksums import of_stream
     from chalicelib.rules.permissions import project_role
+    from chalicelib.services import collaborators, files, project_deletion, thumbnails, uploads
+    from chalicelib.services.auth import Caller
+    from chalicelib.services.inputs import CollaboratorAdd, UploadBegin
 
     users("bob")
     pid = alice.create_project("doomed")["id"]
@@ -160,7 +160,7 @@ def test_writes_that_started_before_the_mark_cannot_commit_after_it(alice, users
 def test_a_presigned_upload_completed_after_the_deletion_gives_its_quota_back(alice, purge_later):
     import requests
 
-    from chalicelib import project_deletion
+    from chalicelib.services import project_deletion
 
     pid = alice.create_project("doomed")["id"]
     assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
@@ -179,8 +179,8 @@ def test_a_completion_running_when_the_project_is_deleted_undoes_itself_once(ali
     it reserved is given back exactly once (it used to be released twice)."""
     import requests
 
-    from chalicelib import files, project_deletion
     from chalicelib.models import Project
+    from chalicelib.services import files, project_deletion
 
     pid = alice.create_project("doomed")["id"]
     assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
@@ -205,8 +205,8 @@ def test_a_completion_running_when_the_project_is_deleted_undoes_itself_once(ali
 
 
 def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, purge_later):
-    from chalicelib import project_deletion
     from chalicelib.adapters import storage
+    from chalicelib.services import project_deletion
 
     pid = alice.create_project("doomed")["id"]
     for n in range(30):  # more than one batch of file items
@@ -231,8 +231,8 @@ def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, pu
 def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(monkeypatch, override_settings):
     import json
 
-    from chalicelib import project_deletion
     from chalicelib.adapters import background
+    from chalicelib.services import project_deletion
 
     override_settings(background_tasks="lambda")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stack-api")
@@ -248,7 +248,8 @@ def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(mon
     event = json.loads(sent[0]["Payload"])
     ran = []
     monkeypatch.setattr(project_deletion, "purge", lambda project_id: ran.append(project_id))
-    monkeypatch.setitem(background._TASKS, "chalicelib.project_deletion.purge", project_deletion.purge)
+    monkeypatch.setitem(background._TASKS, "chalicelib.services.project_deletion.purge",
+                        project_deletion.purge)
     handler = background.dispatching(lambda event, context: {"statusCode": 200})
     assert handler(event, None)["done"] and ran == ["p1"]
     assert handler({"httpMethod": "GET"}, None) == {"statusCode": 200}

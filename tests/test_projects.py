@@ -345,7 +345,7 @@ def test_pagination_links_come_from_the_configured_public_url_not_from_client_he
 
 
 def test_without_a_configured_url_links_use_the_domain_api_gateway_reports(api, override_settings):
-    from chalicelib import accounts
+    from chalicelib.services import accounts
     from devstack.gateway import ApiGateway
 
     override_settings(public_url=None)

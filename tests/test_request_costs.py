@@ -32,9 +32,9 @@ def _world(users, size: int):
     projects, and `size` other organizations exist; bob is a member of `acme` and in one team,
     which collaborates on every `acme` project; carol is an admin of `acme`. What grows is
     everything but the callers' own ties."""
-    from chalicelib import accounts, organizations
     from chalicelib.models import Collaborator, Membership, Team, User
     from chalicelib.models.collaborators import team_collaborator_key
+    from chalicelib.services import accounts, organizations
 
     alice, bob, carol = users("alice"), users("bob"), users("carol")
     ids = [alice.create_project(f"p{i}")["id"] for i in range(size)]

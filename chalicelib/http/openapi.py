@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of `/api/v1/`, generated from the code: the app's route table gives
 the paths and methods, each route's `Doc` (routing) what it takes and answers, and the pydantic
-models of `chalicelib.inputs` and `outputs` the schemas (their JSON Schema, which OpenAPI 3.1
-uses as it is). Nothing here is written by hand but the prose.
+models of `chalicelib.services.inputs` and `outputs` the schemas (their JSON Schema, which
+OpenAPI 3.1 uses as it is). Nothing here is written by hand but the prose.
 """
 
 from __future__ import annotations

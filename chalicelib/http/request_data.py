@@ -1,5 +1,6 @@
 """Reading what a request carries (JSON, form-urlencoded and multipart bodies, query parameters)
-into the typed inputs of `chalicelib.inputs`. Used by handlers only: services never see a request.
+into the typed inputs of `chalicelib.services.inputs`. Used by handlers only: services never see
+a request.
 
 The SDK sends form bodies, QField sends JSON; both become the same input model. A body that
 cannot be read is a 400 `api_error`; a readable body whose fields are wrong is a pydantic
@@ -21,7 +22,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from chalicelib.errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents, PayloadTooLarge
-from chalicelib.inputs import Deltafile
+from chalicelib.services.inputs import Deltafile
 
 # A synchronous Lambda invocation carries at most 6 MB of event, so on AWS a binary body this
 # large never reaches the function (API Gateway refuses it first). Only the local stack, with

@@ -10,24 +10,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from chalicelib.accounts import Subscription
-from chalicelib.auth import Session
-from chalicelib.health import Health
 from chalicelib.http import outputs as out
 from chalicelib.http.pagination import JsonItems
-from chalicelib.jobs import JobReport
 from chalicelib.models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
 from chalicelib.models.deltas import DeltaStatus
 from chalicelib.models.files import ListedFile
 from chalicelib.models.projects import ProjectType
 from chalicelib.models.shapes import compact_json, file_versions, utc_timestamp
-from chalicelib.organizations import OrganizationView
-from chalicelib.packages import Package
-from chalicelib.projects import ProjectView
 from chalicelib.rules.permissions import membership_origin, membership_role_label
-from chalicelib.teams import TeamView
-from chalicelib.uploads import UploadState
-from chalicelib.users import AccountView
+from chalicelib.services.accounts import Subscription
+from chalicelib.services.auth import Session
+from chalicelib.services.health import Health
+from chalicelib.services.jobs import JobReport
+from chalicelib.services.organizations import OrganizationView
+from chalicelib.services.packages import Package
+from chalicelib.services.projects import ProjectView
+from chalicelib.services.teams import TeamView
+from chalicelib.services.uploads import UploadState
+from chalicelib.services.users import AccountView
 
 
 def timestamp(value: datetime | None) -> str | None:

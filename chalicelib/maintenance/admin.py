@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from chalicelib import accounts, organizations
 from chalicelib.errors import ApiError
+from chalicelib.services import accounts, organizations
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.collaborators import follow_project_order
 from chalicelib.maintenance.upgrades import every_project
 from chalicelib.models import Project
 from chalicelib.models.projects import has_list_order
+from chalicelib.services.collaborators import follow_project_order
 
 
 def reorder_project(project: Project) -> None:

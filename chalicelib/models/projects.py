@@ -139,7 +139,7 @@ class Project(Table):
 
 def is_live():
     """The condition every write that adds to a project checks, in its own conditional write or
-    transaction: the project exists and is not being deleted (chalicelib.project_deletion)."""
+    transaction: the project exists and is not being deleted (services.project_deletion)."""
     return Project.id.exists() & Project.deleting_since.does_not_exist()
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import yaml
 from chalice import Response
 
-from chalicelib import auth
 from chalicelib.config import settings
 from chalicelib.errors import ObjectNotFound
 from chalicelib.http import openapi
 from chalicelib.http.routing import Router
+from chalicelib.services import auth
 
 router = Router(__name__)
 PAGES = Path(__file__).resolve().parent.parent / "apidocs"

@@ -1,12 +1,12 @@
 from chalice import Response
 
-from chalicelib import auth
 from chalicelib.errors import TooManyLoginAttempts
 from chalicelib.http import outputs as out
 from chalicelib.http.request_data import body
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import auth_providers_json, login_json, logout_json, user_json
-from chalicelib.inputs import Login
+from chalicelib.services import auth
+from chalicelib.services.inputs import Login
 
 router = Router(__name__)
 

@@ -1,14 +1,14 @@
 from chalice import Response
 
-from chalicelib import auth, collaborators, projects
 from chalicelib.errors import Conflict, InvalidRequest
 from chalicelib.http import outputs as out
 from chalicelib.http.pagination import paginate
 from chalicelib.http.request_data import body
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import collaborator_json
-from chalicelib.inputs import CollaboratorAdd, CollaboratorChange
 from chalicelib.rules.permissions import Action
+from chalicelib.services import auth, collaborators, projects
+from chalicelib.services.inputs import CollaboratorAdd, CollaboratorChange
 
 router = Router(__name__)
 

@@ -1,6 +1,5 @@
 from chalice import Response
 
-from chalicelib import auth, deltas, projects
 from chalicelib.errors import (
     DeltasNotStored,
     EmptyContent,
@@ -14,8 +13,9 @@ from chalicelib.http.pagination import paginate
 from chalicelib.http.request_data import deltafile, query
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import delta_entries_json
-from chalicelib.inputs import Deltafile, OrderingQuery
 from chalicelib.rules.permissions import Action
+from chalicelib.services import auth, deltas, projects
+from chalicelib.services.inputs import Deltafile, OrderingQuery
 
 router = Router(__name__)
 

@@ -4,10 +4,10 @@ with the redirect (or 304) that `files.serve` decided."""
 from chalice import Response
 
 from chalicelib.errors import InvalidHttpRange
-from chalicelib.files import Served
 from chalicelib.http.request_data import query
 from chalicelib.http.routing import Doc
-from chalicelib.inputs import FileDownload, VersionQuery
+from chalicelib.services.files import Served
+from chalicelib.services.inputs import FileDownload, VersionQuery
 
 DOWNLOAD_HEADERS = {
     "Range": "`bytes=<first>-` or `bytes=<first>-<last>`: the redirect leads to those bytes",

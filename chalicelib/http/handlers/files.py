@@ -2,7 +2,6 @@ from urllib.parse import quote
 
 from chalice import Response
 
-from chalicelib import auth, files, projects
 from chalicelib.errors import (
     Conflict,
     EmptyContent,
@@ -20,8 +19,9 @@ from chalicelib.http.pagination import paginate
 from chalicelib.http.request_data import Deferred, multipart
 from chalicelib.http.routing import API_PREFIX, Doc, Router
 from chalicelib.http.serializers import file_entries_json, file_metadata_json, uploaded_json
-from chalicelib.inputs import VersionQuery
 from chalicelib.rules.permissions import Action
+from chalicelib.services import auth, files, projects
+from chalicelib.services.inputs import VersionQuery
 
 router = Router(__name__)
 # What an upload may be refused for, direct or presigned (docs/api.md, "Direct upload").

@@ -1,11 +1,11 @@
-from chalicelib import auth, jobs
 from chalicelib.errors import NoQgisProject, TooManyJobs
 from chalicelib.http import outputs as out
 from chalicelib.http.pagination import json_text_response, paginate
 from chalicelib.http.request_data import body, query
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import job_json, job_report_text
-from chalicelib.inputs import JobCreate, JobListQuery
+from chalicelib.services import auth, jobs
+from chalicelib.services.inputs import JobCreate, JobListQuery
 
 router = Router(__name__)
 

@@ -1,13 +1,13 @@
 from chalice import Response
 
-from chalicelib import auth, organizations
 from chalicelib.errors import Conflict, InvalidRequest, ReachedMaxOrganizationMembers
 from chalicelib.http import outputs as out
 from chalicelib.http.pagination import paginate
 from chalicelib.http.request_data import body
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import member_json
-from chalicelib.inputs import MemberAdd, MemberChange, MemberReplace
+from chalicelib.services import auth, organizations
+from chalicelib.services.inputs import MemberAdd, MemberChange, MemberReplace
 
 router = Router(__name__)
 

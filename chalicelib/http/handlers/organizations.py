@@ -1,12 +1,12 @@
 from chalice import Response
 
-from chalicelib import auth, organizations, teams
 from chalicelib.errors import InvalidRequest, ObjectAlreadyExists
 from chalicelib.http import outputs as out
 from chalicelib.http.request_data import body
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import organization_json, team_json, team_member_json
-from chalicelib.inputs import OrganizationCreate, TeamInput, TeamMemberAdd
+from chalicelib.services import auth, organizations, teams
+from chalicelib.services.inputs import OrganizationCreate, TeamInput, TeamMemberAdd
 
 router = Router(__name__)
 TEAM = "/organizations/{organization}/teams/{team}/"

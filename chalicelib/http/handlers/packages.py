@@ -1,4 +1,3 @@
-from chalicelib import auth, packages, projects
 from chalicelib.errors import InvalidJob
 from chalicelib.http import outputs as out
 from chalicelib.http.handlers.downloads import download_doc, download_request, download_response
@@ -6,6 +5,7 @@ from chalicelib.http.pagination import json_text_response
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import package_text
 from chalicelib.rules.permissions import Action
+from chalicelib.services import auth, packages, projects
 
 router = Router(__name__)
 

@@ -1,6 +1,5 @@
 from chalice import Response
 
-from chalicelib import auth, project_deletion, projects, thumbnails
 from chalicelib.errors import (
     Conflict,
     EmptyContent,
@@ -14,8 +13,15 @@ from chalicelib.http.pagination import paginate
 from chalicelib.http.request_data import body, multipart, query
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import project_json
-from chalicelib.inputs import OrderingQuery, ProjectCreate, ProjectListQuery, ProjectReplace, ProjectUpdate
 from chalicelib.rules.permissions import Action
+from chalicelib.services import auth, project_deletion, projects, thumbnails
+from chalicelib.services.inputs import (
+    OrderingQuery,
+    ProjectCreate,
+    ProjectListQuery,
+    ProjectReplace,
+    ProjectUpdate,
+)
 
 router = Router(__name__)
 

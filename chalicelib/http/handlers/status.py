@@ -1,9 +1,9 @@
 from chalice import Response
 
-from chalicelib import auth, health
 from chalicelib.http import outputs as out
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import server_info_json, status_json
+from chalicelib.services import auth, health
 
 router = Router(__name__)
 

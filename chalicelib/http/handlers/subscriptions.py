@@ -1,7 +1,7 @@
-from chalicelib import accounts, auth
 from chalicelib.http import outputs as out
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import subscription_json
+from chalicelib.services import accounts, auth
 
 router = Router(__name__)
 

@@ -1,14 +1,14 @@
 from chalice import Response
 
-from chalicelib import auth, projects, uploads
 from chalicelib.errors import InvalidRequest
 from chalicelib.http import outputs as out
 from chalicelib.http.handlers.files import UPLOAD_ERRORS
 from chalicelib.http.request_data import body
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import upload_state_json, uploaded_json
-from chalicelib.inputs import UploadBegin, UploadCompletion
 from chalicelib.rules.permissions import Action
+from chalicelib.services import auth, projects, uploads
+from chalicelib.services.inputs import UploadBegin, UploadCompletion
 
 router = Router(__name__)
 

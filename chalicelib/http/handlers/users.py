@@ -1,13 +1,13 @@
 from chalice import Response
 
-from chalicelib import auth, organizations, users
 from chalicelib.errors import ObjectAlreadyExists
 from chalicelib.http import outputs as out
 from chalicelib.http.pagination import paginate
 from chalicelib.http.request_data import body, query
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import account_json, organization_json, public_user_json
-from chalicelib.inputs import UserCreate, UserSearchQuery, UserUpdate
+from chalicelib.services import auth, organizations, users
+from chalicelib.services.inputs import UserCreate, UserSearchQuery, UserUpdate
 
 router = Router(__name__)
 

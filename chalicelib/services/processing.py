@@ -7,11 +7,11 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import jobs
 from chalicelib.models import Job, Project
 from chalicelib.models.base import Transaction
 from chalicelib.models.jobs import JobStatus
 from chalicelib.models.projects import is_live
+from chalicelib.services import jobs
 
 
 def _has_online_vector_data(layers: dict[str, Any]) -> bool:

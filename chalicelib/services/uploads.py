@@ -23,13 +23,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
-from chalicelib import files
-from chalicelib.accounts import owner_of
 from chalicelib.adapters import background, storage
-from chalicelib.auth import Caller
 from chalicelib.config import settings
 from chalicelib.errors import Conflict, ObjectNotFound, OverQuota, ValidationError
-from chalicelib.inputs import UploadBegin
 from chalicelib.models import FileVersion, Project, UploadSession, User
 from chalicelib.models.base import Transaction, utcnow
 from chalicelib.models.projects import is_live
@@ -38,6 +34,10 @@ from chalicelib.rules import checksums, quota
 from chalicelib.rules.checksums import PART_SIZE, Checksums
 from chalicelib.rules.file_rules import check_qgis_project
 from chalicelib.rules.permissions import AccountAction, ProjectRole, allowed_on_account
+from chalicelib.services import files
+from chalicelib.services.accounts import owner_of
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import UploadBegin
 
 MAX_PARTS = 10_000
 SESSION_LIFETIME = timedelta(days=1)

@@ -10,9 +10,6 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import collaborators
-from chalicelib.accounts import get_user, user_key
-from chalicelib.auth import Caller
 from chalicelib.errors import (
     Conflict,
     ObjectNotFound,
@@ -21,12 +18,10 @@ from chalicelib.errors import (
     QgisProjectFileNotAllowed,
     ValidationError,
 )
-from chalicelib.inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
 from chalicelib.models import Collaborator, Project, ProjectName, User
 from chalicelib.models.base import Transaction, get_many, transaction, utcnow
 from chalicelib.models.projects import PUBLIC_PARTITION, ProjectType, has_list_order, is_live
 from chalicelib.models.roles import Role
-from chalicelib.project_list import ProjectList
 from chalicelib.rules import plans, quota
 from chalicelib.rules.permissions import (
     AccountAction,
@@ -40,6 +35,11 @@ from chalicelib.rules.permissions import (
     require_on_account,
     role_from,
 )
+from chalicelib.services import collaborators
+from chalicelib.services.accounts import get_user, user_key
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import ProjectCreate, ProjectFields, ProjectListQuery, ProjectUpdate
+from chalicelib.services.project_list import ProjectList
 
 SHARED_DATASETS_NAME = "shared_datasets"
 Item = tuple[Project, ProjectRole]

@@ -17,11 +17,8 @@ from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError
 
-from chalicelib import jobs
 from chalicelib.adapters import storage
-from chalicelib.auth import Caller
 from chalicelib.errors import DeltasNotStored, InvalidDeltafile, NoQgisProject, PayloadTooLarge
-from chalicelib.inputs import Deltafile
 from chalicelib.models import ClientFeaturePk, Delta, Job, ListCount, Project
 from chalicelib.models.base import Transaction, utcnow
 from chalicelib.models.counts import count_id
@@ -32,6 +29,9 @@ from chalicelib.models.projects import ProjectType
 from chalicelib.models.shapes import compact_json
 from chalicelib.observability import logger
 from chalicelib.rules.permissions import Action, ProjectRole, allowed
+from chalicelib.services import jobs
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import Deltafile
 
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).
 MAX_DELTA_BYTES = 300_000

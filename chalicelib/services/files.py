@@ -19,10 +19,7 @@ from typing import IO, Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import jobs
-from chalicelib.accounts import owner_of
 from chalicelib.adapters import storage
-from chalicelib.auth import Caller
 from chalicelib.config import settings
 from chalicelib.errors import (
     Conflict,
@@ -35,7 +32,6 @@ from chalicelib.errors import (
     RestrictedProjectModification,
     ValidationError,
 )
-from chalicelib.inputs import FileDownload
 from chalicelib.models import FileVersion, Project, ProjectFile, User
 from chalicelib.models.base import Transaction, utcnow
 from chalicelib.models.files import ListedFile, listed_file
@@ -53,6 +49,10 @@ from chalicelib.rules.file_rules import (
     validate_name,
 )
 from chalicelib.rules.permissions import Action, ProjectRole, allowed
+from chalicelib.services import jobs
+from chalicelib.services.accounts import owner_of
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import FileDownload
 
 MAX_ATTEMPTS = 8
 # ASCII digits only, at most 19 of them (S3 objects are at most 5 TB).

@@ -26,10 +26,8 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib.adapters import job_queue, storage
-from chalicelib.auth import Caller
 from chalicelib.config import settings
 from chalicelib.errors import NoQgisProject, ObjectNotFound, PermissionDenied, TooManyJobs
-from chalicelib.inputs import JobCreate, JobListQuery
 from chalicelib.models import Job, JobLease, ListCount, Project
 from chalicelib.models.base import Transaction, utcnow
 from chalicelib.models.counts import count_id
@@ -37,8 +35,10 @@ from chalicelib.models.jobs import ACTIVE_PARTITION, WAITING, JobStatus, JobType
 from chalicelib.models.listing import Listing
 from chalicelib.models.projects import ProjectType, is_live
 from chalicelib.observability import logger
-from chalicelib.projects import get_project
 from chalicelib.rules.permissions import Action, require
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import JobCreate, JobListQuery
+from chalicelib.services.projects import get_project
 
 FEEDBACK = "feedback.json"
 FEEDBACK_SUMMARY = "feedback-summary.json"  # beside a report too large to be answered whole

@@ -23,7 +23,6 @@ import contextlib
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
-from chalicelib import jobs, uploads
 from chalicelib.adapters import background, storage
 from chalicelib.errors import Conflict
 from chalicelib.models import (
@@ -43,6 +42,7 @@ from chalicelib.models.base import Transaction, utcnow
 from chalicelib.models.counts import count_id
 from chalicelib.models.jobs import JobType
 from chalicelib.models.projects import is_live
+from chalicelib.services import jobs, uploads
 
 FILE_BATCH = 25  # file items per transaction (with the two counters: far below DynamoDB's 100)
 MAX_ATTEMPTS = 20

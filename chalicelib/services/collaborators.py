@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib.accounts import find_user, user_key
-from chalicelib.auth import Caller
 from chalicelib.errors import Conflict, ObjectNotFound, ValidationError
-from chalicelib.inputs import CollaboratorAdd, CollaboratorChange
 from chalicelib.models import Collaborator, Membership, Project, User
 from chalicelib.models.base import TRANSACTION_LIMIT, Transaction, transaction, utcnow
 from chalicelib.models.collaborators import team_collaborator_key
 from chalicelib.models.listing import Listing
 from chalicelib.models.projects import has_list_order, is_live
+from chalicelib.services.accounts import find_user, user_key
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import CollaboratorAdd, CollaboratorChange
 
 ORDER_ATTEMPTS = 3
 

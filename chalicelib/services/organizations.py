@@ -17,15 +17,12 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
-from chalicelib.accounts import find_person, find_user, new_account, user_key
-from chalicelib.auth import Caller
 from chalicelib.errors import (
     ObjectAlreadyExists,
     ObjectNotFound,
     ReachedMaxOrganizationMembers,
     ValidationError,
 )
-from chalicelib.inputs import MemberAdd, MemberChange, OrganizationCreate
 from chalicelib.models import Collaborator, Membership, Project, Team, User
 from chalicelib.models.base import Transaction, get_many, transaction, utcnow
 from chalicelib.models.listing import Listing
@@ -33,6 +30,9 @@ from chalicelib.models.organizations import MemberRole
 from chalicelib.models.users import ORGANIZATION
 from chalicelib.rules import plans
 from chalicelib.rules.permissions import AccountAction, memberships_of, require_on_account
+from chalicelib.services.accounts import find_person, find_user, new_account, user_key
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import MemberAdd, MemberChange, OrganizationCreate
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.accounts import authenticate_credentials
 from chalicelib.config import settings
 from chalicelib.errors import NotAuthenticated, TokenAuthenticationFailed
-from chalicelib.inputs import Login
 from chalicelib.models import AuthToken, User
 from chalicelib.models.base import utcnow
 from chalicelib.rules.client_types import client_type_for
+from chalicelib.services.accounts import authenticate_credentials
+from chalicelib.services.inputs import Login
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 40  # 40 characters of 62 symbols: about 238 bits

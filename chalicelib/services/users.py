@@ -10,15 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.accounts import create_user, email_key_of, get_user, user_key
-from chalicelib.auth import Caller
 from chalicelib.errors import ObjectNotFound, ValidationError
-from chalicelib.inputs import UserCreate, UserSearchQuery, UserUpdate
 from chalicelib.models import Collaborator, Membership, Team, User
 from chalicelib.models.base import get_many
 from chalicelib.models.users import ORGANIZATION, TEAM, directory_partition_of
-from chalicelib.organizations import OrganizationView, get_organization, organization_view
-from chalicelib.projects import get_project
 from chalicelib.rules.permissions import (
     AccountAction,
     Action,
@@ -26,7 +21,12 @@ from chalicelib.rules.permissions import (
     require,
     require_on_account,
 )
-from chalicelib.teams import team_username
+from chalicelib.services.accounts import create_user, email_key_of, get_user, user_key
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import UserCreate, UserSearchQuery, UserUpdate
+from chalicelib.services.organizations import OrganizationView, get_organization, organization_view
+from chalicelib.services.projects import get_project
+from chalicelib.services.teams import team_username
 
 
 @dataclass(frozen=True)

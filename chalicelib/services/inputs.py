@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.accounts import EMAIL_PATTERN, USERNAME_PATTERN
 from chalicelib.models.roles import Role
+from chalicelib.services.accounts import EMAIL_PATTERN, USERNAME_PATTERN
 
 PROJECT_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,255}$"
 # Bounds that keep every value a valid DynamoDB key and every item far below DynamoDB's 400 KB.

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.accounts import find_person, find_user, user_key
-from chalicelib.auth import Caller
 from chalicelib.errors import InvalidRequest, ObjectNotFound, ValidationError
-from chalicelib.inputs import TeamInput, TeamMemberAdd
 from chalicelib.models import Collaborator, Membership, Team, User
 from chalicelib.models.base import TRANSACTION_LIMIT, Transaction, transaction
 from chalicelib.models.collaborators import team_collaborator_key
 from chalicelib.models.users import TEAM
-from chalicelib.organizations import get_organization
 from chalicelib.rules.permissions import AccountAction, require_on_account
+from chalicelib.services.accounts import find_person, find_user, user_key
+from chalicelib.services.auth import Caller
+from chalicelib.services.inputs import TeamInput, TeamMemberAdd
+from chalicelib.services.organizations import get_organization
 
 
 @dataclass(frozen=True)

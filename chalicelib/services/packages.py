@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib import files, jobs
 from chalicelib.adapters import storage
 from chalicelib.errors import InvalidJob, ObjectNotFound
-from chalicelib.inputs import FileDownload
 from chalicelib.models import Job, Project, ProjectFile
 from chalicelib.models.base import Transaction
 from chalicelib.models.jobs import JobStatus, PackageFile
 from chalicelib.models.projects import is_live
 from chalicelib.models.shapes import compact_json
 from chalicelib.rules.file_rules import is_attachment
+from chalicelib.services import files, jobs
+from chalicelib.services.inputs import FileDownload
 
 # QField reads the latest package on every sync, so its answer must stay far below the 6 MB a
 # Lambda answers whatever the project: a package job reports each layer with its fields (about
