@@ -20,9 +20,9 @@ from typing import Any
 
 # core name → (module, function); each takes keyword arguments and returns its feedback.
 CORES = {
-    "process_projectfile": ("job_containers.process_projectfile", "process_projectfile"),
-    "package": ("job_containers.package", "package"),
-    "apply_deltas": ("job_containers.apply_deltas", "apply_deltas"),
+    "process_projectfile": ("job_containers.cores.process_projectfile", "process_projectfile"),
+    "package": ("job_containers.cores.package", "package"),
+    "apply_deltas": ("job_containers.cores.apply_deltas", "apply_deltas"),
 }
 PATH_ARGUMENTS = ("project_dir", "out_dir", "localized_dir")
 # Questions a core may ask, and the keyword argument through which it gets the asking function.
@@ -70,7 +70,8 @@ def wait_for_request(argv: list[str] | None = None) -> None:
     parser.add_argument("--gid", type=int)
     options = parser.parse_args(argv)
 
-    from job_containers import qgis_app, sandbox
+    from job_containers import sandbox
+    from job_containers.cores import qgis_app
 
     qgis_app.start()
     for module, _ in CORES.values():

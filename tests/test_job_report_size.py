@@ -58,7 +58,7 @@ def _layer(number: int, fields: int) -> dict:
 
 def package_feedback(layers: int, fields: int = 5) -> dict:
     """A package job's feedback, made by the worker's own Workflow with the package job's steps."""
-    from job_containers.feedback import Step, Workflow
+    from job_containers.cores.feedback import Step, Workflow
 
     workflow = Workflow("package_project", "Package Project", [
         Step("start_qgis_app", "Start QGIS Application"),

@@ -28,8 +28,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from job_containers import compat
-from job_containers.qgis_project import OpenedProject
+from job_containers.cores import compat
+from job_containers.cores.qgis_project import OpenedProject
 
 # Both QgsMapLayerType (3.22) and Qgis.LayerType (newer) number layer kinds alike; the names are
 # those of current QGIS, which the reference server reports.

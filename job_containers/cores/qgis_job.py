@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from job_containers import qgis_app
-from job_containers.feedback import StopWorkflow, Workflow
-from job_containers.project_file import ProjectFileHead
+from job_containers.cores import qgis_app
+from job_containers.cores.feedback import StopWorkflow, Workflow
+from job_containers.cores.project_file import ProjectFileHead
 
 # Asks the worker for the owner's shared datasets that `localized:` paths name; the folder it
 # put them in, or None when the owner has no shared datasets project.

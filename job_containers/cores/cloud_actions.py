@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from qgis.core import QgsMapLayer, QgsVectorLayer
 
-from job_containers import layers
+from job_containers.cores import layers
 
 OFFLINE, COPY, KEEP_EXISTENT, NO_ACTION, REMOVE = "offline", "copy", "keep_existent", "no_action", "remove"
 # Not a QFieldSync action: the layer is packaged exactly as the project has it.

@@ -45,7 +45,7 @@ from qgis.PyQt.QtCore import QUrl
 
 from chalicelib.rules import job_hosts
 from chalicelib.rules.job_hosts import HostPolicy, Refused, Unreachable
-from job_containers.project_file import LayerSource
+from job_containers.cores.project_file import LayerSource
 
 LOCALIZED_PREFIXES = ("localized:", "file:localized:")
 _NO_SOURCE_PROVIDERS = {"", "memory", "mesh_memory"}

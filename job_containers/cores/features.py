@@ -24,8 +24,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime, Qt, QTime, QVariant
 
-from job_containers.deltas import DeltaError
-from job_containers.geometry import is_missing, parse_wkt, same_geometry
+from job_containers.cores.delta_format import DeltaError
+from job_containers.cores.geometry import is_missing, parse_wkt, same_geometry
 
 # Conflict messages end up in the API's delta records: a huge geometry or text is cut short.
 MAX_SHOWN_CHARS = 1000

@@ -37,7 +37,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from job_containers import layers
+from job_containers.cores import layers
 
 GPKG_NAME = "data.gpkg"
 # Stands in for "now" in `gpkg_contents.last_change`: a package of unchanged data must not change.

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer, QgsVectorLayerUtils
 
-from job_containers.deltas import APPLIED, Delta, DeltaConflict, DeltaError, Outcome
-from job_containers.features import (
+from job_containers.cores.delta_format import APPLIED, Delta, DeltaConflict, DeltaError, Outcome
+from job_containers.cores.features import (
     conflicts,
     constraint_errors,
     field_value,
@@ -29,7 +29,7 @@ from job_containers.features import (
     primary_key,
     same_value,
 )
-from job_containers.geometry import fit_to_layer, parse_wkt, same_geometry
+from job_containers.cores.geometry import fit_to_layer, parse_wkt, same_geometry
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QSize, QTimer
 from qgis.PyQt.QtGui import QImage, QPainter
 
-from job_containers.project_details import WGS84
-from job_containers.qgis_project import OpenedProject
+from job_containers.cores.project_details import WGS84
+from job_containers.cores.qgis_project import OpenedProject
 
 SIZE_PX = 100
 # Past this, rendering is cancelled and whatever was drawn is kept: a slow web layer must not

@@ -23,11 +23,11 @@ from qgis.core import QgsApplication, QgsMapSettings, QgsProject, QgsProjectBadL
 from qgis.PyQt.QtXml import QDomDocument
 
 from chalicelib.rules import job_hosts
-from job_containers import compat, project_file
-from job_containers.feedback import InvalidProjectFile
-from job_containers.project_file import ProjectFileHead
-from job_containers.project_xml import ProjectXml
-from job_containers.sources import Folders, SourceChecker
+from job_containers.cores import compat, project_file
+from job_containers.cores.feedback import InvalidProjectFile
+from job_containers.cores.project_file import ProjectFileHead
+from job_containers.cores.project_xml import ProjectXml
+from job_containers.cores.sources import Folders, SourceChecker
 
 # The provider a refused layer gets in the copy QGIS reads: none exists by that name, so QGIS
 # opens nothing and marks the layer invalid.

@@ -21,7 +21,7 @@ from typing import BinaryIO
 from xml.parsers import expat
 
 from chalicelib.rules import qgz_limits
-from job_containers.feedback import InvalidProjectFile
+from job_containers.cores.feedback import InvalidProjectFile
 
 PROJECT_SUFFIXES = (".qgs", ".qgz")
 _QGIS_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)

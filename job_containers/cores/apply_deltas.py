@@ -18,11 +18,11 @@ from typing import Any
 
 from qgis.core import QgsVectorLayer
 
-from job_containers import qgis_app
-from job_containers.deltas import APPLIED, Delta, DeltaError, Outcome
-from job_containers.feedback import Step, StopWorkflow, Workflow
-from job_containers.layer_edits import LayerEdits
-from job_containers.qgis_project import OpenedProject, open_project
+from job_containers.cores import qgis_app
+from job_containers.cores.delta_format import APPLIED, Delta, DeltaError, Outcome
+from job_containers.cores.feedback import Step, StopWorkflow, Workflow
+from job_containers.cores.layer_edits import LayerEdits
+from job_containers.cores.qgis_project import OpenedProject, open_project
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import re
 
 from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer, QgsVectorLayerUtils, QgsWkbTypes
 
-from job_containers.deltas import DeltaError
+from job_containers.cores.delta_format import DeltaError
 
 # Two shapes closer than this (in layer units) are the same: only WKT formatting noise is that small.
 TOLERANCE = 1e-9

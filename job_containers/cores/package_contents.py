@@ -10,7 +10,7 @@ From a project opened with QGIS, into an output directory:
   and `qfieldsync/originalProjectPath`. Always a `.qgs`: no zip timestamps to pin.
 - `data.gpkg`, the offline layers' features (offline);
 - the files of copied file-based layers with their sidecars, the project's data directories, and
-  its companion files (package_files).
+  its companion files (package_copies).
 
 Attachments are not packaged. The output is byte-identical for an unchanged project: the project
 file is the uploaded XML with deterministic edits (project_xml) and the GeoPackage is pinned.
@@ -22,12 +22,12 @@ from pathlib import Path
 
 from qgis.core import QgsCoordinateTransform, QgsProject, QgsRectangle, QgsVectorLayer
 
-from job_containers import cloud_actions, layers, offline, package_files, project_file
-from job_containers.cloud_actions import LayerPlan
-from job_containers.offline import GPKG_NAME, OfflineLayer, OfflineTable
-from job_containers.project_details import area_of_interest, attachment_dirs, data_dirs
-from job_containers.project_xml import ProjectXml
-from job_containers.qgis_project import OpenedProject
+from job_containers.cores import cloud_actions, layers, offline, package_copies, project_file
+from job_containers.cores.cloud_actions import LayerPlan
+from job_containers.cores.offline import GPKG_NAME, OfflineLayer, OfflineTable
+from job_containers.cores.project_details import area_of_interest, attachment_dirs, data_dirs
+from job_containers.cores.project_xml import ProjectXml
+from job_containers.cores.qgis_project import OpenedProject
 
 PACKAGED_SUFFIX = "_qfield"
 
@@ -44,7 +44,7 @@ def package_project(opened: OpenedProject, out_dir: Path) -> Path:
         if plan.action == cloud_actions.OFFLINE:
             offline_layers.append(OfflineLayer(plan.layer, plan.pk))
         elif plan.action in cloud_actions.FILE_ACTIONS and (path := layers.layer_file(plan.layer)):
-            package_files.copy_layer_files(path, project_dir, out_dir)
+            package_copies.copy_layer_files(path, project_dir, out_dir)
         _mark_layer(xml, plan)
     xml.remove_empty_groups()
 
@@ -60,11 +60,11 @@ def package_project(opened: OpenedProject, out_dir: Path) -> Path:
     xml.write(packaged)
 
     image_decoration = project.readEntry("Image", "/ImagePath", "")[0]
-    package_files.copy_companions(opened.path, out_dir, packaged_stem, image_decoration)
+    package_copies.copy_companions(opened.path, out_dir, packaged_stem, image_decoration)
     auxiliary_storage = project_file.read_qgz_auxiliary_storage(opened.path)
     if auxiliary_storage is not None:
         (out_dir / f"{packaged_stem}.qgd").write_bytes(auxiliary_storage)
-    package_files.copy_data_dirs(project_dir, out_dir, data_dirs(project), attachment_dirs(project))
+    package_copies.copy_data_dirs(project_dir, out_dir, data_dirs(project), attachment_dirs(project))
     return packaged
 
 

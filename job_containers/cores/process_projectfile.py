@@ -11,8 +11,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from job_containers import qgis_job
-from job_containers.feedback import Step, Workflow
+from job_containers.cores import qgis_job
+from job_containers.cores.feedback import Step, Workflow
 
 THUMBNAIL_NAME = "thumbnail.png"
 
@@ -34,8 +34,8 @@ def process_projectfile(project_dir: Path, project_file: str, out_dir: Path,
 def _steps(workflow: Workflow, project_path: Path, out_dir: Path,
            fetch_localized: qgis_job.FetchLocalized | None) -> None:
     # Imported here, not at the top: without QGIS the job reports a failed start, it does not raise.
-    from job_containers import project_file, qgis_project, thumbnail
-    from job_containers.project_details import project_details
+    from job_containers.cores import project_file, qgis_project, thumbnail
+    from job_containers.cores.project_details import project_details
 
     with workflow.step("project_validity_check"):
         head = project_file.check_project_file(project_path)

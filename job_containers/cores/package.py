@@ -1,5 +1,5 @@
 """The package job core: the offline copy of a project QField downloads, written into `out_dir`
-(see packaging for what it holds).
+(see package_contents for what it holds).
 
 Feedback outputs, as the API reads them: `qgis_layers_data.layers_by_id`, the layers of the
 uploaded project (what `packages/<id>/latest/` lists), and `qfield_layer_data.layers_by_id`,
@@ -12,8 +12,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from job_containers import qgis_job
-from job_containers.feedback import Step, Workflow
+from job_containers.cores import qgis_job
+from job_containers.cores.feedback import Step, Workflow
 
 
 def package(project_dir: Path, project_file: str, out_dir: Path, localized_dir: Path | None = None,
@@ -32,7 +32,7 @@ def package(project_dir: Path, project_file: str, out_dir: Path, localized_dir: 
 def _steps(workflow: Workflow, project_path: Path, out_dir: Path,
            fetch_localized: qgis_job.FetchLocalized | None) -> None:
     # Imported here, not at the top: without QGIS the job reports a failed start, it does not raise.
-    from job_containers import layers, packaging, project_file, qgis_project
+    from job_containers.cores import layers, package_contents, project_file, qgis_project
 
     with workflow.step("project_validity_check"):
         head = project_file.check_project_file(project_path)
@@ -41,7 +41,7 @@ def _steps(workflow: Workflow, project_path: Path, out_dir: Path,
         opened = qgis_project.open_project(project_path, head=head)
         returns["layers_by_id"] = layers.layers_by_id(opened)
     with workflow.step("package_project") as returns:
-        packaged = packaging.package_project(opened, out_dir)
+        packaged = package_contents.package_project(opened, out_dir)
         returns["qfield_project_file"] = packaged.name
         files = (path.relative_to(out_dir).as_posix() for path in out_dir.rglob("*") if path.is_file())
         returns["files"] = sorted(files)

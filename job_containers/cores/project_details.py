@@ -13,8 +13,8 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from job_containers import layers
-from job_containers.qgis_project import OpenedProject
+from job_containers.cores import layers
+from job_containers.cores.qgis_project import OpenedProject
 
 WGS84 = "EPSG:4326"
 
