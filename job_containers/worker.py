@@ -26,9 +26,9 @@ from chalicelib import config
 from chalicelib.adapters import job_queue
 from chalicelib.config import settings
 from chalicelib.models import Job
-from chalicelib.models.jobs import JobStatus, JobType
+from chalicelib.models.jobs import JobStatus
 from chalicelib.observability import logger, metrics, publish_metrics
-from chalicelib.services import deltas, jobs
+from chalicelib.services import jobs
 from job_containers import isolation, runner, sandbox
 
 SWEEP_EVERY_SECONDS = 15
@@ -115,12 +115,12 @@ class Worker:
         jobs.announce_waiting(0 if starting else job_queue.VISIBILITY_TIMEOUT_SECONDS)
         for job in jobs.in_flight():
             if jobs.is_abandoned(job):
-                abandon(job)
+                runner.abandon(job)
         for message in job_queue.receive_dead_letters():
             job = jobs.find(message.job_id) if message.job_id else None
             if job is not None and not job.is_final:
                 runner.fail(job, f"The job could not be run: it failed {job_queue.MAX_RECEIVES} times.",
-                            retry_deltas=False)
+                            final=True)
             job_queue.delete(message, dead_letter=True)
 
     def serve(self) -> None:
@@ -151,19 +151,6 @@ class Worker:
             logger.exception("Worker step failed")
             self.stopping.wait(1)
             return None
-
-
-def abandon(job: Job) -> None:
-    """A job whose worker stopped: a started one fails and gives back what it took; one that
-    had completed is recorded to the end."""
-    if job.status == JobStatus.STARTED:
-        runner.fail(job, "The worker running this job stopped before it finished (it was killed or lost "
-                         "its connection); nothing the job did was kept.")
-    elif job.type == JobType.DELTA_APPLY and job.status == JobStatus.FINISHED:
-        deltas.record(job, jobs.feedback_of(job))
-    elif job.type == JobType.DELTA_APPLY:
-        deltas.record(job, None)
-    runner.after(job)
 
 
 def main(argv: list[str] | None = None) -> int:

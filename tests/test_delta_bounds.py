@@ -139,7 +139,7 @@ def test_client_key_parts_that_cannot_be_a_dynamodb_key_are_refused(alice, pid, 
 
 
 def test_the_longest_accepted_client_key_fits_a_dynamodb_sort_key(alice, pid):
-    from chalicelib.services import deltas
+    from chalicelib.models import deltas
     from chalicelib.services.inputs import MAX_CLIENT_ID_BYTES, MAX_LAYER_ID_BYTES, MAX_PK_BYTES
 
     longest = a_delta(clientId="c" * MAX_CLIENT_ID_BYTES, localLayerId="l" * MAX_LAYER_ID_BYTES,

@@ -246,7 +246,8 @@ def test_a_worker_killed_mid_apply_leaves_the_deltas_pending_and_a_new_job_appli
         alice, project, tmp_path, override_settings):
     from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
-    from chalicelib.services import deltas, jobs
+    from chalicelib.services import jobs
+    from job_containers.kinds import delta_apply as deltas
     from job_containers.worker import Worker
 
     override_settings(job_lease_seconds=1)
@@ -267,7 +268,7 @@ def test_a_worker_killed_mid_apply_leaves_the_deltas_pending_and_a_new_job_appli
 
 
 def test_deltas_pushed_while_a_job_runs_are_applied_by_the_next_run(alice, project, tmp_path, monkeypatch):
-    from chalicelib.services import deltas
+    from job_containers.kinds import delta_apply as deltas
 
     first = deltafile("singlelayer_singledelta.json", project)
     second = deltafile("singlelayer_multidelta.json", project)

@@ -87,7 +87,8 @@ def finished_package_job(client, project_id: str, feedback: dict) -> str:
     (`jobs.save_report`), completed with its files, retired. Its id."""
     from chalicelib.models import Job
     from chalicelib.models.jobs import PackageFile
-    from chalicelib.services import jobs, packages
+    from chalicelib.services import jobs
+    from job_containers.kinds import package as packages
 
     job_id = client.post("jobs/", json={"project_id": project_id, "type": "package"}).json()["id"]
     job = Job.get(job_id)

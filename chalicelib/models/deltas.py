@@ -97,6 +97,11 @@ class Delta(Table):
         return None if self.feedback_json is None else json.loads(self.feedback_json)
 
 
+def client_key(delta: dict[str, Any]) -> str:
+    """How a client names a feature it created offline (ClientFeaturePk's sort key)."""
+    return f"{delta.get('clientId')}__{delta.get('localLayerId')}__{delta.get('localPk')}"
+
+
 class ClientFeaturePk(Table):
     """The server primary key of a feature a client created offline, keyed
     `<clientId>__<localLayerId>__<localPk>`: later patches and deletes of that client find it."""

@@ -2,25 +2,19 @@
 
 Upload stores every delta once (keyed by its uuid: a retried upload stores nothing twice), in
 upload order, `pending` (or `unpermitted`, for a reporter's patch or delete, or `error` at once
-for a layer the project does not have), and starts a delta_apply job. The job takes the pending
-deltas when it starts (`take`), the worker applies them with QGIS, and their statuses are
-recorded from the job's report (`record`), after the edited files were committed together with
-the job's completion: an edit is in the data exactly when its job finished.
+for a layer the project does not have), and starts a delta_apply job, which applies them with
+QGIS and records their statuses (job_containers/kinds/delta_apply.py).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 
-from chalicelib.adapters import storage
 from chalicelib.errors import DeltasNotStored, InvalidDeltafile, NoQgisProject, PayloadTooLarge
-from chalicelib.models import ClientFeaturePk, Delta, Job, ListCount, Project
-from chalicelib.models.base import Transaction, utcnow
+from chalicelib.models import Delta, Job, ListCount, Project
+from chalicelib.models.base import BATCH_GET_LIMIT, TRANSACTION_LIMIT, Transaction, in_chunks, utcnow
 from chalicelib.models.counts import count_id
 from chalicelib.models.deltas import DeltaStatus
 from chalicelib.models.jobs import JobType
@@ -35,30 +29,9 @@ from chalicelib.services.inputs import Deltafile
 
 # A delta is one DynamoDB item (400 KB at most, with its bookkeeping).
 MAX_DELTA_BYTES = 300_000
-# The deltas one delta_apply job takes; the rest wait for the next job.
-MAX_DELTAS_PER_JOB = 1000
-TAKEN = "deltas.json"  # which deltas a job took, beside its report
-_BATCH = 100  # BatchGetItem and TransactWriteItems take at most 100 items
-_BATCH_WRITE_ITEMS = 25  # BatchWriteItem takes at most 25
-_WRITE_BATCH = _BATCH - 2  # deltas per transaction, beside the project's and deltafile's counts
+_WRITE_BATCH = TRANSACTION_LIMIT - 2  # deltas per transaction, beside the project's and deltafile's counts
 _TRANSACTION_BYTES = 3_000_000  # below TransactWriteItems' 4 MB
 _WRITE_ATTEMPTS = 3
-# How the worker's per-delta statuses become the statuses the API shows (reference §5.3).
-WORKER_STATUSES = {
-    "status_applied": DeltaStatus.APPLIED,
-    "status_conflict": DeltaStatus.CONFLICT,
-    "status_apply_failed": DeltaStatus.NOT_APPLIED,
-}
-
-
-def _chunks(items: list, size: int = _BATCH) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def client_key(delta: dict[str, Any]) -> str:
-    """How a client names a feature it created offline (the worker's `clientPks` key)."""
-    return f"{delta.get('clientId')}__{delta.get('localLayerId')}__{delta.get('localPk')}"
 
 
 # --- Upload ---------------------------------------------------------------------------------
@@ -86,7 +59,7 @@ def _known_layers(project: Project) -> set[str] | None:
 
 def _existing_ids(project_id: str, ids: list[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in in_chunks(ids, BATCH_GET_LIMIT):
         found.update(d.id for d in Delta.batch_get([(project_id, i) for i in chunk],
                                                    attributes_to_get=["id"]))
     return found
@@ -218,123 +191,3 @@ def list_deltafile(project: Project, deltafile_id: str) -> Listing[Delta]:
     # Deltafile ids come from clients: another project's deltafile of the same id is not shown.
     return Listing(Delta, deltafile_id, index=Delta.of_file, filter=Delta.project_id == project.id,
                    total=ListCount.of(count_id("deltafile", project.id, deltafile_id)))
-
-
-# --- Run by the worker ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Batch:
-    """The deltas a job applies, in order, and the server keys of features their clients made."""
-
-    deltas: list[Delta]
-    client_pks: dict[str, str]
-
-
-def take(job: Job) -> Batch:
-    """Take the project's pending deltas (at most MAX_DELTAS_PER_JOB, oldest first) for `job`.
-    Only the job that holds the project's lease calls this, so nothing else takes them."""
-    keys = list(Delta.pending.query(job.project_id, limit=MAX_DELTAS_PER_JOB))[:MAX_DELTAS_PER_JOB]
-    deltas = sorted((delta for delta in _read(job.project_id, [key.id for key in keys])
-                     if delta.status == DeltaStatus.PENDING), key=lambda delta: delta.seq)
-    storage.put_object(storage.job_key(job.project_id, job.id, TAKEN),
-                       json.dumps([d.id for d in deltas]).encode(), "application/json")
-    now = utcnow()
-    with Delta.batch_write() as batch:
-        for delta in deltas:
-            delta.status, delta.job_id, delta.pending_project_id = DeltaStatus.STARTED, job.id, None
-            delta.updated_at = now
-            batch.save(delta)
-    wanted = sorted({client_key(d.content) for d in deltas if d.content.get("method") != "create"})
-    pks: dict[str, str] = {}
-    for chunk in _chunks(wanted):
-        pks.update((f.client_key, f.pk) for f in
-                   ClientFeaturePk.batch_get([(job.project_id, key) for key in chunk]))
-    return Batch(deltas, pks)
-
-
-def _read(project_id: str, ids: list[str]) -> list[Delta]:
-    """The deltas as they are now (consistent reads: an index may lag)."""
-    deltas = []
-    for chunk in _chunks(ids):
-        deltas.extend(Delta.batch_get([(project_id, i) for i in chunk], consistent_read=True))
-    return deltas
-
-
-def _taken(job: Job) -> list[Delta]:
-    data = storage.get_bytes(storage.job_key(job.project_id, job.id, TAKEN))
-    return sorted(_read(job.project_id, json.loads(data) if data else []), key=lambda d: d.seq)
-
-
-def record(job: Job, feedback: dict[str, Any] | None, taken: list[Delta] | None = None) -> None:
-    """Write each taken delta's outcome from the job's report (idempotent: the sweeper calls it
-    again for a job whose worker stopped after completing it, and reads what the job took).
-    Deltas the report does not cover end in `error`; so do all of them when the job failed.
-    A created feature's server key is kept for its client's later edits first; a delta whose
-    key cannot be kept ends in `error` too, saying so, rather than `applied` with its later
-    patches and deletes bound to miss the feature."""
-    outcomes = {}
-    for item in ((feedback or {}).get("outputs", {}).get("apply_deltas") or {}).get("delta_feedback", []):
-        outcomes[item.get("delta_id")] = item
-    now = utcnow()
-    decided: list[Delta] = []
-    for delta in _taken(job) if taken is None else taken:
-        if delta.job_id != job.id or delta.status != DeltaStatus.STARTED:
-            continue
-        outcome = outcomes.get(delta.id)
-        delta.status = WORKER_STATUSES.get((outcome or {}).get("status"), DeltaStatus.ERROR)
-        delta.feedback_json = None if outcome is None else compact_json(outcome)
-        modified = (outcome or {}).get("modified_pk")
-        delta.modified_pk = None if modified is None else str(modified)
-        delta.updated_at = now
-        decided.append(delta)
-    created = [delta for delta in decided if delta.status == DeltaStatus.APPLIED
-               and delta.modified_pk is not None and delta.content.get("method") == "create"]
-    refused = _keep_client_keys(job.project_id, created)
-    with Delta.batch_write() as batch:
-        for delta in decided:
-            if delta.id in refused:
-                delta.status = DeltaStatus.ERROR
-                delta.feedback_json = compact_json({
-                    **delta.feedback, "e_type": "ERROR",
-                    "msg": f"The feature was created (key {delta.modified_pk}), but its key could not "
-                           f"be kept for this client's later edits of it: {refused[delta.id]}"})
-            batch.save(delta)
-
-
-def _keep_client_keys(project_id: str, created: list[Delta]) -> dict[str, str]:
-    """Keep the server key of each feature in `created` under its client key; why DynamoDB
-    refused to, by delta id. A refused batch is written again an item at a time, to tell which."""
-    refused: dict[str, str] = {}
-    for chunk in _chunks(created, _BATCH_WRITE_ITEMS):
-        items = [(delta, ClientFeaturePk(project_id, client_key(delta.content), pk=delta.modified_pk))
-                 for delta in chunk]
-        try:
-            with ClientFeaturePk.batch_write() as batch:
-                for _, item in items:
-                    batch.save(item)
-        except PutError:
-            for delta, item in items:
-                try:
-                    item.save()
-                except PutError as error:
-                    refused[delta.id] = error.cause_response_message or str(error)
-    return refused
-
-
-def put_back(job: Job) -> int:
-    """The deltas `job` took become pending again (its edits were never committed); how many."""
-    count = 0
-    now = utcnow()
-    with Delta.batch_write() as batch:
-        for delta in _taken(job):
-            if delta.job_id == job.id and delta.status == DeltaStatus.STARTED:
-                delta.status, delta.pending_project_id, delta.updated_at = (
-                    DeltaStatus.PENDING, job.project_id, now)
-                batch.save(delta)
-                count += 1
-    return count
-
-
-def any_pending(project_id: str) -> bool:
-    return any(True for _ in Delta.pending.query(project_id, limit=1))

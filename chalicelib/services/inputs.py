@@ -306,8 +306,9 @@ class JobListQuery(Input):
     type: JobTypeName | None = None
 
 
-# A delta's parts that make up the key of a feature its client created (`deltas.client_key`:
-# `<clientId>__<localLayerId>__<localPk>`), a DynamoDB sort key of at most 1024 bytes of UTF-8.
+# A delta's parts that make up the key of a feature its client created
+# (`models.deltas.client_key`: `<clientId>__<localLayerId>__<localPk>`), a DynamoDB sort key of at
+# most 1024 bytes of UTF-8.
 MAX_CLIENT_ID_BYTES = 128  # QField sends a UUID (36)
 MAX_LAYER_ID_BYTES = 512  # QGIS makes `<layer name>_<uuid>`
 MAX_PK_BYTES = 256

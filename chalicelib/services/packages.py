@@ -1,10 +1,8 @@
-"""Packages: the offline copies QField takes into the field, made by package jobs.
+"""Packages: the offline copies QField takes into the field, made by package jobs
+(job_containers/kinds/package.py), which store their files under the job's own prefix.
 
-A package job's files are stored once, under the job's own prefix (immutable per job). The
-project remembers the last package job that succeeded, so a newer job that failed never hides
-the last good package (unlike QFieldCloud, which serves the newest completed job, failed or
-not). The latest package is that job's files plus the project's attachments, taken from the
-project files.
+The project remembers the last package job that succeeded: the latest package is that job's
+files plus the project's attachments, taken from the project files.
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ from typing import Any
 from chalicelib.adapters import storage
 from chalicelib.errors import InvalidJob, ObjectNotFound
 from chalicelib.models import Job, Project, ProjectFile
-from chalicelib.models.base import Transaction
-from chalicelib.models.jobs import JobStatus, PackageFile
-from chalicelib.models.projects import is_live
+from chalicelib.models.jobs import PackageFile
 from chalicelib.models.shapes import compact_json
 from chalicelib.rules.file_rules import is_attachment
 from chalicelib.services import files, jobs
@@ -88,17 +84,3 @@ def _stored_file(project: Project, name: str) -> files.StoredBytes:
             return files.StoredBytes(storage.package_key(project.id, job.id, name), None,
                                      int(package_file.size), package_file.md5sum, name)
     raise ObjectNotFound(f"The latest package has no file `{name}`.")
-
-
-def complete(job: Job, package_files: list[PackageFile]) -> bool:
-    """Complete a package job that made `package_files` (stored already): the project serves it
-    from now on. `data_last_packaged_at` is when the job started: data changed after that is not
-    in the package."""
-
-    def serve(tx: Transaction) -> None:
-        tx.update(Project(job.project_id),
-                  actions=[Project.package_job_id.set(job.id),
-                           Project.data_last_packaged_at.set(job.started_at)],
-                  condition=is_live())
-
-    return jobs.complete(job, JobStatus.FINISHED, extra=[Job.package_files.set(package_files)], also=serve)

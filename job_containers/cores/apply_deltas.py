@@ -2,8 +2,8 @@
 
 The deltas are applied in the order given, each to its layer, so that the data sources' defaults,
 default-value expressions and constraints hold as they do in QGIS and QField. Every delta gets its
-own status (deltas.py); one that fails, for any reason, leaves the others alone. Each layer is
-edited in one session and committed once (layer_edits.py). A project QGIS cannot open is a workflow
+own status (delta_format.py); one that fails, for any reason, leaves the others alone. Each layer
+is edited in one session and committed once (layer_edits.py). A project QGIS cannot open is a workflow
 error, and then no delta is applied.
 
 The runner around this core fetches the files, uploads the changed ones and records the statuses;

@@ -11,8 +11,9 @@ open_project), and a refused layer is never opened: it is reported invalid with 
   for files inside GDAL archive paths (`/vsizip/...`), virtual layers' embedded layers, virtual
   rasters' inputs, delimited-text and tile URLs too.
 - A remote source (http(s) services, `/vsicurl/`, databases) must name a host the job may reach
-  (hosts.HostPolicy: public addresses only, unless the operator allows a private one). Cloud
-  storage handlers (`/vsis3/` and the like) would read with the worker's credentials: never.
+  (chalicelib/rules/job_hosts.py: public addresses only, unless the operator allows a private
+  one). Cloud storage handlers (`/vsis3/` and the like) would read with the worker's credentials:
+  never.
 - What no rule above covers is refused: unknown providers, connection strings and URL schemes,
   inline XML definitions, full SQL queries that OGR would run over other files, open options
   that run SQL, and layers or groups embedded from other project files.
