@@ -163,7 +163,7 @@ def _error_response(classes: list[type[errors.ApiError]]) -> dict[str, Any]:
 
 def _errors_of(doc: Doc, route: str) -> dict[int, list[type[errors.ApiError]]]:
     has_path_params = "{" in route
-    found: list[type[errors.ApiError]] = list(AUTH_ERRORS)
+    found: list[type[errors.ApiError]] = list(AUTH_ERRORS) if doc.auth != "none" else []
     if doc.auth == "token":
         found.append(errors.PermissionDenied)
     if has_path_params or doc.body is not None or doc.query is not None or doc.parts:
@@ -241,7 +241,8 @@ def _operation(route: str, method: str, doc: Doc, tag: str, schemas: _Schemas) -
         responses[str(status)] = _error_response(classes)
     responses["default"] = _error_response([errors.ApiError])
     operation["responses"] = responses
-    operation["security"] = [{}, {TOKEN_SCHEME: []}] if doc.auth == "optional" else [{TOKEN_SCHEME: []}]
+    operation["security"] = {"token": [{TOKEN_SCHEME: []}], "optional": [{}, {TOKEN_SCHEME: []}],
+                             "none": [{}]}[doc.auth]
     return operation
 
 

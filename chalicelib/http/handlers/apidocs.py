@@ -16,7 +16,6 @@ from chalicelib.config import settings
 from chalicelib.errors import ObjectNotFound
 from chalicelib.http import openapi
 from chalicelib.http.routing import Router
-from chalicelib.services import auth
 
 router = Router(__name__)
 PAGES = Path(__file__).resolve().parent.parent / "apidocs"
@@ -53,19 +52,18 @@ def _server_root(request) -> str:
 
 
 def _document() -> dict:
-    request = router.request
-    auth.optional_caller(request)
-    return openapi.for_server(router.blueprint.current_app, _server_root(request))
+    return openapi.for_server(router.blueprint.current_app, _server_root(router.request))
 
 
-@router.route("/swagger.json")
-def document_json():
+# The document is anyone's; a token sent along is checked, as on every API route.
+@router.route("/swagger.json", auth="optional")
+def document_json(caller):
     return Response(body=json.dumps(_document()), status_code=200,
                     headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
 
 
-@router.route("/swagger.yaml")
-def document_yaml():
+@router.route("/swagger.yaml", auth="optional")
+def document_yaml(caller):
     text = yaml.safe_dump(_document(), sort_keys=False, allow_unicode=True)
     return Response(body=text, status_code=200,
                     headers={"Content-Type": "application/yaml; charset=utf-8", "Cache-Control": "no-cache"})
@@ -78,12 +76,12 @@ def _page(section: str, name: str) -> Response:
     return _file(name)
 
 
-@router.route("/swagger/")
+@router.route("/swagger/", auth="none")
 def swagger_ui():
     return _page("swagger", "swagger.html")
 
 
-@router.route("/docs/")
+@router.route("/docs/", auth="none")
 def redoc():
     return _page("docs", "redoc.html")
 
@@ -94,11 +92,11 @@ def _asset(section: str, asset: str) -> Response:
     return _file(asset, ONE_DAY)
 
 
-@router.route("/swagger/{asset}")
+@router.route("/swagger/{asset}", auth="none")
 def swagger_asset(asset):
     return _asset("swagger", asset)
 
 
-@router.route("/docs/{asset}")
+@router.route("/docs/{asset}", auth="none")
 def redoc_asset(asset):
     return _asset("docs", asset)

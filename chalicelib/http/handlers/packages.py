@@ -5,22 +5,20 @@ from chalicelib.http.pagination import json_text_response
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import package_text
 from chalicelib.rules.permissions import Action
-from chalicelib.services import auth, packages, projects
+from chalicelib.services import packages, projects
 
 router = Router(__name__)
 
 
 @router.route("/packages/{project_id}/latest/",
               doc=Doc("The last package that succeeded", returns=out.PackageOut, errors=(InvalidJob,)))
-def latest_package(project_id):
-    caller = auth.require_caller(router.request)
+def latest_package(caller, project_id):
     project, _ = projects.project_for(caller, project_id, Action.READ_PACKAGE)
     return json_text_response(package_text(packages.latest(project)))
 
 
 @router.file_route("/packages/{project_id}/latest/files/", doc=download_doc("Download a file of the package"))
-def download_package_file(project_id, filename):
+def download_package_file(caller, project_id, filename):
     request = router.request
-    caller = auth.require_caller(request)
     project, _ = projects.project_for(caller, project_id, Action.READ_PACKAGE)
     return download_response(packages.serve(project, filename, download_request(request)))

@@ -1,7 +1,7 @@
 from chalicelib.http import outputs as out
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import subscription_json
-from chalicelib.services import accounts, auth
+from chalicelib.services import accounts
 
 router = Router(__name__)
 
@@ -9,6 +9,5 @@ router = Router(__name__)
 @router.route("/subscriptions/{username}/current/",
               doc=Doc("The plan and storage of oneself or of one's organization",
                       returns=out.SubscriptionOut))
-def current_subscription(username):
-    caller = auth.require_caller(router.request)
+def current_subscription(caller, username):
     return subscription_json(accounts.subscription(caller.user, username))
