@@ -1,14 +1,15 @@
 """boto3 clients, built in one place so that the endpoint override applies everywhere.
 
 A client is made on first use and kept for the region and endpoint it was made for, so a process
-whose settings change (tests, a worker pointed at the local stack) gets matching clients.
+whose settings change (tests, a worker pointed at the local stack) gets matching clients. boto3
+itself is imported then too: DynamoDB goes through PynamoDB (botocore), so a cold start that
+serves a request needing no S3 or SQS never loads boto3 and its transfer manager.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-import boto3
 from botocore.config import Config
 
 from chalicelib.config import settings
@@ -25,6 +26,8 @@ def _client(service: str, region: str, endpoint_url: str | None):
         extra = {"signature_version": "s3v4",
                  "s3": {"addressing_style": "path" if endpoint_url else "auto",
                         "payload_signing_enabled": False}}
+    import boto3
+
     return boto3.client(
         service,
         region_name=region,

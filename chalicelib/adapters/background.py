@@ -19,8 +19,6 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-import boto3
-
 from chalicelib.config import settings
 from chalicelib.observability import logger
 
@@ -47,6 +45,8 @@ def _mode() -> str:
 
 @cache
 def _lambda_client(region: str):
+    import boto3  # on first use, as every client (adapters.aws)
+
     return boto3.client("lambda", region_name=region)
 
 

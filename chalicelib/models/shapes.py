@@ -41,7 +41,7 @@ Md5sum = Annotated[str, Field(description="The S3-style ETag with 8 MiB parts: p
 class Output(BaseModel):
     """A response body. Unknown fields are refused: a shape changes here or not at all."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)

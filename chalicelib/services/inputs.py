@@ -34,7 +34,7 @@ TEAM_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,150}$"
 
 
 class Input(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 def _role(value: Any) -> Role:
@@ -353,7 +353,7 @@ FeaturePk = Annotated[str, _utf8_of_at_most(MAX_PK_BYTES)]
 class FeatureState(BaseModel):
     """A feature before (`old`) or after (`new`) a delta; nothing else may be in it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     geometry: str | None = None
     attributes: dict[str, Any] | None = None
@@ -364,7 +364,7 @@ class FeatureState(BaseModel):
 class DeltaInput(BaseModel):
     """One delta of a deltafile (QField's format, reference §5.1); extra keys are kept."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
 
     uuid: Uuid  # the delta's key: a UUID as QField sends, stored in canonical (lowercase) form
     clientId: ClientId  # optional in the upstream schema, but every client sends it and it is needed
@@ -392,7 +392,7 @@ class DeltaInput(BaseModel):
 class Deltafile(BaseModel):
     """A deltafile, version 1.0. `contents` are the deltas exactly as uploaded: what is stored."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     # One deltafile is stored in one request; more deltas than this go in several files.
     MAX_DELTAS: ClassVar[int] = 10_000
 

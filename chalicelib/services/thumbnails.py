@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import IO
 
-from PIL import Image, UnidentifiedImageError
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.adapters import storage
@@ -18,6 +17,8 @@ CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg"}
 
 
 def _content_type_of(stream: IO[bytes], size: int) -> str:
+    from PIL import Image, UnidentifiedImageError  # here: few requests need it, every cold start would
+
     if size > MAX_BYTES:
         raise ValidationError("A thumbnail is at most 5 MiB.")
     try:

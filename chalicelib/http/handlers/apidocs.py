@@ -9,12 +9,10 @@ import functools
 import json
 from pathlib import Path
 
-import yaml
 from chalice import Response
 
 from chalicelib.config import settings
 from chalicelib.errors import ObjectNotFound
-from chalicelib.http import openapi
 from chalicelib.http.routing import Router
 
 router = Router(__name__)
@@ -52,6 +50,10 @@ def _server_root(request) -> str:
 
 
 def _document() -> dict:
+    # Imported on the document's first request: its machinery (pydantic's JSON Schema) is no
+    # part of the function's cold start.
+    from chalicelib.http import openapi
+
     return openapi.for_server(router.blueprint.current_app, _server_root(router.request))
 
 
@@ -64,6 +66,8 @@ def document_json(caller):
 
 @router.route("/swagger.yaml", auth="optional")
 def document_yaml(caller):
+    import yaml  # only for this document
+
     text = yaml.safe_dump(_document(), sort_keys=False, allow_unicode=True)
     return Response(body=text, status_code=200,
                     headers={"Content-Type": "application/yaml; charset=utf-8", "Cache-Control": "no-cache"})
