@@ -1,4 +1,5 @@
-"""Limit/offset pagination as QFieldCloud does it (reference §8), at the cost of one page.
+"""Limit/offset pagination as QFieldCloud does it (docs/api.md, "Conventions"), at the cost of
+one page.
 
 Without a positive `limit` the whole list comes back, without headers. With one, the body is the
 bare page and the headers carry `X-Total-Count`, `X-Next-Page` (only when another page exists)

@@ -1,7 +1,8 @@
 """What a project file may be called, and what kind of file a name stands for.
 
-Names are relative paths with `/` between folders. The rules follow QFieldCloud's (reference
-§4.3, §4.6): they also shut out path traversal (`..`, absolute paths), NUL and backslashes.
+Names are relative paths with `/` between folders. The rules follow QFieldCloud's (docs/api.md,
+"Files"; docs/security.md, "File names"): they also shut out path traversal (`..`, absolute
+paths), NUL and backslashes.
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ class Action(StrEnum):
     CHANGE_FEATURE = "change_feature"  # a delta's `patch` or `delete`; a reporter's are unpermitted
 
 
-# The one table: the lowest role allowed to perform each action (reference §2.3).
+# The one table: the lowest role allowed to perform each action (docs/api.md, "Roles"; upstream,
+# docker-app/qfieldcloud/core/permissions_utils.py in https://github.com/opengisch/QFieldCloud).
 MINIMUM_ROLE: dict[Action, Role] = {
     Action.READ_PROJECT: Role.READER,
     Action.UPDATE_PROJECT: Role.MANAGER,
@@ -81,7 +82,7 @@ MINIMUM_ROLE: dict[Action, Role] = {
 }
 
 
-# Actions that need a *valid* role (reference §2.2): only retrieving the project itself.
+# Actions that need a *valid* role (docs/api.md, "Roles"): only retrieving the project itself.
 NEEDS_VALID_ROLE = frozenset({Action.READ_PROJECT})
 # Origins whose role a private project over its plan's collaborator limit makes invalid; the
 # owner and the organization's owner and admins keep theirs (they are the ones who can fix it).
@@ -278,7 +279,7 @@ _ORGANIZATION_STAFF = frozenset({AccountRole.ORGANIZATION_OWNER, AccountRole.ORG
 _ORGANIZATION_PEOPLE = _ORGANIZATION_STAFF | {AccountRole.ORGANIZATION_CREATOR,
                                               AccountRole.ORGANIZATION_MEMBER}
 
-# The second table: which roles towards an account allow each action on it (reference §2.4).
+# The second table: which roles towards an account allow each action on it (docs/api.md, "Roles").
 ACCOUNT_PERMISSIONS: dict[AccountAction, frozenset[AccountRole]] = {
     AccountAction.READ_SUBSCRIPTION: frozenset({AccountRole.SELF}) | _ORGANIZATION_PEOPLE,
     AccountAction.CREATE_PROJECT: frozenset({AccountRole.SELF, AccountRole.ORGANIZATION_CREATOR})

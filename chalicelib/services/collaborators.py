@@ -1,4 +1,4 @@
-"""A project's collaborators: people and teams with a role on it (reference §2.8).
+"""A project's collaborators: people and teams with a role on it (docs/api.md, "Roles").
 
 On an organization's project a person must belong to the organization (its owner included) and a
 team must be one of its teams. The project counts its person collaborators (`person_collaborators`,

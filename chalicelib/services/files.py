@@ -88,7 +88,7 @@ def target_of(project: Project, name: str) -> UploadTarget:
 
 
 def check_upload(project: Project, role: ProjectRole | None, name: str) -> UploadTarget:
-    """Every rule an upload must pass before any byte is stored (reference §4.3)."""
+    """Every rule an upload must pass before any byte is stored (docs/api.md, "Files")."""
     name = validate_name(name)
     attachment = is_attachment(project, name)
     if not allowed(role, Action.UPLOAD_ATTACHMENT if attachment else Action.UPLOAD_FILE):
@@ -212,7 +212,7 @@ def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sum
 
 def _process_if_needed(caller: Caller, target: UploadTarget) -> None:
     """A new QGIS project file, or a new data file of a project that has one, is processed again
-    (layers, validity, thumbnail): the process_projectfile job of reference §4.3."""
+    (layers, validity, thumbnail): a process_projectfile job (docs/jobs.md), as in QFieldCloud."""
     project = target.project
     if target.is_qgis or (project.the_qgis_file_name and not target.is_attachment):
         jobs.trigger(caller, Project.get(project.id), JobType.PROCESS_PROJECTFILE)

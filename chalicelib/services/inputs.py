@@ -27,7 +27,7 @@ from chalicelib.services.accounts import EMAIL_PATTERN, USERNAME_PATTERN
 
 PROJECT_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,255}$"
 # Bounds that keep every value a valid DynamoDB key and every item far below DynamoDB's 400 KB.
-MAX_ACCOUNT_NAME_CHARS = 150  # usernames, organizations (reference §2.1)
+MAX_ACCOUNT_NAME_CHARS = 150  # usernames, organizations (docs/api.md, "Conventions")
 MAX_EMAIL_CHARS = 254  # RFC 5321
 MAX_DESCRIPTION_CHARS = 16_384
 TEAM_NAME_PATTERN = r"^[a-zA-Z0-9_.\-]{1,150}$"
@@ -209,7 +209,7 @@ class UserUpdate(Input):
 
 
 class UserSearchQuery(Input):
-    """GET users/ (reference §2.5)."""
+    """GET users/ (docs/api.md, "Searching users")."""
 
     q: str = ""
     project: Uuid | None = None
@@ -220,7 +220,7 @@ class UserSearchQuery(Input):
 
 
 class OrganizationCreate(Input):
-    """POST organizations/ (an addition: the reference creates organizations in its web admin)."""
+    """POST organizations/ (an addition: QFieldCloud creates organizations in its web admin)."""
 
     username: NewUsername
     email: NewEmail = ""
@@ -362,7 +362,8 @@ class FeatureState(BaseModel):
 
 
 class DeltaInput(BaseModel):
-    """One delta of a deltafile (QField's format, reference §5.1); extra keys are kept."""
+    """One delta of a deltafile (QField's format, docker-app/qfieldcloud/core/deltafile_01.json in
+    https://github.com/opengisch/QFieldCloud; docs/jobs.md, "Deltas"); extra keys are kept."""
 
     model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
 

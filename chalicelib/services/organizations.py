@@ -1,4 +1,4 @@
-"""Organizations and their members (reference §2.6).
+"""Organizations and their members (docs/api.md, "Endpoints" and "Roles").
 
 An organization is a `users` item (ORGANIZATION) with one owner; the owner and each member have a
 `memberships` item (the owner's with role `owner`, never listed as a member). Adding a member

@@ -49,7 +49,7 @@ ORDERING_FIELDS = ("owner", "name", "created_at")
 @dataclass(frozen=True)
 class ProjectView:
     """A project as one caller sees it: what the API shows beside the stored fields.
-    `status_code` says why a project is `failed` (seeds/001)."""
+    `status_code` says why a project is `failed` (docs/api.md, "Endpoints")."""
 
     project: Project
     role: ProjectRole | None
@@ -326,7 +326,7 @@ def status_of(project: Project, owner: User | None) -> tuple[str, str]:
 
 
 def needs_repackaging(project: Project) -> bool:
-    """Whether a new package would differ from the last one (reference §3.5)."""
+    """Whether a new package would differ from the last one (docs/jobs.md, "Packages")."""
     packaged, updated = project.data_last_packaged_at, project.data_last_updated_at
     return (project.has_online_vector_data or packaged is None or updated is None
             or packaged < updated)

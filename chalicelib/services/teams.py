@@ -1,10 +1,10 @@
-"""Teams of an organization and their members (reference §2.7).
+"""Teams of an organization and their members (docs/api.md, "Endpoints").
 
 A team is a `teams` item with a fixed id and a name claim in `users` (`@<org>/<team>`, TEAM), so
 names are unique per organization (case-insensitively) and a rename touches the claim and the
 team only: memberships (`team_ids`) and the team's collaborator rows refer to the id. A team's
 members are a set on the team, kept in the same transaction as each member's `team_ids`; only the
-organization's owner and members can join. A duplicate name is 400 `api_error` (the reference
+organization's owner and members can join. A duplicate name is 400 `api_error` (QFieldCloud
 fails with a 500 on create and answers 400 on rename).
 """
 

@@ -1,4 +1,5 @@
-"""The `users/` endpoints: search, create (staff), read and update an account (reference §2.5).
+"""The `users/` endpoints: search, create (staff), read and update an account (docs/api.md,
+"Roles").
 
 Search never scans: persons and organizations are found by the start of their username in the
 `directory` index (one Query of the partition of its first character); teams only within the

@@ -32,7 +32,7 @@ from job_containers.cores import compat
 from job_containers.cores.qgis_project import OpenedProject
 
 # Both QgsMapLayerType (3.22) and Qgis.LayerType (newer) number layer kinds alike; the names are
-# those of current QGIS, which the reference server reports.
+# those of current QGIS, which QFieldCloud's worker reports.
 LAYER_TYPE_NAMES = {
     0: "Vector", 1: "Raster", 2: "Plugin", 3: "Mesh", 4: "VectorTile", 5: "Annotation",
     6: "PointCloud", 7: "Group", 8: "TiledScene",
