@@ -17,7 +17,7 @@ LAYERS = 800
 
 
 def _fields(count: int) -> list[dict]:
-    """A layer's fields as the worker reports them (job_containers.layers.fields_data)."""
+    """A layer's fields as the worker reports them (job_containers.cores.layers.fields_data)."""
     kinds = [("String", 80, "TextEdit", {"IsMultiline": False, "UseHtml": False}),
              ("Integer64", 0, "Range", {"AllowNull": True, "Max": 2147483647, "Min": -2147483648,
                                         "Precision": 0, "Step": 1, "Style": "SpinBox"}),
@@ -41,7 +41,7 @@ def _fields(count: int) -> list[dict]:
 
 
 def _layer(number: int, fields: int) -> dict:
-    """One layer as the worker reports it (job_containers.layers.layer_data)."""
+    """One layer as the worker reports it (job_containers.cores.layers.layer_data)."""
     layer_id = f"survey_points_{number:04d}_0f9a3c1e_6b2d_4c8e_9d1f_{number:012d}"
     return {
         "id": layer_id, "name": f"Survey points {number}", "crs": "EPSG:2056", "type": 0,

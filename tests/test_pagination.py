@@ -1,4 +1,4 @@
-"""Paged lists (reference §8) served from DynamoDB in key order: a cursor in `X-Next-Page`,
+"""Paged lists (docs/api.md, "Conventions") served from DynamoDB in key order: a cursor in `X-Next-Page`,
 offsets as the SDK and QField send them, totals from counters kept with the items."""
 
 from __future__ import annotations

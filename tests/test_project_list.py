@@ -1,4 +1,4 @@
-"""`GET projects/` in the default order, paged from the sorted indexes (chalicelib/project_list):
+"""`GET projects/` in the default order, paged from the sorted indexes (chalicelib/services/project_list):
 the same projects, roles and order as the whole list sorted in memory, whatever the page size and
 however the client follows the pages."""
 

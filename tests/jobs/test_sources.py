@@ -1,6 +1,6 @@
-"""The source checks a QGIS job applies before it opens any layer (job_containers/sources.py): a
+"""The source checks a QGIS job applies before it opens any layer (job_containers/cores/sources.py): a
 table of sources as project files spell them, written apart from the code, each allowed or
-refused; and the host rule on its own (hosts.py)."""
+refused; and the host rule on its own (chalicelib/rules/job_hosts.py)."""
 
 from __future__ import annotations
 
