@@ -1,4 +1,9 @@
-"""PynamoDB models, one module per aggregate. docs/data-model.md lists every table and index."""
+"""PynamoDB models, one module per aggregate. docs/data-model.md lists every table and index.
+
+Beside them, what the tables store that is not a table: `roles` (the words of project roles) and
+`shapes` (the files list's rendering of a file's versions, pydantic only). Models hold data: they
+import the foundation and each other, nothing above.
+"""
 
 from chalicelib.models.collaborators import Collaborator
 from chalicelib.models.counts import ListCount
