@@ -71,3 +71,33 @@ def test_an_api_route_declares_auth_in_its_doc_and_a_view_takes_the_caller_it_de
         router.route(API_PREFIX + "/y/", doc=Doc("y"))(lambda: None)  # a token route, no caller
     with pytest.raises(TypeError):
         router.route("/z/", auth="none")(lambda caller: None)
+
+
+def test_a_view_reads_its_own_request_while_another_request_is_served(alice, monkeypatch):
+    """Chalice keeps one `current_request` per app, and the local stack serves requests on many
+    threads: a view must read the request it began with, however long resolving its caller took
+    and whatever request came meanwhile."""
+    import threading
+
+    from chalicelib.http import routing
+
+    resolving, release = threading.Event(), threading.Event()
+    resolve = routing.tokens.caller_with_token
+
+    def slow_for_the_first(key):
+        caller = resolve(key)
+        if threading.current_thread().name == "first":
+            resolving.set()
+            release.wait(30)
+        return caller
+
+    monkeypatch.setattr(routing.tokens, "caller_with_token", slow_for_the_first)
+    replies = {}
+    first = threading.Thread(name="first", target=lambda: replies.update(
+        created=alice.post("projects/", json={"name": "mine"})))
+    first.start()
+    assert resolving.wait(30)
+    assert alice.get("projects/").status == 200  # another request, while the first waits
+    release.set()
+    first.join(30)
+    assert (replies["created"].status, replies["created"].json()["name"]) == (201, "mine")

@@ -26,6 +26,7 @@ Rules (docs/routing.md explains why):
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import unicodedata
@@ -65,6 +66,8 @@ ANY_CONTENT_TYPE = ["*/*"]
 # `optional`, anyone (the view gets the caller, or None); `none`, anyone, and the token is not
 # even read (the view gets no `caller`).
 Auth = Literal["token", "optional", "none"]
+# The request of the view running in this thread (Router.request).
+_REQUEST: contextvars.ContextVar[Any] = contextvars.ContextVar("request")
 
 
 def parse_uuid(value: str, what: str = "id") -> str:
@@ -187,7 +190,9 @@ class Router:
 
     @property
     def request(self):
-        return self.blueprint.current_request
+        """The request of the view running now, as the router took it when the view began: Chalice
+        keeps one `current_request` per app, which the local stack's threads share."""
+        return _REQUEST.get()
 
     def route(self, path: str, methods: Iterable[str] = ("GET",), doc: Doc | Mapping[str, Doc] | None = None,
               *, auth: Auth | None = None, early: Callable[[Any], Any] | None = None):
@@ -217,7 +222,11 @@ class Router:
             @functools.wraps(view)
             def wrapper(**_: str) -> Any:
                 request = self.blueprint.current_request
-                return _run_view(view, request, auths[request.method], early)
+                taken = _REQUEST.set(request)
+                try:
+                    return _run_view(view, request, auths[request.method], early)
+                finally:
+                    _REQUEST.reset(taken)
 
             setattr(wrapper, DOCS_ATTRIBUTE, {"tag": self.tag, "methods": docs, "auth": auths})
             self.blueprint.route(path, methods=methods, content_types=ANY_CONTENT_TYPE)(wrapper)
