@@ -248,8 +248,22 @@ def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(mon
     event = json.loads(sent[0]["Payload"])
     ran = []
     monkeypatch.setattr(project_deletion, "purge", lambda project_id: ran.append(project_id))
-    monkeypatch.setitem(background._TASKS, "chalicelib.services.project_deletion.purge",
-                        project_deletion.purge)
+    monkeypatch.setitem(background._TASKS, "purge", project_deletion.purge)
     handler = background.dispatching(lambda event, context: {"statusCode": 200})
     assert handler(event, None)["done"] and ran == ["p1"]
     assert handler({"httpMethod": "GET"}, None) == {"statusCode": 200}
+
+
+def test_a_purge_an_earlier_version_queued_still_runs_after_an_upgrade(monkeypatch):
+    """Task events name their task; before the services had a folder of their own they named it
+    by its module too (`chalicelib.project_deletion.purge`), and Lambda may deliver such an event
+    to the new version."""
+    from chalicelib.adapters import background
+    from chalicelib.services import project_deletion
+
+    ran = []
+    monkeypatch.setattr(project_deletion, "purge", lambda project_id: ran.append(project_id))
+    monkeypatch.setitem(background._TASKS, "purge", project_deletion.purge)
+    handler = background.dispatching(lambda event, context: {"statusCode": 200})
+    event = {background.TASK_KEY: "chalicelib.project_deletion.purge", "arguments": {"project_id": "p1"}}
+    assert handler(event, None)["done"] and ran == ["p1"]

@@ -27,13 +27,15 @@ _TASKS: dict[str, Callable[..., None]] = {}
 
 
 def task(function: Callable[..., None]) -> Callable[..., None]:
-    """Register `function` as a task, under its module and name."""
-    _TASKS[f"{function.__module__}.{function.__name__}"] = function
+    """Register `function` as a task under its name, unique among the tasks: the name travels in
+    a task event, so it stays the same when the function's module moves."""
+    if _TASKS.setdefault(function.__name__, function) is not function:
+        raise ValueError(f"Another background task is named {function.__name__}")
     return function
 
 
 def _name_of(function: Callable[..., None]) -> str:
-    return f"{function.__module__}.{function.__name__}"
+    return function.__name__
 
 
 def _mode() -> str:
@@ -51,6 +53,8 @@ def _lambda_client(region: str):
 
 
 def run(name: str, arguments: dict[str, Any]) -> None:
+    # A task event queued by an earlier version names its task `<module>.<name>`: it still runs.
+    name = name.rsplit(".", 1)[-1]
     try:
         _TASKS[name](**arguments)
     except Exception:
