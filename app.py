@@ -1,10 +1,19 @@
 """The Chalice app: builds it, registers the blueprints and the fallbacks, and wraps it as the
-Lambda handler (`app.handler`: logs, metrics, traces). Nothing else."""
+Lambda handler (`app.handler`: logs, metrics, traces). Nothing else.
 
-from chalice import Chalice
+Importing this module is most of the function's cold start. The garbage collector is held off
+meanwhile: imports make tens of thousands of lasting objects and next to no garbage, and its
+passes over them were a tenth of the import (bench/README.md, cold_start). What the import made
+is then frozen out of later collections, which it would only slow down."""
 
-from chalicelib import background
-from chalicelib.handlers import (
+import gc
+
+gc.disable()
+
+from chalice import Chalice  # noqa: E402
+
+from chalicelib.adapters import background  # noqa: E402
+from chalicelib.http.handlers import (  # noqa: E402
     apidocs,
     auth,
     collaborators,
@@ -20,8 +29,8 @@ from chalicelib.handlers import (
     uploads,
     users,
 )
-from chalicelib.observability import lambda_handler
-from chalicelib.routing import API_PREFIX, add_method_fallbacks
+from chalicelib.http.routing import API_PREFIX, add_method_fallbacks  # noqa: E402
+from chalicelib.observability import lambda_handler  # noqa: E402
 
 app = Chalice(app_name="qfc-serverless")
 app.api.binary_types.append("multipart/form-data")
@@ -33,3 +42,6 @@ app.register_blueprint(apidocs.router.blueprint)  # /swagger/, /docs/, /swagger.
 
 add_method_fallbacks(app)
 handler = background.dispatching(lambda_handler(app))
+
+gc.freeze()
+gc.enable()

@@ -31,7 +31,7 @@ KINDS = ("patch", "mixed")
 
 def child(project_dir: Path, deltafile: Path) -> None:
     """Runs in the measured process: applies the deltafile, prints the core's time and statuses."""
-    from job_containers.apply_deltas import apply_deltas
+    from job_containers.cores.apply_deltas import apply_deltas
 
     deltas = json.loads(deltafile.read_text())["deltas"]
     start = time.perf_counter()

@@ -111,9 +111,9 @@ def _timed_child(args: list[str]) -> tuple[float, float, float]:
 
 
 def _child(args: list[str]) -> None:
-    """Run one core, `job_containers.<core>.<core>(project_dir, project_file, out_dir)`."""
+    """Run one core, `job_containers.cores.<core>.<core>(project_dir, project_file, out_dir)`."""
     core, project_dir, project_file, out_dir = args
-    run_core = getattr(importlib.import_module(f"job_containers.{core}"), core)
+    run_core = getattr(importlib.import_module(f"job_containers.cores.{core}"), core)
     feedback = run_core(Path(project_dir), project_file, Path(out_dir))
     if "error" in feedback:
         raise SystemExit(feedback["error"])

@@ -88,7 +88,7 @@ def _bulk(size: int) -> dict[str, str]:
 
 def measure(size: int) -> dict[str, Counter]:
     from app import app, handler
-    from chalicelib import accounts, organizations
+    from chalicelib.services import accounts, organizations
     from devstack.gateway import ApiGateway
     from devstack.resources import ensure_all
     from tests.client import ApiClient

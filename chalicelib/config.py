@@ -54,7 +54,7 @@ class Settings:
     keep_versions: int
     presigned_url_seconds: int
     password_hash_cheap: bool
-    # How background tasks run: `auto`, `lambda`, `thread` or `inline` (chalicelib.background).
+    # How background tasks run: `auto`, `lambda`, `thread` or `inline` (chalicelib.adapters.background).
     background_tasks: str
     # The job worker: how long a job may run and how much memory its QGIS process may use, how
     # long a worker's hold on a project lasts unless renewed, how long to wait for messages, and

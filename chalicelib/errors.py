@@ -1,7 +1,9 @@
 """Every error the API answers with, and the one mapping from exceptions to `{"code","message"}`.
 
-Codes and statuses follow the QFieldCloud API (seeds/002, reference §9). Services raise these;
-`error_body` turns any exception into the response body, so no other module formats errors.
+Codes and statuses follow QFieldCloud's (docs/api.md, "Errors"; upstream, the exceptions of
+docker-app/qfieldcloud/core/exceptions.py in https://github.com/opengisch/QFieldCloud). Services
+raise these; `error_body` turns any exception into the response body, so no other module formats
+errors.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ class BadRequest(ApiError):
 
 
 class InvalidRequest(ApiError):
-    """A readable request that QFieldCloud's serializers refuse: 400 `api_error` (reference §9.1,
-    rule 7), e.g. a team name that is taken."""
+    """A readable request that QFieldCloud's serializers refuse: 400 `api_error`, as its
+    exception handler answers a serializer's ValidationError (docs/api.md, "Errors"), e.g. a
+    team name that is taken."""
 
     status, code, default_message = 400, "api_error", "The request is not valid."
 

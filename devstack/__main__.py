@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "createuser" and args.email and args.email_option and args.email != args.email_option:
         parser.error("give the e-mail address once, as EMAIL or as --email")
     point_at_local_aws(_config_of_running_stack(config))
-    from chalicelib import admin
+    from chalicelib.maintenance import admin
 
     if args.command == "createorg":
         return admin.main(["createorg", args.name, "--owner", args.owner, "--email", args.email])

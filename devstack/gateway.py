@@ -26,7 +26,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.errors import MethodNotAllowed, UnknownRoute, error_json
-from chalicelib.request_data import LAMBDA_EVENT_BYTES
+from chalicelib.http.request_data import LAMBDA_EVENT_BYTES
 
 # What API Gateway sets on a Lambda proxy response that names no Content-Type.
 DEFAULT_CONTENT_TYPE = "application/json"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from chalicelib import accounts, aws, queue, reorder, storage
+from chalicelib.adapters import aws, storage
+from chalicelib.adapters import job_queue as queue
 from chalicelib.config import settings
+from chalicelib.maintenance import reorder, upgrades
 from chalicelib.models import ALL_MODELS, Collaborator, Project, User
 from chalicelib.models.base import shared_connection
 
@@ -19,7 +21,7 @@ def ensure_tables() -> None:
         elif _add_missing_indexes(model):
             indexed.add(model)
     if User in indexed:
-        accounts.fill_directory()
+        upgrades.fill_directory()
     if indexed & {Project, Collaborator}:  # the paged project list's indexes
         reorder.reorder_all()
 

@@ -276,7 +276,7 @@ class WorkerProcess:
 def ensure_admin(config: StackConfig) -> tuple[str, str | None]:
     """Create the `admin` user on first start; its password comes from QFC_ADMIN_PASSWORD or is
     generated, printed once and kept in the data dir."""
-    from chalicelib import accounts
+    from chalicelib.services import accounts
 
     username = "admin"
     if accounts.find_user(username) is not None:
@@ -294,7 +294,7 @@ def count_lists_once(config: StackConfig) -> None:
     marker = config.data_dir / "lists-counted"
     if marker.exists():
         return
-    from chalicelib.recount import recount_all
+    from chalicelib.maintenance.recount import recount_all
 
     projects = recount_all()
     if projects:

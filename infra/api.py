@@ -15,7 +15,7 @@ from chalice import Chalice
 from chalice.deploy.swagger import CFNSwaggerGenerator
 
 from chalicelib.errors import PayloadTooLarge, UnknownRoute, error_json
-from chalicelib.routing import API_PREFIX
+from chalicelib.http.routing import API_PREFIX
 
 from .cfn import Json, get_att, ref, resource, sub
 from .environment import service_environment

@@ -34,19 +34,19 @@ class UpgradeTask:
 
 
 def _recount() -> int:
-    from chalicelib.recount import recount_all
+    from chalicelib.maintenance.recount import recount_all
 
     return recount_all()
 
 
 def _reorder() -> int:
-    from chalicelib.reorder import reorder_all
+    from chalicelib.maintenance.reorder import reorder_all
 
     return reorder_all()
 
 
 def _fill_directory() -> int:
-    from chalicelib.accounts import fill_directory
+    from chalicelib.maintenance.upgrades import fill_directory
 
     return fill_directory()
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from chalicelib import queue
+from chalicelib.adapters import job_queue as queue
 
 from .cfn import Json, ref
 from .parameters import table_prefix_value

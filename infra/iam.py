@@ -7,7 +7,8 @@ the queue.
 
 from __future__ import annotations
 
-from chalicelib import storage
+from chalicelib.adapters import storage
+from chalicelib.adapters.storage import PROJECTS_PREFIX, TEMPORARY_PREFIX
 from chalicelib.models import (
     ClientFeaturePk,
     Delta,
@@ -19,7 +20,6 @@ from chalicelib.models import (
     ProjectName,
     User,
 )
-from chalicelib.storage import PROJECTS_PREFIX, TEMPORARY_PREFIX
 
 from .api import FUNCTION_LOGS, FUNCTION_ROLE
 from .cfn import Json, allow, assume_role_policy, get_att, policy_document, resource, sub

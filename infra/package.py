@@ -1,6 +1,7 @@
 """Builds the API's Lambda zip: `python -m infra.package --out build/lambda.zip`.
 
-The zip holds app.py, chalicelib/ and the runtime dependencies listed in pyproject.toml,
+The zip holds app.py, chalicelib/ but its maintenance layer (administration from a shell, never
+run by the function) and the runtime dependencies listed in pyproject.toml,
 installed as manylinux x86_64 wheels for CPython 3.11: Lambda's platform, whatever machine
 builds it (argon2, cffi and Pillow contain compiled code). Needs network access to PyPI.
 """
@@ -30,6 +31,8 @@ _SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
 # the same zip, byte for byte (its SHA-256 is its key in the deployment bucket).
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ZIP_FILE_MODE = 0o644 << 16
+# Folders of APP_PACKAGES the function never imports (tests/test_layers.py checks that it does not).
+LEFT_OUT = (Path("chalicelib") / "maintenance",)
 
 
 def runtime_requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
@@ -56,6 +59,8 @@ def copy_app(target: Path) -> None:
         shutil.copy2(REPO / module, target / module)
     for package in APP_PACKAGES:
         shutil.copytree(REPO / package, target / package, ignore=_SKIPPED)
+    for folder in LEFT_OUT:
+        shutil.rmtree(target / folder)
 
 
 def write_zip(source: Path, out: Path) -> int:
@@ -85,7 +90,8 @@ def _app_files() -> list[Path]:
     files = [REPO / module for module in APP_MODULES]
     for package in APP_PACKAGES:
         files += [path for path in (REPO / package).rglob("*")
-                  if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+                  if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+                  and not any(path.is_relative_to(REPO / folder) for folder in LEFT_OUT)]
     return sorted(files)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from chalicelib import queue, storage
+from chalicelib.adapters import job_queue as queue
+from chalicelib.adapters import storage
 
 from .cfn import NO_VALUE, Json, get_att, if_, ref, resource, sub
 from .parameters import BUCKET_NAME, HAS_BUCKET_NAME

@@ -1,8 +1,11 @@
-"""The QGIS job image: the cores that run each job on a local directory with real PyQGIS
-(process_projectfile, package, apply_deltas), and around them the runner and worker that move
-inputs and outputs between S3 and that directory and record each job's status.
+"""The QGIS job image, in two halves.
 
-The cores never touch the network or AWS: they read and write local files and return a feedback
-dict (feedback.py). Each runs in a child process of its own (one QgsApplication per process), so
-a QGIS crash, hang or OOM ends only that process and becomes a failed job.
+- `cores/`: the PyQGIS cores (process_projectfile, package, apply_deltas) and their helpers. Each
+  runs a job on a local folder with real PyQGIS and returns a feedback document (cores/feedback.py);
+  it never touches AWS. It runs in a QGIS child process of its own (one QgsApplication per
+  process), so a QGIS crash, hang or OOM ends only that process and becomes a failed job.
+- Here, the orchestration: the worker (`python -m job_containers.worker`) takes jobs from the
+  queue, the runner moves each job's inputs and outputs between S3 and its folder and records its
+  result, isolation/sandbox/egress run the child (`python -m job_containers.child`) with nothing
+  to steal and only public hosts to reach.
 """

@@ -22,7 +22,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from job_containers.hosts import HostPolicy, Refused
+from chalicelib.rules.job_hosts import HostPolicy, Refused
 
 CONNECT_SECONDS = 5
 WINDOW_SECONDS = 5.0

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.rules.job_hosts import HostPolicy
 from job_containers import egress, sandbox
-from job_containers.hosts import HostPolicy
 
 SAMPLE_SECONDS = 0.1
 LOG_TAIL_BYTES = 256 * 1024
@@ -169,7 +169,7 @@ def run_core(core: str, arguments: dict[str, Any], workdir: Path, *, timeout_sec
              memory_mb: int, should_stop=lambda: False, policy: HostPolicy | None = None,
              answers: Answers | None = None,
              network_seconds: float = egress.DEFAULT_BUDGET_SECONDS) -> ChildResult:
-    """Run `core` (a name of `child.CORES`) with `arguments` in a child process, in `workdir`
+    """Run `core` (a core of job_containers/cores) with `arguments` in a child process, in `workdir`
     (the job's folder, which the child may use); `should_stop` is asked as it runs (a lost lease
     stops the job). `policy`: the hosts the job may reach (the worker's egress proxy holds it to
     that too), and `network_seconds` how long its requests may stall in all. `answers`: what

@@ -22,13 +22,14 @@ import uuid
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib import config, deltas, jobs, queue
+from chalicelib import config
+from chalicelib.adapters import job_queue
 from chalicelib.config import settings
 from chalicelib.models import Job
-from chalicelib.models.jobs import JobStatus, JobType
+from chalicelib.models.jobs import JobStatus
 from chalicelib.observability import logger, metrics, publish_metrics
-
-from . import isolation, runner, sandbox
+from chalicelib.services import jobs
+from job_containers import isolation, runner, sandbox
 
 SWEEP_EVERY_SECONDS = 15
 
@@ -65,14 +66,14 @@ class Worker:
         self.busy = False  # running a job or a sweep (then a stop waits for its end)
         self._last_sweep = 0.0
 
-    def handle(self, message: queue.Message) -> None:
+    def handle(self, message: job_queue.Message) -> None:
         job = jobs.find(message.job_id) if message.job_id else None
         if job is None or job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
-            queue.delete(message)  # done, running elsewhere, or abandoned (the sweeper's)
+            job_queue.delete(message)  # done, running elsewhere, or abandoned (the sweeper's)
             return
         if not jobs.acquire_lease(job, self.id, settings.job_lease_seconds):
-            queue.send(job.id, delay_seconds=settings.job_busy_retry_seconds)
-            queue.delete(message)
+            job_queue.send(job.id, delay_seconds=settings.job_busy_retry_seconds)
+            job_queue.delete(message)
             return
         self.busy = True
         try:
@@ -81,7 +82,7 @@ class Worker:
         finally:
             self.busy = False
             jobs.release_lease(job)
-        queue.delete(message)
+        job_queue.delete(message)
 
     def _run(self, job: Job) -> None:
         logger.append_keys(job_id=job.id, job_type=job.type, project_id=job.project_id)
@@ -111,16 +112,16 @@ class Worker:
             self.busy = False
 
     def _sweep(self, starting: bool) -> None:
-        jobs.announce_waiting(0 if starting else queue.VISIBILITY_TIMEOUT_SECONDS)
+        jobs.announce_waiting(0 if starting else job_queue.VISIBILITY_TIMEOUT_SECONDS)
         for job in jobs.in_flight():
             if jobs.is_abandoned(job):
-                abandon(job)
-        for message in queue.receive_dead_letters():
+                runner.abandon(job)
+        for message in job_queue.receive_dead_letters():
             job = jobs.find(message.job_id) if message.job_id else None
             if job is not None and not job.is_final:
-                runner.fail(job, f"The job could not be run: it failed {queue.MAX_RECEIVES} times.",
-                            retry_deltas=False)
-            queue.delete(message, dead_letter=True)
+                runner.fail(job, f"The job could not be run: it failed {job_queue.MAX_RECEIVES} times.",
+                            final=True)
+            job_queue.delete(message, dead_letter=True)
 
     def serve(self) -> None:
         logger.info("Job worker started", extra={"worker": self.id})
@@ -136,7 +137,7 @@ class Worker:
             if time.monotonic() - self._last_sweep > SWEEP_EVERY_SECONDS:
                 self._safely(self.sweep)
                 self._last_sweep = time.monotonic()
-            for message in self._safely(lambda: queue.receive(settings.job_poll_seconds)) or []:
+            for message in self._safely(lambda: job_queue.receive(settings.job_poll_seconds)) or []:
                 self._safely(lambda message=message: self.handle(message))
                 if self.stopping.is_set():
                     break
@@ -150,19 +151,6 @@ class Worker:
             logger.exception("Worker step failed")
             self.stopping.wait(1)
             return None
-
-
-def abandon(job: Job) -> None:
-    """A job whose worker stopped: a started one fails and gives back what it took; one that
-    had completed is recorded to the end."""
-    if job.status == JobStatus.STARTED:
-        runner.fail(job, "The worker running this job stopped before it finished (it was killed or lost "
-                         "its connection); nothing the job did was kept.")
-    elif job.type == JobType.DELTA_APPLY and job.status == JobStatus.FINISHED:
-        deltas.record(job, jobs.feedback_of(job))
-    elif job.type == JobType.DELTA_APPLY:
-        deltas.record(job, None)
-    runner.after(job)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from chalicelib.checksums import PART_SIZE, Checksums, Hasher
+from chalicelib.rules.checksums import PART_SIZE, Checksums, Hasher
 
 from . import parallel, state
 from .api import TIMEOUT, Api, file_path, http

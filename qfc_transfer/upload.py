@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import requests
 
-from chalicelib.checksums import READ_SIZE
+from chalicelib.rules.checksums import READ_SIZE
 
 from . import parallel, state
 from .api import TIMEOUT, Api, ApiError, file_path, http

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Refreshes the vendored browser files of the API docs (chalicelib/apidocs/static/) from the npm
+# Refreshes the vendored browser files of the API docs (chalicelib/http/apidocs/static/) from the npm
 # registry: Swagger UI (swagger-ui-dist) and ReDoc (redoc). They are committed, so neither the
 # Lambda nor a browser ever fetches them from a CDN; run this only to change their versions.
 #   scripts/vendor_api_docs.sh [SWAGGER_UI_VERSION] [REDOC_VERSION]
@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 swagger_ui="${1:-5.35.0}"
 redoc="${2:-2.5.4}"
-target=chalicelib/apidocs/static
+target=chalicelib/http/apidocs/static
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

@@ -60,7 +60,7 @@ def api(aws) -> ApiClient:
 @pytest.fixture
 def users(api):
     """Factory: `users("alice")` creates a user and returns an ApiClient logged in as them."""
-    from chalicelib import accounts
+    from chalicelib.services import accounts
 
     def make(username: str, **kwargs) -> ApiClient:
         accounts.create_user(username, PASSWORD, email=f"{username}@example.com", **kwargs)

@@ -17,7 +17,7 @@ def qgs() -> bytes:
 
 def stored_state(project_id: str, owner: str = "alice") -> dict:
     """Every trace a project's files leave: S3 versions, file items, counters."""
-    from chalicelib import aws, storage
+    from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import Project, ProjectFile, UploadSession, User
 
@@ -44,7 +44,7 @@ def everything() -> dict:
     """Every item of every table (by key; login attempts left out, they count refusals too),
     the storage counters, and every S3 object version, delete marker and multipart upload:
     what a refused request must leave exactly as it was."""
-    from chalicelib import aws
+    from chalicelib.adapters import aws
     from chalicelib.config import settings
     from chalicelib.models import ALL_MODELS, LoginAttempts, Project, User
 

@@ -26,7 +26,7 @@ def upload_tree(client, project_id: str, directory: Path, names: list[str] | Non
 def run_jobs(rounds: int = 20) -> int:
     """Let a worker take every message waiting in the queue (and those the jobs add); how many
     messages it handled."""
-    from chalicelib import queue
+    from chalicelib.adapters import job_queue as queue
     from job_containers.worker import Worker
 
     worker = Worker()

@@ -11,7 +11,7 @@ LOGIN_FIELDS = {"token", "username", "email", "first_name", "last_name", "full_n
 
 @pytest.fixture
 def alice(api):
-    from chalicelib import accounts
+    from chalicelib.services import accounts
 
     accounts.create_user("alice", PASSWORD, email="alice@example.com", first_name="Alice",
                          last_name="Liddell")
@@ -124,7 +124,7 @@ def test_repeated_failures_lock_the_address_out_and_the_count_lives_in_dynamodb(
 
 def test_providers_and_server_info_need_no_login(api):
     credentials = {"type": "credentials", "id": "credentials", "name": "Username / Password"}
-    assert api.get("auth/providers/").json() == [credentials]  # a bare array (reference §1.6)
+    assert api.get("auth/providers/").json() == [credentials]  # a bare array, as QFieldCloud answers
     info = api.get("server/info/")
     assert info.headers["Cache-Control"] == "max-age=60"
     body = info.json()

@@ -6,7 +6,7 @@ import io
 import pytest
 from qfieldcloud_sdk.utils import calc_etag
 
-from chalicelib import checksums
+from chalicelib.rules import checksums
 
 MIB = 1024 * 1024
 

@@ -139,8 +139,8 @@ def test_client_key_parts_that_cannot_be_a_dynamodb_key_are_refused(alice, pid, 
 
 
 def test_the_longest_accepted_client_key_fits_a_dynamodb_sort_key(alice, pid):
-    from chalicelib import deltas
-    from chalicelib.inputs import MAX_CLIENT_ID_BYTES, MAX_LAYER_ID_BYTES, MAX_PK_BYTES
+    from chalicelib.models import deltas
+    from chalicelib.services.inputs import MAX_CLIENT_ID_BYTES, MAX_LAYER_ID_BYTES, MAX_PK_BYTES
 
     longest = a_delta(clientId="c" * MAX_CLIENT_ID_BYTES, localLayerId="l" * MAX_LAYER_ID_BYTES,
                       localPk="p" * MAX_PK_BYTES)
@@ -151,9 +151,9 @@ def test_the_longest_accepted_client_key_fits_a_dynamodb_sort_key(alice, pid):
 def test_a_delta_write_that_dynamodb_refuses_is_an_error_not_a_silent_success(alice, pid):
     """A write that fails for another reason than a concurrent upload of the same deltas (here an
     empty key, which older checks let through) raises, so the push answers 503."""
-    from chalicelib import deltas
     from chalicelib.errors import DeltasNotStored
     from chalicelib.models import Delta
+    from chalicelib.services import deltas
 
     refused = Delta(pid, "", seq="s", deltafile_id=str(uuid.uuid4()), client_id="c", created_by="alice",
                     status="pending", content_json="{}")
@@ -164,11 +164,12 @@ def test_a_delta_write_that_dynamodb_refuses_is_an_error_not_a_silent_success(al
 
 
 def test_deltas_stored_meanwhile_by_another_upload_are_skipped_without_error(alice, pid):
-    from chalicelib import deltas
-    from chalicelib.auth import Caller
-    from chalicelib.inputs import Deltafile
     from chalicelib.models import Project, User
-    from chalicelib.permissions import Origin, ProjectRole, Role
+    from chalicelib.models.roles import Origin, Role
+    from chalicelib.rules.permissions import ProjectRole
+    from chalicelib.services import deltas
+    from chalicelib.services.auth import Caller
+    from chalicelib.services.inputs import Deltafile
 
     body = a_deltafile(pid, a_delta(), a_delta())
     owner = ProjectRole(Role.ADMIN, Origin.PROJECT_OWNER)

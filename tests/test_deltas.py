@@ -246,8 +246,10 @@ def test_apply_endpoints_and_listing_order(alice, project):
 
 def test_a_worker_killed_mid_apply_leaves_the_deltas_pending_and_a_new_job_applies_them(
         alice, project, tmp_path, override_settings):
-    from chalicelib import deltas, jobs, queue
+    from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
+    from chalicelib.services import jobs
+    from job_containers.kinds import delta_apply as deltas
     from job_containers.worker import Worker
 
     override_settings(job_lease_seconds=1)
@@ -268,7 +270,7 @@ def test_a_worker_killed_mid_apply_leaves_the_deltas_pending_and_a_new_job_appli
 
 
 def test_deltas_pushed_while_a_job_runs_are_applied_by_the_next_run(alice, project, tmp_path, monkeypatch):
-    from chalicelib import deltas
+    from job_containers.kinds import delta_apply as deltas
 
     first = deltafile("singlelayer_singledelta.json", project)
     second = deltafile("singlelayer_multidelta.json", project)

@@ -3,9 +3,9 @@ indexes a newer model declares, and the users the `directory` index needs are en
 
 
 def test_a_kept_table_gets_new_indexes_and_old_users_are_searchable(aws):
-    from chalicelib import accounts
     from chalicelib.models import User
     from chalicelib.models.base import shared_connection
+    from chalicelib.services import accounts
     from devstack.resources import ensure_tables
 
     accounts.create_user("oldie", "long enough password")

@@ -45,7 +45,8 @@ def test_names_whose_s3_key_would_pass_1024_bytes_are_refused(alice, pid, name):
 
 
 def test_the_longest_name_allowed_still_fits_every_key(alice, pid):
-    from chalicelib import file_rules, storage
+    from chalicelib.adapters import storage
+    from chalicelib.rules import file_rules
 
     name = "\U0001f600" * (file_rules.max_name_bytes() // 4)  # 233 characters of 4 bytes
     assert len(storage.package_key(pid, pid, name).encode()) <= 1024

@@ -3,9 +3,9 @@ import zipfile
 
 import pytest
 
-from chalicelib import file_rules
 from chalicelib.errors import InvalidQgisProjectFile, ValidationError
 from chalicelib.models import Project
+from chalicelib.rules import file_rules
 
 
 @pytest.mark.parametrize("name", [

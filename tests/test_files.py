@@ -223,7 +223,7 @@ def test_deleting_the_project_removes_its_files(alice, pid):
     upload(alice, pid, "a.txt", b"abc")
     upload(alice, pid, "a.txt", b"abcd")
     assert alice.delete(f"projects/{pid}/").status == 204
-    from chalicelib import aws, storage
+    from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import ProjectFile, User
 

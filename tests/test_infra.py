@@ -352,7 +352,7 @@ def as_cloudformation_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_bucket_lifecycle_equals_the_local_stack(template: dict[str, Any], aws: None) -> None:
-    from chalicelib import aws as clients
+    from chalicelib.adapters import aws as clients
 
     local = clients.s3().get_bucket_lifecycle_configuration(Bucket=settings.bucket)["Rules"]
     deployed = the_one(template, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
@@ -395,8 +395,8 @@ def test_the_bucket_refuses_every_request_that_is_not_over_tls(template: dict[st
 def test_jobs_queue_has_a_dead_letter_queue_like_the_local_stack(
     template: dict[str, Any], aws: None
 ) -> None:
-    from chalicelib import aws as clients
-    from chalicelib.queue import JOBS_QUEUE_NAME
+    from chalicelib.adapters import aws as clients
+    from chalicelib.adapters.job_queue import JOBS_QUEUE_NAME
 
     sqs = clients.sqs()
     local = sqs.get_queue_attributes(
@@ -713,6 +713,7 @@ def test_lambda_package_holds_the_app_and_the_runtime_dependencies(
     assert installed == [pyproject["project"]["dependencies"]]
     assert {"app.py", "chalice/__init__.py", "chalicelib/__init__.py"} <= names
     assert {f"chalicelib/models/{p.name}" for p in (REPO / "chalicelib/models").glob("*.py")} <= names
+    assert not [name for name in names if name.startswith("chalicelib/maintenance/")]
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
@@ -772,7 +773,8 @@ class MotoArns:
 
     @classmethod
     def read(cls) -> MotoArns:
-        from chalicelib import aws, queue
+        from chalicelib.adapters import aws
+        from chalicelib.adapters import job_queue as queue
         from chalicelib.models import Job
 
         urls = (queue.jobs_queue_url(), queue.dead_letter_queue_url())
@@ -785,7 +787,7 @@ class MotoArns:
 
     def of_stack(self, template: dict[str, Any]) -> dict[str, str]:
         """By the template's logical ids."""
-        from chalicelib import queue
+        from chalicelib.adapters import job_queue as queue
 
         tables = {body["logical_id"]: self.table_prefix + settings.table_prefix + suffix
                   for suffix, body in tables_by_name_suffix(template).items()}
@@ -824,7 +826,7 @@ def test_the_job_workers_role_allows_every_call_a_worker_makes(
     """A worker runs a project's jobs in moto, its calls recorded: the task role must allow each
     (moto does not enforce IAM, so the policy is evaluated here as IAM would: an Allow whose
     actions name the call's and whose resource pattern matches its ARN)."""
-    from chalicelib import queue
+    from chalicelib.adapters import job_queue as queue
     from job_containers.worker import Worker
 
     # As on AWS, where the stack gives the worker its queues' URLs.

@@ -32,8 +32,8 @@ def _jobs(client, project_id: str, job_type: str | None = None) -> list[dict]:
 
 def _start(job_id: str) -> None:
     """Mark a waiting job started, as a worker that took it does."""
-    from chalicelib import jobs
     from chalicelib.models import Job
+    from chalicelib.services import jobs
 
     assert jobs.claim(Job.get(job_id))
 
@@ -124,8 +124,10 @@ def test_the_counters_come_back_to_zero_when_jobs_finish_or_fail(alice, testdata
 
 
 def test_the_counters_come_back_to_zero_when_the_sweeper_fails_abandoned_jobs(alice, override_settings):
-    from chalicelib import aws, jobs, queue
+    from chalicelib.adapters import aws
+    from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
+    from chalicelib.services import jobs
     from job_containers.worker import Worker
 
     override_settings(job_lease_seconds=1)
@@ -156,8 +158,8 @@ def test_a_job_lowers_the_count_of_the_owner_it_was_counted_for_once(users, alic
 
 
 def test_deleting_a_project_with_jobs_not_done_gives_their_counts_back(alice):
-    from chalicelib import jobs
     from chalicelib.models import Job
+    from chalicelib.services import jobs
 
     pid = _project(alice, "doomed")
     running = _job(alice, pid, "package").json()["id"]

@@ -17,7 +17,7 @@ LAYERS = 800
 
 
 def _fields(count: int) -> list[dict]:
-    """A layer's fields as the worker reports them (job_containers.layers.fields_data)."""
+    """A layer's fields as the worker reports them (job_containers.cores.layers.fields_data)."""
     kinds = [("String", 80, "TextEdit", {"IsMultiline": False, "UseHtml": False}),
              ("Integer64", 0, "Range", {"AllowNull": True, "Max": 2147483647, "Min": -2147483648,
                                         "Precision": 0, "Step": 1, "Style": "SpinBox"}),
@@ -41,7 +41,7 @@ def _fields(count: int) -> list[dict]:
 
 
 def _layer(number: int, fields: int) -> dict:
-    """One layer as the worker reports it (job_containers.layers.layer_data)."""
+    """One layer as the worker reports it (job_containers.cores.layers.layer_data)."""
     layer_id = f"survey_points_{number:04d}_0f9a3c1e_6b2d_4c8e_9d1f_{number:012d}"
     return {
         "id": layer_id, "name": f"Survey points {number}", "crs": "EPSG:2056", "type": 0,
@@ -58,7 +58,7 @@ def _layer(number: int, fields: int) -> dict:
 
 def package_feedback(layers: int, fields: int = 5) -> dict:
     """A package job's feedback, made by the worker's own Workflow with the package job's steps."""
-    from job_containers.feedback import Step, Workflow
+    from job_containers.cores.feedback import Step, Workflow
 
     workflow = Workflow("package_project", "Package Project", [
         Step("start_qgis_app", "Start QGIS Application"),
@@ -85,9 +85,10 @@ def package_feedback(layers: int, fields: int = 5) -> dict:
 def finished_package_job(client, project_id: str, feedback: dict) -> str:
     """A package job of the project, run to its end as the worker records one: its report saved
     (`jobs.save_report`), completed with its files, retired. Its id."""
-    from chalicelib import jobs, packages
     from chalicelib.models import Job
     from chalicelib.models.jobs import PackageFile
+    from chalicelib.services import jobs
+    from job_containers.kinds import package as packages
 
     job_id = client.post("jobs/", json={"project_id": project_id, "type": "package"}).json()["id"]
     job = Job.get(job_id)
@@ -126,9 +127,10 @@ def test_a_large_report_is_answered_as_a_summary_with_a_link_to_the_whole(alice,
 
 
 def test_a_large_report_saved_before_summaries_existed_is_summarized_when_asked_for(alice, pid):
-    from chalicelib import aws, jobs, storage
+    from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import Job
+    from chalicelib.services import jobs
 
     feedback = package_feedback(LAYERS)
     job_id = finished_package_job(alice, pid, feedback)

@@ -162,7 +162,7 @@ def test_jobs_list_filters_by_type_and_paginates(alice, bees):
 
 
 def test_a_redelivered_message_does_not_run_a_finished_job_again(alice, bees):
-    from chalicelib import queue
+    from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
 
     job_id = alice.post("jobs/", json={"project_id": bees, "type": "package"}).json()["id"]
@@ -175,8 +175,9 @@ def test_a_redelivered_message_does_not_run_a_finished_job_again(alice, bees):
 
 
 def test_two_workers_never_run_jobs_of_one_project_at_once(alice, bees, override_settings):
-    from chalicelib import jobs, queue
+    from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
+    from chalicelib.services import jobs
     from job_containers.worker import Worker
 
     override_settings(job_busy_retry_seconds=0)
@@ -195,8 +196,9 @@ def test_two_workers_never_run_jobs_of_one_project_at_once(alice, bees, override
 
 
 def test_a_job_whose_worker_died_ends_failed_and_the_project_is_not_busy(alice, bees, override_settings):
-    from chalicelib import jobs, queue
+    from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
+    from chalicelib.services import jobs
     from job_containers.worker import Worker
 
     override_settings(job_lease_seconds=1)
@@ -214,7 +216,8 @@ def test_a_job_whose_worker_died_ends_failed_and_the_project_is_not_busy(alice, 
 
 
 def test_a_dead_lettered_job_is_failed(alice, bees):
-    from chalicelib import aws, queue
+    from chalicelib.adapters import aws
+    from chalicelib.adapters import job_queue as queue
 
     job_id = alice.post("jobs/", json={"project_id": bees, "type": "package"}).json()["id"]
     for message in queue.receive(0):
@@ -229,7 +232,7 @@ def test_a_dead_lettered_job_is_failed(alice, bees):
 
 
 def test_a_waiting_job_whose_message_was_lost_runs_when_a_worker_starts(alice, bees):
-    from chalicelib import queue
+    from chalicelib.adapters import job_queue as queue
     from job_containers.worker import Worker
 
     job_id = alice.post("jobs/", json={"project_id": bees, "type": "package"}).json()["id"]

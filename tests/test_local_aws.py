@@ -153,7 +153,7 @@ def test_a_completed_upload_keeps_its_full_object_crc(aws):
     the whole object, and an upload that asked for no checksum completes as before."""
     import binascii
 
-    from chalicelib import aws as clients
+    from chalicelib.adapters import aws as clients
     from chalicelib.config import settings
 
     s3, data = clients.s3(), os.urandom(2 * PART + 10)

@@ -17,7 +17,7 @@ LIMIT = 5
 
 @pytest.fixture
 def anonymous(api, override_settings):
-    from chalicelib import accounts
+    from chalicelib.services import accounts
 
     override_settings(login_failure_limit=LIMIT)
     accounts.create_user("alice", PASSWORD, email="alice@example.com")
@@ -110,7 +110,7 @@ def test_many_addresses_together_reach_the_account_wide_ceiling(anonymous, overr
 
 
 def test_the_lock_ends_with_its_window(anonymous, override_settings):
-    from chalicelib import login_throttle
+    from chalicelib.rules import login_throttle
 
     for _ in range(LIMIT):
         _login(anonymous, WRONG)

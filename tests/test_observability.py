@@ -52,3 +52,35 @@ def test_log_lines_carry_the_api_gateway_request_id(users):
     assert refused["correlation_id"] and refused["function_request_id"]
     assert (refused["route"], refused["status"], refused["code"]) == (
         "/api/v1/projects/{project_id}", 400, "validation_error")
+
+
+def _modules_after_importing_app(**environment: str) -> set[str]:
+    """The modules a fresh interpreter holds once it imported the app in `environment`."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = "import sys, app; print('\\n'.join(sys.modules))"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
+                         env={**os.environ, **environment}, capture_output=True, text=True, check=True)
+    return set(run.stdout.split())
+
+
+def test_the_xray_sdk_is_loaded_only_when_tracing_is_on():
+    assert "aws_xray_sdk" not in _modules_after_importing_app()  # outside Lambda: no tracing
+    assert "aws_xray_sdk" not in _modules_after_importing_app(LAMBDA_TASK_ROOT="/var/task",
+                                                               POWERTOOLS_TRACE_DISABLED="true")
+    assert "aws_xray_sdk" in _modules_after_importing_app(LAMBDA_TASK_ROOT="/var/task")
+
+
+def test_importing_the_app_leaves_the_garbage_collector_on():
+    """The collector is held off while the app is built (app.py), never after."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = "import gc, app; print(gc.isenabled(), gc.get_freeze_count() > 0)"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["True", "True"]

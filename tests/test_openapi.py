@@ -10,8 +10,9 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from chalicelib import errors, openapi
-from chalicelib.routing import API_PREFIX, HTTP_METHODS
+from chalicelib import errors
+from chalicelib.http import openapi
+from chalicelib.http.routing import API_PREFIX, HTTP_METHODS
 
 ROOT = "http://testserver/"
 METHODS = {method.lower() for method in HTTP_METHODS}

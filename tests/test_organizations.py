@@ -1,4 +1,4 @@
-"""Organizations, their members and teams, black-box (reference §2.6, §2.7)."""
+"""Organizations, their members and teams, black-box (docs/api.md, "Endpoints" and "Roles")."""
 
 import pytest
 

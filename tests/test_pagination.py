@@ -1,4 +1,4 @@
-"""Paged lists (reference §8) served from DynamoDB in key order: a cursor in `X-Next-Page`,
+"""Paged lists (docs/api.md, "Conventions") served from DynamoDB in key order: a cursor in `X-Next-Page`,
 offsets as the SDK and QField send them, totals from counters kept with the items."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ NAMES = ["Z.txt", "a.txt", "b/c.txt", "b/d.txt", "café.txt", "e.txt", "日本.t
 @pytest.fixture(autouse=True)
 def no_bookmarks():
     """Each test starts without the bookmarks an earlier one left in this process."""
-    from chalicelib import pagination
+    from chalicelib.http import pagination
 
     pagination._bookmarks.clear()
     yield
@@ -74,7 +74,7 @@ def test_file_pages_follow_the_cursor_in_key_order(files):
 
 @pytest.mark.parametrize("warm", [True, False], ids=["bookmarked", "counted"])
 def test_offsets_alone_give_the_same_pages(files, warm):
-    from chalicelib import pagination
+    from chalicelib.http import pagination
 
     alice, pid = files
     if not warm:
@@ -91,7 +91,7 @@ def test_offsets_alone_give_the_same_pages(files, warm):
 
 
 def test_a_cursor_that_does_not_fit_is_ignored_and_the_offset_decides(files, users):
-    from chalicelib.pagination import encode_cursor
+    from chalicelib.http.pagination import encode_cursor
 
     alice, pid = files
     cursor = query_of(alice.get(f"files/{pid}/?limit=3").headers["X-Next-Page"])["cursor"][0]
@@ -144,8 +144,8 @@ def qgis_project(alice, pid):
 
 def test_jobs_of_one_type_are_paged_from_their_own_index(qgis_project):
     alice, pid = qgis_project
-    from chalicelib import jobs
     from chalicelib.models import Job
+    from chalicelib.services import jobs
 
     ids = []
     for _ in range(3):  # each started before the next is asked for: a waiting one would be reused
@@ -214,7 +214,7 @@ def test_collaborators_are_paged_by_key_and_counted(users):
 
 
 def test_a_whole_list_is_rendered_page_by_page(files, monkeypatch):
-    from chalicelib import pagination
+    from chalicelib.http import pagination
 
     alice, pid = files
     rendered = []
@@ -231,7 +231,7 @@ def test_a_whole_list_is_rendered_page_by_page(files, monkeypatch):
 
 
 def test_recount_sets_the_counters_of_data_older_than_them(qgis_project):
-    from chalicelib.admin import main as admin
+    from chalicelib.maintenance.admin import main as admin
     from chalicelib.models import Job, ListCount, Project
 
     alice, pid = qgis_project
@@ -256,8 +256,8 @@ def test_recount_sets_the_counters_of_data_older_than_them(qgis_project):
 def test_a_listed_file_reads_as_its_model_does(alice, pid, override_settings):
     """The list splices each file's stored versions without parsing them: field for field what
     the model gives."""
+    from chalicelib.http.serializers import file_json
     from chalicelib.models import ProjectFile
-    from chalicelib.serializers import file_json
 
     override_settings(keep_versions=3)
     for content in (b"1", b"22", b"333", b"4444"):

@@ -1,8 +1,8 @@
 """Every origin of a project role, with every role it can give, against every project action;
 and every account action against every role towards an account.
 
-The expectations are written out here from QFieldCloud's matrices (reference §2.2, §2.3, §2.4),
-not derived from chalicelib.permissions, so that a wrong entry in the code's tables fails a test.
+The expectations are written out here from QFieldCloud's matrices (docs/api.md, "Roles"),
+not derived from chalicelib.rules.permissions, so that a wrong entry in the code's tables fails a test.
 
 Project worlds: a person's project (`proprietor`), or the project of the organization `acme`
 (owner `orgowner`), private or public with each `public_collaborator_role`. Callers hold the
@@ -169,7 +169,7 @@ def _build_world(users, api, kind: str, public_role: str | None) -> World:
 def _make_project(world: World) -> str:
     """A project with a file, a QGIS file, a thumbnail and its collaborator rows (written through
     the models: the HTTP paths for these are tested elsewhere, and this runs hundreds of times)."""
-    from chalicelib import storage
+    from chalicelib.adapters import storage
     from chalicelib.models import Collaborator, Project
     from chalicelib.models.collaborators import team_collaborator_key
 
@@ -315,7 +315,7 @@ def test_too_many_collaborators_fail_the_project_and_invalidate_their_roles(user
     assert bob.get(f"projects/{pid}/").status == 200  # public projects have no limit
 
 
-# --- Account actions (reference §2.4): who may act on an account --------------------------------
+# --- Account actions (docs/api.md, "Roles"): who may act on an account -------------------------
 # Callers towards the person `alice` and the organization `acme` (owned by `orgowner`).
 ACCOUNT_CALLERS = ["self", "organization_owner", "organization_admin", "organization_creator",
                    "organization_member", "other", "staff", "anonymous"]
@@ -334,7 +334,7 @@ class AccountWorld:
         self.clients, self.upload, self.count = clients, upload, 0
 
     def fresh(self, prefix: str) -> str:
-        from chalicelib import accounts
+        from chalicelib.services import accounts
 
         self.count += 1
         name = f"{prefix}{self.count}"

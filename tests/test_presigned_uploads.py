@@ -5,7 +5,7 @@ import hashlib
 import pytest
 import requests
 
-from chalicelib.checksums import PART_SIZE, of_chunks
+from chalicelib.rules.checksums import PART_SIZE, of_chunks
 from tests.files_helpers import qgs, stored_state, upload
 
 
@@ -76,7 +76,7 @@ def test_abort_releases_everything(alice, pid):
     assert alice.delete(f"uploads/{pid}/{session['upload_id']}/").status == 204
     state = stored_state(pid)
     assert (state["s3"], state["owner_bytes"], state["uploads"], state["items"]) == ([], 0, 0, [])
-    from chalicelib import aws
+    from chalicelib.adapters import aws
     from chalicelib.config import settings
 
     assert not aws.s3().list_multipart_uploads(Bucket=settings.bucket).get("Uploads")
@@ -151,9 +151,9 @@ def test_an_interrupted_completion_resumes_without_counting_twice(alice, pid, mo
     once its claim is old enough: one version, the quota counted once, nothing left over."""
     from datetime import timedelta
 
-    from chalicelib import uploads
     from chalicelib.models import UploadSession
     from chalicelib.models.base import utcnow
+    from chalicelib.services import uploads
 
     data = _data(PART_SIZE + 5)
     session = alice.post(f"uploads/{pid}/", json={"name": "a.bin", "size": len(data)}).json()
@@ -184,9 +184,9 @@ def test_an_interrupted_completion_resumes_without_counting_twice(alice, pid, mo
 def test_a_completion_cut_off_after_recording_is_not_recorded_twice(alice, pid, monkeypatch):
     from datetime import timedelta
 
-    from chalicelib import files, uploads
     from chalicelib.models import UploadSession
     from chalicelib.models.base import utcnow
+    from chalicelib.services import files, uploads
 
     session = alice.post(f"uploads/{pid}/", json={"name": "a.bin", "size": 10}).json()
     _put_parts(session, b"0123456789")
@@ -210,7 +210,7 @@ def test_a_completion_cut_off_after_recording_is_not_recorded_twice(alice, pid, 
 @pytest.fixture
 def background_tasks(monkeypatch):
     """Background tasks held back until the test runs them: what the answer did without them."""
-    from chalicelib import background
+    from chalicelib.adapters import background
 
     held = []
     monkeypatch.setattr(background, "start", lambda task, **arguments: held.append((task, arguments)))
@@ -218,7 +218,7 @@ def background_tasks(monkeypatch):
 
 
 def _read_backs(monkeypatch) -> list:
-    from chalicelib import storage
+    from chalicelib.adapters import storage
 
     reads, stream = [], storage.stream_object
     monkeypatch.setattr(storage, "stream_object", lambda *args: reads.append(args) or stream(*args))

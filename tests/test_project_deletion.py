@@ -13,7 +13,7 @@ from tests.files_helpers import upload
 
 def leftovers(project_id: str) -> dict:
     """Every trace of a project in every table and in S3, and its owner's counter."""
-    from chalicelib import aws, storage
+    from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import Collaborator, Project, ProjectFile, UploadSession, User
 
@@ -38,7 +38,7 @@ NOTHING = {"project": 0, "files": 0, "collaborators": 0, "uploads": 0, "s3": 0, 
 @pytest.fixture
 def slow_s3(monkeypatch):
     """Stores take a while, as over a real network: uploads are in flight when the delete comes."""
-    from chalicelib import storage
+    from chalicelib.adapters import storage
 
     put = storage.put_object
 
@@ -83,7 +83,7 @@ def test_deleting_a_project_while_uploads_run_leaves_nothing_and_corrects_the_qu
 @pytest.fixture
 def purge_later(monkeypatch):
     """Deletion asked for, its purge not run yet: what requests meet in between."""
-    from chalicelib import background
+    from chalicelib.adapters import background
 
     started = []
     monkeypatch.setattr(background, "start", lambda function, **arguments: started.append(arguments))
@@ -95,7 +95,7 @@ def test_a_project_being_deleted_is_gone_at_once_and_takes_no_more_writes(alice,
 
     from PIL import Image
 
-    from chalicelib import project_deletion
+    from chalicelib.services import project_deletion
 
     users("bob")
     pid = alice.create_project("doomed")["id"]
@@ -126,13 +126,13 @@ def test_writes_that_started_before_the_mark_cannot_commit_after_it(alice, users
 
     from PIL import Image
 
-    from chalicelib import collaborators, files, project_deletion, thumbnails, uploads
-    from chalicelib.auth import Caller
-    from chalicelib.checksums import of_stream
     from chalicelib.errors import ObjectNotFound
-    from chalicelib.inputs import CollaboratorAdd, UploadBegin
     from chalicelib.models import Project, User
-    from chalicelib.permissions import project_role
+    from chalicelib.rules.checksums import of_stream
+    from chalicelib.rules.permissions import project_role
+    from chalicelib.services import collaborators, files, project_deletion, thumbnails, uploads
+    from chalicelib.services.auth import Caller
+    from chalicelib.services.inputs import CollaboratorAdd, UploadBegin
 
     users("bob")
     pid = alice.create_project("doomed")["id"]
@@ -160,7 +160,7 @@ def test_writes_that_started_before_the_mark_cannot_commit_after_it(alice, users
 def test_a_presigned_upload_completed_after_the_deletion_gives_its_quota_back(alice, purge_later):
     import requests
 
-    from chalicelib import project_deletion
+    from chalicelib.services import project_deletion
 
     pid = alice.create_project("doomed")["id"]
     assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
@@ -179,8 +179,8 @@ def test_a_completion_running_when_the_project_is_deleted_undoes_itself_once(ali
     it reserved is given back exactly once (it used to be released twice)."""
     import requests
 
-    from chalicelib import files, project_deletion
     from chalicelib.models import Project
+    from chalicelib.services import files, project_deletion
 
     pid = alice.create_project("doomed")["id"]
     assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
@@ -205,7 +205,8 @@ def test_a_completion_running_when_the_project_is_deleted_undoes_itself_once(ali
 
 
 def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, purge_later):
-    from chalicelib import project_deletion, storage
+    from chalicelib.adapters import storage
+    from chalicelib.services import project_deletion
 
     pid = alice.create_project("doomed")["id"]
     for n in range(30):  # more than one batch of file items
@@ -230,7 +231,8 @@ def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, pu
 def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(monkeypatch, override_settings):
     import json
 
-    from chalicelib import background, project_deletion
+    from chalicelib.adapters import background
+    from chalicelib.services import project_deletion
 
     override_settings(background_tasks="lambda")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stack-api")
@@ -246,7 +248,22 @@ def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(mon
     event = json.loads(sent[0]["Payload"])
     ran = []
     monkeypatch.setattr(project_deletion, "purge", lambda project_id: ran.append(project_id))
-    monkeypatch.setitem(background._TASKS, "chalicelib.project_deletion.purge", project_deletion.purge)
+    monkeypatch.setitem(background._TASKS, "purge", project_deletion.purge)
     handler = background.dispatching(lambda event, context: {"statusCode": 200})
     assert handler(event, None)["done"] and ran == ["p1"]
     assert handler({"httpMethod": "GET"}, None) == {"statusCode": 200}
+
+
+def test_a_purge_an_earlier_version_queued_still_runs_after_an_upgrade(monkeypatch):
+    """Task events name their task; before the services had a folder of their own they named it
+    by its module too (`chalicelib.project_deletion.purge`), and Lambda may deliver such an event
+    to the new version."""
+    from chalicelib.adapters import background
+    from chalicelib.services import project_deletion
+
+    ran = []
+    monkeypatch.setattr(project_deletion, "purge", lambda project_id: ran.append(project_id))
+    monkeypatch.setitem(background._TASKS, "purge", project_deletion.purge)
+    handler = background.dispatching(lambda event, context: {"statusCode": 200})
+    event = {background.TASK_KEY: "chalicelib.project_deletion.purge", "arguments": {"project_id": "p1"}}
+    assert handler(event, None)["done"] and ran == ["p1"]

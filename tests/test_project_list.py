@@ -1,4 +1,4 @@
-"""`GET projects/` in the default order, paged from the sorted indexes (chalicelib/project_list):
+"""`GET projects/` in the default order, paged from the sorted indexes (chalicelib/services/project_list):
 the same projects, roles and order as the whole list sorted in memory, whatever the page size and
 however the client follows the pages."""
 
@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib import pagination
+from chalicelib.http import pagination
 
 PAGE_SIZES = (1, 2, 3, 7, 250)
 
@@ -16,9 +16,9 @@ def _world(users):
     from an older version), an organization with an admin, a team and a default role for
     members, another one seen only through a team, person and team collaborations, public
     projects and one being deleted."""
+    from chalicelib.maintenance.reorder import reorder_project
     from chalicelib.models import Project, User
     from chalicelib.models.base import utcnow
-    from chalicelib.reorder import reorder_project
 
     clients = {name: users(name) for name in ("alice", "bob", "carol", "dave", "Erin")}
     alice, bob, carol, dave, erin = (clients[n] for n in ("alice", "bob", "carol", "dave", "Erin"))
@@ -145,8 +145,8 @@ def test_public_projects_page_in_the_default_order(users):
 
 
 def test_a_row_left_behind_by_a_cut_off_rename_is_skipped_then_repaired(users):
+    from chalicelib.maintenance.reorder import reorder_all
     from chalicelib.models import Collaborator, Project
-    from chalicelib.reorder import reorder_all
 
     alice, bob = users("alice"), users("bob")
     pid = alice.create_project("before")["id"]

@@ -272,7 +272,7 @@ def test_owner_transfer_over_the_recipients_quota_is_402(users):
 
 
 def test_delete_removes_everything_of_the_project(users):
-    from chalicelib import aws, storage
+    from chalicelib.adapters import aws, storage
     from chalicelib.config import settings
     from chalicelib.models import Collaborator, Project, ProjectName
 
@@ -345,7 +345,7 @@ def test_pagination_links_come_from_the_configured_public_url_not_from_client_he
 
 
 def test_without_a_configured_url_links_use_the_domain_api_gateway_reports(api, override_settings):
-    from chalicelib import accounts
+    from chalicelib.services import accounts
     from devstack.gateway import ApiGateway
 
     override_settings(public_url=None)

@@ -32,9 +32,9 @@ def _world(users, size: int):
     projects, and `size` other organizations exist; bob is a member of `acme` and in one team,
     which collaborates on every `acme` project; carol is an admin of `acme`. What grows is
     everything but the callers' own ties."""
-    from chalicelib import accounts, organizations
     from chalicelib.models import Collaborator, Membership, Team, User
     from chalicelib.models.collaborators import team_collaborator_key
+    from chalicelib.services import accounts, organizations
 
     alice, bob, carol = users("alice"), users("bob"), users("carol")
     ids = [alice.create_project(f"p{i}")["id"] for i in range(size)]
@@ -123,7 +123,7 @@ def test_costs_are_small_and_the_same_for_small_and_large_worlds(users, aws):
 def _paged_costs(users, size: int) -> dict[str, dict]:
     """The calls of paged requests (and of file changes) on a project of `size` files of ten
     versions each, `size` jobs and `size` deltas, written straight into the tables."""
-    from chalicelib import pagination
+    from chalicelib.http import pagination
     from tests.large_project import add_deltas, add_files, add_jobs
 
     alice, bob = users(f"alice{size}"), users(f"bob{size}")
@@ -187,7 +187,7 @@ def _project_world(users, size: int) -> dict:
     more than 2 MB and bob's collaborator rows far more than a BatchGetItem's 100 keys."""
     import uuid
 
-    from chalicelib import pagination
+    from chalicelib.http import pagination
     from chalicelib.models import Collaborator, Membership, Project, ProjectName, Team, User
     from chalicelib.models.collaborators import team_collaborator_key
     from chalicelib.models.projects import PUBLIC_PARTITION

@@ -83,7 +83,7 @@ def test_wrong_types_and_missing_fields_are_validation_errors(users, body):
 
 
 def test_unexpected_exception_is_500_unknown_error_without_trace(users, monkeypatch):
-    from chalicelib import projects
+    from chalicelib.services import projects
 
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")

@@ -12,7 +12,7 @@ def test_everything_ok(api):
 
 
 def test_storage_down_is_reported(api):
-    from chalicelib import aws
+    from chalicelib.adapters import aws
     from chalicelib.config import settings
 
     aws.s3().delete_bucket_lifecycle(Bucket=settings.bucket)

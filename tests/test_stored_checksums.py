@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from chalicelib.checksums import PART_SIZE, Hasher, StoredPartsHasher, of_chunks
+from chalicelib.rules.checksums import PART_SIZE, Hasher, StoredPartsHasher, of_chunks
 
 
 def _feed(hasher: Hasher, data: bytes, chunk: int) -> Hasher:

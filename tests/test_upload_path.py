@@ -60,7 +60,7 @@ def _event_for(api, pid: str, content: bytes) -> dict:
 
 
 def test_a_body_larger_than_a_lambda_event_is_handed_over_unencoded(alice, pid):
-    from chalicelib.request_data import LAMBDA_EVENT_BYTES
+    from chalicelib.http.request_data import LAMBDA_EVENT_BYTES
 
     small, large = _event_for(alice, pid, b"x" * 1000), _event_for(alice, pid, os.urandom(BIG))
     assert small["isBase64Encoded"] and base64.b64decode(small["body"]).count(b"x" * 1000) == 1
@@ -68,9 +68,9 @@ def test_a_body_larger_than_a_lambda_event_is_handed_over_unencoded(alice, pid):
 
 
 def test_s3_is_given_the_sha256_of_a_direct_upload_and_keeps_it(alice, pid):
-    from chalicelib import aws
+    from chalicelib.adapters import aws
+    from chalicelib.adapters.storage import file_key
     from chalicelib.config import settings
-    from chalicelib.storage import file_key
 
     for name, content in (("small.txt", b"field notes"), ("big.bin", os.urandom(BIG))):
         assert upload(alice, pid, name, content).status == 201
@@ -113,7 +113,7 @@ def test_the_parts_of_a_large_body_are_views_of_it_not_copies(alice, pid):
 
     from chalice.app import Request
 
-    from chalicelib.request_data import multipart
+    from chalicelib.http.request_data import multipart
 
     content = os.urandom(BIG)
     request = Request(_event_for(alice, pid, content))

@@ -1,4 +1,4 @@
-"""`users/`: create (staff), search, read, update, the caller's organizations (reference §2.5)."""
+"""`users/`: create (staff), search, read, update, the caller's organizations (docs/api.md)."""
 
 import pytest
 

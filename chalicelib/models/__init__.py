@@ -1,15 +1,20 @@
-"""PynamoDB models, one module per aggregate. docs/data-model.md lists every table and index."""
+"""PynamoDB models, one module per aggregate. docs/data-model.md lists every table and index.
 
-from .collaborators import Collaborator
-from .counts import ListCount
-from .deltas import ClientFeaturePk, Delta
-from .files import FileVersion, ProjectFile
-from .jobs import Job, JobLease
-from .organizations import Membership, Team
-from .projects import Project, ProjectName
-from .tokens import AuthToken
-from .uploads import UploadSession
-from .users import LoginAttempts, User
+Beside them, what the tables store that is not a table: `roles` (the words of project roles) and
+`shapes` (the files list's rendering of a file's versions, pydantic only). Models hold data: they
+import the foundation and each other, nothing above.
+"""
+
+from chalicelib.models.collaborators import Collaborator
+from chalicelib.models.counts import ListCount
+from chalicelib.models.deltas import ClientFeaturePk, Delta
+from chalicelib.models.files import FileVersion, ProjectFile
+from chalicelib.models.jobs import Job, JobLease
+from chalicelib.models.organizations import Membership, Team
+from chalicelib.models.projects import Project, ProjectName
+from chalicelib.models.tokens import AuthToken
+from chalicelib.models.uploads import UploadSession
+from chalicelib.models.users import LoginAttempts, User
 
 ALL_MODELS = (User, LoginAttempts, AuthToken, Project, ProjectName, Collaborator, ProjectFile,
               UploadSession, Job, JobLease, Delta, ClientFeaturePk, Membership, Team, ListCount)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -14,11 +14,19 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from ..config import settings
+from chalicelib.config import settings
 
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
+BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem request
 TRANSACTION_LIMIT = 100  # items per TransactWriteItems
 T = TypeVar("T", bound="Table")
+S = TypeVar("S")
+
+
+def in_chunks(items: Sequence[S], size: int) -> Iterator[Sequence[S]]:
+    """`items` cut into pieces of at most `size`: one request or transaction each."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 @cache

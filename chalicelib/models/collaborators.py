@@ -3,7 +3,7 @@ from __future__ import annotations
 from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
 
 
 class CollaborationsByUser(GlobalSecondaryIndex):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist
 
-from .base import Table, TableMeta, Transaction
+from chalicelib.models.base import Table, TableMeta, Transaction
 
 
 class ListCount(Table):

@@ -7,7 +7,7 @@ from typing import Any
 from pynamodb.attributes import UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
 
 
 class DeltaStatus(StrEnum):
@@ -95,6 +95,11 @@ class Delta(Table):
     @property
     def feedback(self) -> Any:
         return None if self.feedback_json is None else json.loads(self.feedback_json)
+
+
+def client_key(delta: dict[str, Any]) -> str:
+    """How a client names a feature it created offline (ClientFeaturePk's sort key)."""
+    return f"{delta.get('clientId')}__{delta.get('localLayerId')}__{delta.get('localPk')}"
 
 
 class ClientFeaturePk(Table):

@@ -14,9 +14,10 @@ from pynamodb.attributes import (
 )
 from pynamodb.constants import STRING
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
+from chalicelib.models.shapes import compact_json, file_versions
 
-# The shape of the stored `listed` JSON (outputs.FileVersionsOut). A change of that shape bumps
+# The shape of the stored `listed` JSON (shapes.FileVersionsOut). A change of that shape bumps
 # it: items of another form are then listed through the model until their next change.
 LISTED_FORM = 1
 
@@ -37,7 +38,7 @@ class FileVersion:
 class StoredVersions(Attribute[list[FileVersion]]):
     """A file's versions (oldest first) as one string of three lines, each a JSON value:
     1. the form of the second line: LISTED_FORM when it was written;
-    2. what the files list shows of the versions (outputs.FileVersionsOut: the latest one's size
+    2. what the files list shows of the versions (shapes.FileVersionsOut: the latest one's size
        and checksums, and every version newest first), which the list splices in unparsed;
     3. what only the server needs, in the same order: `[s3_version_id, uploaded_by]` each.
 
@@ -54,11 +55,9 @@ class StoredVersions(Attribute[list[FileVersion]]):
     def serialize(self, versions: list[FileVersion]) -> str:
         if not versions:
             raise ValueError("A file is stored with at least one version.")
-        from .. import outputs  # outputs imports the models: only here, once both are loaded
-
-        listed = outputs.file_versions(versions).dump()
+        listed = file_versions(versions).dump()
         sources = [[version.s3_version_id, version.uploaded_by] for version in reversed(versions)]
-        return "\n".join((str(LISTED_FORM), outputs.compact_json(listed), outputs.compact_json(sources)))
+        return "\n".join((str(LISTED_FORM), compact_json(listed), compact_json(sources)))
 
     def deserialize(self, value: dict[str, Any]) -> list[FileVersion]:
         if "L" in value:
@@ -124,7 +123,7 @@ class ListedFile:
     name: str
     uploaded_at: datetime
     is_attachment: bool
-    listed: str  # outputs.FileVersionsOut as JSON
+    listed: str  # shapes.FileVersionsOut as JSON
 
 
 def listed_file(raw: dict[str, Any]) -> ListedFile | ProjectFile:

@@ -12,7 +12,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
 
 ACTIVE_PARTITION = "active"
 

@@ -20,7 +20,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import Index
 from pynamodb.pagination import ResultIterator
 
-from .base import Table
+from chalicelib.models.base import Table
 
 T = TypeVar("T")
 Key = dict[str, dict[str, Any]]  # a DynamoDB key, as in `ExclusiveStartKey`

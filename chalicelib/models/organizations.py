@@ -8,13 +8,13 @@ from enum import StrEnum
 from pynamodb.attributes import BooleanAttribute, UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
 
 
 class MemberRole(StrEnum):
     """A person's role in an organization. `owner` is the organization's one owner: stored as a
     membership so that a user's organizations and roles come from one Query, never listed as a
-    member (reference §2.6)."""
+    member (as QFieldCloud shows organizations: docs/api.md, "Endpoints")."""
 
     OWNER = "owner"
     ADMIN = "admin"

@@ -11,7 +11,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
 
 PUBLIC_PARTITION = "public"
 # Below every character of a username key or a project name (inputs.py allows neither control
@@ -139,7 +139,7 @@ class Project(Table):
 
 def is_live():
     """The condition every write that adds to a project checks, in its own conditional write or
-    transaction: the project exists and is not being deleted (chalicelib.project_deletion)."""
+    transaction: the project exists and is not being deleted (services.project_deletion)."""
     return Project.id.exists() & Project.deleting_since.does_not_exist()
 
 

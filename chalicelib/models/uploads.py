@@ -9,7 +9,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
-from .base import Table, TableMeta, utcnow
+from chalicelib.models.base import Table, TableMeta, utcnow
 
 
 class UploadsByProject(GlobalSecondaryIndex):

@@ -12,7 +12,7 @@ from tests import shared_data
 
 @pytest.fixture(scope="session")
 def qgis() -> str:
-    from job_containers import qgis_app
+    from job_containers.cores import qgis_app
 
     return qgis_app.start()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from osgeo import gdal
 
-from job_containers.apply_deltas import apply_deltas
-from job_containers.deltas import APPLIED, APPLY_FAILED, CONFLICT, UNKNOWN_ERROR
+from job_containers.cores.apply_deltas import apply_deltas
+from job_containers.cores.delta_format import APPLIED, APPLY_FAILED, CONFLICT, UNKNOWN_ERROR
 from tests import shared_data
 from tests.jobs.conftest import copy_tree
 from tests.jobs.delta_data import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from job_containers.deltas import (
+from job_containers.cores.delta_format import (
     APPLIED,
     APPLY_FAILED,
     CONFLICT,

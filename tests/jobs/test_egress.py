@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from chalicelib.rules.job_hosts import HostPolicy
 from job_containers import egress
-from job_containers.hosts import HostPolicy
 
 
 class Listener:

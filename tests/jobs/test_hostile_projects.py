@@ -59,7 +59,7 @@ def own_aws(username: str = "mallory") -> Iterator:
     """A fresh in-process AWS with one user, for a module fixture's shared job: entered and left
     within the fixture, so that it never overlaps a test's own `aws`."""
     from app import app, handler
-    from chalicelib import accounts
+    from chalicelib.services import accounts
     from devstack.gateway import ApiGateway
     from devstack.resources import ensure_all
     from tests.client import ApiClient

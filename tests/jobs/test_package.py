@@ -17,7 +17,7 @@ from pathlib import Path
 from osgeo import ogr, osr
 from qgis.core import QgsProject
 
-from job_containers.package import package
+from job_containers.cores.package import package
 from tests.jobs import readers
 from tests.jobs.layer_ids import APIARY, BEE_LAYERS, FIELDS
 
@@ -143,7 +143,7 @@ def test_packaging_an_unchanged_project_again_gives_identical_files(qgis, bee_pr
 
     # Another process, as another job would be.
     subprocess.run([sys.executable, "-c", (
-        "import sys; from pathlib import Path; from job_containers.package import package; "
+        "import sys; from pathlib import Path; from job_containers.cores.package import package; "
         "sys.exit('error' in package(Path(sys.argv[1]), 'simple_bee_farming.qgs', Path(sys.argv[2])))"
     ), str(tmp_path / "elsewhere" / "project"), str(again)], cwd=ROOT, check=True, capture_output=True)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import qgz_limits
-from job_containers.process_projectfile import process_projectfile
+from chalicelib.rules import qgz_limits
+from job_containers.cores.process_projectfile import process_projectfile
 from tests.jobs import readers
 from tests.jobs.layer_ids import APIARY, BEE_LAYERS, FIELDS
 

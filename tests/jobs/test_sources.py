@@ -1,6 +1,6 @@
-"""The source checks a QGIS job applies before it opens any layer (job_containers/sources.py): a
+"""The source checks a QGIS job applies before it opens any layer (job_containers/cores/sources.py): a
 table of sources as project files spell them, written apart from the code, each allowed or
-refused; and the host rule on its own (hosts.py)."""
+refused; and the host rule on its own (chalicelib/rules/job_hosts.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from job_containers.hosts import HostPolicy, Refused, Unreachable, is_public
-from job_containers.sources import Folders, SourceChecker
+from chalicelib.rules.job_hosts import HostPolicy, Refused, Unreachable, is_public
+from job_containers.cores.sources import Folders, SourceChecker
 
 OUTSIDE = "outside the project's folder"
 NOT_PUBLIC = "not a public internet address"
@@ -117,7 +117,7 @@ def checker(qgis, tmp_path) -> SourceChecker:
 
 
 def _reason(checker: SourceChecker, provider: str, datasource: str) -> str | None:
-    from job_containers.project_file import LayerSource
+    from job_containers.cores.project_file import LayerSource
 
     refused = checker.refusals([LayerSource("layer_id_0000001", provider, datasource)])
     return str(refused["layer_id_0000001"]) if refused else None
@@ -133,14 +133,14 @@ def test_a_source_is_allowed_or_refused_with_its_reason(checker, provider, datas
 
 
 def test_a_layer_embedded_from_another_project_file_is_refused(checker):
-    from job_containers.project_file import LayerSource
+    from job_containers.cores.project_file import LayerSource
 
     refused = checker.refusals([LayerSource("embedded_layer_01", "", "", embedded=True)])
     assert "embedded from another project file" in str(refused["embedded_layer_01"])
 
 
 def test_a_database_service_or_a_host_that_does_not_resolve_is_not_tried(checker):
-    from job_containers.project_file import LayerSource
+    from job_containers.cores.project_file import LayerSource
 
     for datasource in ("service='geodb1' key='id' table=\"a\".\"b\" (geom)",
                        "dbname='x' host=no-such-host.invalid port=5432 table=\"a\".\"b\" (geom)"):
@@ -191,7 +191,7 @@ def test_checking_a_hundred_layers_costs_milliseconds(checker):
     """The checks run on every job; they must cost next to nothing beside QGIS's own work."""
     import time
 
-    from job_containers.project_file import LayerSource
+    from job_containers.cores.project_file import LayerSource
 
     layers = [LayerSource(f"layer_{n:010d}", "ogr", f"./data.gpkg|layername=t{n}") for n in range(100)]
     started = time.perf_counter()
@@ -201,8 +201,8 @@ def test_checking_a_hundred_layers_costs_milliseconds(checker):
 
 def test_sources_of_the_shared_test_projects_are_allowed(checker):
     """Every layer of the realistic projects the suite uses passes (none names anything outside)."""
-    from job_containers.feedback import InvalidProjectFile
-    from job_containers.project_file import check_project_file
+    from job_containers.cores.feedback import InvalidProjectFile
+    from job_containers.cores.project_file import check_project_file
     from tests import shared_data
 
     for project in sorted(Path(shared_data.testdata()).rglob("*.qgs")):

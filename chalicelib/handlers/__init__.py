@@ -1,1 +1,0 @@
-"""One Chalice blueprint per resource. Handlers parse, call a service, shape the response."""
