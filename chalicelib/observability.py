@@ -24,7 +24,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
-SERVICE = "qfc-api"
+# Which part of the service writes (the API, a job worker): the deployment sets
+# POWERTOOLS_SERVICE_NAME for each (infra/environment.py), so their logs and metrics tell apart.
+SERVICE = os.environ.get(constants.SERVICE_NAME_ENV) or "qfc-api"
 NAMESPACE = "QFieldCloud"
 
 logger = Logger(service=SERVICE)

@@ -95,7 +95,7 @@ def point_the_app_at(target: Target, outputs: dict[str, str]) -> None:
 def create_first_admin() -> str | None:
     """Creates the staff user `admin` with a new random password, which is returned (shown once,
     stored nowhere); None when the user exists already."""
-    from chalicelib import accounts
+    from chalicelib.services import accounts
 
     if accounts.find_user(ADMIN_USERNAME) is not None:
         return None

@@ -435,6 +435,11 @@ def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) 
     assert environment["QFC_JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
     assert environment["QFC_JOBS_DLQ_URL"] == {"Ref": "JobsDeadLetterQueue"}
     api_environment = the_function(template)["Environment"]["Variables"]
+    # No X-Ray tracing is configured, so neither loads the tracer (a part of a cold start).
+    assert "TracingConfig" not in the_function(template)
+    assert api_environment["POWERTOOLS_TRACE_DISABLED"] == environment["POWERTOOLS_TRACE_DISABLED"] == "true"
+    assert (api_environment["POWERTOOLS_SERVICE_NAME"], environment["POWERTOOLS_SERVICE_NAME"]) == (
+        "qfc-api", "qfc-worker")
     shared = set(api_environment) - {"QFC_MAX_DIRECT_UPLOAD_BYTES"}
     assert set(environment) == shared  # the worker reads what the API reads
     assert all(environment[name] == api_environment[name] for name in shared - {"POWERTOOLS_SERVICE_NAME"})

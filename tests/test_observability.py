@@ -84,3 +84,19 @@ def test_importing_the_app_leaves_the_garbage_collector_on():
     run = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
                          capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["True", "True"]
+
+
+def test_logs_and_metrics_name_the_part_of_the_service_that_writes_them():
+    """The API and a job worker run the same code; the deployment names each."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("from chalicelib.observability import logger, metrics;"
+             " print(logger.service, metrics.service)")
+    for name in ("qfc-worker", "qfc-api"):
+        run = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
+                             env={**os.environ, "POWERTOOLS_SERVICE_NAME": name},
+                             capture_output=True, text=True, check=True)
+        assert run.stdout.split() == [name, name]
