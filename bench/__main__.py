@@ -25,6 +25,7 @@ OTHERS = {
     "jobs_core": ["package"],
     "deltas_core": [],
     "jobs_queue": [],
+    "job_instructions": [],  # needs --baseline DIR: ./dev bench job_instructions:--baseline,DIR
     "local_stack": [],
 }
 
