@@ -83,7 +83,9 @@ def test_sign_up_is_off_by_default_and_on_when_enabled(api, override_settings):
     anonymous = api.as_anonymous()
     body = {"username": "newcomer", "email": "new@example.com", "password": NEW}
     assert (anonymous.post("auth/signup/", json=body).code) == "not_enabled"
+    assert anonymous.get("server/info/").json()["signup_url"] is None
     override_settings(signup_enabled=True)
+    assert anonymous.get("server/info/").json()["signup_url"] == "http://testserver/#/signup"
     reply = anonymous.post("auth/signup/", json=body)
     assert reply.status == 201, reply.content
     assert api.with_token(reply.json()["token"]).get("auth/user/").json()["username"] == "newcomer"
@@ -99,6 +101,7 @@ def test_password_reset_by_mail_is_off_without_a_sender(users, api):
     users("alice")
     reply = api.as_anonymous().post("auth/password/reset/", json={"email": "alice@example.com"})
     assert (reply.status, reply.code) == (403, "not_enabled")
+    assert api.as_anonymous().get("server/info/").json()["password_reset_enabled"] is False
 
 
 def test_password_reset_by_mail_sets_a_new_password_once(users, api, override_settings, tmp_path):

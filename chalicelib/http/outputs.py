@@ -243,7 +243,9 @@ class WhitelabelOut(Output):
 class ServerInfoOut(Output):
     whitelabel: WhitelabelOut
     auth_providers: list[AuthProviderOut]
-    signup_url: str | None
+    signup_url: str | None = Field(description="The web console's sign-up page, when sign-up is enabled")
+    password_reset_enabled: bool = Field(description="Whether `auth/password/reset/` mails links "
+                                                     "(an addition of this server)")
 
 
 class StatusOut(Output):

@@ -257,12 +257,13 @@ def status_json(health: Health) -> dict[str, Any]:
     ).dump()
 
 
-def server_info_json() -> dict[str, Any]:
+def server_info_json(signup_url: str | None, password_reset_enabled: bool) -> dict[str, Any]:
     return out.ServerInfoOut(
         whitelabel=out.WhitelabelOut(site_title="QFieldCloud (serverless)", logo_navbar=None,
                                      logo_main=None, favicon=None),
         auth_providers=_auth_providers(),
-        signup_url=None,
+        signup_url=signup_url,
+        password_reset_enabled=password_reset_enabled,
     ).dump()
 
 

@@ -2,9 +2,9 @@ from chalice import Response
 
 from chalicelib.errors import NotEnabled, ObjectAlreadyExists, TooManyLoginAttempts
 from chalicelib.http import outputs as out
-from chalicelib.http.pagination import request_url
+from chalicelib.http.pagination import console_url
 from chalicelib.http.request_data import body
-from chalicelib.http.routing import API_PREFIX, Doc, Router
+from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import (
     auth_providers_json,
     detail_json,
@@ -44,12 +44,6 @@ def _source_address(request) -> str | None:
     return (request.context.get("identity") or {}).get("sourceIp")
 
 
-def _console_url(request) -> str:
-    """The web console's address: the server root (what is before `/api/v1/`), with `/`."""
-    url, _ = request_url(request)
-    return url.split(API_PREFIX + "/", 1)[0] + "/"
-
-
 @router.route("/auth/signup/", methods=["POST"], doc=Doc(
     "Sign up: a new person, logged in at once (when the operator enables it)", returns=out.LoginOut,
     status=201, body=SignUp, auth="none", errors=(NotEnabled, ObjectAlreadyExists)))
@@ -74,7 +68,7 @@ def change_password(caller):
     description="The answer is the same whether or not the account exists."))
 def request_password_reset():
     request = router.request
-    passwords.request_reset(body(request, PasswordResetRequest), _console_url(request))
+    passwords.request_reset(body(request, PasswordResetRequest), console_url(request))
     return Response(body=detail_json("If the account exists and has an e-mail address, a reset link "
                                      "is on its way there."), status_code=202)
 
