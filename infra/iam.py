@@ -22,9 +22,9 @@ from chalicelib.models import (
 )
 
 from .api import FUNCTION_LOGS, FUNCTION_ROLE
-from .cfn import Json, allow, assume_role_policy, get_att, policy_document, resource, sub
+from .cfn import NO_VALUE, Json, allow, assume_role_policy, get_att, if_, policy_document, ref, resource, sub
 from .jobs import EXECUTION_ROLE, JOB_LOGS, TASK_ROLE
-from .parameters import DEPLOY_JOB_WORKERS
+from .parameters import DEPLOY_JOB_WORKERS, HAS_MAIL_SENDER, MAIL_SENDER
 from .storage import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE, bucket_arn, bucket_objects_arn
 from .tables import table_arns
 
@@ -79,6 +79,7 @@ IMAGE_PULL_ACTIONS = [
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
 ]
+SEND_MAIL_ACTIONS = ["ses:SendEmail"]
 # AWS defines this action on no resource: it can only be granted on "*".
 RESOURCELESS_ACTIONS = ["ecr:GetAuthorizationToken"]
 
@@ -118,8 +119,21 @@ def api_role() -> Json:
                 "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
                 "${AWS::StackName}-api"
             )], "RunBackgroundTasks"),
+            if_(HAS_MAIL_SENDER, _send_mail_statement(), NO_VALUE),
         ],
     )
+
+
+def _send_mail_statement() -> Json:
+    """Password reset mails (chalicelib/adapters/mail.py), from the operator's sender only: its
+    SES identity is the address or the address's domain, whichever the operator verified."""
+    identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    domain = {"Fn::Select": [1, {"Fn::Split": ["@", ref(MAIL_SENDER)]}]}
+    statement = allow(SEND_MAIL_ACTIONS, [sub(identity + "${" + MAIL_SENDER + "}"),
+                                          {"Fn::Sub": [identity + "${Domain}", {"Domain": domain}]}],
+                       "SendMail")
+    statement["Condition"] = {"StringEquals": {"ses:FromAddress": ref(MAIL_SENDER)}}
+    return statement
 
 
 def job_task_role() -> Json:

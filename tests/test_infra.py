@@ -623,6 +623,8 @@ def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str,
             assert "ManagedPolicyArns" not in properties, f"{logical_id}: managed policies"
             for policy in properties.get("Policies", []):
                 for statement in policy["PolicyDocument"]["Statement"]:
+                    if "Fn::If" in statement:  # a statement only under a condition: as if it held
+                        statement = statement["Fn::If"][1]
                     yield logical_id, statement
         elif body["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             for statement in properties["PolicyDocument"]["Statement"]:
@@ -675,6 +677,24 @@ def test_iam_statements_reach_only_the_stacks_own_resources(template: dict[str, 
                 elif not wanted and not (stack_resources or names_this_account(resource)):
                     problems.append(f"{where}: {resource} is outside this stack and account")
     assert problems == []
+
+
+def test_the_api_may_send_mail_only_from_the_operators_sender_and_only_when_there_is_one(
+        template: dict[str, Any]) -> None:
+    role = template["Resources"]["ApiFunctionRole"]["Properties"]
+    [conditional] = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"] if "Fn::If" in s]
+    condition, statement, otherwise = conditional["Fn::If"]
+    assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MailSender"}, ""]}]}
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Action"] == ["ses:SendEmail"]
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "MailSender"}}}
+    identity = ":ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    assert all(identity in json.dumps(resource) for resource in statement["Resource"])
+    environment = the_function(template)["Environment"]["Variables"]
+    assert environment["QFC_MAIL_SENDER"] == {"Ref": "MailSender"}
+    assert environment["QFC_SIGNUP"] == {"Ref": "Signup"}
+    parameters = template["Parameters"]
+    assert (parameters["MailSender"]["Default"], parameters["Signup"]["Default"]) == ("", "0")
 
 
 def test_api_role_reaches_every_table_and_index_but_cannot_scan(template: dict[str, Any]) -> None:
