@@ -22,7 +22,7 @@ from chalicelib.models import (
 )
 
 from .api import FUNCTION_LOGS, FUNCTION_ROLE
-from .cfn import NO_VALUE, Json, allow, assume_role_policy, get_att, if_, policy_document, ref, resource, sub
+from .cfn import Json, allow, assume_role_policy, get_att, policy_document, ref, resource, sub
 from .jobs import EXECUTION_ROLE, JOB_LOGS, TASK_ROLE
 from .parameters import DEPLOY_JOB_WORKERS, HAS_MAIL_SENDER, MAIL_SENDER
 from .storage import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE, bucket_arn, bucket_objects_arn
@@ -80,6 +80,7 @@ IMAGE_PULL_ACTIONS = [
     "ecr:GetDownloadUrlForLayer",
 ]
 SEND_MAIL_ACTIONS = ["ses:SendEmail"]
+API_MAIL_POLICY = "ApiFunctionMailPolicy"
 # AWS defines this action on no resource: it can only be granted on "*".
 RESOURCELESS_ACTIONS = ["ecr:GetAuthorizationToken"]
 
@@ -119,21 +120,23 @@ def api_role() -> Json:
                 "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
                 "${AWS::StackName}-api"
             )], "RunBackgroundTasks"),
-            if_(HAS_MAIL_SENDER, _send_mail_statement(), NO_VALUE),
         ],
     )
 
 
-def _send_mail_statement() -> Json:
-    """Password reset mails (chalicelib/adapters/mail.py), from the operator's sender only: its
-    SES identity is the address or the address's domain, whichever the operator verified."""
+def api_mail_policy() -> Json:
+    """Password reset mails (chalicelib/adapters/mail.py), only when the operator names a sender,
+    and from that sender only: its SES identity is the address or the address's domain,
+    whichever the operator verified."""
     identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
     domain = {"Fn::Select": [1, {"Fn::Split": ["@", ref(MAIL_SENDER)]}]}
     statement = allow(SEND_MAIL_ACTIONS, [sub(identity + "${" + MAIL_SENDER + "}"),
                                           {"Fn::Sub": [identity + "${Domain}", {"Domain": domain}]}],
-                       "SendMail")
+                      "SendMail")
     statement["Condition"] = {"StringEquals": {"ses:FromAddress": ref(MAIL_SENDER)}}
-    return statement
+    return resource("AWS::IAM::Policy", {"PolicyName": "send-mail", "Roles": [ref(FUNCTION_ROLE)],
+                                         "PolicyDocument": policy_document(statement)},
+                    Condition=HAS_MAIL_SENDER)
 
 
 def job_task_role() -> Json:
@@ -175,6 +178,7 @@ def job_execution_role() -> Json:
 def role_resources() -> Json:
     return {
         FUNCTION_ROLE: api_role(),
+        API_MAIL_POLICY: api_mail_policy(),
         TASK_ROLE: job_task_role(),
         EXECUTION_ROLE: job_execution_role(),
     }
