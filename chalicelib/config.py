@@ -75,6 +75,14 @@ class Settings:
     # project and per owner of projects; -1 means no limit (docs/jobs.md says why these defaults).
     max_active_jobs_per_project: int
     max_active_jobs_per_owner: int
+    # Account self-service (docs/api.md, "Accounts"): the From address of the server's mails
+    # (None: no mail is sent, so password reset by e-mail is off), the folder the local stack
+    # writes them to instead of sending them with SES, how long a reset link is valid, and
+    # whether anyone may sign up.
+    mail_sender: str | None
+    mail_folder: str | None
+    password_reset_minutes: int
+    signup_enabled: bool
 
 
 def from_environment() -> Settings:
@@ -114,6 +122,10 @@ def from_environment() -> Settings:
         job_busy_retry_seconds=int(env("QFC_JOB_BUSY_RETRY_SECONDS", "10")),
         max_active_jobs_per_project=int(env("QFC_MAX_ACTIVE_JOBS_PER_PROJECT", "10")),
         max_active_jobs_per_owner=int(env("QFC_MAX_ACTIVE_JOBS_PER_OWNER", "50")),
+        mail_sender=env("QFC_MAIL_SENDER", "").strip() or None,
+        mail_folder=env("QFC_MAIL_FOLDER", "").strip() or None,
+        password_reset_minutes=int(env("QFC_PASSWORD_RESET_MINUTES", "60")),
+        signup_enabled=env("QFC_SIGNUP", "") == "1",
     )
 
 

@@ -82,6 +82,12 @@ class ReachedMaxOrganizationMembers(ApiError):
         "Cannot add new organization members, account limit has been reached.")
 
 
+class NotEnabled(ApiError):
+    """A feature the operator has not turned on (sign-up, password reset by e-mail)."""
+
+    status, code, default_message = 403, "not_enabled", "This feature is not enabled on this server."
+
+
 class ObjectNotFound(ApiError):
     status, code, default_message = 404, "object_not_found", "Object not found."
 

@@ -3,6 +3,8 @@ the versioned bucket with its lifecycle rules, and the job queues. Idempotent.""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import aws, storage
@@ -62,6 +64,18 @@ def ensure_bucket() -> None:
     s3.put_bucket_lifecycle_configuration(
         Bucket=settings.bucket, LifecycleConfiguration={"Rules": storage.LIFECYCLE_RULES}
     )
+    if settings.public_url:  # the web console served there uploads to the bucket
+        origin = "://".join(urlsplit(settings.public_url)[:2])
+        rules = browser_cors_rules(origin)
+        s3.put_bucket_cors(Bucket=settings.bucket, CORSConfiguration={"CORSRules": rules})
+
+
+def browser_cors_rules(origin: str) -> list[dict]:
+    """The local bucket's CORS: the web console at `origin` PUTs the parts of presigned uploads
+    straight to S3 (another origin here: moto's port) and reads their ETags; downloads are
+    navigations and thumbnails plain images. On AWS, infra/storage.py's CORS_RULES do this."""
+    return [{"AllowedOrigins": [origin], "AllowedMethods": ["PUT"], "AllowedHeaders": ["content-type"],
+             "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600}]
 
 
 def ensure_queues() -> None:

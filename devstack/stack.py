@@ -63,6 +63,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("QFC_JOB_UID_BASE", "61000", "first of the uids jobs run as when the worker is root"),
     ("QFC_MAX_ACTIVE_JOBS_PER_PROJECT", "10", "jobs waiting or running at once per project (429 beyond)"),
     ("QFC_MAX_ACTIVE_JOBS_PER_OWNER", "50", "jobs waiting or running at once per owner (429 beyond)"),
+    ("QFC_SIGNUP", "0", "1 lets anyone create an account (the console's sign-up page, POST auth/signup/)"),
+    ("QFC_MAIL_SENDER", "unset", "From address of password reset mails; set, resets by e-mail are on"),
 )
 
 
@@ -137,6 +139,10 @@ class StackConfig:
         return self.data_dir / "moto-recording.jsonl"
 
     @property
+    def mail_folder(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
     def worker_log(self) -> Path:
         return self.data_dir / "worker.log"
 
@@ -152,6 +158,8 @@ def point_at_local_aws(config: StackConfig) -> None:
     os.environ["QFC_AWS_ENDPOINT_URL"] = config.aws_endpoint
     os.environ["QFC_AWS_PUBLIC_ENDPOINT_URL"] = config.aws_public_endpoint
     os.environ.setdefault("QFC_PUBLIC_URL", config.root_url)
+    # Mails (password reset links, when QFC_MAIL_SENDER is set) are files here, not sent.
+    os.environ.setdefault("QFC_MAIL_FOLDER", str(config.mail_folder))
     settings_module.reload()
 
 
@@ -338,14 +346,16 @@ def run(config: StackConfig) -> None:
 
         from app import app, handler
         from chalicelib.observability import logger
+        from devstack.console_files import with_console
         from devstack.gateway import ApiGateway
-        from devstack.http_server import make_server
+        from devstack.http_server import HttpServer, wsgi_application
 
         # The console has a line per request (devstack/http_server.py); the API's JSON log lines,
         # made for CloudWatch, are printed only for errors, not for every refused request.
         logger.setLevel("WARNING")
-        server = make_server(ApiGateway(app, handler), config.host, config.port,
-                             quiet=os.environ.get("QFC_QUIET") == "1")
+        api = wsgi_application(ApiGateway(app, handler), quiet=os.environ.get("QFC_QUIET") == "1")
+        # The web console's files at `/`, the API behind them (devstack/console_files.py).
+        server = HttpServer(with_console(api, config.aws_public_endpoint), config.host, config.port)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         if config.gated:
             from devstack.s3_gate import make_gate
@@ -377,9 +387,9 @@ def cli_path() -> Path:
 
 
 def for_browsers(config: StackConfig) -> str:
-    """Where a person starts in a browser: the API explained and ready to try. (A web console
-    at the server root would take this place.)"""
-    return f"{config.root_url}/swagger/ (every endpoint, to try out; reference at {config.root_url}/docs/)"
+    """Where a person starts in a browser: the web console, and the API explained and ready to try."""
+    return (f"{config.root_url}/ (the web console); the API to try out at {config.root_url}/swagger/, "
+            f"its reference at {config.root_url}/docs/")
 
 
 def _announce(config: StackConfig, admin: str, password: str | None) -> None:

@@ -19,7 +19,7 @@ from chalicelib.http.routing import API_PREFIX
 
 from .cfn import Json, get_att, ref, resource, sub
 from .environment import service_environment
-from .parameters import API_MEMORY, LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, LOG_RETENTION
+from .parameters import API_MEMORY, LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, LOG_RETENTION, MAIL_SENDER, SIGNUP
 
 FUNCTION = "ApiFunction"
 FUNCTION_ROLE = "ApiFunctionRole"
@@ -149,7 +149,10 @@ def rest_api_resources(app: Chalice) -> Json:
 
 def function_environment() -> Json:
     return {**service_environment(SERVICE_NAME),
-            "QFC_MAX_DIRECT_UPLOAD_BYTES": str(MAX_DIRECT_UPLOAD_BYTES)}
+            "QFC_MAX_DIRECT_UPLOAD_BYTES": str(MAX_DIRECT_UPLOAD_BYTES),
+            # Account self-service the operator turns on (docs/api.md, "Accounts").
+            "QFC_MAIL_SENDER": ref(MAIL_SENDER),
+            "QFC_SIGNUP": ref(SIGNUP)}
 
 
 def function_resources() -> Json:

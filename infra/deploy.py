@@ -8,7 +8,9 @@
    the update is made in steps (infra/index_steps.py).
 4. The data upgrades the update needs run by themselves, and a new stack gets its first staff
    user, whose password is printed once (infra/data_upgrades.py).
-5. The server URL for QField, the API URL for qfieldcloud-cli and how to log in are printed.
+5. The web console is built and its changed files uploaded to the files bucket under `console/`
+   (infra/console.py).
+6. The server URL for QField, the API URL for qfieldcloud-cli and how to log in are printed.
 
 Running it again with nothing changed changes nothing. `--delete` removes the stack and keeps
 the tables and the files bucket, unless `--purge`. `--endpoint-url` sends every AWS call to
@@ -29,6 +31,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import cloudformation as cfn_ops
+from . import console
 from . import job_image as images
 from .artifacts import Artifacts
 from .index_steps import added_indexes, added_tables, index_steps
@@ -152,7 +155,18 @@ class Deployment:
         self._wait_for_indexes(stack.outputs)
         password = self._upgrade_data(stack.outputs, created, added_indexes(deployed, template),
                                       added_tables(deployed, template))
+        self._console(stack.outputs["BucketName"])
         self._summary(stack, changed, password, image or stack.parameters.get(JOB_IMAGE))
+
+    def _console(self, bucket: str) -> None:
+        self.echo("Building the web console (when its files changed) and uploading it...")
+        try:
+            dist = console.build_console()
+            uploaded, total = console.upload_console(self.target.client("s3"), bucket, dist)
+        except (RuntimeError, FileNotFoundError) as error:
+            raise DeployError(str(error)) from None
+        self.echo(f"Web console: {uploaded} of its {total} files uploaded, the others unchanged "
+                  f"(s3://{bucket}/{console.PREFIX}; served by CloudFront: docs/console.md).")
 
     def _stack_ready_for_change(self) -> cfn_ops.Stack | None:
         stack = cfn_ops.describe(self.cfn, self.stack_name)

@@ -22,9 +22,9 @@ from chalicelib.models import (
 )
 
 from .api import FUNCTION_LOGS, FUNCTION_ROLE
-from .cfn import Json, allow, assume_role_policy, get_att, policy_document, resource, sub
+from .cfn import Json, allow, assume_role_policy, get_att, policy_document, ref, resource, sub
 from .jobs import EXECUTION_ROLE, JOB_LOGS, TASK_ROLE
-from .parameters import DEPLOY_JOB_WORKERS
+from .parameters import DEPLOY_JOB_WORKERS, HAS_MAIL_SENDER, MAIL_SENDER
 from .storage import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE, bucket_arn, bucket_objects_arn
 from .tables import table_arns
 
@@ -79,6 +79,8 @@ IMAGE_PULL_ACTIONS = [
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
 ]
+SEND_MAIL_ACTIONS = ["ses:SendEmail"]
+API_MAIL_POLICY = "ApiFunctionMailPolicy"
 # AWS defines this action on no resource: it can only be granted on "*".
 RESOURCELESS_ACTIONS = ["ecr:GetAuthorizationToken"]
 
@@ -122,6 +124,21 @@ def api_role() -> Json:
     )
 
 
+def api_mail_policy() -> Json:
+    """Password reset mails (chalicelib/adapters/mail.py), only when the operator names a sender,
+    and from that sender only: its SES identity is the address or the address's domain,
+    whichever the operator verified."""
+    identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    domain = {"Fn::Select": [1, {"Fn::Split": ["@", ref(MAIL_SENDER)]}]}
+    statement = allow(SEND_MAIL_ACTIONS, [sub(identity + "${" + MAIL_SENDER + "}"),
+                                          {"Fn::Sub": [identity + "${Domain}", {"Domain": domain}]}],
+                      "SendMail")
+    statement["Condition"] = {"StringEquals": {"ses:FromAddress": ref(MAIL_SENDER)}}
+    return resource("AWS::IAM::Policy", {"PolicyName": "send-mail", "Roles": [ref(FUNCTION_ROLE)],
+                                         "PolicyDocument": policy_document(statement)},
+                    Condition=HAS_MAIL_SENDER)
+
+
 def job_task_role() -> Json:
     return _role(
         "ecs-tasks.amazonaws.com",
@@ -161,6 +178,7 @@ def job_execution_role() -> Json:
 def role_resources() -> Json:
     return {
         FUNCTION_ROLE: api_role(),
+        API_MAIL_POLICY: api_mail_policy(),
         TASK_ROLE: job_task_role(),
         EXECUTION_ROLE: job_execution_role(),
     }

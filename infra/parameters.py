@@ -21,6 +21,8 @@ ALARM_EMAIL = "AlarmEmail"
 DOMAIN_NAME = "DomainName"
 HOSTED_ZONE = "HostedZoneId"
 CERTIFICATE = "CertificateArn"
+MAIL_SENDER = "MailSender"
+SIGNUP = "Signup"
 
 HAS_TABLE_PREFIX = "HasTablePrefix"
 HAS_BUCKET_NAME = "HasBucketName"
@@ -31,6 +33,7 @@ HAS_HOSTED_ZONE = "HasHostedZone"
 HAS_CERTIFICATE = "HasCertificateArn"
 CREATE_CERTIFICATE = "CreateCertificate"
 CREATE_DNS_RECORD = "CreateDnsRecord"
+HAS_MAIL_SENDER = "HasMailSender"
 
 # The values CloudWatch Logs accepts for a retention period.
 _RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -130,6 +133,19 @@ def parameters() -> Json:
             "Description": "With DomainName: an ACM certificate of the domain in this region; empty: "
                            "one is requested (validated by DNS).",
         },
+        MAIL_SENDER: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^([^@\\s]+@[^@\\s]+)?$",
+            "Description": "From address of password reset mails, verified in SES (as an address "
+                           "or its domain); empty: password reset by e-mail is off (docs/api.md).",
+        },
+        SIGNUP: {
+            "Type": "String",
+            "Default": "0",
+            "AllowedValues": ["0", "1"],
+            "Description": "1 lets anyone create an account (the web console's sign-up page).",
+        },
     }
 
 
@@ -144,6 +160,7 @@ def conditions() -> Json:
         HAS_CERTIFICATE: not_(equals(ref(CERTIFICATE), "")),
         CREATE_CERTIFICATE: and_(condition(HAS_DOMAIN), not_(condition(HAS_CERTIFICATE))),
         CREATE_DNS_RECORD: and_(condition(HAS_DOMAIN), condition(HAS_HOSTED_ZONE)),
+        HAS_MAIL_SENDER: not_(equals(ref(MAIL_SENDER), "")),
     }
 
 
@@ -158,6 +175,7 @@ def interface() -> Json:
                 {"Label": {"default": "Job workers"},
                  "Parameters": [JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX]},
                 {"Label": {"default": "Operations"}, "Parameters": [ALARM_EMAIL]},
+                {"Label": {"default": "Accounts"}, "Parameters": [MAIL_SENDER, SIGNUP]},
                 {"Label": {"default": "Custom domain"},
                  "Parameters": [DOMAIN_NAME, HOSTED_ZONE, CERTIFICATE]},
             ]

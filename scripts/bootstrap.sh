@@ -23,6 +23,19 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+# npm builds the web console (scripts/build_console.sh). Debian's nodejs comes without it (it is
+# Debian's npm package); a nodejs from elsewhere (NodeSource's) carries its own and conflicts with
+# Debian's, so npm is installed only when no npm is there.
+if ! command -v npm >/dev/null; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "bootstrap: need root or sudo to install: npm" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "bootstrap: installing Debian packages: npm" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >&2
+fi
+
 # Debian's interpreter, with its site-packages visible: the QGIS job containers use python3-qgis.
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv" >&2

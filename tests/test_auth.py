@@ -128,7 +128,9 @@ def test_providers_and_server_info_need_no_login(api):
     info = api.get("server/info/")
     assert info.headers["Cache-Control"] == "max-age=60"
     body = info.json()
-    assert set(body) == {"whitelabel", "auth_providers", "signup_url"}
+    # password_reset_enabled is an addition of this server (docs/api.md, "Accounts").
+    assert set(body) == {"whitelabel", "auth_providers", "signup_url", "password_reset_enabled"}
     assert set(body["whitelabel"]) == {"site_title", "logo_navbar", "logo_main", "favicon"}
     assert body["auth_providers"] == [credentials] and body["signup_url"] is None
+    assert body["password_reset_enabled"] is False  # off until the operator names a sender
     assert api.with_token("bogus").get("server/info/").status == 401

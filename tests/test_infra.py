@@ -440,7 +440,8 @@ def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) 
     assert api_environment["POWERTOOLS_TRACE_DISABLED"] == environment["POWERTOOLS_TRACE_DISABLED"] == "true"
     assert (api_environment["POWERTOOLS_SERVICE_NAME"], environment["POWERTOOLS_SERVICE_NAME"]) == (
         "qfc-api", "qfc-worker")
-    shared = set(api_environment) - {"QFC_MAX_DIRECT_UPLOAD_BYTES"}
+    # The API's own settings: direct uploads, and account self-service (mails, sign-up).
+    shared = set(api_environment) - {"QFC_MAX_DIRECT_UPLOAD_BYTES", "QFC_MAIL_SENDER", "QFC_SIGNUP"}
     assert set(environment) == shared  # the worker reads what the API reads
     assert all(environment[name] == api_environment[name] for name in shared - {"POWERTOOLS_SERVICE_NAME"})
     assert int(environment["QFC_JOB_MEMORY_MB"]) < int(task["Memory"])
@@ -675,6 +676,26 @@ def test_iam_statements_reach_only_the_stacks_own_resources(template: dict[str, 
                 elif not wanted and not (stack_resources or names_this_account(resource)):
                     problems.append(f"{where}: {resource} is outside this stack and account")
     assert problems == []
+
+
+def test_the_api_may_send_mail_only_from_the_operators_sender_and_only_when_there_is_one(
+        template: dict[str, Any]) -> None:
+    ses = [(logical_id, statement) for logical_id, statement in policy_statements(template)
+           if any(action.startswith("ses:") for action in as_list(statement["Action"]))]
+    [(logical_id, statement)] = ses
+    policy = template["Resources"][logical_id]
+    assert policy["Properties"]["Roles"] == [{"Ref": "ApiFunctionRole"}]
+    assert template["Conditions"][policy["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "MailSender"}, ""]}]}
+    assert statement["Action"] == ["ses:SendEmail"]
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "MailSender"}}}
+    identity = ":ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    assert all(identity in json.dumps(resource) for resource in statement["Resource"])
+    environment = the_function(template)["Environment"]["Variables"]
+    assert environment["QFC_MAIL_SENDER"] == {"Ref": "MailSender"}
+    assert environment["QFC_SIGNUP"] == {"Ref": "Signup"}
+    parameters = template["Parameters"]
+    assert (parameters["MailSender"]["Default"], parameters["Signup"]["Default"]) == ("", "0")
 
 
 def test_api_role_reaches_every_table_and_index_but_cannot_scan(template: dict[str, Any]) -> None:

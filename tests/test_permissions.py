@@ -376,6 +376,10 @@ ACCOUNT_ACTIONS = {
     "create_a_user": (lambda c, w: c.post("users/", data={
         "username": f"u{uuid.uuid4().hex[:8]}", "password": "long enough password",
         "email": f"{uuid.uuid4().hex[:8]}@example.com"}), {"staff"}, 201, 403),
+    "set_a_password": (lambda c, w: c.post(f"users/{w.fresh('pw')}/password/", json={
+        "new_password": "another long password"}), {"staff"}, 200, 403),
+    "deactivate_a_person": (lambda c, w: c.post(f"users/{w.fresh('off')}/deactivate/"), {"staff"}, 200, 403),
+    "activate_a_person": (lambda c, w: c.post(f"users/{w.fresh('on')}/activate/"), {"staff"}, 200, 403),
     "read_a_person": (lambda c, w: c.get("users/alice/"), SIGNED_IN, 200, 403),
     "read_an_organization": (lambda c, w: c.get("users/acme/"), ORG_PEOPLE, 200, 404),
     "update_a_person": (lambda c, w: c.patch("users/alice/", json={"first_name": "A"}), {"self"}, 200, 403),

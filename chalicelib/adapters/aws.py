@@ -52,3 +52,7 @@ def s3_presigner():
 
 def sqs():
     return _current("sqs")
+
+
+def ses():
+    return _current("ses")

@@ -246,9 +246,29 @@ def abort_multipart_upload(key: str, upload_id: str) -> None:
 def copy_range(key: str, version_id: str, first: int, last: int) -> str:
     """A new temporary object holding exactly bytes `first..last` of a version, copied inside S3
     (the bytes do not pass through the API); its key."""
-    s3 = aws.s3()
     target = temporary_key()
-    upload_id = s3.create_multipart_upload(Bucket=settings.bucket, Key=target)["UploadId"]
+    _copy_parts(key, version_id, first, last, target, content_type=None)
+    return target
+
+
+def copy_version(key: str, version_id: str, size: int, content_type: str) -> str:
+    """A version of `key` copied inside S3 as the key's newest version (the bytes do not pass
+    through the API, whatever their size); the new S3 version id."""
+    if size <= COPY_PART_MAX:
+        response = aws.s3().copy_object(
+            Bucket=settings.bucket, Key=key, ContentType=content_type, MetadataDirective="REPLACE",
+            CopySource={"Bucket": settings.bucket, "Key": key, "VersionId": version_id})
+        return response["VersionId"]
+    return _copy_parts(key, version_id, 0, size - 1, key, content_type).version_id
+
+
+def _copy_parts(key: str, version_id: str, first: int, last: int, target: str,
+                content_type: str | None) -> Assembled:
+    """Bytes `first..last` of a version copied into a new version of `target`, in parts of at
+    most COPY_PART_MAX (S3's limit of one copy)."""
+    s3 = aws.s3()
+    extra = {"ContentType": content_type} if content_type else {}
+    upload_id = s3.create_multipart_upload(Bucket=settings.bucket, Key=target, **extra)["UploadId"]
     parts = []
     try:
         for number, start in enumerate(range(first, last + 1, COPY_PART_MAX), start=1):
@@ -259,11 +279,10 @@ def copy_range(key: str, version_id: str, first: int, last: int) -> str:
                 CopySourceRange=f"bytes={start}-{end}",
             )
             parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
-        complete_multipart_upload(target, upload_id, parts)
+        return complete_multipart_upload(target, upload_id, parts)
     except Exception:
         abort_multipart_upload(target, upload_id)
         raise
-    return target
 
 
 def _versions_under(prefix: str) -> Iterator[dict[str, str]]:

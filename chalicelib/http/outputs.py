@@ -46,6 +46,7 @@ class UserOut(Output):
     last_name: str | None
     full_name: str | None
     avatar_url: None
+    is_staff: bool = Field(description="Staff manage users (an addition of this server)")
 
 
 class LoginOut(Output):
@@ -64,6 +65,36 @@ class LoginOut(Output):
 
 class LogoutOut(Output):
     detail: str
+
+
+class DetailOut(Output):
+    """What was done, in words for people."""
+
+    detail: str
+
+
+class TokenOut(Output):
+    """One of the caller's tokens (never its key, which only the login showed)."""
+
+    id: str = Field(description="The token's SHA-256: what `DELETE auth/tokens/<id>/` takes")
+    client_type: str
+    user_agent: str
+    created_at: Timestamp
+    last_used_at: Timestamp | None = Field(description="To within five minutes")
+    expires_at: Timestamp
+    is_current: bool = Field(description="The token of this request")
+
+
+class AccountStateOut(Output):
+    username: str
+    is_active: bool
+
+
+class LinkOut(Output):
+    """A short-lived presigned URL that needs no auth header (for a browser to follow)."""
+
+    url: str
+    expires_at: Timestamp
 
 
 class PublicUserOut(Output):
@@ -212,7 +243,9 @@ class WhitelabelOut(Output):
 class ServerInfoOut(Output):
     whitelabel: WhitelabelOut
     auth_providers: list[AuthProviderOut]
-    signup_url: str | None
+    signup_url: str | None = Field(description="The web console's sign-up page, when sign-up is enabled")
+    password_reset_enabled: bool = Field(description="Whether `auth/password/reset/` mails links "
+                                                     "(an addition of this server)")
 
 
 class StatusOut(Output):

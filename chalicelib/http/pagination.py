@@ -108,6 +108,12 @@ def request_url(request) -> tuple[str, list[tuple[str, str]]]:
     return base, pairs
 
 
+def console_url(request) -> str:
+    """The web console's address: the server root (what comes before `/api/v1/`), with `/`."""
+    url, _ = request_url(request)
+    return url.split("/api/v1/", 1)[0].split("/api/v1", 1)[0] + "/"
+
+
 def _page_url(request, limit: int, offset: int, cursor: str | None = None) -> str:
     base, pairs = request_url(request)
     pairs = [(key, value) for key, value in pairs if key not in ("limit", "offset", "cursor")]

@@ -12,7 +12,7 @@ from typing import Any
 
 from chalicelib.http import outputs as out
 from chalicelib.http.pagination import JsonItems
-from chalicelib.models import Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
+from chalicelib.models import AuthToken, Collaborator, Delta, FileVersion, Job, Membership, ProjectFile, User
 from chalicelib.models.deltas import DeltaStatus
 from chalicelib.models.files import ListedFile
 from chalicelib.models.projects import ProjectType
@@ -47,10 +47,29 @@ def logout_json() -> dict[str, Any]:
     return out.LogoutOut(detail="Successfully logged out.").dump()
 
 
+def detail_json(detail: str) -> dict[str, Any]:
+    return out.DetailOut(detail=detail).dump()
+
+
+def tokens_json(tokens: Sequence[AuthToken], current_hash: str | None) -> list[dict[str, Any]]:
+    return [out.TokenOut(id=token.token_hash, client_type=token.client_type, user_agent=token.user_agent,
+                         created_at=token.created_at, last_used_at=token.last_used_at,
+                         expires_at=token.expires_at, is_current=token.token_hash == current_hash).dump()
+            for token in tokens]
+
+
+def account_state_json(user: User) -> dict[str, Any]:
+    return out.AccountStateOut(username=user.username, is_active=bool(user.is_active)).dump()
+
+
+def link_json(url: str, expires_at: datetime) -> dict[str, Any]:
+    return out.LinkOut(url=url, expires_at=expires_at).dump()
+
+
 def _user(user: User) -> out.UserOut:
     return out.UserOut(username=user.username, type=user.account_type, email=user.email,
                        first_name=user.first_name, last_name=user.last_name,
-                       full_name=user.full_name, avatar_url=None)
+                       full_name=user.full_name, avatar_url=None, is_staff=bool(user.is_staff))
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -238,12 +257,13 @@ def status_json(health: Health) -> dict[str, Any]:
     ).dump()
 
 
-def server_info_json() -> dict[str, Any]:
+def server_info_json(signup_url: str | None, password_reset_enabled: bool) -> dict[str, Any]:
     return out.ServerInfoOut(
         whitelabel=out.WhitelabelOut(site_title="QFieldCloud (serverless)", logo_navbar=None,
                                      logo_main=None, favicon=None),
         auth_providers=_auth_providers(),
-        signup_url=None,
+        signup_url=signup_url,
+        password_reset_enabled=password_reset_enabled,
     ).dump()
 
 

@@ -63,6 +63,10 @@ class User(Table):
     is_staff = BooleanAttribute(default=False)
     is_active = BooleanAttribute(default=True)
     date_joined = UTCDateTimeAttribute(default=utcnow)
+    # A pending password reset by e-mail: the SHA-256 of the link's secret, and until when the
+    # link works (services/passwords.py). Removed when used.
+    password_reset_hash = UnicodeAttribute(null=True)
+    password_reset_expires_at = UTCDateTimeAttribute(null=True)
     storage_used_bytes = NumberAttribute(default=0)
     storage_quota_bytes = NumberAttribute(null=True)
     max_premium_collaborators_per_private_project = NumberAttribute(null=True)

@@ -262,6 +262,10 @@ class AccountAction(StrEnum):
     CREATE_PROJECT = "create_project"  # a project owned by this account
     USE_UPLOAD_SESSION = "use_upload_session"  # a presigned upload this account began
     CREATE_USER = "create_user"  # POST users/
+    SET_PASSWORD = "set_password"  # POST users/<u>/password/: another's password, no current one
+    DEACTIVATE_USER = "deactivate_user"  # POST users/<u>/deactivate/, activate/
+    CHANGE_PASSWORD = "change_password"  # POST auth/password/change/: with the current password
+    MANAGE_TOKENS = "manage_tokens"  # GET auth/tokens/, DELETE auth/tokens/<id>/
     SEARCH_USERS = "search_users"  # GET users/
     READ_PRIVATE_DETAILS = "read_private_details"  # the complete user, with email
     READ_ORGANIZATION = "read_organization"  # GET users/<org>/ (others get 404)
@@ -286,6 +290,10 @@ ACCOUNT_PERMISSIONS: dict[AccountAction, frozenset[AccountRole]] = {
     | _ORGANIZATION_STAFF,
     AccountAction.USE_UPLOAD_SESSION: frozenset({AccountRole.SELF}),
     AccountAction.CREATE_USER: frozenset({AccountRole.STAFF}),
+    AccountAction.SET_PASSWORD: frozenset({AccountRole.STAFF}),
+    AccountAction.DEACTIVATE_USER: frozenset({AccountRole.STAFF}),
+    AccountAction.CHANGE_PASSWORD: frozenset({AccountRole.SELF}),
+    AccountAction.MANAGE_TOKENS: frozenset({AccountRole.SELF}),
     AccountAction.SEARCH_USERS: frozenset({AccountRole.AUTHENTICATED}),
     AccountAction.READ_PRIVATE_DETAILS: frozenset({AccountRole.SELF}),
     AccountAction.READ_ORGANIZATION: _ORGANIZATION_PEOPLE,

@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.config import settings
-from chalicelib.errors import TokenAuthenticationFailed
+from chalicelib.errors import NotEnabled, ObjectNotFound, TokenAuthenticationFailed
 from chalicelib.models import AuthToken, User
 from chalicelib.models.base import utcnow
 from chalicelib.rules.client_types import client_type_for
-from chalicelib.services.accounts import authenticate_credentials
-from chalicelib.services.inputs import Login
+from chalicelib.rules.permissions import AccountAction, require_on_account
+from chalicelib.services.accounts import authenticate_credentials, create_user
+from chalicelib.services.inputs import Login, SignUp
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 40  # 40 characters of 62 symbols: about 238 bits
@@ -31,6 +32,8 @@ class Caller:
 
     user: User
     client_type: str
+    # The SHA-256 of the token of this request (its id in `auth/tokens/`).
+    token_hash: str | None = None
 
     @property
     def username(self) -> str:
@@ -83,6 +86,36 @@ def login(credentials: Login, user_agent: str, source_address: str | None) -> Se
     return Session(user, key, token.expires_at)
 
 
+def sign_up(data: SignUp, user_agent: str) -> Session:
+    """A new person, signed in at once; only where the operator enables sign-up (`QFC_SIGNUP`)."""
+    if not settings.signup_enabled:
+        raise NotEnabled("Sign-up is not enabled on this server; ask an administrator for an account.")
+    user = create_user(data.username, data.password, email=data.email, first_name=data.first_name,
+                       last_name=data.last_name)
+    key, token = issue_token(user, user_agent)
+    return Session(user, key, token.expires_at)
+
+
+def tokens_of(caller: Caller) -> list[AuthToken]:
+    """The caller's tokens, oldest first (one Query of the user's index)."""
+    require_on_account(caller.user, caller.key, AccountAction.MANAGE_TOKENS)
+    now = utcnow()
+    return [token for token in AuthToken.by_user.query(caller.key) if token.expires_at > now]
+
+
+def revoke_token(caller: Caller, token_id: str) -> None:
+    """Revoke one of the caller's tokens (by its id, the SHA-256 `tokens_of` lists); another
+    person's is as unknown as one that does not exist."""
+    require_on_account(caller.user, caller.key, AccountAction.MANAGE_TOKENS)
+    try:
+        token = AuthToken.get(token_id)
+    except DoesNotExist:
+        token = None
+    if token is None or token.username_key != caller.key:
+        raise ObjectNotFound("You have no such token.")
+    token.delete()
+
+
 def revoke_all_tokens(user: User) -> None:
     with AuthToken.batch_write() as batch:
         for token in AuthToken.by_user.query(user.username_key):
@@ -107,4 +140,4 @@ def caller_with_token(key: str) -> Caller:
                          condition=AuthToken.token_hash.exists())
         except UpdateError:
             raise TokenAuthenticationFailed() from None
-    return Caller(user=user, client_type=token.client_type)
+    return Caller(user=user, client_type=token.client_type, token_hash=token.token_hash)

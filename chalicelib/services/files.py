@@ -433,6 +433,23 @@ def serve(stored: StoredBytes, request: FileDownload) -> Served:
     return Served(storage.presigned_get(stored.key, version_id=stored.version_id, filename=filename), etag)
 
 
+def restore(caller: Caller, target: UploadTarget, version_id: str) -> FileVersion:
+    """An older version of a file copied inside S3 as its newest version (no byte passes through
+    the API): the same rules and quota as an upload of those bytes, the same checksums."""
+    item = get_file(target.project, target.name)
+    old = find_version(item, version_id)
+    owner = owner_of(target.project, caller.user)
+    quota.reserve(owner, int(old.size), caller.client_type)
+    key = storage.file_key(target.project.id, target.name)
+    try:
+        s3_version_id = storage.copy_version(key, old.s3_version_id, int(old.size),
+                                             content_type_for(target.name))
+    except Exception:
+        quota.release(owner.username_key, int(old.size))
+        raise
+    return record_version(caller, target, s3_version_id, Checksums(int(old.size), old.md5sum, old.sha256))
+
+
 def delete(project: Project, name: str, version_id: str | None) -> None:
     """Delete a file with all its versions, or one version; never the last one explicitly."""
 

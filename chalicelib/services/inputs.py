@@ -203,9 +203,49 @@ class UserUpdate(Input):
     first_name: str | None = None
     last_name: str | None = None
     default_project_role_for_members: OptionalRole = None
+    # Never changed here (services/users.py refuses it and names the password endpoints); read
+    # so that a client sending it learns that, instead of a 200 that changed nothing.
+    password: str | None = Field(None, description="Refused: see auth/password/change/")
 
     def given(self) -> set[str]:
         return set(self.model_fields_set)
+
+
+class PasswordChange(Input):
+    """POST auth/password/change/: one's own password, with the current one."""
+
+    current_password: str
+    new_password: NewPassword
+
+
+class PasswordSet(Input):
+    """POST users/<u>/password/ (staff): another person's password, without the current one."""
+
+    new_password: NewPassword
+
+
+class PasswordResetRequest(Input):
+    """POST auth/password/reset/: the account to mail a reset link to, by email or username."""
+
+    email: LoginEmail = None
+    username: LoginName = None
+
+
+class PasswordResetConfirm(Input):
+    """POST auth/password/reset/confirm/: the token of the mailed link and the new password."""
+
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    new_password: NewPassword
+
+
+class SignUp(Input):
+    """POST auth/signup/ (when the operator enables it): a new person, signed in at once."""
+
+    username: NewUsername
+    email: Annotated[str, WithJsonSchema({"type": "string", "pattern": EMAIL_PATTERN.pattern})]
+    password: NewPassword
+    first_name: Annotated[str, StringConstraints(max_length=MAX_ACCOUNT_NAME_CHARS)] = ""
+    last_name: Annotated[str, StringConstraints(max_length=MAX_ACCOUNT_NAME_CHARS)] = ""
 
 
 class UserSearchQuery(Input):
@@ -281,6 +321,12 @@ class VersionQuery(Input):
     @property
     def wanted(self) -> str | None:
         return self.version or self.version_id
+
+
+class FileRestore(Input):
+    """POST files/restore/<project>/<path>/: the version to copy as the file's newest version."""
+
+    version_id: Uuid
 
 
 class FileDownload(Input):

@@ -23,7 +23,7 @@ from chalicelib.rules.permissions import (
     require_on_account,
 )
 from chalicelib.services.accounts import create_user, email_key_of, get_user, user_key
-from chalicelib.services.auth import Caller
+from chalicelib.services.auth import Caller, revoke_all_tokens
 from chalicelib.services.inputs import UserCreate, UserSearchQuery, UserUpdate
 from chalicelib.services.organizations import OrganizationView, get_organization, organization_view
 from chalicelib.services.projects import get_project
@@ -48,6 +48,21 @@ def create_person(caller: Caller, data: UserCreate) -> User:
                        first_name=data.first_name, last_name=data.last_name)
 
 
+def set_active(caller: Caller, username: str, active: bool) -> User:
+    """Staff deactivate a person (their tokens stop working and are revoked; they cannot log in)
+    or activate them again. Nothing of theirs is deleted."""
+    user = get_user(username)
+    require_on_account(caller.user, user.username_key, AccountAction.DEACTIVATE_USER)
+    if not user.is_person:
+        raise ValidationError(f"`{username}` is not a person.")
+    if not active and user.username_key == caller.key:
+        raise ValidationError("You cannot deactivate yourself.")
+    user.update(actions=[User.is_active.set(active)], condition=User.username_key.exists())
+    if not active:
+        revoke_all_tokens(user)
+    return user
+
+
 def account_view(caller: Caller, username: str) -> AccountView:
     """GET users/<u>/: an organization the caller does not belong to is not shown (404)."""
     account = get_user(username)
@@ -65,6 +80,10 @@ def update_account(caller: Caller, username: str, data: UserUpdate) -> AccountVi
     (and its default project role for members). Usernames never change."""
     account = get_user(username)
     require_on_account(caller.user, account.username_key, AccountAction.UPDATE_ACCOUNT)
+    if data.password is not None:
+        raise ValidationError(
+            "A password is not changed here: use POST /api/v1/auth/password/change/ with "
+            "`current_password` and `new_password` (staff: POST /api/v1/users/<username>/password/).")
     if data.username is not None and user_key(data.username) != account.username_key:
         raise ValidationError("A username cannot be changed.")
     actions = []

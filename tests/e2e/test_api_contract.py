@@ -30,8 +30,10 @@ ORGANIZATION, TEAM, FILENAME, MATE = "fuzzorg", "field", "data/a.csv", "mate"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """A local stack of its own, without the job worker: the jobs fuzzing starts just wait."""
-    local = LocalStack(tmp_path_factory.mktemp("contract"), extra_env={"QFC_WORKER": "0"})
+    """A local stack of its own, without the job worker: the jobs fuzzing starts just wait. Sign-up
+    and password reset by e-mail are on, so that fuzzing reaches them beyond their 403."""
+    settings = {"QFC_WORKER": "0", "QFC_SIGNUP": "1", "QFC_MAIL_SENDER": "cloud@example.com"}
+    local = LocalStack(tmp_path_factory.mktemp("contract"), extra_env=settings)
     local.start()
     yield local
     assert local.stop() == 0, "".join(local.output)
@@ -61,9 +63,10 @@ class Admin:
 def world(stack) -> dict[str, str]:
     """What the generated requests act on: a project with a file, a collaborator and an upload
     under way, a project they may delete, an organization with a team, a person who is a member
-    of both, and another person whose tokens the logout may revoke."""
+    of both, and two other persons whose tokens the logout and the token revocation may revoke
+    (the fuzzing learns token ids from `GET auth/tokens/` and revokes the caller's own)."""
     admin = Admin(stack.url)
-    for name in (MATE, "leaver"):
+    for name in (MATE, "leaver", "revoker"):
         admin.post("users/", json={"username": name, "password": "a long password", "email": f"{name}@x.org"})
     project = admin.post("projects/", json={"name": "fuzzed"})["id"]
     admin.post(f"files/{project}/{FILENAME}/", files={"file": ("a.csv", b"a,b\n1,2\n")})
@@ -75,13 +78,14 @@ def world(stack) -> dict[str, str]:
     admin.post(f"members/{ORGANIZATION}/", json={"member": MATE})
     admin.post(f"organizations/{ORGANIZATION}/teams/{TEAM}/members/", json={"member": MATE})
     leaver = Admin(stack.url, "leaver", "a long password")
+    revoker = Admin(stack.url, "revoker", "a long password")
     return {"token": admin.token, "project": project, "upload": upload, "victim": victim,
-            "leaver_token": leaver.token}
+            "leaver_token": leaver.token, "revoker_token": revoker.token}
 
 
 def _config(world: dict[str, str]) -> str:
     """Known values for path parameters, so that the requests reach the code behind the lookups;
-    DELETE projects/ gets a project of its own and the logout another user's token."""
+    DELETE projects/ gets a project of its own, the logout and the tokens other users' tokens."""
     return f"""
 workers = 1
 max-redirects = 0
@@ -107,6 +111,10 @@ parameters = {{ project_id = "{world['victim']}" }}
 [[operations]]
 include-path-regex = "^/auth/logout/"
 headers = {{ Authorization = "Token {world['leaver_token']}" }}
+
+[[operations]]
+include-path-regex = "^/auth/tokens/"
+headers = {{ Authorization = "Token {world['revoker_token']}" }}
 """
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -85,6 +86,11 @@ def test_deploy_creates_the_stack_then_changes_nothing(first_and_second_runs, pl
         assert f"export QFIELDCLOUD_URL={deployed.outputs['ApiUrl']}" in output
     assert deployed.outputs["ServerUrl"].startswith("https://")
     assert deployed.outputs["ApiUrl"] == deployed.outputs["ServerUrl"] + "/api/v1/"
+    # The web console is in the files bucket for CloudFront; unchanged, it is not uploaded again.
+    assert re.search(r"Web console: (\d+) of its \1 files uploaded", first.stdout), first.stdout
+    assert re.search(r"Web console: 0 of its \d+ files uploaded", second.stdout), second.stdout
+    page = plain_moto.client("s3").get_object(Bucket=deployed.outputs["BucketName"], Key="console/index.html")
+    assert page["ContentType"] == "text/html" and b'<div id="app">' in page["Body"].read()
 
 
 def index_definitions(model) -> dict[str, list[tuple[str, str]]]:

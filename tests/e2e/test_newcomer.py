@@ -120,7 +120,7 @@ def test_the_console_the_banner_and_a_clean_stop(tmp_path):
                 break
         banner = "".join(lines)
         root = f"http://127.0.0.1:{stack.port}"
-        assert f"In a browser:     {root}/swagger/" in banner and f"{root}/docs/" in banner
+        assert f"In a browser:     {root}/ (the web console)" in banner and f"{root}/swagger/" in banner
         assert "text/html" in requests.get(f"{root}/swagger/", timeout=30).headers["Content-Type"]
         cli = next(word for word in banner.split() if word.endswith("/qfieldcloud-cli"))
         assert os.access(cli, os.X_OK) and Path(cli).is_absolute()

@@ -1,12 +1,26 @@
 from chalice import Response
 
-from chalicelib.errors import TooManyLoginAttempts
+from chalicelib.errors import NotEnabled, ObjectAlreadyExists, TooManyLoginAttempts
 from chalicelib.http import outputs as out
+from chalicelib.http.pagination import console_url
 from chalicelib.http.request_data import body
 from chalicelib.http.routing import Doc, Router
-from chalicelib.http.serializers import auth_providers_json, login_json, logout_json, user_json
-from chalicelib.services import auth
-from chalicelib.services.inputs import Login
+from chalicelib.http.serializers import (
+    auth_providers_json,
+    detail_json,
+    login_json,
+    logout_json,
+    tokens_json,
+    user_json,
+)
+from chalicelib.services import auth, passwords
+from chalicelib.services.inputs import (
+    Login,
+    PasswordChange,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    SignUp,
+)
 
 router = Router(__name__)
 
@@ -21,9 +35,63 @@ def login(caller):
     """`caller` is not used: a stale token is refused even here (the router checks it), as
     QFieldCloud does."""
     request = router.request
-    source_address = (request.context.get("identity") or {}).get("sourceIp")
-    session = auth.login(body(request, Login), request.headers.get("user-agent", ""), source_address)
+    user_agent = request.headers.get("user-agent", "")
+    session = auth.login(body(request, Login), user_agent, _source_address(request))
     return login_json(session)
+
+
+def _source_address(request) -> str | None:
+    return (request.context.get("identity") or {}).get("sourceIp")
+
+
+@router.route("/auth/signup/", methods=["POST"], doc=Doc(
+    "Sign up: a new person, logged in at once (when the operator enables it)", returns=out.LoginOut,
+    status=201, body=SignUp, auth="none", errors=(NotEnabled, ObjectAlreadyExists)))
+def sign_up():
+    request = router.request
+    session = auth.sign_up(body(request, SignUp), request.headers.get("user-agent", ""))
+    return Response(body=login_json(session), status_code=201)
+
+
+@router.route("/auth/password/change/", methods=["POST"], doc=Doc(
+    "Change one's own password: every other token of the caller is revoked", returns=out.DetailOut,
+    body=PasswordChange, errors=(TooManyLoginAttempts,)))
+def change_password(caller):
+    request = router.request
+    passwords.change_own(caller, body(request, PasswordChange), _source_address(request))
+    return detail_json("Your password is changed; your other sessions are signed out.")
+
+
+@router.route("/auth/password/reset/", methods=["POST"], doc=Doc(
+    "Ask for a password reset link by e-mail (when the operator configures a sender)",
+    returns=out.DetailOut, status=202, body=PasswordResetRequest, auth="none", errors=(NotEnabled,),
+    description="The answer is the same whether or not the account exists."))
+def request_password_reset():
+    request = router.request
+    passwords.request_reset(body(request, PasswordResetRequest), console_url(request))
+    return Response(body=detail_json("If the account exists and has an e-mail address, a reset link "
+                                     "is on its way there."), status_code=202)
+
+
+@router.route("/auth/password/reset/confirm/", methods=["POST"], doc=Doc(
+    "Set a new password with the token of a reset link: every token of the account is revoked",
+    returns=out.DetailOut, body=PasswordResetConfirm, auth="none", errors=(NotEnabled,)))
+def confirm_password_reset():
+    passwords.confirm_reset(body(router.request, PasswordResetConfirm))
+    return detail_json("Your password is set; log in with it.")
+
+
+@router.route("/auth/tokens/", doc=Doc("The caller's tokens (their ids, never their keys)",
+                                       returns=list[out.TokenOut]))
+def list_tokens(caller):
+    return tokens_json(auth.tokens_of(caller), caller.token_hash)
+
+
+@router.route("/auth/tokens/{token_id}/", methods=["DELETE"], doc=Doc("Revoke one of the caller's tokens",
+                                                                       status=204))
+def revoke_token(caller, token_id):
+    auth.revoke_token(caller, token_id)
+    return Response(body="", status_code=204)
 
 
 @router.route("/auth/user/", doc=Doc("The caller", returns=out.UserOut))

@@ -1,7 +1,9 @@
+from datetime import timedelta
 from urllib.parse import quote
 
 from chalice import Response
 
+from chalicelib.config import settings
 from chalicelib.errors import (
     Conflict,
     EmptyContent,
@@ -16,12 +18,13 @@ from chalicelib.errors import (
 from chalicelib.http import outputs as out
 from chalicelib.http.handlers.downloads import download_doc, download_request, download_response
 from chalicelib.http.pagination import paginate
-from chalicelib.http.request_data import multipart
+from chalicelib.http.request_data import body, multipart, query
 from chalicelib.http.routing import API_PREFIX, Doc, Router
-from chalicelib.http.serializers import file_entries_json, file_metadata_json, uploaded_json
+from chalicelib.http.serializers import file_entries_json, file_metadata_json, link_json, uploaded_json
+from chalicelib.models.base import utcnow
 from chalicelib.rules.permissions import Action
 from chalicelib.services import files, projects
-from chalicelib.services.inputs import VersionQuery
+from chalicelib.services.inputs import FileDownload, FileRestore, VersionQuery
 
 router = Router(__name__)
 # What an upload may be refused for, direct or presigned (docs/api.md, "Direct upload").
@@ -75,6 +78,29 @@ def delete_file(caller, project_id, filename):
     project, _ = projects.project_for(caller, project_id, Action.DELETE_FILE)
     files.delete(project, filename, download_request(request).version)
     return Response(body="", status_code=204)
+
+
+@router.file_route("/files/restore/{project_id}/", methods=["POST"], doc=Doc(
+    "Restore a version: a copy of it becomes the file's newest version (inside S3)",
+    returns=out.UploadedOut, status=201, body=FileRestore, errors=UPLOAD_ERRORS))
+def restore_file_version(caller, project_id, filename):
+    request = router.request
+    project, role = projects.project_for(caller, project_id, Action.UPLOAD_ATTACHMENT)
+    wanted = body(request, FileRestore)
+    version = files.restore(caller, files.check_upload(project, role, filename), wanted.version_id)
+    return Response(body=uploaded_json(filename, version), status_code=201)
+
+
+@router.file_route("/files/links/{project_id}/", doc=Doc(
+    "A download link of a file (a browser cannot send the token when it follows a redirect)",
+    returns=out.LinkOut, query=VersionQuery,
+    description="The presigned URL the download redirects to, valid 10 minutes, needing no auth header."))
+def file_link(caller, project_id, filename):
+    project, _ = projects.project_for(caller, project_id, Action.READ_FILES)
+    item = files.get_file(project, filename)
+    version = files.find_version(item, query(router.request, VersionQuery).wanted)
+    served = files.serve(files.stored_version(item, version), FileDownload())
+    return link_json(served.url, utcnow() + timedelta(seconds=settings.presigned_url_seconds))
 
 
 @router.file_route("/files/metadata/{project_id}/",

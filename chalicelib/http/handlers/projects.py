@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 from chalice import Response
 
+from chalicelib.config import settings
 from chalicelib.errors import (
     Conflict,
     EmptyContent,
@@ -12,7 +15,8 @@ from chalicelib.http import outputs as out
 from chalicelib.http.pagination import paginate
 from chalicelib.http.request_data import body, multipart, query
 from chalicelib.http.routing import Doc, Router
-from chalicelib.http.serializers import project_json
+from chalicelib.http.serializers import link_json, project_json
+from chalicelib.models.base import utcnow
 from chalicelib.rules.permissions import Action
 from chalicelib.services import project_deletion, projects, thumbnails
 from chalicelib.services.inputs import (
@@ -99,3 +103,10 @@ def upload_thumbnail(caller, project_id):
 def download_thumbnail(caller, project_id):
     project, _ = projects.project_for(caller, project_id, Action.READ_FILES)
     return Response(body="", status_code=302, headers={"Location": thumbnails.url(project)})
+
+
+@router.route("/files/thumbnails/{project_id}/link/", doc=Doc(
+    "A link to the project's thumbnail (for an image a browser shows)", returns=out.LinkOut))
+def thumbnail_link(caller, project_id):
+    project, _ = projects.project_for(caller, project_id, Action.READ_FILES)
+    return link_json(thumbnails.url(project), utcnow() + timedelta(seconds=settings.presigned_url_seconds))

@@ -1,6 +1,8 @@
 from chalice import Response
 
+from chalicelib.config import settings
 from chalicelib.http import outputs as out
+from chalicelib.http.pagination import console_url
 from chalicelib.http.routing import Doc, Router
 from chalicelib.http.serializers import server_info_json, status_json
 from chalicelib.services import health
@@ -19,5 +21,7 @@ def status(caller):
                                        auth="optional"))
 def server_info(caller):
     """`caller` is not used: a bad token is refused even here (the router checks it)."""
+    signup_url = console_url(router.request) + "#/signup" if settings.signup_enabled else None
+    info = server_info_json(signup_url, password_reset_enabled=settings.mail_sender is not None)
     # QFieldCloud caches this page for 60 s; clients may too.
-    return Response(body=server_info_json(), status_code=200, headers={"Cache-Control": "max-age=60"})
+    return Response(body=info, status_code=200, headers={"Cache-Control": "max-age=60"})

@@ -5,9 +5,15 @@ from chalicelib.http import outputs as out
 from chalicelib.http.pagination import paginate
 from chalicelib.http.request_data import body, query
 from chalicelib.http.routing import Doc, Router
-from chalicelib.http.serializers import account_json, organization_json, public_user_json
-from chalicelib.services import organizations, users
-from chalicelib.services.inputs import UserCreate, UserSearchQuery, UserUpdate
+from chalicelib.http.serializers import (
+    account_json,
+    account_state_json,
+    detail_json,
+    organization_json,
+    public_user_json,
+)
+from chalicelib.services import organizations, passwords, users
+from chalicelib.services.inputs import PasswordSet, UserCreate, UserSearchQuery, UserUpdate
 
 router = Router(__name__)
 
@@ -46,3 +52,24 @@ def update_user(caller, username):
                                                          returns=list[out.OrganizationOut]))
 def user_organizations(caller, username):
     return [organization_json(view) for view in organizations.organizations_of(caller, username)]
+
+
+@router.route("/users/{username}/password/", methods=["POST"], doc=Doc(
+    "Set a person's password (staff only): every token of theirs is revoked", returns=out.DetailOut,
+    body=PasswordSet))
+def set_password(caller, username):
+    user = passwords.set_by_staff(caller, username, body(router.request, PasswordSet))
+    return detail_json(f"The password of {user.username} is set; their sessions are signed out.")
+
+
+@router.route("/users/{username}/deactivate/", methods=["POST"], doc=Doc(
+    "Deactivate a person (staff only): they cannot log in and their tokens are revoked",
+    returns=out.AccountStateOut))
+def deactivate_user(caller, username):
+    return account_state_json(users.set_active(caller, username, active=False))
+
+
+@router.route("/users/{username}/activate/", methods=["POST"], doc=Doc(
+    "Activate a deactivated person again (staff only)", returns=out.AccountStateOut))
+def activate_user(caller, username):
+    return account_state_json(users.set_active(caller, username, active=True))
