@@ -51,7 +51,6 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("QFC_DATA_DIR", ".data", "where the local state is kept; one stack at a time uses a folder"),
     ("QFC_ADMIN_PASSWORD", "generated", "password of `admin`, on first start"),
     ("QFC_QUIET", "0", "1 leaves out the line per request at the console"),
-    ("QFC_MAX_DIRECT_UPLOAD_BYTES", "unset", "largest file accepted in one POST (4.4 MB on AWS)"),
     ("QFC_QUOTA_GRACE_PERCENT", "10", "how far past the storage quota QField's uploads may go"),
     ("QFC_WORKER", "1", "0 leaves the job worker out (jobs then wait in the queue)"),
     ("QFC_JOB_TIMEOUT_SECONDS", "600", "time limit of a package or delta job's QGIS process"),
@@ -242,35 +241,58 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait()
 
 
-class WorkerProcess:
-    """The local job worker, a child process restarted if it dies (as ECS restarts a stopped
-    task); its pid is in the data dir, its log in `worker.log`.
+class ChildProcess:
+    """A process of the stack, restarted if it dies (as ECS restarts a stopped task); its pid is
+    in the data dir, its output in a log there.
 
-    The worker and the AWS stand-in are in sessions of their own: a Ctrl-C reaches `./dev run`
-    alone, which stops the worker, then the stand-in the worker still needs until it has
-    stopped. They end when the stack's process ends, however it ends (devstack/lifetime.py)."""
+    The children and the AWS stand-in are in sessions of their own: a Ctrl-C reaches `./dev run`
+    alone, which stops them, then the stand-in they still need until they have stopped. They end
+    when the stack's process ends, however it ends (devstack/lifetime.py)."""
 
-    def __init__(self, config: StackConfig):
-        self.config = config
+    def __init__(self, name: str, module: str, log: Path, pid_file: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.module = module
+        self.log = log
+        self.pid_file = pid_file
+        self.env = env or {}
         self.process: subprocess.Popen | None = None
 
     def ensure_running(self) -> None:
         if self.process is not None and self.process.poll() is None:
             return
         if self.process is not None:
-            print(f"The job worker stopped (code {self.process.returncode}); restarting it.",
+            print(f"The {self.name} stopped (code {self.process.returncode}); restarting it.",
                   file=sys.stderr, flush=True)
-        log = open(self.config.worker_log, "ab")  # noqa: SIM115 (lives as long as the worker)
+        log = open(self.log, "ab")  # noqa: SIM115 (lives as long as the process)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.worker"], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=dict(os.environ),
+            [sys.executable, "-m", self.module], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
             start_new_session=True,  # out of reach of the terminal's Ctrl-C: run() stops it first
         )
-        self.config.worker_pid.write_text(f"{self.process.pid}\n")
+        self.pid_file.write_text(f"{self.process.pid}\n")
 
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+
+
+def worker_process(config: StackConfig) -> ChildProcess:
+    """The local job worker."""
+    return ChildProcess("job worker", "devstack.worker", config.worker_log, config.worker_pid)
+
+
+def large_requests_process(config: StackConfig, port: int) -> ChildProcess:
+    """The large-request service (large_requests/), on a loopback port behind the edge."""
+    return ChildProcess("large-request service", "large_requests", config.data_dir / "large-requests.log",
+                        config.data_dir / "large-requests.pid",
+                        {"QFC_LARGE_REQUESTS_HOST": LOOPBACK, "QFC_LARGE_REQUESTS_PORT": str(port),
+                         "POWERTOOLS_SERVICE_NAME": "qfc-large-requests"})
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
 
 
 def ensure_admin(config: StackConfig) -> tuple[str, str | None]:
@@ -321,7 +343,9 @@ def run(config: StackConfig) -> None:
     moto = start_moto(config, data_lock)
     published["aws_pid"] = moto.pid
     data_folder.publish(config.data_dir, **published)
-    worker = WorkerProcess(config)
+    worker = worker_process(config)
+    uploads_port = _free_loopback_port()
+    uploads = large_requests_process(config, uploads_port)
     stopping = threading.Event()
 
     def stop(signum, frame):
@@ -335,18 +359,25 @@ def run(config: StackConfig) -> None:
         ensure_all()
         count_lists_once(config)
         admin, password = ensure_admin(config)
+        uploads.ensure_running()
 
         from app import app, handler
         from chalicelib.observability import logger
+        from devstack.edge import make_edge, serve_in_thread
         from devstack.gateway import ApiGateway
         from devstack.http_server import make_server
 
         # The console has a line per request (devstack/http_server.py); the API's JSON log lines,
         # made for CloudWatch, are printed only for errors, not for every refused request.
         logger.setLevel("WARNING")
-        server = make_server(ApiGateway(app, handler), config.host, config.port,
-                             quiet=os.environ.get("QFC_QUIET") == "1")
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        quiet = os.environ.get("QFC_QUIET") == "1"
+        # API Gateway and the large-request service are the edge's origins, on loopback only: as
+        # on AWS, clients reach them through the edge (CloudFront there).
+        gateway_server = make_server(ApiGateway(app, handler), LOOPBACK, 0, quiet=quiet)
+        threading.Thread(target=gateway_server.serve_forever, daemon=True).start()
+        edge = make_edge(config.host, config.port, gateway_server.server_address,
+                         (LOOPBACK, uploads_port), quiet=quiet)
+        serve_in_thread(edge)
         if config.gated:
             from devstack.s3_gate import make_gate
 
@@ -360,12 +391,16 @@ def run(config: StackConfig) -> None:
         while not stopping.wait(0.5):
             if moto.poll() is not None:
                 raise SystemExit(f"the AWS stand-in stopped unexpectedly (see {config.data_dir}/moto.log)")
+            uploads.ensure_running()
             if config.start_worker:
                 worker.ensure_running()
-        server.shutdown()
-        server.server_close()
+        edge.shutdown()
+        edge.server_close()
+        gateway_server.shutdown()
+        gateway_server.server_close()
     finally:
         worker.stop()
+        uploads.stop()
         stop_process(moto)
     print("Stopped.", file=sys.stderr)
 
@@ -390,6 +425,8 @@ def _announce(config: StackConfig, admin: str, password: str | None) -> None:
         + ("; from the network only presigned requests)" if config.gated else ")"),
         "Job worker:       " + (f"running, log in {config.worker_log}" if config.start_worker
                                  else "not started (QFC_WORKER=0)"),
+        f"Large uploads:    the large-request service, log in {config.data_dir / 'large-requests.log'} "
+        "(AWS's limits hold for everything else: docs/local-stack.md)",
         state_summary(config),
     ]
     if password:

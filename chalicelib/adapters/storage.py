@@ -199,6 +199,15 @@ def create_multipart_upload(key: str, content_type: str) -> str:
     return response["UploadId"]
 
 
+def upload_part(key: str, upload_id: str, number: int, data: bytes, md5: bytes) -> str:
+    """Store one part of a multipart upload, with its MD5 for S3 to check; the part's ETag."""
+    response = aws.s3().upload_part(
+        Bucket=settings.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,
+        ContentMD5=base64.b64encode(md5).decode("ascii"),
+    )
+    return response["ETag"]
+
+
 def presigned_part_url(key: str, upload_id: str, part_number: int, expires_in: int) -> str:
     return aws.s3_presigner().generate_presigned_url(
         "upload_part",
