@@ -26,6 +26,8 @@ from chalicelib.services import files, projects, streamed_uploads
 
 # The upload route's parameters, in a path the edge sent here (`limits.LARGE_UPLOAD_PATH`).
 UPLOAD_ROUTE = re.compile(rf"^{API_PREFIX}/files/(?P<project_id>[^/]+)/(?P<filename>.+)$")
+# The route as the API's logs and metrics name it (API Gateway's resource path).
+ROUTE = f"{API_PREFIX}/files/{{project_id}}/{{filename+}}"
 
 
 @dataclass
@@ -53,7 +55,7 @@ def handle(method: str, target: str, headers: Mapping[str, str], read: Callable[
         return _error(UnknownRoute())
     if method != limits.LARGE_UPLOAD_METHOD:
         return _error(MethodNotAllowed(headers={"Allow": limits.LARGE_UPLOAD_METHOD}))
-    logger.append_keys(method=method, route=f"{API_PREFIX}/files/{{project_id}}/{{filename+}}")
+    logger.append_keys(method=method, route=ROUTE)
     try:
         return _upload(match["project_id"], match["filename"], headers, read, body_bytes)
     except Exception as exc:  # as the API's router answers (http/routing.py)

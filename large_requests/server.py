@@ -15,7 +15,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from chalicelib.errors import BadRequest, error_json
-from chalicelib.observability import publish_metrics
+from chalicelib.observability import count_request, publish_metrics
 
 from . import handler
 
@@ -102,7 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = Body(self.rfile, length, chunked)
         answer = handler.handle(self.command, self.path, headers, body.read, length)
-        with _metrics:
+        with _metrics:  # one request's metrics at a time (powertools keeps them in one place)
+            count_request(f"{self.command} {handler.ROUTE}", answer.status)
             publish_metrics()
         if not body.finished:
             self.close_connection = True  # what is left of the body cannot be told from a next request

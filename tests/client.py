@@ -82,6 +82,8 @@ class ApiClient:
         body = raw_body if raw_body is not None else prepared.body or b""
         if isinstance(body, str):
             body = body.encode("utf-8")
+        if raw_body is not None:  # as an HTTP client announces the body it sends
+            prepared.headers["Content-Length"] = str(len(body))
         split = urlsplit(prepared.url)
         target = split.path + (f"?{split.query}" if split.query else "")
         response = self.front.handle(method, target, list(prepared.headers.items()), body,
