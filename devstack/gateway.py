@@ -116,7 +116,7 @@ class ApiGateway:
     def _is_binary(self, content_type: str) -> bool:
         media_type = content_type.split(";")[0].strip().lower()
         return bool(media_type) and any(
-            fnmatch(media_type, pattern) for pattern in self.app.api.binary_types
+            fnmatch(media_type, pattern) for pattern in limits.BINARY_MEDIA_TYPES
         )
 
     def handle(

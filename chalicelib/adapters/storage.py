@@ -92,6 +92,14 @@ def temporary_key() -> str:
     return f"{TEMPORARY_PREFIX}{uuid.uuid4()}"
 
 
+def put_temporary(body: bytes, content_type: str, content_encoding: str | None = None) -> str:
+    """Store bytes for a short while (the lifecycle rule of TEMPORARY_PREFIX removes them); their key."""
+    key = temporary_key()
+    extra = {"ContentEncoding": content_encoding} if content_encoding else {}
+    aws.s3().put_object(Bucket=settings.bucket, Key=key, Body=body, ContentType=content_type, **extra)
+    return key
+
+
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
     """A header value safe for any name: an ASCII fallback plus the RFC 5987 UTF-8 form."""
     ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "_")

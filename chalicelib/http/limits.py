@@ -25,6 +25,11 @@ API_GATEWAY_REQUEST_BYTES = 10 * 1024 * 1024
 LAMBDA_EVENT_BYTES = 6 * 1024 * 1024
 LAMBDA_ANSWER_BYTES = LAMBDA_EVENT_BYTES + 100
 INTEGRATION_TIMEOUT_SECONDS = 29
+# What API Gateway treats as binary: every type, since it decides by the client's first Accept
+# value, and a compressed JSON answer (chalicelib/http/compression.py) must reach a client that
+# sends `Accept: */*` (the SDK) or no Accept at all as bytes. Request bodies of every type then
+# reach the function base64-encoded, which Chalice decodes.
+BINARY_MEDIA_TYPES = ("*/*",)
 
 # The largest upload body sent through API Gateway to the function: base64-encoded (4/3), it
 # leaves some 420 KB of the event for the headers (at most 10 KB, and they appear twice), the
