@@ -30,9 +30,10 @@ from . import data_folder
 LOOPBACK = "127.0.0.1"
 S3_OBJECTS_IN_MEMORY_BYTES = 256 * 1024
 
+# What the stack's processes sign their requests to the AWS stand-in with, whatever AWS
+# credentials the shell holds (the stand-in refuses any other: devstack/aws_standin.py).
+LOCAL_CREDENTIALS = ("local", "local")
 LOCAL_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
     # Metrics are for CloudWatch; locally they would only print lines.
     "POWERTOOLS_METRICS_DISABLED": "true",
@@ -144,10 +145,12 @@ class StackConfig:
         return self.data_dir / "worker.pid"
 
 
-def point_at_local_aws(config: StackConfig) -> None:
+def point_at_local_aws(config: StackConfig, credentials: tuple[str, str] = LOCAL_CREDENTIALS) -> None:
     """Environment for code that talks to the local AWS stand-in (set before importing it)."""
     for name, value in LOCAL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = credentials
+    os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ["QFC_AWS_ENDPOINT_URL"] = config.aws_endpoint
     os.environ["QFC_AWS_PUBLIC_ENDPOINT_URL"] = config.aws_public_endpoint
     os.environ.setdefault("QFC_PUBLIC_URL", config.root_url)
@@ -190,6 +193,8 @@ def start_moto(config: StackConfig, data_lock: int) -> subprocess.Popen:
         **os.environ,
         "QFC_AWS_STATE_DIR": str(config.aws_state),
         "QFC_AWS_LEGACY_RECORDING": str(config.legacy_recording),
+        # As on AWS, only requests signed with the stack's credentials (devstack/aws_standin.py).
+        "QFC_AWS_VERIFY_SIGNATURES": "1",
         # Objects above this are kept in temporary files, not in moto's memory.
         "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(S3_OBJECTS_IN_MEMORY_BYTES),
     }
@@ -333,15 +338,17 @@ def run(config: StackConfig) -> None:
     data_folder.publish(config.data_dir, **published)
     if not _port_is_free(config.host, config.port):
         raise SystemExit(f"port {config.port} is taken: set QFC_PORT to a free port")
-    if config.gated:
-        if not _port_is_free(config.public_host, config.aws_port):
-            raise SystemExit(f"port {config.aws_port} is taken on {config.public_host}: set QFC_AWS_PORT")
-        # Presigned URLs leave this machine: they are signed with a secret nobody else knows.
-        os.environ["AWS_SECRET_ACCESS_KEY"] = secrets.token_urlsafe(32)
-    point_at_local_aws(config)
+    if config.gated and not _port_is_free(config.public_host, config.aws_port):
+        raise SystemExit(f"port {config.aws_port} is taken on {config.public_host}: set QFC_AWS_PORT")
+    # Presigned URLs that leave this machine are signed with a secret nobody else knows.
+    key_id, secret = LOCAL_CREDENTIALS
+    point_at_local_aws(config, (key_id, secrets.token_urlsafe(32) if config.gated else secret))
     os.environ["QFC_STACK_PID"] = str(os.getpid())  # its children end with it (devstack/lifetime.py)
     moto = start_moto(config, data_lock)
     published["aws_pid"] = moto.pid
+    # What `./dev createuser` and `createorg` sign their requests with (the stand-in refuses any
+    # other); the folder is this user's only (start_moto).
+    published["aws_credentials"] = [os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]]
     data_folder.publish(config.data_dir, **published)
     worker = worker_process(config)
     uploads_port = _free_loopback_port()
