@@ -26,6 +26,7 @@ OTHERS = {
     "deltas_core": [],
     "jobs_queue": [],
     "local_stack": [],
+    "large_uploads": [],
 }
 
 

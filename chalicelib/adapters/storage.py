@@ -207,7 +207,7 @@ def create_multipart_upload(key: str, content_type: str) -> str:
     return response["UploadId"]
 
 
-def upload_part(key: str, upload_id: str, number: int, data: bytes, md5: bytes) -> str:
+def upload_part(key: str, upload_id: str, number: int, data: bytes | bytearray, md5: bytes) -> str:
     """Store one part of a multipart upload, with its MD5 for S3 to check; the part's ETag."""
     response = aws.s3().upload_part(
         Bucket=settings.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,

@@ -68,13 +68,13 @@ class StreamedUpload:
             if room == 0:
                 # A full part goes once more bytes come: the last part, of any size, is sent by
                 # `finish`, and a file of exactly one part is stored whole (its ETag a plain MD5).
-                self._send(bytes(self._filling))
-                self._filling = bytearray()
+                part, self._filling = self._filling, bytearray()  # handed on whole, never copied
+                self._send(part)
                 room = PART_SIZE
             self._filling += view[:room]
             view = view[room:]
 
-    def _send(self, part: bytes) -> None:
+    def _send(self, part: bytearray) -> None:
         if self._upload_id is None:
             content_type = files.content_type_for(self.target.name)
             self._upload_id = storage.create_multipart_upload(self.key, content_type)
@@ -84,14 +84,13 @@ class StreamedUpload:
         sent.add_done_callback(lambda _: self._room.release())
         self._parts.append(sent)
 
-    def _send_part(self, number: int, part: bytes) -> tuple[bytes, str]:
+    def _send_part(self, number: int, part: bytearray) -> tuple[bytes, str]:
         md5 = hashlib.md5(part).digest()
         return md5, storage.upload_part(self.key, self._upload_id, number, part, md5)
 
     def finish(self) -> FileVersion:
         """The bytes, all received, as the file's newest version (checked, counted, recorded)."""
-        last = bytes(self._filling)
-        self._filling = bytearray()
+        last, self._filling = self._filling, bytearray()
         if self._copy is not None:
             self._copy.seek(0)
             check_qgis_project(self.target.name, self._copy)
