@@ -187,9 +187,15 @@ class _EdgeHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the standard library's name)
         pass  # requests are printed by _serve, and by the origins
 
+    def __getattr__(self, name: str):
+        # Every method goes to an origin, which answers it in the API's JSON (the gateway's 405
+        # with the route's Allow, or its 404), as before the edge was there; the standard
+        # library would answer an unknown one (QUERY, PROPFIND) 501 itself.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
-for _method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"):
-    setattr(_EdgeHandler, f"do_{_method}", _EdgeHandler._serve)
+
 
 
 class EdgeServer(ThreadingHTTPServer):

@@ -193,7 +193,8 @@ def _service() -> Json:
     return {
         CLUSTER: resource("AWS::ECS::Cluster", {"ClusterSettings": [{"Name": "containerInsights",
                                                                    "Value": "disabled"}]}),
-        LOGS: resource("AWS::Logs::LogGroup", {"RetentionInDays": ref(LOG_RETENTION)},
+        LOGS: resource("AWS::Logs::LogGroup", {"LogGroupName": sub("/ecs/${AWS::StackName}-large-requests"),
+                                               "RetentionInDays": ref(LOG_RETENTION)},
                        DeletionPolicy="Delete", UpdateReplacePolicy="Delete"),
         TASK_ROLE: task_role(),
         TASK_DEFINITION: resource("AWS::ECS::TaskDefinition", {
