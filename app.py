@@ -13,6 +13,7 @@ gc.disable()
 from chalice import Chalice  # noqa: E402
 
 from chalicelib.adapters import background  # noqa: E402
+from chalicelib.http.compression import fitting  # noqa: E402
 from chalicelib.http.handlers import (  # noqa: E402
     apidocs,
     auth,
@@ -41,7 +42,8 @@ for resource in (auth, status, projects, collaborators, files, uploads, subscrip
 app.register_blueprint(apidocs.router.blueprint)  # /swagger/, /docs/, /swagger.yaml: outside the API
 
 add_method_fallbacks(app)
-handler = background.dispatching(lambda_handler(app))
+# Answers fit Lambda's: compressed JSON, or a redirect to S3 beyond (chalicelib/http/compression.py).
+handler = background.dispatching(lambda_handler(fitting(app)))
 
 gc.freeze()
 gc.enable()

@@ -27,6 +27,7 @@ OTHERS = {
     "jobs_queue": [],
     "job_instructions": [],  # needs --baseline DIR: ./dev bench job_instructions:--baseline,DIR
     "local_stack": [],
+    "large_uploads": [],
 }
 
 

@@ -116,6 +116,26 @@ class PayloadTooLarge(ApiError):
     status, code, default_message = 413, "payload_too_large", "The request body is too large."
 
 
+class GatewayTimeout(ApiError):
+    """API Gateway's answer when the function did not answer within its integration timeout
+    (the function goes on): its default 5xx response, in the API's error format."""
+
+    status, code, default_message = 504, "unknown_error", "Endpoint request timed out"
+
+
+class BadGateway(ApiError):
+    """API Gateway's answer when the function's answer could not be passed on (larger than a
+    Lambda answer may be): its default 5xx response, in the API's error format."""
+
+    status, code, default_message = 502, "unknown_error", "Internal server error"
+
+
+class ServiceUnavailable(ApiError):
+    """A part of the service that is not running (yet): ask again shortly."""
+
+    status, code, default_message = 503, "service_unavailable", "The service is starting; retry in a minute."
+
+
 class TooManyJobs(ApiError):
     """A new job would take a project, or an owner's projects, over their limit of jobs waiting
     or running (`QFC_MAX_ACTIVE_JOBS_PER_PROJECT`, `QFC_MAX_ACTIVE_JOBS_PER_OWNER`)."""

@@ -49,10 +49,14 @@ def count_bytes(name: str, size: int) -> None:
 
 
 def _count_request(event: dict[str, Any], response: dict[str, Any]) -> None:
-    """One request, by route and status (the bytes metrics of the request share the dimensions)."""
     context = event.get("requestContext") or {}
-    metrics.add_dimension(name="route", value=f"{context.get('httpMethod')} {context.get('resourcePath')}")
-    metrics.add_dimension(name="status", value=str(response.get("statusCode")))
+    count_request(f"{context.get('httpMethod')} {context.get('resourcePath')}", response.get("statusCode"))
+
+
+def count_request(route: str, status: object) -> None:
+    """One request, by route and status (the bytes metrics of the request share the dimensions)."""
+    metrics.add_dimension(name="route", value=route)
+    metrics.add_dimension(name="status", value=str(status))
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
 
 

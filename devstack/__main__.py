@@ -40,9 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_of_running_stack(config: StackConfig) -> StackConfig:
+def _running_stack(config: StackConfig) -> tuple[StackConfig, tuple[str, str]]:
     """The configuration of the stack running on the data folder (its ports, whatever the
-    environment says), or SystemExit saying what to do."""
+    environment says) and the credentials its AWS stand-in takes, or SystemExit saying what to do."""
     info = data_folder.running_stack(config.data_dir)
     if info is None:
         raise SystemExit(
@@ -53,8 +53,9 @@ def _config_of_running_stack(config: StackConfig) -> StackConfig:
     if not info.get("ready"):
         raise SystemExit(f"The data folder {config.data_dir} is used by {data_folder.describe(info)}, "
                          "which is not ready yet: run this again once it prints 'Press Ctrl-C to stop.'")
-    return dataclasses.replace(config, host=info["host"], public_host=info["public_host"],
-                               port=info["port"], aws_port=info["aws_port"])
+    running = dataclasses.replace(config, host=info["host"], public_host=info["public_host"],
+                                  port=info["port"], aws_port=info["aws_port"])
+    return running, tuple(info["aws_credentials"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "createuser" and args.email and args.email_option and args.email != args.email_option:
         parser.error("give the e-mail address once, as EMAIL or as --email")
-    point_at_local_aws(_config_of_running_stack(config))
+    point_at_local_aws(*_running_stack(config))
     from chalicelib.maintenance import admin
 
     if args.command == "createorg":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import io
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ import moto.s3.models
 from moto.moto_api._internal import mock_random
 from moto.moto_api._internal.moto_random import MotoRandom
 from moto.moto_api._internal.recorder.models import Recorder
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import FakeMultipart
 from moto.server import main
 
@@ -34,6 +36,7 @@ from .aws_state import StateDirectory, objects_read_body_files, offer_body, requ
 from .lifetime import end_with_the_stack
 from .moto_atomic import make_dynamodb_atomic
 from .moto_multipart import complete_multipart_uploads_without_a_copy
+from .s3_gate import DENIED, header_signature_is_valid, presigned_signature_is_valid, signs_its_body
 
 # S3's own seeded random stream: version ids and multipart upload ids.
 S3_RANDOM = MotoRandom()
@@ -128,6 +131,43 @@ def record_changes(state: StateDirectory | None, witness_path: str | None) -> No
     Recorder._record_request = record
 
 
+def verify_signatures(access_key: str, secret_key: str) -> None:
+    """Only signed requests reach moto, as only signed requests reach AWS: a presigned URL whose
+    key, expiry or method was changed, a request signed with another secret or not signed at all
+    gets S3's 403 `AccessDenied`, on loopback too, so that a signing bug shows here first.
+    `/moto-api/` (the stack's own control of the stand-in: its seed) is moto's, not AWS's."""
+    serve = DomainDispatcherApplication.__call__
+
+    @functools.wraps(serve)
+    def serve_signed(self, environ, start_response):
+        target = environ.get("REQUEST_URI") or environ.get("RAW_URI") or "/"
+        raw_path, _, raw_query = target.partition("?")
+        if raw_path.startswith("/moto-api/"):
+            return serve(self, environ, start_response)
+        headers = {key[5:].replace("_", "-"): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
+        headers.update({key.replace("_", "-"): environ[key] for key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+                        if environ.get(key)})
+        host, method = headers.get("HOST", ""), environ["REQUEST_METHOD"]
+        if "X-Amz-Signature=" in raw_query:
+            valid = presigned_signature_is_valid(method, host, raw_path, raw_query, headers,
+                                                 access_key, secret_key)
+        else:
+            body = None
+            if signs_its_body(headers):  # DynamoDB's and SQS's small JSON bodies, read and put back
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                environ["wsgi.input"] = io.BytesIO(body)
+            valid = header_signature_is_valid(method, host, raw_path, raw_query, headers, body,
+                                              access_key, secret_key)
+        if valid:
+            return serve(self, environ, start_response)
+        start_response("403 Forbidden", [("Content-Type", "application/xml"),
+                                         ("Content-Length", str(len(DENIED)))])
+        return [DENIED]
+
+    DomainDispatcherApplication.__call__ = serve_signed
+
+
 def start() -> int:
     end_with_the_stack()
     make_dynamodb_atomic()
@@ -143,7 +183,9 @@ def start() -> int:
         state = StateDirectory(Path(os.environ["QFC_AWS_STATE_DIR"]), Path(legacy) if legacy else None)
     record_changes(state, os.environ.get("QFC_AWS_REQUEST_JOURNAL"))
     if state is not None:
-        state.restore()
+        state.restore()  # (the journal's requests were checked when they first came)
+    if os.environ.get("QFC_AWS_VERIFY_SIGNATURES") == "1":
+        verify_signatures(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
     collect_garbage_seldom()
     main(sys.argv[1:])
     return 0

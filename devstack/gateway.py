@@ -7,26 +7,34 @@ percent-encoded, query values decoded, binary media types base64-encoded, a JSON
 added to proxy responses that have none, and the gateway response for unknown routes (404 JSON
 `object_not_found`).
 
-A body comes as bytes or as a file to read (a server that spooled a large body to disk). A
-binary body is put in the event base64-encoded as API Gateway does, as ASCII bytes rather than a
-str: the same characters, without a second in-memory copy of a large upload. A binary body above
-what a Lambda event can carry on AWS (`LAMBDA_EVENT_BYTES`: such a request never reaches the
-function there) is passed as it came, unencoded: only the local stack's larger direct uploads
-are that big, and encoding them would be work AWS never does.
+It keeps AWS's limits, always (chalicelib/http/limits.py), and answers as the deployed gateway
+responses do: a body above 10 MB, or an event above what a Lambda invocation carries (the
+body base64-encoded in it), is a 413 before the function runs; an answer larger than a Lambda
+answer may be is a 502; a function that has not answered after 29 s is a 504 while it goes on.
+Larger file uploads never come here: the edge sends them to the large-request service
+(devstack/edge.py).
+
+A body comes as bytes or as a file to read (a server that spooled a body to disk). A binary
+body is put in the event base64-encoded as API Gateway does, as ASCII bytes rather than a str:
+the same characters, without another in-memory copy.
 """
 
 from __future__ import annotations
 
 import base64
+import io
+import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FunctionStillRunning
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.errors import MethodNotAllowed, UnknownRoute, error_json
-from chalicelib.http.request_data import LAMBDA_EVENT_BYTES
+from chalicelib.errors import ApiError, BadGateway, GatewayTimeout, MethodNotAllowed, UnknownRoute, error_json
+from chalicelib.http import limits
 
 # What API Gateway sets on a Lambda proxy response that names no Content-Type.
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -87,12 +95,18 @@ class GatewayResponse:
 class ApiGateway:
     """Serves `handler` (the Lambda entry point) with the routes and binary types of `app`."""
 
-    def __init__(self, app, handler, stage: str = "local", domain_name: str | None = None):
+    def __init__(self, app, handler, stage: str = "local", domain_name: str | None = None,
+                 timeout_seconds: float = limits.INTEGRATION_TIMEOUT_SECONDS):
         self.app = app
         self.handler = handler
         self.stage = stage
         self.domain_name = domain_name  # what API Gateway reports as `requestContext.domainName`
+        self.timeout_seconds = timeout_seconds
         self.tree = _build_tree(app.routes)
+        # The function runs on a thread of its own, so that the gateway can answer 504 after its
+        # timeout while the function goes on (as on AWS); as many as the HTTP server's threads,
+        # and room for some that outlast their timeout.
+        self._functions = ThreadPoolExecutor(max_workers=64, thread_name_prefix="function")
 
     def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
         if path != "/" and path.endswith("/"):
@@ -102,7 +116,7 @@ class ApiGateway:
     def _is_binary(self, content_type: str) -> bool:
         media_type = content_type.split(";")[0].strip().lower()
         return bool(media_type) and any(
-            fnmatch(media_type, pattern) for pattern in self.app.api.binary_types
+            fnmatch(media_type, pattern) for pattern in limits.BINARY_MEDIA_TYPES
         )
 
     def handle(
@@ -126,9 +140,18 @@ class ApiGateway:
             allowed = MethodNotAllowed(headers={"Allow": ", ".join(served)})
             return GatewayResponse(405, [("Content-Type", "application/json"), *allowed.headers.items()],
                                    error_json(allowed).encode())
+        if _length(body) > limits.API_GATEWAY_REQUEST_BYTES:
+            return _error(limits.too_large())
         event = self._event(method, split, headers, body, resource, params, source_ip)
-        context = _LambdaContext()
-        result = self.handler(event, context)
+        if _event_bytes(event) > limits.LAMBDA_EVENT_BYTES:
+            return _error(limits.too_large())
+        running = self._functions.submit(self.handler, event, _LambdaContext())
+        try:
+            result = running.result(timeout=self.timeout_seconds)
+        except FunctionStillRunning:
+            return _error(GatewayTimeout())
+        if _answer_bytes(result) > limits.LAMBDA_ANSWER_BYTES:
+            return _error(BadGateway())
         return self._response(result)
 
     def _event(self, method, split, headers, body, resource, params, source_ip) -> dict[str, Any]:
@@ -185,9 +208,38 @@ def _event_body(body: bytes, binary: bool) -> tuple[bytes | str | None, bool]:
         return None, False
     if not binary:
         return body.decode("utf-8", "replace"), False
-    if len(body) > LAMBDA_EVENT_BYTES:
-        return body, False
     return base64.b64encode(body), True
+
+
+def _length(body: bytes | IO[bytes]) -> int:
+    if isinstance(body, bytes | bytearray):
+        return len(body)
+    here = body.tell()
+    end = body.seek(0, io.SEEK_END)
+    body.seek(here)
+    return end - here
+
+
+def _event_bytes(event: dict[str, Any]) -> int:
+    """The size of the event as Lambda receives it (JSON), counted without another copy of the body."""
+    body = event["body"]
+    rest = json.dumps({**event, "body": None}, separators=(",", ":"))
+    if body is None:
+        return len(rest)
+    if isinstance(body, str):
+        return len(rest) + len(json.dumps(body)) - len("null")
+    return len(rest) + len(body) + 2 - len("null")  # base64 is plain ASCII: only the quotes added
+
+
+def _answer_bytes(result: dict[str, Any]) -> int:
+    """The size of the function's answer as Lambda passes it on (JSON)."""
+    return len(json.dumps(result, separators=(",", ":")))
+
+
+def _error(error: ApiError) -> GatewayResponse:
+    """A gateway response (infra/api.py declares the same ones for API Gateway)."""
+    return GatewayResponse(error.status, [("Content-Type", "application/json"), *error.headers.items()],
+                           error_json(error).encode())
 
 
 class _LambdaContext:

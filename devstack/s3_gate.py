@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from botocore.auth import S3SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -30,7 +30,8 @@ MAX_EXPIRES_SECONDS = 7 * 24 * 3600  # what S3 itself allows
 CLOCK_SKEW = timedelta(minutes=15)
 STREAM_CHUNK = 1024 * 1024
 DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-          b"<Message>Only requests with a valid presigned signature are accepted here.</Message></Error>")
+          b"<Message>Only requests signed with the stack's credentials, unexpired, are accepted here."
+          b"</Message></Error>")
 
 
 def presigned_signature_is_valid(
@@ -66,6 +67,47 @@ def presigned_signature_is_valid(
     signer = S3SigV4QueryAuth(Credentials(access_key, secret_key), "s3", region, expires=expires)
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
     return hmac.compare_digest(expected, signature)
+
+
+def header_signature_is_valid(
+    method: str, host: str, raw_path: str, raw_query: str, headers: dict[str, str], body: bytes | None,
+    access_key: str, secret_key: str, now: datetime | None = None,
+) -> bool:
+    """Whether a request carries a valid SigV4 `Authorization` header made with these credentials
+    (what boto3 sends: the API, the job worker, the large-request service). S3 signs the body's
+    hash in `X-Amz-Content-SHA256`, so its body is not needed; other services sign the body
+    itself, passed as `body`."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    authorization = lowered.get("authorization", "")
+    algorithm, _, fields = authorization.partition(" ")
+    try:
+        parts = dict(field.strip().split("=", 1) for field in fields.split(","))
+        key_id, date, region, service, terminator = parts["Credential"].split("/")
+        signed_headers = parts["SignedHeaders"].split(";")
+        signature = parts["Signature"]
+        timestamp = lowered["x-amz-date"]
+        signed_at = datetime.strptime(timestamp, SIGV4_TIMESTAMP).replace(tzinfo=UTC)
+    except (KeyError, ValueError):
+        return False
+    now = now or datetime.now(UTC)
+    if (algorithm != ALGORITHM or key_id != access_key or terminator != "aws4_request"
+            or date != timestamp[:8] or abs(now - signed_at) > CLOCK_SKEW
+            or "host" not in signed_headers or any(name not in lowered for name in signed_headers)):
+        return False
+    url = f"http://{host}{raw_path}" + (f"?{raw_query}" if raw_query else "")
+    request = AWSRequest(method=method, url=url,
+                         headers={name: lowered[name] for name in signed_headers}, data=body or b"")
+    request.context["timestamp"] = timestamp
+    signer_class = S3SigV4Auth if service == "s3" else SigV4Auth
+    signer = signer_class(Credentials(access_key, secret_key), service, region)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    return hmac.compare_digest(expected, signature)
+
+
+def signs_its_body(headers: dict[str, str]) -> bool:
+    """Whether a header-signed request's signature covers its body itself (not S3's)."""
+    authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    return authorization.startswith(ALGORITHM) and "/s3/aws4_request" not in authorization
 
 
 def _request_headers(environ: dict[str, Any]) -> dict[str, str]:

@@ -30,9 +30,10 @@ from . import data_folder
 LOOPBACK = "127.0.0.1"
 S3_OBJECTS_IN_MEMORY_BYTES = 256 * 1024
 
+# What the stack's processes sign their requests to the AWS stand-in with, whatever AWS
+# credentials the shell holds (the stand-in refuses any other: devstack/aws_standin.py).
+LOCAL_CREDENTIALS = ("local", "local")
 LOCAL_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
     # Metrics are for CloudWatch; locally they would only print lines.
     "POWERTOOLS_METRICS_DISABLED": "true",
@@ -51,7 +52,6 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("QFC_DATA_DIR", ".data", "where the local state is kept; one stack at a time uses a folder"),
     ("QFC_ADMIN_PASSWORD", "generated", "password of `admin`, on first start"),
     ("QFC_QUIET", "0", "1 leaves out the line per request at the console"),
-    ("QFC_MAX_DIRECT_UPLOAD_BYTES", "unset", "largest file accepted in one POST (4.4 MB on AWS)"),
     ("QFC_QUOTA_GRACE_PERCENT", "10", "how far past the storage quota QField's uploads may go"),
     ("QFC_WORKER", "1", "0 leaves the job worker out (jobs then wait in the queue)"),
     ("QFC_JOB_TIMEOUT_SECONDS", "600", "time limit of a package or delta job's QGIS process"),
@@ -151,10 +151,12 @@ class StackConfig:
         return self.data_dir / "worker.pid"
 
 
-def point_at_local_aws(config: StackConfig) -> None:
+def point_at_local_aws(config: StackConfig, credentials: tuple[str, str] = LOCAL_CREDENTIALS) -> None:
     """Environment for code that talks to the local AWS stand-in (set before importing it)."""
     for name, value in LOCAL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = credentials
+    os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ["QFC_AWS_ENDPOINT_URL"] = config.aws_endpoint
     os.environ["QFC_AWS_PUBLIC_ENDPOINT_URL"] = config.aws_public_endpoint
     os.environ.setdefault("QFC_PUBLIC_URL", config.root_url)
@@ -199,6 +201,8 @@ def start_moto(config: StackConfig, data_lock: int) -> subprocess.Popen:
         **os.environ,
         "QFC_AWS_STATE_DIR": str(config.aws_state),
         "QFC_AWS_LEGACY_RECORDING": str(config.legacy_recording),
+        # As on AWS, only requests signed with the stack's credentials (devstack/aws_standin.py).
+        "QFC_AWS_VERIFY_SIGNATURES": "1",
         # Objects above this are kept in temporary files, not in moto's memory.
         "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(S3_OBJECTS_IN_MEMORY_BYTES),
     }
@@ -250,35 +254,58 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait()
 
 
-class WorkerProcess:
-    """The local job worker, a child process restarted if it dies (as ECS restarts a stopped
-    task); its pid is in the data dir, its log in `worker.log`.
+class ChildProcess:
+    """A process of the stack, restarted if it dies (as ECS restarts a stopped task); its pid is
+    in the data dir, its output in a log there.
 
-    The worker and the AWS stand-in are in sessions of their own: a Ctrl-C reaches `./dev run`
-    alone, which stops the worker, then the stand-in the worker still needs until it has
-    stopped. They end when the stack's process ends, however it ends (devstack/lifetime.py)."""
+    The children and the AWS stand-in are in sessions of their own: a Ctrl-C reaches `./dev run`
+    alone, which stops them, then the stand-in they still need until they have stopped. They end
+    when the stack's process ends, however it ends (devstack/lifetime.py)."""
 
-    def __init__(self, config: StackConfig):
-        self.config = config
+    def __init__(self, name: str, module: str, log: Path, pid_file: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.module = module
+        self.log = log
+        self.pid_file = pid_file
+        self.env = env or {}
         self.process: subprocess.Popen | None = None
 
     def ensure_running(self) -> None:
         if self.process is not None and self.process.poll() is None:
             return
         if self.process is not None:
-            print(f"The job worker stopped (code {self.process.returncode}); restarting it.",
+            print(f"The {self.name} stopped (code {self.process.returncode}); restarting it.",
                   file=sys.stderr, flush=True)
-        log = open(self.config.worker_log, "ab")  # noqa: SIM115 (lives as long as the worker)
+        log = open(self.log, "ab")  # noqa: SIM115 (lives as long as the process)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.worker"], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=dict(os.environ),
+            [sys.executable, "-m", self.module], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
             start_new_session=True,  # out of reach of the terminal's Ctrl-C: run() stops it first
         )
-        self.config.worker_pid.write_text(f"{self.process.pid}\n")
+        self.pid_file.write_text(f"{self.process.pid}\n")
 
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+
+
+def worker_process(config: StackConfig) -> ChildProcess:
+    """The local job worker."""
+    return ChildProcess("job worker", "devstack.worker", config.worker_log, config.worker_pid)
+
+
+def large_requests_process(config: StackConfig, port: int) -> ChildProcess:
+    """The large-request service (large_requests/), on a loopback port behind the edge."""
+    return ChildProcess("large-request service", "large_requests", config.data_dir / "large-requests.log",
+                        config.data_dir / "large-requests.pid",
+                        {"QFC_LARGE_REQUESTS_HOST": LOOPBACK, "QFC_LARGE_REQUESTS_PORT": str(port),
+                         "POWERTOOLS_SERVICE_NAME": "qfc-large-requests"})
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
 
 
 def ensure_admin(config: StackConfig) -> tuple[str, str | None]:
@@ -319,17 +346,21 @@ def run(config: StackConfig) -> None:
     data_folder.publish(config.data_dir, **published)
     if not _port_is_free(config.host, config.port):
         raise SystemExit(f"port {config.port} is taken: set QFC_PORT to a free port")
-    if config.gated:
-        if not _port_is_free(config.public_host, config.aws_port):
-            raise SystemExit(f"port {config.aws_port} is taken on {config.public_host}: set QFC_AWS_PORT")
-        # Presigned URLs leave this machine: they are signed with a secret nobody else knows.
-        os.environ["AWS_SECRET_ACCESS_KEY"] = secrets.token_urlsafe(32)
-    point_at_local_aws(config)
+    if config.gated and not _port_is_free(config.public_host, config.aws_port):
+        raise SystemExit(f"port {config.aws_port} is taken on {config.public_host}: set QFC_AWS_PORT")
+    # Presigned URLs that leave this machine are signed with a secret nobody else knows.
+    key_id, secret = LOCAL_CREDENTIALS
+    point_at_local_aws(config, (key_id, secrets.token_urlsafe(32) if config.gated else secret))
     os.environ["QFC_STACK_PID"] = str(os.getpid())  # its children end with it (devstack/lifetime.py)
     moto = start_moto(config, data_lock)
     published["aws_pid"] = moto.pid
+    # What `./dev createuser` and `createorg` sign their requests with (the stand-in refuses any
+    # other); the folder is this user's only (start_moto).
+    published["aws_credentials"] = [os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]]
     data_folder.publish(config.data_dir, **published)
-    worker = WorkerProcess(config)
+    worker = worker_process(config)
+    uploads_port = _free_loopback_port()
+    uploads = large_requests_process(config, uploads_port)
     stopping = threading.Event()
 
     def stop(signum, frame):
@@ -343,20 +374,28 @@ def run(config: StackConfig) -> None:
         ensure_all()
         count_lists_once(config)
         admin, password = ensure_admin(config)
+        uploads.ensure_running()
 
         from app import app, handler
         from chalicelib.observability import logger
         from devstack.console_files import with_console
+        from devstack.edge import make_edge, serve_in_thread
         from devstack.gateway import ApiGateway
         from devstack.http_server import HttpServer, wsgi_application
 
         # The console has a line per request (devstack/http_server.py); the API's JSON log lines,
         # made for CloudWatch, are printed only for errors, not for every refused request.
         logger.setLevel("WARNING")
-        api = wsgi_application(ApiGateway(app, handler), quiet=os.environ.get("QFC_QUIET") == "1")
-        # The web console's files at `/`, the API behind them (devstack/console_files.py).
-        server = HttpServer(with_console(api, config.aws_public_endpoint), config.host, config.port)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        quiet = os.environ.get("QFC_QUIET") == "1"
+        api = wsgi_application(ApiGateway(app, handler), quiet=quiet)
+        # API Gateway (with the web console's files at `/`, devstack/console_files.py, which
+        # CloudFront serves from S3 on AWS) and the large-request service are the edge's origins,
+        # on loopback only: as on AWS, clients reach them through the edge (CloudFront there).
+        gateway_server = HttpServer(with_console(api, config.aws_public_endpoint), LOOPBACK, 0)
+        threading.Thread(target=gateway_server.serve_forever, daemon=True).start()
+        edge = make_edge(config.host, config.port, gateway_server.server_address,
+                         (LOOPBACK, uploads_port), quiet=quiet)
+        serve_in_thread(edge)
         if config.gated:
             from devstack.s3_gate import make_gate
 
@@ -370,12 +409,16 @@ def run(config: StackConfig) -> None:
         while not stopping.wait(0.5):
             if moto.poll() is not None:
                 raise SystemExit(f"the AWS stand-in stopped unexpectedly (see {config.data_dir}/moto.log)")
+            uploads.ensure_running()
             if config.start_worker:
                 worker.ensure_running()
-        server.shutdown()
-        server.server_close()
+        edge.shutdown()
+        edge.server_close()
+        gateway_server.shutdown()
+        gateway_server.server_close()
     finally:
         worker.stop()
+        uploads.stop()
         stop_process(moto)
     print("Stopped.", file=sys.stderr)
 
@@ -400,6 +443,8 @@ def _announce(config: StackConfig, admin: str, password: str | None) -> None:
         + ("; from the network only presigned requests)" if config.gated else ")"),
         "Job worker:       " + (f"running, log in {config.worker_log}" if config.start_worker
                                  else "not started (QFC_WORKER=0)"),
+        f"Large uploads:    the large-request service, log in {config.data_dir / 'large-requests.log'} "
+        "(AWS's limits hold for everything else: docs/local-stack.md)",
         state_summary(config),
     ]
     if password:

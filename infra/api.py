@@ -14,7 +14,8 @@ from typing import Any
 from chalice import Chalice
 from chalice.deploy.swagger import CFNSwaggerGenerator
 
-from chalicelib.errors import PayloadTooLarge, UnknownRoute, error_json
+from chalicelib.errors import UnknownRoute, error_json
+from chalicelib.http import limits
 from chalicelib.http.routing import API_PREFIX
 
 from .cfn import Json, get_att, ref, resource, sub
@@ -31,20 +32,10 @@ STAGE = "ApiStage"
 STAGE_NAME = "api"
 SERVICE_NAME = "qfc-api"
 
-# The Lambda event carries a binary body base64-encoded (4/3 larger) and must stay below Lambda's
-# 6 MB request limit with room for headers: 4.4 MB of file content is what fits.
-MAX_DIRECT_UPLOAD_BYTES = 4_400_000
 # API Gateway answers 504 after 29 s, but the function goes on: completing a presigned upload of
 # several GB (one streamed read of the object to checksum it) finishes in the background while the
 # client polls. Other requests take well under a second.
 FUNCTION_TIMEOUT_SECONDS = 900
-
-TOO_LARGE_MESSAGE = (
-    "The request is larger than API Gateway accepts. Upload files larger than "
-    f"{MAX_DIRECT_UPLOAD_BYTES} bytes with the presigned upload flow (an upload session with "
-    "presigned S3 URLs) instead of the multipart POST."
-)
-
 
 class _SwaggerForThisTemplate(CFNSwaggerGenerator):
     """Chalice's CloudFormation swagger, pointed at this template's function."""
@@ -69,7 +60,7 @@ GATEWAY_RESPONSES: dict[str, Json] = {
     "REQUEST_TOO_LARGE": {
         "statusCode": "413",
         "responseTemplates": {
-            "application/json": error_json(PayloadTooLarge(TOO_LARGE_MESSAGE))
+            "application/json": error_json(limits.too_large())
         },
     },
     "DEFAULT_4XX": {
@@ -102,6 +93,9 @@ def api_definition(app: Chalice) -> Json:
     definition = _SwaggerForThisTemplate().generate_swagger(app)
     _declare_greedy_parameters(definition)
     definition["x-amazon-apigateway-gateway-responses"] = GATEWAY_RESPONSES
+    # Every answer may be bytes (a compressed JSON answer, chalicelib/http/compression.py), and
+    # API Gateway decides by the client's Accept, which is often `*/*` or absent.
+    definition["x-amazon-apigateway-binary-media-types"] = list(limits.BINARY_MEDIA_TYPES)
     return definition
 
 
@@ -149,7 +143,7 @@ def rest_api_resources(app: Chalice) -> Json:
 
 def function_environment() -> Json:
     return {**service_environment(SERVICE_NAME),
-            "QFC_MAX_DIRECT_UPLOAD_BYTES": str(MAX_DIRECT_UPLOAD_BYTES),
+            "QFC_MAX_DIRECT_UPLOAD_BYTES": str(limits.MAX_DIRECT_UPLOAD_BYTES),
             # Account self-service the operator turns on (docs/api.md, "Accounts").
             "QFC_MAIL_SENDER": ref(MAIL_SENDER),
             "QFC_SIGNUP": ref(SIGNUP)}

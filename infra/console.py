@@ -14,6 +14,8 @@ functions are the pieces the distribution needs, for the template that declares 
 - `bucket_policy_statement(distribution)`: a statement for the files bucket's policy letting that
   distribution, and nothing else, read `console/*` (the bucket's other keys stay private).
 
+`served_with_console(parts)` fits them into the distribution (infra/template.py), and
+`resources()` declares the first and fourth.
 docs/console.md shows how they fit together.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .cfn import Json, get_att, ref, resource, sub
+from .edge import DistributionParts
 from .storage import BUCKET
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +47,9 @@ ASSET_CACHE = "public, max-age=31536000, immutable"
 PAGE_CACHE = "no-cache"
 # CloudFront's managed cache policy "CachingOptimized" (gzip and brotli, origin's Cache-Control).
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+# The app's paths (tests/test_console_hosting.py checks that every route matches one): the API,
+# and its documents and their pages outside /api/. Everything else is the console's.
+API_PATHS = ("/api/*", "/swagger*", "/docs*")
 
 
 def console_files(dist: Path = DIST) -> list[Path]:
@@ -174,3 +180,19 @@ def bucket_policy_statement(distribution: str) -> Json:
         "Condition": {"StringEquals": {"AWS:SourceArn": sub(
             "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${" + distribution + "}")}},
     }
+
+
+def resources() -> Json:
+    return {**origin_access_control_resources(), **security_headers_policy_resources()}
+
+
+def served_with_console(parts: DistributionParts) -> DistributionParts:
+    """The distribution's parts with the console at `/` (its default behaviour, `index.html` the
+    root object) and the API's behaviour kept for the API's paths."""
+    api = parts.default_behaviour
+    return DistributionParts(
+        origins=[*parts.origins, console_origin()],
+        default_behaviour=console_cache_behavior(),
+        behaviours=[*parts.behaviours, *({"PathPattern": path, **api} for path in API_PATHS)],
+        root_object="index.html",
+    )

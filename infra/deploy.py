@@ -36,7 +36,7 @@ from . import job_image as images
 from .artifacts import Artifacts
 from .index_steps import added_indexes, added_tables, index_steps
 from .package import cached_package
-from .standin import apply_skipped_properties, rest_api_as_resources
+from .standin import apply_skipped_properties, rest_api_as_resources, without_cloudfront
 from .target import DeployError, Target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,7 +130,7 @@ class Deployment:
         self.echo(f"Deploying stack {self.stack_name} to {self.target.where}.")
         template = generate()
         if self.target.is_moto:
-            template = rest_api_as_resources(template)
+            template = without_cloudfront(rest_api_as_resources(template))
         given = given_parameters(parameter_pairs, template)
         stack = self._stack_ready_for_change()
         artifacts = Artifacts.ensure(self.target, self.stack_name)

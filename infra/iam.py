@@ -24,6 +24,7 @@ from chalicelib.models import (
 from .api import FUNCTION_LOGS, FUNCTION_ROLE
 from .cfn import Json, allow, assume_role_policy, get_att, policy_document, ref, resource, sub
 from .jobs import EXECUTION_ROLE, JOB_LOGS, TASK_ROLE
+from .large_requests import LOGS as LARGE_REQUEST_LOGS
 from .parameters import DEPLOY_JOB_WORKERS, HAS_MAIL_SENDER, MAIL_SENDER
 from .storage import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE, bucket_arn, bucket_objects_arn
 from .tables import table_arns
@@ -159,7 +160,8 @@ def job_task_role() -> Json:
 
 
 def job_execution_role() -> Json:
-    """What ECS itself needs to start a worker: pull the image, write its logs."""
+    """What ECS itself needs to start a worker or a large-request task (the same image): pull
+    the image, write their logs."""
     account_repositories = sub(
         "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"
     )
@@ -169,7 +171,7 @@ def job_execution_role() -> Json:
         [
             allow(RESOURCELESS_ACTIONS, ["*"], "RegistryLogin"),
             allow(IMAGE_PULL_ACTIONS, [account_repositories], "PullImage"),
-            allow(LOG_WRITE_ACTIONS, [get_att(JOB_LOGS, "Arn")], "Logs"),
+            allow(LOG_WRITE_ACTIONS, [get_att(JOB_LOGS, "Arn"), get_att(LARGE_REQUEST_LOGS, "Arn")], "Logs"),
         ],
         Condition=DEPLOY_JOB_WORKERS,
     )

@@ -23,6 +23,7 @@ HOSTED_ZONE = "HostedZoneId"
 CERTIFICATE = "CertificateArn"
 MAIL_SENDER = "MailSender"
 SIGNUP = "Signup"
+LARGE_REQUESTS_AT_REST = "LargeRequestsAtRest"
 
 HAS_TABLE_PREFIX = "HasTablePrefix"
 HAS_BUCKET_NAME = "HasBucketName"
@@ -126,6 +127,15 @@ def parameters() -> Json:
             "Description": "With DomainName: the Route 53 hosted zone of the domain, which then gets "
                            "the certificate's validation record and the domain's record by itself.",
         },
+        LARGE_REQUESTS_AT_REST: {
+            "Type": "String",
+            "Default": "always-on",
+            "AllowedValues": ["always-on", "scale-to-zero"],
+            "Description": "The large-request service (uploads above 4.4 MB) while nobody uploads: "
+                           "always-on keeps its smallest task (about $13 a month in us-east-1); "
+                           "scale-to-zero runs none, and the first large upload after an idle hour "
+                           "fails and wakes it for QField's retry (docs/deploy.md).",
+        },
         CERTIFICATE: {
             "Type": "String",
             "Default": "",
@@ -174,6 +184,7 @@ def interface() -> Json:
                 {"Label": {"default": "Data"}, "Parameters": [TABLE_PREFIX, BUCKET_NAME]},
                 {"Label": {"default": "Job workers"},
                  "Parameters": [JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX]},
+                {"Label": {"default": "Large uploads"}, "Parameters": [LARGE_REQUESTS_AT_REST]},
                 {"Label": {"default": "Operations"}, "Parameters": [ALARM_EMAIL]},
                 {"Label": {"default": "Accounts"}, "Parameters": [MAIL_SENDER, SIGNUP]},
                 {"Label": {"default": "Custom domain"},

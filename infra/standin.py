@@ -3,6 +3,11 @@
 moto's CloudFormation engine creates most of the stack from the very template AWS gets, but two
 of its gaps (moto 5.2.5) would fail the deployment or lose its outputs:
 
+- It has no CloudFront, and an output naming the distribution fails the whole stack. Against
+  moto the outputs name API Gateway's URL instead (what a moto deployment serves: no edge, no
+  large-request path), and the CloudFront resources, which it would skip, are left out
+  (`without_cloudfront`); tests/test_edge_infra.py checks them on the template.
+
 - It creates an `AWS::ApiGateway::RestApi` without importing its `Body` (the OpenAPI definition
   of the routes), so the `AWS::ApiGateway::Deployment` then fails: "The REST API doesn't contain
   any methods". Here the body is imported the way API Gateway imports it, as CloudFormation
@@ -29,10 +34,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from typing import TYPE_CHECKING
 
 import requests
 
+from . import api, edge
 from .api import REST_API
 from .cfn import Json, get_att, ref, resource
 
@@ -40,6 +47,26 @@ if TYPE_CHECKING:
     from .target import Target
 
 APIGATEWAY_DEPLOYMENT = "AWS::ApiGateway::Deployment"
+
+
+def without_cloudfront(template: Json) -> Json:
+    """`template` without what moto cannot hold of CloudFront, its URLs API Gateway's."""
+    changed = copy.deepcopy(template)
+    resources = changed["Resources"]
+    for logical_id in [name for name, body in resources.items()
+                       if body["Type"].startswith("AWS::CloudFront::")]:
+        resources.pop(logical_id)
+    # and the bucket policy's statements naming the distribution (the console's reader)
+    for body in resources.values():
+        if body["Type"] == "AWS::S3::BucketPolicy":
+            statements = body["Properties"]["PolicyDocument"]["Statement"]
+            statements[:] = [s for s in statements if f"${{{edge.DISTRIBUTION}}}" not in json.dumps(s)]
+    outputs = changed["Outputs"]
+    outputs.pop("DistributionId", None)
+    for name, gateway in (("ServerUrl", api.server_root_url()), ("ApiUrl", api.api_url())):
+        condition, domain, _ = outputs[name]["Value"]["Fn::If"]
+        outputs[name]["Value"] = {"Fn::If": [condition, domain, gateway]}
+    return changed
 
 
 def is_moto(endpoint_url: str | None) -> bool:

@@ -49,7 +49,8 @@ CORS_RULES: list[Json] = [
 ]
 
 
-def bucket_resources() -> Json:
+def bucket_resources(policy_statements: tuple[Json, ...] = ()) -> Json:
+    """The bucket, with `policy_statements` added to its policy (the console's reader)."""
     keep = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
     return {
         BUCKET: resource(
@@ -88,7 +89,8 @@ def bucket_resources() -> Json:
                             "Action": "s3:*",
                             "Resource": [bucket_arn(), bucket_objects_arn()],
                             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        }
+                        },
+                        *policy_statements,
                     ],
                 },
             },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from . import api, domain, jobs, parameters
+from . import api, console, domain, edge, jobs, large_requests, parameters
 from .cfn import Json, get_att, ref
 from .iam import role_resources
 from .operations import alarm_resources, dashboard_resources
@@ -30,9 +30,11 @@ def _output(value: object, description: str, **attributes: object) -> Json:
 def _outputs() -> Json:
     return {
         "ApiUrl": _output(
-            domain.api_url(api.api_url()), "QFIELDCLOUD_URL for qfieldcloud-cli (keep the trailing slash)"
+            domain.api_url(edge.api_url()), "QFIELDCLOUD_URL for qfieldcloud-cli (keep the trailing slash)"
         ),
-        "ServerUrl": _output(domain.server_url(api.server_root_url()), "The server URL to enter in QField"),
+        "ServerUrl": _output(domain.server_url(edge.server_root_url()), "The server URL to enter in QField"),
+        "ApiGatewayUrl": _output(api.api_url(), "API Gateway itself (no uploads above 4.4 MB there)"),
+        "DistributionId": _output(ref(edge.DISTRIBUTION), "The CloudFront distribution"),
         "ApiDomainTarget": domain.target_output(),
         "BucketName": _output(ref(BUCKET), "The files bucket (QFC_BUCKET)"),
         "TablePrefix": _output(parameters.table_prefix_value, "QFC_TABLE_PREFIX"),
@@ -50,7 +52,7 @@ def _outputs() -> Json:
 def build_template(app: Chalice) -> Json:
     resources: Json = {
         **table_resources(),
-        **bucket_resources(),
+        **bucket_resources((console.bucket_policy_statement(edge.DISTRIBUTION),)),
         **queue_resources(),
         **role_resources(),
         **api.function_resources(),
@@ -59,13 +61,16 @@ def build_template(app: Chalice) -> Json:
         **alarm_resources(),
         **dashboard_resources(),
         **domain.domain_resources(),
+        **large_requests.large_request_resources(),
+        **console.resources(),
+        **edge.distribution_resources(console.served_with_console(edge.distribution_parts())),
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": DESCRIPTION,
         "Metadata": parameters.interface(),
         "Parameters": parameters.parameters(),
-        "Conditions": parameters.conditions(),
+        "Conditions": {**parameters.conditions(), **large_requests.conditions()},
         "Resources": resources,
         "Outputs": _outputs(),
     }

@@ -52,9 +52,11 @@ def aws():
 @pytest.fixture
 def api(aws) -> ApiClient:
     from app import app, handler
+    from devstack.edge import Edge
     from devstack.gateway import ApiGateway
 
-    return ApiClient(ApiGateway(app, handler))
+    gateway = ApiGateway(app, handler)
+    return ApiClient(gateway, front=Edge(gateway))
 
 
 @pytest.fixture

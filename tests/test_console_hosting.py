@@ -17,7 +17,6 @@ from moto import mock_aws
 
 from devstack.console_files import DIST, with_console
 from infra import console
-from infra.api import REST_API
 
 REPO = Path(__file__).resolve().parent.parent
 STORAGE = "http://127.0.0.1:9100"
@@ -101,35 +100,44 @@ def test_the_deploy_refuses_to_upload_a_console_that_is_not_built(tmp_path, s3):
         console.upload_console(s3, "files", tmp_path)
 
 
-def test_the_cloudfront_pieces_make_a_valid_template_with_the_stack(tmp_path):
-    """The pieces wired as docs/console.md shows, into the deployed template with a distribution
-    whose API behavior stands for the one infra will declare: cfn-lint finds nothing."""
+def test_the_distribution_serves_the_console_at_the_root_and_the_api_on_its_paths(tmp_path):
+    """The template the deploy builds: cfn-lint finds nothing; `/` is the console from the bucket's
+    console/ folder, every route of the app reaches API Gateway through the large-upload rule, and
+    only the distribution may read console/* (the files stay private)."""
+    import fnmatch
+
     from cfnlint.api import lint_file
     from cfnlint.config import ManualArgs
+
+    import app
+    from infra import edge, standin
 
     out = tmp_path / "template.json"
     subprocess.run([sys.executable, "-m", "infra.build", "--out", str(out)], cwd=REPO, check=True,
                    capture_output=True)
-    template = json.loads(out.read_text())
-    template["Resources"].update(console.origin_access_control_resources())
-    template["Resources"].update(console.security_headers_policy_resources())
-    template["Resources"]["Distribution"] = {"Type": "AWS::CloudFront::Distribution", "Properties": {
-        "DistributionConfig": {
-            "Enabled": True,
-            "DefaultRootObject": "index.html",
-            "Origins": [console.console_origin(), {
-                "Id": "api",
-                "DomainName": {"Fn::Sub": "${" + REST_API + "}.execute-api.${AWS::Region}.amazonaws.com"},
-                "CustomOriginConfig": {"OriginProtocolPolicy": "https-only"}}],
-            "DefaultCacheBehavior": console.console_cache_behavior(),
-            "CacheBehaviors": [{"PathPattern": "/api/*", "TargetOriginId": "api",
-                                "ViewerProtocolPolicy": "https-only",
-                                "CachePolicyId": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"}],
-        }}}
-    policy = template["Resources"]["FilesBucketPolicy"]["Properties"]["PolicyDocument"]
-    policy["Statement"].append(console.bucket_policy_statement("Distribution"))
-    out.write_text(json.dumps(template))
     matches = lint_file(out, config=ManualArgs(regions=["us-east-1", "eu-central-1"]))
     assert [str(match) for match in matches] == []
-    statement = console.bucket_policy_statement("Distribution")
-    assert statement["Resource"]["Fn::Sub"].endswith("/console/*")  # the files stay private
+    template = json.loads(out.read_text())
+    config = template["Resources"][edge.DISTRIBUTION]["Properties"]["DistributionConfig"]
+    assert config["DefaultRootObject"] == "index.html"
+    assert config["DefaultCacheBehavior"]["TargetOriginId"] == console.ORIGIN_ID
+    assert config["DefaultCacheBehavior"]["AllowedMethods"] == ["GET", "HEAD"]
+    [bucket_origin] = [origin for origin in config["Origins"] if origin.get("Id") == console.ORIGIN_ID]
+    assert bucket_origin["OriginPath"] == "/console"
+    api_behaviours = {behaviour["PathPattern"]: behaviour for behaviour in config["CacheBehaviors"]}
+    for behaviour in api_behaviours.values():
+        assert behaviour["TargetOriginId"] == edge.API_ORIGIN_ID
+        assert behaviour["FunctionAssociations"][0]["FunctionARN"] == {"Fn::GetAtt": [edge.EDGE_FUNCTION,
+                                                                                      "FunctionARN"]}
+    for route in app.app.routes:  # CloudFront's `*` matches any characters, slashes included
+        path = route.replace("{", "").replace("}", "")
+        assert any(fnmatch.fnmatchcase(path, pattern) for pattern in api_behaviours), route
+    assert not any(fnmatch.fnmatchcase("/index.html", pattern) for pattern in api_behaviours)
+    statements = template["Resources"]["FilesBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [reader] = [statement for statement in statements if statement.get("Principal") != "*"]
+    assert reader == console.bucket_policy_statement(edge.DISTRIBUTION)
+    assert reader["Resource"]["Fn::Sub"].endswith("/console/*") and reader["Action"] == "s3:GetObject"
+    # moto has no CloudFront: the stand-in's template keeps none of it, nor the statement naming it.
+    local = standin.without_cloudfront(template)
+    assert not [body for body in local["Resources"].values() if body["Type"].startswith("AWS::CloudFront::")]
+    assert "Distribution" not in json.dumps(local["Resources"]["FilesBucketPolicy"])

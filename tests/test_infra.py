@@ -225,8 +225,10 @@ def test_api_has_every_route_and_method_of_the_app(template: dict[str, Any]) -> 
             assert "${ApiFunction.Arn}" in integration["uri"]["Fn::Sub"]
 
 
-def test_binary_media_types_include_multipart(template: dict[str, Any]) -> None:
-    assert "multipart/form-data" in api_definition(template)["x-amazon-apigateway-binary-media-types"]
+def test_every_media_type_is_binary(template: dict[str, Any]) -> None:
+    """Uploads reach the function as bytes, and a compressed JSON answer reaches any client as
+    bytes whatever its Accept (chalicelib/http/compression.py)."""
+    assert api_definition(template)["x-amazon-apigateway-binary-media-types"] == ["*/*"]
 
 
 def api_gateway_resources(paths: list[str]) -> set[str]:
@@ -284,7 +286,7 @@ def test_gateway_responses_answer_in_the_api_error_format(template: dict[str, An
     too_large = responses["REQUEST_TOO_LARGE"]
     assert too_large["statusCode"] == "413"
     assert gateway_response_body(too_large)["code"] == "payload_too_large"
-    assert "presigned upload" in gateway_response_body(too_large)["message"]
+    assert "files/<project>/<path>/" in gateway_response_body(too_large)["message"]
     assert gateway_response_body(responses["DEFAULT_4XX"])["code"] == "api_error"
     assert gateway_response_body(responses["DEFAULT_5XX"])["code"] == "unknown_error"
     assert MESSAGE_STRING in responses["DEFAULT_4XX"]["responseTemplates"]["application/json"]
@@ -318,12 +320,12 @@ def test_stage_is_api_and_outputs_name_the_urls(template: dict[str, Any]) -> Non
 
     assert stage["StageName"] == "api"
     assert stage["DeploymentId"]["Ref"] in template["Resources"]
-    # The operator's domain when there is one (the stage mapped to its root), else API Gateway's.
-    gateway = "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
+    # The operator's domain when there is one (the stage mapped to its root), else CloudFront's.
+    edge = "https://${Distribution.DomainName}"
     assert outputs["ApiUrl"]["Value"] == {"Fn::If": [
-        "HasDomainName", {"Fn::Sub": "https://${DomainName}/api/v1/"}, {"Fn::Sub": gateway + "/api/v1/"}]}
+        "HasDomainName", {"Fn::Sub": "https://${DomainName}/api/v1/"}, {"Fn::Sub": edge + "/api/v1/"}]}
     assert outputs["ServerUrl"]["Value"] == {"Fn::If": [
-        "HasDomainName", {"Fn::Sub": "https://${DomainName}"}, {"Fn::Sub": gateway}]}
+        "HasDomainName", {"Fn::Sub": "https://${DomainName}"}, {"Fn::Sub": edge}]}
     mapping = the_one(template, "AWS::ApiGateway::BasePathMapping")
     assert mapping["Condition"] == "HasDomainName"
     assert (mapping["Properties"]["Stage"], "BasePath" in mapping["Properties"]) == ("api", False)
@@ -383,7 +385,8 @@ def test_the_bucket_refuses_every_request_that_is_not_over_tls(template: dict[st
     """moto's CloudFormation does not model bucket policies: this is where the policy is checked."""
     (bucket_id,) = resources_of_type(template, "AWS::S3::Bucket")
     (policy,) = resources_of_type(template, "AWS::S3::BucketPolicy").values()
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    # the other statement lets CloudFront read the console's files (tests/test_console_hosting.py)
+    statement, _console_reader = policy["Properties"]["PolicyDocument"]["Statement"]
 
     assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
     assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:*")
@@ -420,13 +423,13 @@ def test_jobs_queue_has_a_dead_letter_queue_like_the_local_stack(
 
 
 def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) -> None:
-    task = the_one(template, "AWS::ECS::TaskDefinition")["Properties"]
+    task = template["Resources"]["JobTaskDefinition"]["Properties"]
     (container,) = task["ContainerDefinitions"]
-    service = the_one(template, "AWS::ECS::Service")["Properties"]
-    target = the_one(template, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+    service = template["Resources"]["JobService"]["Properties"]
+    target = template["Resources"]["JobScalableTarget"]["Properties"]
     environment = {variable["Name"]: variable["Value"] for variable in container["Environment"]}
 
-    assert the_one(template, "AWS::ECS::Cluster")
+    assert template["Resources"]["JobCluster"]
     assert task["RequiresCompatibilities"] == ["FARGATE"]
     assert (task["Cpu"], task["Memory"]) == ("1024", "4096")
     assert container["Image"] == {"Ref": "JobImageUri"}
@@ -448,11 +451,11 @@ def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) 
     assert service["DesiredCount"] == {"Ref": "JobWorkerCount"}
     assert template["Parameters"]["JobWorkerCount"]["Default"] == 0
     assert target["MinCapacity"] == {"Ref": "JobWorkerCount"}
-    assert len(resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")) == 2
+    assert len(_jobs_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")) == 2
 
 
 def test_the_job_container_keeps_only_the_capabilities_the_worker_needs(template: dict[str, Any]) -> None:
-    task = the_one(template, "AWS::ECS::TaskDefinition")["Properties"]
+    task = template["Resources"]["JobTaskDefinition"]["Properties"]
     (container,) = task["ContainerDefinitions"]
     linux = container["LinuxParameters"]
     dockerfile = (REPO / "job_containers" / "Dockerfile").read_text()
@@ -466,7 +469,7 @@ def test_the_job_container_keeps_only_the_capabilities_the_worker_needs(template
     assert not re.search(r"^USER ", dockerfile, flags=re.MULTILINE)
     assert task["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
     assert re.search(r"^FROM --platform=linux/amd64 ", dockerfile, flags=re.MULTILINE)
-    assert "EnableExecuteCommand" not in the_one(template, "AWS::ECS::Service")["Properties"]
+    assert "EnableExecuteCommand" not in template["Resources"]["JobService"]["Properties"]
 
 
 def test_a_deployment_names_no_network_and_needs_no_look_up(template: dict[str, Any]) -> None:
@@ -477,24 +480,30 @@ def test_a_deployment_names_no_network_and_needs_no_look_up(template: dict[str, 
                 if parameter["Type"].startswith("AWS::EC2") or re.search("Vpc|Subnet", name)]
 
 
+def _jobs_of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    """The job workers' resources of a type (the large-request service has a network of its own)."""
+    return {logical_id: body for logical_id, body in resources_of_type(template, resource_type).items()
+            if logical_id.startswith("Job")}
+
+
 def test_job_workers_run_in_a_network_of_their_own_that_costs_nothing_at_rest(
     template: dict[str, Any],
 ) -> None:
-    service = the_one(template, "AWS::ECS::Service")
+    service = template["Resources"]["JobService"]
     network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
-    (vpc_id,) = resources_of_type(template, "AWS::EC2::VPC")
-    subnets = resources_of_type(template, "AWS::EC2::Subnet")
-    (acl_id,) = resources_of_type(template, "AWS::EC2::NetworkAcl")
-    (group_id,) = resources_of_type(template, "AWS::EC2::SecurityGroup")
-    (gateway_id,) = resources_of_type(template, "AWS::EC2::InternetGateway")
-    attachment = the_one(template, "AWS::EC2::VPCGatewayAttachment")["Properties"]
-    acl_associations = resources_of_type(template, "AWS::EC2::SubnetNetworkAclAssociation")
-    table_associations = resources_of_type(template, "AWS::EC2::SubnetRouteTableAssociation")
+    (vpc_id,) = _jobs_of_type(template, "AWS::EC2::VPC")
+    subnets = _jobs_of_type(template, "AWS::EC2::Subnet")
+    (acl_id,) = _jobs_of_type(template, "AWS::EC2::NetworkAcl")
+    (group_id,) = _jobs_of_type(template, "AWS::EC2::SecurityGroup")
+    (gateway_id,) = _jobs_of_type(template, "AWS::EC2::InternetGateway")
+    attachment = template["Resources"]["JobInternetGatewayAttachment"]["Properties"]
+    acl_associations = _jobs_of_type(template, "AWS::EC2::SubnetNetworkAclAssociation")
+    table_associations = _jobs_of_type(template, "AWS::EC2::SubnetRouteTableAssociation")
     acl_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["NetworkAclId"]["Ref"]
               for a in acl_associations.values()}
     table_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["RouteTableId"]["Ref"]
                 for a in table_associations.values()}
-    routes = resources_of_type(template, "AWS::EC2::Route")
+    routes = _jobs_of_type(template, "AWS::EC2::Route")
 
     assert network["Subnets"] == [{"Ref": subnet} for subnet in subnets] and len(subnets) == 2
     assert network["SecurityGroups"] == [{"Fn::GetAtt": [group_id, "GroupId"]}]
@@ -513,7 +522,7 @@ def test_job_workers_run_in_a_network_of_their_own_that_costs_nothing_at_rest(
     # Nothing that bills by the hour: no NAT gateway, no Elastic IP, no interface endpoint.
     types = {body["Type"] for body in template["Resources"].values()}
     assert not types & {"AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::TransitGateway"}
-    endpoints = resources_of_type(template, "AWS::EC2::VPCEndpoint").values()
+    endpoints = _jobs_of_type(template, "AWS::EC2::VPCEndpoint").values()
     assert {e["Properties"]["VpcEndpointType"] for e in endpoints} == {"Gateway"}
     services = {e["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1] for e in endpoints}
     assert services == {"s3", "dynamodb"}
@@ -522,7 +531,7 @@ def test_job_workers_run_in_a_network_of_their_own_that_costs_nothing_at_rest(
 
 
 def vpc_network(template: dict[str, Any]) -> ipaddress.IPv4Network:
-    return ipaddress.ip_network(the_one(template, "AWS::EC2::VPC")["Properties"]["CidrBlock"])
+    return ipaddress.ip_network(template["Resources"]["JobVpc"]["Properties"]["CidrBlock"])
 
 
 def resolver_of(template: dict[str, Any]) -> ipaddress.IPv4Address:
@@ -595,7 +604,7 @@ def test_the_network_acl_keeps_job_workers_off_every_private_address(template: d
 def test_the_security_group_lets_nothing_in_and_out_only_to_the_internet(
     template: dict[str, Any],
 ) -> None:
-    group = the_one(template, "AWS::EC2::SecurityGroup")["Properties"]
+    group = template["Resources"]["JobSecurityGroup"]["Properties"]
     egress = group["SecurityGroupEgress"]
     anything = [ipaddress.ip_network(rule["CidrIp"]) for rule in egress if rule["IpProtocol"] == "-1"]
     dns = [(rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIp"]) for rule in egress

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("chalicelib", "job_containers", "app.py")
+SOURCES = ("chalicelib", "job_containers", "large_requests", "app.py")
 
 # Bottom to top: a layer, the modules in it (a package stands for everything under it), and the
 # layers it may import besides its own. A module belongs to the layer of its longest match.
@@ -32,6 +32,9 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("job orchestration", ("job_containers",),
      ("foundation", "models", "adapters", "rules", "services", "job cores")),
     ("app", ("app",), ("foundation", "adapters", "http")),
+    # The large-request service: the upload route, its body streamed (a program beside the app).
+    ("large requests", ("large_requests",),
+     ("foundation", "models", "adapters", "rules", "services", "http")),
 ]
 # What the QGIS child may import of ours besides the cores: rules that need no AWS client.
 CHILD_RULES = {"chalicelib.rules.qgz_limits", "chalicelib.rules.job_hosts"}

@@ -72,7 +72,7 @@ def test_alarms_notify_the_optional_email_and_ignore_missing_data(template):
     assert template["Parameters"]["AlarmEmail"]["Default"] == ""
     assert len(notifying(template)) == 7
     assert {template["Resources"][name]["Properties"]["AlarmActions"][0]["Ref"] for name in scaling} == {
-        "JobScaleOutPolicy", "JobScaleInPolicy"}
+        "JobScaleOutPolicy", "JobScaleInPolicy", "LargeRequestsWakeUpPolicy", "LargeRequestsSleepPolicy"}
     for name, alarm in notifying(template).items():
         properties = alarm["Properties"]
         email = {"Fn::If": ["HasAlarmEmail", [{"Ref": topic_id}], {"Ref": "AWS::NoValue"}]}
@@ -106,9 +106,8 @@ def test_the_dead_letter_alarm_watches_the_dead_letter_queue(template):
 def test_job_alarms_count_the_worker_logs_and_watch_the_workers_memory(template):
     filters = of_type(template, "AWS::Logs::MetricFilter")
     (job_logs,) = [name for name, body in of_type(template, "AWS::Logs::LogGroup").items()
-                   if "/ecs/" in body["Properties"]["LogGroupName"]["Fn::Sub"]]
-    (cluster,) = of_type(template, "AWS::ECS::Cluster")
-    (service,) = of_type(template, "AWS::ECS::Service")
+                   if body["Properties"]["LogGroupName"]["Fn::Sub"].endswith("-jobs")]
+    cluster, service = "JobCluster", "JobService"
 
     for metric in ("JobsFailed", "JobsOutOfMemory"):
         (source,) = [f for f in filters.values()
@@ -158,7 +157,7 @@ def test_the_job_metric_filters_match_what_a_worker_logs_for_a_job_stopped_for_m
 
 def test_log_groups_keep_logs_as_long_as_the_parameter_says(template):
     groups = of_type(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 2
+    assert len(groups) == 3  # the API's, the job workers', the large-request service's
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
 
 

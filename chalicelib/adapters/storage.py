@@ -92,6 +92,14 @@ def temporary_key() -> str:
     return f"{TEMPORARY_PREFIX}{uuid.uuid4()}"
 
 
+def put_temporary(body: bytes, content_type: str, content_encoding: str | None = None) -> str:
+    """Store bytes for a short while (the lifecycle rule of TEMPORARY_PREFIX removes them); their key."""
+    key = temporary_key()
+    extra = {"ContentEncoding": content_encoding} if content_encoding else {}
+    aws.s3().put_object(Bucket=settings.bucket, Key=key, Body=body, ContentType=content_type, **extra)
+    return key
+
+
 def content_disposition(filename: str, disposition: str = "attachment") -> str:
     """A header value safe for any name: an ASCII fallback plus the RFC 5987 UTF-8 form."""
     ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "_")
@@ -197,6 +205,15 @@ def create_multipart_upload(key: str, content_type: str) -> str:
         Bucket=settings.bucket, Key=key, ContentType=content_type
     )
     return response["UploadId"]
+
+
+def upload_part(key: str, upload_id: str, number: int, data: bytes | bytearray, md5: bytes) -> str:
+    """Store one part of a multipart upload, with its MD5 for S3 to check; the part's ETag."""
+    response = aws.s3().upload_part(
+        Bucket=settings.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,
+        ContentMD5=base64.b64encode(md5).decode("ascii"),
+    )
+    return response["ETag"]
 
 
 def presigned_part_url(key: str, upload_id: str, part_number: int, expires_in: int) -> str:

@@ -24,11 +24,6 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from chalicelib.errors import BadRequest, EmptyContent, InvalidDeltafile, MultipleContents, PayloadTooLarge
 from chalicelib.services.inputs import Deltafile
 
-# A synchronous Lambda invocation carries at most 6 MB of event, so on AWS a binary body this
-# large never reaches the function (API Gateway refuses it first). Only the local stack, with
-# its larger direct-upload limit, delivers such a body, and it does so unencoded: base64 would
-# be a local-only cost (an encode and a decode of every byte, the bulk of a large upload's time).
-LAMBDA_EVENT_BYTES = 6 * 1024 * 1024
 MULTIPART = "multipart/form-data"
 MAX_BOUNDARY_CHARS = 70  # RFC 2046
 # The clients send two parts (QField's `text` and `file`); a body of thousands is refused.
@@ -53,7 +48,7 @@ def _raw_body(request) -> bytes:
 
 def _body_bytes(request) -> bytes:
     """The body as one buffer, decoded from the event as it arrived: base64 for binary types (as
-    API Gateway sends them, at most 6 MB), or the bytes themselves for a larger local body."""
+    API Gateway sends them, at most 6 MB of event: chalicelib/http/limits.py), else as text."""
     event = request.to_original_event()
     body = event.get("body")
     if not body:
@@ -169,6 +164,16 @@ def _decoded(content: bytes | memoryview, transfer_encoding: bytes | None) -> by
     return content
 
 
+def _boundary(content_type: str) -> bytes:
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadRequest("A multipart body needs a boundary in its Content-Type header.")
+    if len(boundary) > MAX_BOUNDARY_CHARS:
+        raise BadRequest(f"A multipart boundary has at most {MAX_BOUNDARY_CHARS} characters.")
+    return boundary
+
+
 def multipart(request) -> MultipartBody:
     """The parts of a multipart body, found by python-multipart's streaming parser. The body is
     given to the parser whole, so each part's bytes are a view of the body as received (a large
@@ -176,12 +181,7 @@ def multipart(request) -> MultipartBody:
     kept as text fields."""
     if media_type(request) != MULTIPART:
         return MultipartBody()
-    _, options = parse_options_header(request.headers.get("content-type", ""))
-    boundary = options.get(b"boundary")
-    if not boundary:
-        raise BadRequest("A multipart body needs a boundary in its Content-Type header.")
-    if len(boundary) > MAX_BOUNDARY_CHARS:
-        raise BadRequest(f"A multipart boundary has at most {MAX_BOUNDARY_CHARS} characters.")
+    boundary = _boundary(request.headers.get("content-type", ""))
     data = _body_bytes(request)
     body = MultipartBody()
     headers: dict[bytes, bytes] = {}
@@ -230,6 +230,92 @@ def multipart(request) -> MultipartBody:
         raise BadRequest("The multipart body is malformed.") from None
     if parser.state != MultipartState.END:
         raise BadRequest("The multipart body ends before its closing boundary.")
+    return body
+
+
+STREAM_READ_BYTES = 1024 * 1024
+
+
+def stream_multipart(content_type: str, read: Callable[[int], bytes], file_data: Callable[[bytes], None],
+                     file_part: str = "file") -> MultipartBody:
+    """A multipart body read as it arrives (`read(n)` gives at most n bytes, b"" at its end): the
+    bytes of the one part named `file_part` go to `file_data` as they come, never held whole;
+    the other parts are kept, as `multipart` keeps them, within MAX_FORM_BODY_BYTES in all. The
+    same refusals as `multipart`, and 400 `empty_content` or `multiple_contents` for the file
+    part, as soon as they are known."""
+    if content_type.split(";")[0].strip().lower() != MULTIPART:
+        raise EmptyContent(f"Send the content as multipart/form-data, in a part named `{file_part}`.")
+    boundary = _boundary(content_type)
+    body = MultipartBody()
+    headers: dict[bytes, bytes] = {}
+    header_name: list[bytes] = []
+    header_value: list[bytes] = []
+    pieces: list[bytes] = []
+    current = {"name": "", "is_file": False, "files": 0, "kept": 0}
+
+    def on_part_begin() -> None:
+        if len(body.parts) >= MAX_PARTS:
+            raise BadRequest(f"A multipart body has at most {MAX_PARTS} parts.")
+        headers.clear()
+        pieces.clear()
+
+    def on_header_end() -> None:
+        headers[b"".join(header_name).lower()] = b"".join(header_value).strip(b" \t")
+        header_name.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        _, disposition = parse_options_header(headers.get(b"content-disposition"))
+        if disposition.get(b"name") is None:
+            raise BadRequest("Each multipart part needs a name in its Content-Disposition header.")
+        current["name"] = disposition[b"name"].decode("utf-8", "replace")
+        current["is_file"] = current["name"] == file_part
+        current["has_filename"] = b"filename" in disposition
+        if current["is_file"]:
+            current["files"] += 1
+            if current["files"] > 1:
+                raise MultipleContents(f"Send exactly one multipart part named `{file_part}`.")
+            if (headers.get(b"content-transfer-encoding") or b"binary").strip().lower() not in (
+                    b"binary", b"8bit", b"7bit"):
+                raise BadRequest("A large file is sent as binary, without a Content-Transfer-Encoding.")
+
+    def on_part_data(buffer: bytes, start: int, end: int) -> None:
+        if current["is_file"]:
+            file_data(memoryview(buffer)[start:end])
+            return
+        current["kept"] += end - start
+        if current["kept"] > MAX_FORM_BODY_BYTES:
+            raise PayloadTooLarge(f"The parts besides `{file_part}` are at most {MAX_FORM_BODY_BYTES} bytes.")
+        pieces.append(buffer[start:end])
+
+    def on_part_end() -> None:
+        if current["is_file"]:
+            body.parts.append(Part(current["name"], io.BytesIO(), 0))
+            return
+        content = _decoded(b"".join(pieces), headers.get(b"content-transfer-encoding"))
+        if not current["has_filename"]:
+            body.fields[current["name"]] = bytes(content).decode("utf-8", "replace")
+        body.parts.append(Part(current["name"], BufferStream(content), len(content)))
+
+    parser = MultipartParser(boundary, callbacks={
+        "on_part_begin": on_part_begin,
+        "on_header_field": lambda buffer, start, end: header_name.append(buffer[start:end]),
+        "on_header_value": lambda buffer, start, end: header_value.append(buffer[start:end]),
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    })
+    try:
+        while chunk := read(STREAM_READ_BYTES):
+            parser.write(chunk)
+        parser.finalize()
+    except (FormParserError, KeyError, ValueError):
+        raise BadRequest("The multipart body is malformed.") from None
+    if parser.state != MultipartState.END:
+        raise BadRequest("The multipart body ends before its closing boundary.")
+    if not current["files"]:
+        raise EmptyContent(f"Send the content in a multipart part named `{file_part}`.")
     return body
 
 

@@ -82,7 +82,8 @@ def file_path_route(prefix: str) -> str:
     return prefix.rstrip("/") + "/{" + FILENAME + "+}"
 
 
-def _decode_params(params: dict[str, str]) -> dict[str, str]:
+def decode_params(params: dict[str, str]) -> dict[str, str]:
+    """Path parameters as a view gets them: decoded once, names normalized, ids checked."""
     decoded: dict[str, str] = {}
     for name, value in params.items():
         try:
@@ -107,9 +108,10 @@ def _respond_with_error(error: ApiError) -> Response:
     return Response(body=error_body(error), status_code=error.status, headers=headers)
 
 
-def _token_key(request) -> str | None:
-    """The key of `Authorization: Token <key>`; None without a token (another scheme too)."""
-    header = (request.headers.get("authorization") or "").strip()
+def _token_key(headers: Mapping[str, str]) -> str | None:
+    """The key of `Authorization: Token <key>`; None without a token (another scheme too).
+    `headers` is case-insensitive, or has lower-case names."""
+    header = (headers.get("authorization") or "").strip()
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "token":
         return None
@@ -119,10 +121,10 @@ def _token_key(request) -> str | None:
     return key
 
 
-def _caller(request, auth: Auth) -> Caller | None:
+def resolve_caller(headers: Mapping[str, str], auth: Auth) -> Caller | None:
     """The caller as `auth` declares it: a token sent is always checked; a `token` operation
     without one is 401 `not_authenticated`."""
-    key = _token_key(request)
+    key = _token_key(headers)
     caller = None if key is None else tokens.caller_with_token(key)
     if caller is None and auth == "token":
         raise NotAuthenticated()
@@ -135,11 +137,11 @@ def _run_view(view: Callable[..., Any], request, auth: Auth, early: Callable[[An
     context = request.context if request is not None else {}
     logger.append_keys(method=context.get("httpMethod"), route=context.get("resourcePath"))
     try:
-        arguments: dict[str, Any] = _decode_params(dict(request.uri_params or {}))
+        arguments: dict[str, Any] = decode_params(dict(request.uri_params or {}))
         if early is not None:
             arguments["early"] = Deferred(lambda: early(request))
         if auth != "none":
-            arguments["caller"] = _caller(request, auth)
+            arguments["caller"] = resolve_caller(request.headers, auth)
         return view(**arguments)
     except Exception as exc:  # the one place where exceptions become responses
         error = as_api_error(exc)

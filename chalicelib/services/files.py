@@ -135,8 +135,13 @@ def receive(content: IO[bytes]) -> Received:
 
 def upload(caller: Caller, target: UploadTarget, received: Received) -> FileVersion:
     """Store a file received in the request body (the direct multipart POST)."""
+    check_direct_upload_size(target.project.id, received.sums.size)
+    return store(caller, target, received)
+
+
+def store(caller: Caller, target: UploadTarget, received: Received) -> FileVersion:
+    """Store received bytes in one request to S3 and record them as the file's newest version."""
     content, sums = received.content, received.sums
-    check_direct_upload_size(target.project.id, sums.size)
     if target.is_qgis:
         check_qgis_project(target.name, content)
     owner = owner_of(target.project, caller.user)

@@ -129,6 +129,12 @@ class Deployed:
         (container,) = definition["containerDefinitions"]
         return {variable["name"]: variable["value"] for variable in container["environment"]}
 
+    def large_requests_environment(self) -> dict[str, str]:
+        definition = self.moto.client("ecs").describe_task_definition(
+            taskDefinition=self.resources["LargeRequestsTaskDefinition"])["taskDefinition"]
+        (container,) = definition["containerDefinitions"]
+        return {variable["name"]: variable["value"] for variable in container["environment"]}
+
     def unpack_package(self, into: Path) -> Path:
         """The Lambda package the stack's function was deployed from, unzipped."""
         body = self.moto.client("s3").get_object(Bucket=self.parameters["LambdaCodeS3Bucket"],
@@ -191,6 +197,25 @@ def start_api(deployed: Deployed, package: Path, environment: dict[str, str], wo
     )
     url = f"http://127.0.0.1:{port}/api/v1/"
     wait_until_up(url + "status/", process)
+    return Process(process, log), url
+
+
+def start_large_requests(deployed: Deployed, environment: dict[str, str], work: Path,
+                         credentials: dict[str, str]) -> tuple[Process, str]:
+    """The large-request service (the image's other command, from this checkout) with its task
+    definition's `environment` and `credentials`; its URL (CloudFront's origin on AWS)."""
+    port = free_port()
+    environment = {**BASE_ENVIRONMENT, **environment, **credentials,
+                   "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+                   "QFC_AWS_ENDPOINT_URL": deployed.moto.url,
+                   "QFC_LARGE_REQUESTS_HOST": "127.0.0.1", "QFC_LARGE_REQUESTS_PORT": str(port)}
+    log = work / "large-requests.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "large_requests"], cwd=ROOT, env=environment,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/health", process)
     return Process(process, log), url
 
 

@@ -32,6 +32,7 @@ from tests.e2e.deployed import (
     as_boto3,
     run_deploy,
     start_api,
+    start_large_requests,
     start_worker,
 )
 from tests.e2e.stack import BIN, CliResult
@@ -197,15 +198,20 @@ def enforced(iam_moto, build_dir, tmp_path_factory):
     deployed = Deployed.read(iam_moto, "qfc-iam")
     api_credentials = deployed.role_credentials("ApiFunctionRole")
     worker_credentials = deployed.role_credentials("JobTaskRole")
+    service_credentials = deployed.role_credentials("LargeRequestsTaskRole")
     work = tmp_path_factory.mktemp("processes")
     package = deployed.unpack_package(work / "package")
     api_environment, worker_environment = deployed.function_environment(), deployed.worker_environment()
+    service_environment = deployed.large_requests_environment()
     iam_moto.enforce_iam(True)
     try:
         api, url = start_api(deployed, package, api_environment, work, api_credentials)
         worker = start_worker(deployed, worker_environment, work, worker_credentials)
+        service, service_url = start_large_requests(deployed, service_environment, work, service_credentials)
         yield {"deployed": deployed, "url": url, "password": password_in(deployed_run.stdout),
-               "api": api_credentials, "worker": worker_credentials, "processes": (api, worker)}
+               "api": api_credentials, "worker": worker_credentials, "processes": (api, worker),
+               "service": service, "service_url": service_url}
+        service.stop()
         worker.stop()
         api.stop()
     finally:
@@ -261,6 +267,33 @@ def test_the_api_and_the_worker_pass_the_smoke_with_only_their_roles(enforced, t
         assert (downloaded / name).read_bytes() == (folder / name).read_bytes(), name
     assert (processing, packaging) == ("finished", "finished"), api.output()[-3000:] + worker.output()[-5000:]
     assert "AccessDenied" not in api.output() + worker.output()
+
+
+def test_the_large_request_service_stores_uploads_with_only_its_role(enforced, tmp_path):
+    """What the CloudFront Function sends it (infra/edge.py): a file of two parts, and a QGIS
+    project file, whose processing job it starts."""
+    from qfieldcloud_sdk.utils import calc_etag
+
+    url, service = enforced["url"], enforced["service_url"]
+    token = cli(url, "--json", "login", "admin", enforced["password"]).json()["token"]
+    project = cli(url, "--json", "create-project", "large", token=token).json()["id"]
+    auth = {"Authorization": f"Token {token}"}
+    content = bytes(range(256)) * (9 * 1024 * 1024 // 256)  # two 8 MiB parts
+    stored = requests.post(f"{service}/api/v1/files/{project}/big.gpkg/", headers=auth, timeout=120,
+                           files={"file": ("big.gpkg", content)})
+    qgs = (shared_data.testdata() / "worker" / "simple_bee_farming.qgs").read_bytes()
+    project_file = requests.post(f"{service}/api/v1/files/{project}/simple_bee_farming.qgs/", headers=auth,
+                                 timeout=120, files={"file": ("simple_bee_farming.qgs", qgs)})
+    listed = {entry["name"]: entry for entry in cli(url, "--json", "list-files", project, token=token).json()}
+    jobs = cli(url, "--json", "list-jobs", project, token=token).json()
+
+    assert stored.status_code == 201, stored.text
+    assert project_file.status_code == 201, project_file.text
+    (tmp_path / "big.gpkg").write_bytes(content)
+    assert listed["big.gpkg"]["md5sum"] == calc_etag(str(tmp_path / "big.gpkg"))
+    assert listed["big.gpkg"]["md5sum"].endswith("-2") and listed["big.gpkg"]["size"] == len(content)
+    assert [job["type"] for job in jobs] == ["process_projectfile"]
+    assert "AccessDenied" not in enforced["service"].output(), enforced["service"].output()[-3000:]
 
 
 def test_the_api_role_cannot_delete_the_bucket(enforced, iam_moto):

@@ -192,7 +192,7 @@ def _versions_of(item: dict) -> list[dict]:
 def _audit(stack: LocalStack, ledger: Ledger, owners: dict[str, int]) -> dict:
     """Read what the stack stored, straight from the AWS stand-in, and compare."""
     endpoint = f"http://127.0.0.1:{stack.aws_port}"
-    session = boto3.Session(aws_access_key_id="audit", aws_secret_access_key="audit",
+    session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local",
                             region_name="us-east-1")
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     s3 = session.client("s3", endpoint_url=endpoint)

@@ -1,0 +1,165 @@
+"""The template's CloudFront distribution, its routing function and the large-request service
+(infra/edge.py, infra/large_requests.py): what moto cannot create, checked on the template. The
+CloudFront Function itself runs in Node.js against the same cases as the local edge's rule."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.http import limits
+from infra import edge, large_requests
+from infra.cfn import Json
+from infra.template import build_template
+
+NODE_RUNNER = """\
+import { handler } from './function.mjs';
+import cf from 'cloudfront';
+const cases = JSON.parse(process.argv[2]);
+const routed = cases.map(([method, uri, length, chunked]) => {
+    cf.selected = 'api';
+    const headers = {};
+    if (length !== null) headers['content-length'] = { value: length };
+    if (chunked) headers['transfer-encoding'] = { value: 'chunked' };
+    handler({ request: { method, uri, headers, querystring: {}, cookies: {} } });
+    return cf.selected;
+});
+console.log(JSON.stringify(routed));
+"""
+CLOUDFRONT_STUB = "export default { selected: 'api', selectRequestOriginById(id) { this.selected = id; } };\n"
+
+BIG, SMALL = str(limits.LARGE_BODY_BYTES + 1), str(limits.LARGE_BODY_BYTES)
+CASES = [
+    ("POST", "/api/v1/files/p1/DCIM/photo.jpg/", BIG, False),
+    ("POST", "/api/v1/files/p1/DCIM/photo.jpg/", SMALL, False),
+    ("POST", "/api/v1/files/p1/data.gpkg/", None, True),
+    ("POST", "/api/v1/files/p1/data.gpkg/", None, False),
+    ("POST", "/api/v1/files/p1/data.gpkg/", "12x", False),
+    ("PUT", "/api/v1/files/p1/data.gpkg/", BIG, False),
+    ("POST", "/api/v1/files/metadata/p1/", BIG, False),
+    ("POST", "/api/v1/files/thumbnails/p1/", BIG, False),
+    ("POST", "/api/v1/deltas/p1/", BIG, False),
+    ("POST", "/api/v1/files/p1/", BIG, False),
+    ("GET", "/api/v1/files/p1/a.gpkg/", None, True),
+]
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    from app import app
+
+    return build_template(app)
+
+
+def test_the_cloudfront_function_routes_as_the_local_edge_does(tmp_path: Path) -> None:
+    (tmp_path / "function.mjs").write_text(edge.routing_function_code() + "\nexport { handler };\n")
+    stub = tmp_path / "node_modules" / "cloudfront"
+    stub.mkdir(parents=True)
+    package = {"name": "cloudfront", "type": "module", "main": "index.js"}
+    (stub / "package.json").write_text(json.dumps(package))
+    (stub / "index.js").write_text(CLOUDFRONT_STUB)
+    (tmp_path / "run.mjs").write_text(NODE_RUNNER)
+    ran = subprocess.run(["node", "run.mjs", json.dumps(CASES)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=30, check=True)
+    routed = json.loads(ran.stdout)
+    expected = [edge.LARGE_REQUESTS_ORIGIN_ID if limits.takes_large_path(method, path, length, chunked)
+                else edge.API_ORIGIN_ID for method, path, length, chunked in CASES]
+    assert routed == expected
+    assert routed[:3] == ["large-requests", "api", "large-requests"]  # the rule is not vacuous
+
+
+def test_the_distribution_is_the_one_public_url_with_nothing_cached(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    config = resources[edge.DISTRIBUTION]["Properties"]["DistributionConfig"]
+    # the API's behaviour, on its paths (the console is the default: tests/test_console_hosting.py)
+    [default] = [behaviour for behaviour in config["CacheBehaviors"] if behaviour["PathPattern"] == "/api/*"]
+    assert default["TargetOriginId"] == edge.API_ORIGIN_ID
+    assert default["CachePolicyId"] == edge.CACHING_DISABLED
+    assert default["OriginRequestPolicyId"] == edge.ALL_VIEWER_EXCEPT_HOST_HEADER
+    assert set(default["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"}
+    assert default["ViewerProtocolPolicy"] == "https-only"
+    assert default["FunctionAssociations"] == [
+        {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": [edge.EDGE_FUNCTION, "FunctionARN"]}}]
+    api, large, _console = config["Origins"]
+    assert api["OriginPath"] == "/api" and "${RestApi}.execute-api" in api["DomainName"]["Fn::Sub"]
+    condition, origin, _ = large["Fn::If"]
+    assert condition == "DeployJobWorkers" and origin["Id"] == edge.LARGE_REQUESTS_ORIGIN_ID
+    assert origin["VpcOriginConfig"]["VpcOriginId"] == {"Fn::GetAtt": [edge.VPC_ORIGIN, "Id"]}
+    function = resources[edge.EDGE_FUNCTION]["Properties"]
+    assert function["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert function["FunctionCode"]["Fn::If"][1] == edge.routing_function_code()
+    assert str(limits.LARGE_BODY_BYTES) in function["FunctionCode"]["Fn::If"][1]
+    assert template["Outputs"]["ServerUrl"]["Value"]["Fn::If"][2] == {"Fn::Sub": "https://${Distribution.DomainName}"}
+
+
+def test_another_origin_and_behaviour_plug_into_the_distribution() -> None:
+    """The console's S3 origin goes in through `distribution_parts`."""
+    parts = edge.distribution_parts()
+    parts.origins.append({"Id": "console", "DomainName": "bucket.s3.amazonaws.com", "S3OriginConfig": {}})
+    parts.behaviours.append({"PathPattern": "/console/*", "TargetOriginId": "console"})
+    config = edge.distribution_resources(parts)[edge.DISTRIBUTION]["Properties"]["DistributionConfig"]
+    assert [origin.get("Id") for origin in config["Origins"][::2]] == ["api", "console"]
+    assert config["CacheBehaviors"] == [{"PathPattern": "/console/*", "TargetOriginId": "console"}]
+    assert config["DefaultCacheBehavior"]["TargetOriginId"] == "api"
+
+
+def test_only_cloudfront_reaches_the_service(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    balancer = resources[large_requests.LOAD_BALANCER]["Properties"]
+    assert balancer["Scheme"] == "internal"
+    origin = resources[edge.VPC_ORIGIN]["Properties"]["VpcOriginEndpointConfig"]
+    assert origin["Arn"] == {"Fn::GetAtt": [large_requests.LOAD_BALANCER, "LoadBalancerArn"]}
+    (balancer_rule,) = resources[large_requests.BALANCER_SECURITY_GROUP]["Properties"]["SecurityGroupIngress"]
+    assert balancer_rule["CidrIp"] == str(large_requests.VPC_CIDR) and balancer_rule["FromPort"] == 80
+    (task_rule,) = resources[large_requests.TASK_SECURITY_GROUP]["Properties"]["SecurityGroupIngress"]
+    assert task_rule["SourceSecurityGroupId"] == {
+        "Fn::GetAtt": [large_requests.BALANCER_SECURITY_GROUP, "GroupId"]}
+    container = resources[large_requests.TASK_DEFINITION]["Properties"]["ContainerDefinitions"][0]
+    assert container["Command"] == ["python3", "-m", "large_requests"]
+    target = resources[large_requests.TARGET_GROUP]["Properties"]
+    assert target["HealthCheckPath"] == "/health"
+    assert target["Port"] == container["PortMappings"][0]["ContainerPort"]
+
+
+def _statements(role: Json) -> list[Json]:
+    (policy,) = role["Properties"]["Policies"]
+    return policy["PolicyDocument"]["Statement"]
+
+
+def test_the_service_role_reaches_only_what_an_upload_needs(template: dict[str, Any]) -> None:
+    statements = {s["Sid"]: s for s in _statements(template["Resources"][large_requests.TASK_ROLE])}
+    assert set(statements) == {"Tables", "StoreProjectFiles", "SubmitProcessingJobs"}
+    actions = [action for s in statements.values() for action in s["Action"]]
+    assert not [a for a in actions if a.endswith(("Scan", "*", "DeleteItem", "DeleteObject", "GetObject"))]
+    tables = {arn["Fn::GetAtt"][0] for arn in statements["Tables"]["Resource"] if "Fn::GetAtt" in arn}
+    assert "LoginAttemptsTable" not in tables and "DeltasTable" not in tables
+    assert len(tables) == len(large_requests.MODELS)
+    files = [{"Fn::Sub": "${FilesBucket.Arn}/projects/*/files/*"}]
+    assert statements["StoreProjectFiles"]["Resource"] == files
+    assert statements["SubmitProcessingJobs"]["Action"] == ["sqs:SendMessage"]
+    assert "*" not in json.dumps([s["Resource"] for s in statements.values()]).replace("/*", "")
+
+
+def test_the_at_rest_choice_is_a_stack_parameter(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["LargeRequestsAtRest"]
+    assert parameter["Default"] == "always-on"
+    assert parameter["AllowedValues"] == ["always-on", "scale-to-zero"]
+    resources = template["Resources"]
+    service = resources[large_requests.SERVICE]["Properties"]
+    assert service["DesiredCount"] == {"Fn::If": [large_requests.SCALES_TO_ZERO, 0, 1]}
+    wake_up = resources[large_requests.WAKE_UP_ALARM]
+    assert wake_up["Condition"] == large_requests.SCALES_TO_ZERO
+    assert wake_up["Properties"]["MetricName"] == "HTTPCode_ELB_503_Count"
+    target = resources[large_requests.SCALABLE_TARGET]["Properties"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (0, 1)
+
+
+def test_incomplete_multipart_uploads_are_aborted_by_the_bucket(template: dict[str, Any]) -> None:
+    rules = template["Resources"]["FilesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    aborting = [rule for rule in rules if "AbortIncompleteMultipartUpload" in rule]
+    assert aborting and aborting[0]["Status"] == "Enabled" and "Prefix" not in aborting[0]
+    assert aborting[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] <= 7
