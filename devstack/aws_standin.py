@@ -144,6 +144,10 @@ def verify_signatures(access_key: str, secret_key: str) -> None:
         raw_path, _, raw_query = target.partition("?")
         if raw_path.startswith("/moto-api/"):
             return serve(self, environ, start_response)
+        # A browser's CORS preflight carries no credentials by design; S3 answers it from the
+        # bucket's CORS rules (the web console's uploads PUT their parts from another origin).
+        if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
+            return serve(self, environ, start_response)
         headers = {key[5:].replace("_", "-"): value for key, value in environ.items()
                    if key.startswith("HTTP_")}
         headers.update({key.replace("_", "-"): environ[key] for key in ("CONTENT_TYPE", "CONTENT_LENGTH")
