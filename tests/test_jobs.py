@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import time
 
 import pytest
 from PIL import Image
 
 from tests import shared_data
 from tests.files_helpers import upload
-from tests.jobs_helpers import fetch, run_jobs, upload_tree
+from tests.jobs_helpers import an_hour_later, fetch, run_jobs, upload_tree
 
 BEE_FILES = ["bees.gpkg", "bumblebees.gpkg", "simple_bee_farming.qgs"]
 
@@ -195,21 +194,20 @@ def test_two_workers_never_run_jobs_of_one_project_at_once(alice, bees, override
     assert Job.get(second).status == "finished"
 
 
-def test_a_job_whose_worker_died_ends_failed_and_the_project_is_not_busy(alice, bees, override_settings):
+def test_a_job_whose_worker_died_ends_failed_and_the_project_is_not_busy(alice, bees):
     from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
     from chalicelib.services import jobs
     from job_containers.worker import Worker
 
-    override_settings(job_lease_seconds=1)
     job_id = alice.post("jobs/", json={"project_id": bees, "type": "package"}).json()["id"]
     job = Job.get(job_id)
-    assert jobs.acquire_lease(job, "a-worker-that-dies", 1) and jobs.claim(job)
+    assert jobs.acquire_lease(job, "a-worker-that-dies", 60) and jobs.claim(job)
     for message in queue.receive(0):
         queue.delete(message)  # the dead worker had received it
     assert alice.get(f"projects/{bees}/").json()["status"] == "busy"
-    time.sleep(1.5)
-    Worker().sweep()
+    with an_hour_later():
+        Worker().sweep()
     detail = alice.get(f"jobs/{job_id}/").json()
     assert detail["status"] == "failed" and "stopped before it finished" in detail["output"]
     assert alice.get(f"projects/{bees}/").json()["status"] == "ok"
