@@ -4,11 +4,11 @@ storage counter must come back to what is really stored (docs/security.md, Proje
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from tests.files_helpers import upload
+from tests.waiting import wait_until
 
 
 def leftovers(project_id: str) -> dict:
@@ -35,47 +35,80 @@ NOTHING = {"project": 0, "files": 0, "collaborators": 0, "uploads": 0, "s3": 0, 
            "owner_bytes": 0}
 
 
+class HeldStores:
+    """Stores into S3 that, once `hold()` is called, wait until `release()`: uploads are caught in
+    flight when the deletion comes, their quota counted and their bytes not stored yet."""
+
+    def __init__(self):
+        self.open = threading.Event()
+        self.open.set()
+        self.lock = threading.Lock()
+        self.waiting = 0
+
+    def hold(self) -> None:
+        self.open.clear()
+
+    def release(self) -> None:
+        self.open.set()
+
+    def wrap(self, put):
+        def held_put(*args, **kwargs):
+            if not self.open.is_set():
+                with self.lock:
+                    self.waiting += 1
+                self.open.wait()
+            return put(*args, **kwargs)
+
+        return held_put
+
+
 @pytest.fixture
-def slow_s3(monkeypatch):
-    """Stores take a while, as over a real network: uploads are in flight when the delete comes."""
+def held_stores(monkeypatch) -> HeldStores:
     from chalicelib.adapters import storage
 
-    put = storage.put_object
-
-    def slow_put(*args, **kwargs):
-        time.sleep(0.05)
-        return put(*args, **kwargs)
-
-    monkeypatch.setattr(storage, "put_object", slow_put)
+    held = HeldStores()
+    monkeypatch.setattr(storage, "put_object", held.wrap(storage.put_object))
+    yield held
+    held.release()  # never leave an uploader waiting
 
 
-def test_deleting_a_project_while_uploads_run_leaves_nothing_and_corrects_the_quota(alice, users, slow_s3):
+def test_deleting_a_project_while_uploads_run_leaves_nothing_and_corrects_the_quota(alice, users,
+                                                                                   held_stores):
+    """Six uploaders go on while the project is deleted; each of them has an upload in flight (its
+    quota counted, its bytes being stored) when the deletion and its purge run."""
     users("bob")
     pid = alice.create_project("doomed")["id"]
     alice.post(f"collaborators/{pid}/", json={"collaborator": "bob", "role": "editor"})
     for n in range(5):
         assert upload(alice, pid, f"data/{n}.csv", b"x" * 10_000).status == 201
     stop = threading.Event()
-    statuses: list[int] = []
+    statuses: dict[int, list[int]] = {worker: [] for worker in range(6)}
 
     def keep_uploading(worker: int) -> None:
         n = 0
         while not stop.is_set():
-            statuses.append(upload(alice, pid, f"DCIM/{worker}/{n % 3}.jpg", b"y" * 50_000).status)
+            statuses[worker].append(upload(alice, pid, f"DCIM/{worker}/{n % 3}.jpg", b"y" * 50_000).status)
             n += 1
 
-    uploaders = [threading.Thread(target=keep_uploading, args=(w,)) for w in range(6)]
+    uploaders = [threading.Thread(target=keep_uploading, args=(w,)) for w in statuses]
     for thread in uploaders:
         thread.start()
-    time.sleep(0.3)
-    assert alice.delete(f"projects/{pid}/").status == 204
-    time.sleep(0.3)
-    stop.set()
-    for thread in uploaders:
-        thread.join()
+    try:
+        wait_until(lambda: all(201 in seen for seen in statuses.values()), "the uploads did not begin")
+        held_stores.hold()
+        wait_until(lambda: held_stores.waiting == len(uploaders), "the uploads were not caught in flight")
+        assert alice.delete(f"projects/{pid}/").status == 204  # its purge runs before the answer
+        held_stores.release()
+        wait_until(lambda: all(404 in seen for seen in statuses.values()), "uploads still succeed")
+    finally:
+        held_stores.release()
+        stop.set()
+        for thread in uploaders:
+            thread.join()
 
-    assert 201 in statuses and 404 in statuses
-    assert set(statuses) <= {201, 404}
+    assert {status for seen in statuses.values() for status in seen} == {201, 404}
+    for seen in statuses.values():  # once refused, refused for good
+        assert 201 not in seen[seen.index(404):]
     assert alice.get(f"projects/{pid}/").status == 404
     assert leftovers(pid) == NOTHING
 
