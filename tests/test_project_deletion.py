@@ -261,30 +261,8 @@ def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, pu
     assert leftovers(pid) == NOTHING
 
 
-def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(monkeypatch, override_settings):
-    import json
-
-    from chalicelib.adapters import background
-    from chalicelib.services import project_deletion
-
-    override_settings(background_tasks="lambda")
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stack-api")
-    sent = []
-
-    class FakeLambda:
-        def invoke(self, **kwargs):
-            sent.append(kwargs)
-
-    monkeypatch.setattr(background, "_lambda_client", lambda region: FakeLambda())
-    background.start(project_deletion.purge, project_id="p1")
-    assert sent[0]["FunctionName"] == "stack-api" and sent[0]["InvocationType"] == "Event"
-    event = json.loads(sent[0]["Payload"])
-    ran = []
-    monkeypatch.setattr(project_deletion, "purge", lambda project_id: ran.append(project_id))
-    monkeypatch.setitem(background._TASKS, "purge", project_deletion.purge)
-    handler = background.dispatching(lambda event, context: {"statusCode": 200})
-    assert handler(event, None)["done"] and ran == ["p1"]
-    assert handler({"httpMethod": "GET"}, None) == {"statusCode": 200}
+# On AWS the purge runs in an asynchronous invocation of the function itself, through moto's
+# Lambda: tests/test_infra.py, test_on_aws_a_deletion_invokes_the_function_itself_as_its_role_allows…
 
 
 def test_a_purge_an_earlier_version_queued_still_runs_after_an_upgrade(monkeypatch):
