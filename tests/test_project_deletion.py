@@ -237,6 +237,73 @@ def test_a_completion_running_when_the_project_is_deleted_undoes_itself_once(ali
     assert leftovers(pid) == NOTHING
 
 
+class FunctionStopped(BaseException):
+    """The Lambda function stopped where it was (its time ran out): nothing after runs."""
+
+
+@pytest.mark.parametrize("stopped_in", ["assembling the parts", "recording the version"])
+def test_a_completion_cut_off_holding_its_claim_then_its_project_deleted_gives_its_quota_back(
+        alice, monkeypatch, stopped_in):
+    """The completion counted the upload against the quota and was cut off while it held the
+    session (fresh: no retry may take it over for minutes); then the project is deleted. The
+    purge must give that quota back: the project's gone, so no retry of the completion ever will."""
+    import requests
+
+    from chalicelib.adapters import storage
+    from chalicelib.models import UploadSession, User
+    from chalicelib.services import files
+
+    pid = alice.create_project("doomed")["id"]
+    assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
+    started = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 5000}).json()
+    for part in started["parts"]:
+        assert requests.put(part["url"], data=b"y" * part["size"], timeout=30).ok
+
+    def stop(*args, **kwargs):
+        raise FunctionStopped
+
+    with monkeypatch.context() as patch:
+        if stopped_in == "assembling the parts":
+            patch.setattr(storage, "complete_multipart_upload", stop)
+        else:
+            patch.setattr(files, "record_version", stop)
+        with pytest.raises(FunctionStopped):
+            alice.post(f"uploads/{pid}/{started['upload_id']}/complete/")
+    session = UploadSession.get(started["upload_id"])
+    assert (session.state, session.quota_counted) == ("completing", True)
+    assert int(User.get("alice").storage_used_bytes) == 6000
+
+    assert alice.delete(f"projects/{pid}/").status == 204  # its purge runs before the answer
+    assert leftovers(pid) == NOTHING
+
+
+def test_a_completion_running_while_the_purge_runs_undoes_itself_once(alice, monkeypatch):
+    """The purge drops the session of a completion that is still running (its claim is fresh);
+    the completion then fails at its commit: the quota comes back once, not twice."""
+    import requests
+
+    from chalicelib.models import Project, User
+    from chalicelib.services import files, project_deletion
+
+    pid = alice.create_project("doomed")["id"]
+    assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
+    started = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 5000}).json()
+    for part in started["parts"]:
+        assert requests.put(part["url"], data=b"y" * part["size"], timeout=30).ok
+    record = files.record_version
+
+    def deleted_and_purged_meanwhile(*args, **kwargs):
+        project_deletion.request_deletion(Project.get(pid))  # the purge runs inline, now
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(files, "record_version", deleted_and_purged_meanwhile)
+    reply = alice.post(f"uploads/{pid}/{started['upload_id']}/complete/")
+    assert (reply.status, reply.code) == (404, "object_not_found")
+    assert int(User.get("alice").storage_used_bytes) == 0
+    project_deletion.purge(pid)
+    assert leftovers(pid) == NOTHING
+
+
 def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, purge_later):
     from chalicelib.adapters import storage
     from chalicelib.services import project_deletion
