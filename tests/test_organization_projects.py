@@ -150,7 +150,8 @@ def test_an_admin_demoted_to_member_loses_the_admins_access_at_once(acme):
         assert erin.get(f"projects/{pid}/").status == 403
         assert erin.get(f"files/{pid}/").status == 403
         assert erin.post(f"files/{pid}/more.csv/", files={"file": b"a,b"}).status == 403
-        assert erin.post(f"collaborators/{pid}/", json={"collaborator": "dave", "role": "admin"}).status == 403
+        added = erin.post(f"collaborators/{pid}/", json={"collaborator": "dave", "role": "admin"})
+        assert added.status == 403
         assert erin.delete(f"projects/{pid}/").status == 403
         assert erin.post("jobs/", json={"project_id": pid, "type": "package"}).status == 403
     assert erin.get("projects/").json() == []
