@@ -971,3 +971,50 @@ def _a_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", "")
     return buffer.getvalue()
+
+
+def test_the_job_workers_role_allows_removing_what_a_job_stored_for_a_project_deleted_meanwhile(
+    template: dict[str, Any], users: Any, override_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package job whose project is deleted while its core runs removes what it stored after
+    (job_containers.runner): the task role must allow those calls too (the deletion itself is
+    the API's, not recorded)."""
+    from chalicelib.adapters import job_queue as queue
+    from chalicelib.models import Project
+    from chalicelib.services import project_deletion
+    from job_containers.workspace import Workspace
+
+    override_settings(jobs_queue_url=queue.jobs_queue_url(),
+                      jobs_dead_letter_queue_url=queue.dead_letter_queue_url())
+    alice = users("alice")
+    project = alice.create_project("doomed")["id"]
+    qgs = (shared_data.testdata() / "app" / "self_contained.qgs").read_bytes()
+    assert upload(alice, project, "project.qgs", qgs).status == 201
+    run_jobs()
+    assert alice.post("jobs/", json={"project_id": project, "type": "package"}).status == 201
+    run_core, make_api_call = Workspace.run_core, BaseClient._make_api_call
+
+    def deleted_meanwhile(self, *args, **kwargs):
+        result = run_core(self, *args, **kwargs)
+        with pytest.MonkeyPatch.context() as patch:  # the API's calls
+            patch.setattr(BaseClient, "_make_api_call", make_api_call)
+            project_deletion.request_deletion(Project.get(project))
+        return result
+
+    monkeypatch.setattr(Workspace, "run_core", deleted_meanwhile)
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    with aws_calls_recorded(calls):
+        run_jobs()
+
+    arns = MotoArns.read()
+    stack_arns = arns.of_stack(template)
+    allowed = [(set(as_list(s["Action"])), [resolved(r, stack_arns) for r in as_list(s["Resource"])])
+               for s in job_worker_statements(template)]
+    requested = {pair for call in calls for pair in authorizations(*call, arns)}
+    denied = sorted((action, arn) for action, arn in requested
+                    if not any(action in actions and any(fnmatchcase(arn, p) for p in patterns)
+                               for actions, patterns in allowed))
+    removed = {arn.split(f"/{project}/")[1].split("/")[0] for action, arn in requested
+               if action == "s3:DeleteObjectVersion"}
+    assert denied == []
+    assert removed == {"jobs", "packages"}  # the job's report and its package files

@@ -268,3 +268,31 @@ def test_localized_layers_are_read_from_the_owners_shared_datasets(alice):
     project_file = fetch(alice, f"packages/{pid}/latest/files/project_qfield.qgs/").decode()
     assert 'localized:bumblebees.gpkg|layername=apiary' in project_file
     assert alice.get(f"projects/{pid}/").json()["shared_datasets_project_id"] == shared
+
+
+@pytest.mark.parametrize("job_type", ["package", "process_projectfile"])
+def test_a_project_deleted_while_its_job_runs_leaves_nothing_behind(alice, bees, monkeypatch, job_type):
+    """The deletion (and its purge) comes while the job's QGIS core runs: what the job then
+    stores (its report, its package files, a thumbnail) must not outlive the project, nor may
+    anything of the project come back (its item, its counters)."""
+    from chalicelib.models import Project
+    from chalicelib.services import project_deletion
+    from job_containers.workspace import Workspace
+    from tests.test_project_deletion import NOTHING, leftovers
+
+    if job_type == "package":
+        assert alice.post("jobs/", json={"project_id": bees, "type": job_type}).status == 201
+    else:
+        upload_tree(alice, bees, shared_data.testdata() / "worker", ["simple_bee_farming.qgs"])
+    run_core = Workspace.run_core
+
+    def deleted_meanwhile(self, *args, **kwargs):
+        result = run_core(self, *args, **kwargs)
+        project_deletion.request_deletion(Project.get(bees))  # the purge runs inline, now
+        assert leftovers(bees) == NOTHING
+        return result
+
+    monkeypatch.setattr(Workspace, "run_core", deleted_meanwhile)
+    run_jobs()
+    assert alice.get(f"projects/{bees}/").status == 404
+    assert leftovers(bees) == NOTHING
