@@ -105,8 +105,14 @@ def test_a_worker_killed_while_its_core_applies_1000_deltas_applies_each_exactly
     (job,) = ok(cli("--json", "list-jobs", pid, "--type", "delta_apply")).json()
     folder = wait_until(lambda: _in_its_core(job_tmp, first, job["id"]), "the job's core never started",
                         interval=0.01)
-    worker.kill(first)  # its QGIS child dies with it
+    qgis_children = _qgis_children(first)  # the one running the core, and the next one, ready
+    assert qgis_children
+    worker.kill(first)
     assert not (folder / "feedback.json").exists()  # the kill landed while the core ran
+    # Its QGIS children die with it (the kernel kills them), the one in the core included: it
+    # never finishes its work, which would end with its report.
+    wait_until(lambda: not any(_alive(child) for child in qgis_children), "a QGIS child outlived its worker")
+    assert not (folder / "feedback.json").exists()
     assert ok(cli("--json", "job-status", job["id"])).json()["status"] == "started"
 
     worker()  # the restart: its sweeper fails the abandoned job and applies the deltas again
@@ -129,7 +135,16 @@ def test_a_worker_killed_while_its_core_applies_1000_deltas_applies_each_exactly
     assert result["checked"] == {"create": 334, "patch": 333, "delete": 333}
 
 
-def _waiting_children(worker: subprocess.Popen) -> set[int]:
+def _alive(pid: int) -> bool:
+    """Running (not ended, nor a zombie left for its new parent to reap)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _qgis_children(worker: subprocess.Popen) -> set[int]:
     """The worker's child processes running job_containers.child."""
     found = set()
     for task in Path(f"/proc/{worker.pid}/task").iterdir():
@@ -146,14 +161,14 @@ def test_a_worker_keeps_a_child_ready_for_the_next_job_and_removes_it_when_stopp
     project.mkdir()
     shutil.copyfile(shared_data.testdata() / "app" / "self_contained.qgs", project / "project.qgs")
     process = worker()
-    before = wait_until(lambda: _waiting_children(process), "no child was started ahead")
+    before = wait_until(lambda: _qgis_children(process), "no child was started ahead")
     assert len(before) == 1  # before any job
     pid = ok(cli("--json", "create-project", "ready")).json()["id"]
     ok(cli("upload-files", pid, str(project)))
     job = ok(cli("--json", "job-trigger", pid, "package")).json()
     assert wait_for(cli, job["id"]) == "finished"
-    after = wait_until(lambda: _waiting_children(process) - before, "no child was started after the job")
-    assert len(_waiting_children(process)) == 1  # used up by a job, and the next one waits
+    after = wait_until(lambda: _qgis_children(process) - before, "no child was started after the job")
+    assert len(_qgis_children(process)) == 1  # used up by a job, and the next one waits
     folders = set(job_tmp.glob(f"qfc-child-{process.pid}-*"))
     assert len(folders) == 1
     stack.stop_worker(process)
