@@ -5,7 +5,8 @@
 The stack (`python -m devstack run`: waitress serving the local API Gateway, moto's server as
 AWS) runs without its job worker in a temporary folder. A user with one project of 10 small
 files is set up through the API; then each endpoint is called `--requests` times (after 3
-warm-up calls), one request at a time, each on a new connection as the CLI makes them. Prints
+warm-up calls), one request at a time, each on a new connection as the CLI makes them, and one
+on a connection kept alive from request to request, as a browser or QField keeps it. Prints
 p50, p99 and mean in milliseconds per endpoint, and one JSON line.
 """
 
@@ -60,6 +61,7 @@ def endpoints(client: Client) -> dict[str, Callable[[], object]]:
     # Logins of their own user: a person keeps a bounded number of tokens, so logging in again
     # and again would revoke the one the other requests use.
     call("POST", "users/", json={"username": "login", "password": LOGIN_PASSWORD, "email": "l@example.org"})
+    kept_alive = requests.Session()
     return {
         "GET status/": lambda: call("GET", "status/"),
         "POST auth/login/": lambda: client.login("login", LOGIN_PASSWORD),
@@ -79,6 +81,8 @@ def endpoints(client: Client) -> dict[str, Callable[[], object]]:
         "GET users/?q=": lambda: call("GET", "users/", params={"q": "ad"}),
         "GET subscriptions/<me>/current/": lambda: call("GET", "subscriptions/admin/current/"),
         "GET /swagger.json": lambda: call("GET", client.root + "/swagger.json"),
+        "GET auth/providers/ (kept alive)": lambda: kept_alive.get(client.api + "auth/providers/",
+                                                                   timeout=60).raise_for_status(),
     }
 
 

@@ -250,8 +250,12 @@ def _dumped_directly(execute_result):
     def execute(self, context):
         if (context.service_model.service_name == "dynamodb"
                 and context.operation_model.name in _ITEM_OPERATIONS and isinstance(self.result, dict)):
+            # Only what the operation's answer declares, as moto's serialiser keeps (its result may
+            # hold more, such as a delete's `ConsumedCapacityUnits`).
+            declared = context.operation_model.output_shape.members
             try:
-                body = json.dumps(self.result, separators=(",", ":"))
+                body = json.dumps({key: value for key, value in self.result.items() if key in declared},
+                                  separators=(",", ":"))
             except TypeError:
                 return execute_result(self, context)
             return 200, {"Content-Type": "application/x-amz-json-1.0"}, body

@@ -149,7 +149,9 @@ def job_task_role() -> Json:
             allow(WORKER_READ_ACTIONS, [PROJECT_FILES, JOB_REPORTS], "ReadProjectFiles"),
             allow(WORKER_WRITE_ACTIONS, [PROJECT_FILES, JOB_REPORTS, THUMBNAILS, PACKAGES],
                   "WriteJobResults"),
-            allow(WORKER_DELETE_ACTIONS, [PROJECT_FILES, THUMBNAILS], "DeleteReplacedVersions"),
+            # And what a job stored when its project was deleted while it ran (job_containers.runner).
+            allow(WORKER_DELETE_ACTIONS, [PROJECT_FILES, THUMBNAILS, JOB_REPORTS, PACKAGES],
+                  "DeleteReplacedVersions"),
             allow(QUEUE_CONSUME_ACTIONS, [get_att(JOBS_QUEUE, "Arn"), get_att(JOBS_DEAD_LETTER_QUEUE, "Arn")],
                   "ConsumeJobs"),
             # A job whose project is busy is offered again as a new message; jobs start jobs.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chalicelib.adapters import storage
 from chalicelib.errors import ObjectNotFound
 from chalicelib.models import Job, Project
 from chalicelib.models.jobs import JobStatus
@@ -20,7 +21,18 @@ from job_containers.workspace import Workspace
 
 
 def run(job: Job, should_stop: Callable[[], bool]) -> None:
-    """Run a claimed (started) job to its completion. Anything unexpected fails it."""
+    """Run a claimed (started) job to its completion. Anything unexpected fails it. If its
+    project was deleted meanwhile, what the job stored goes: the project's purge may have
+    passed already (each object stored before the project is found deleted here was stored
+    before the purge began, which deletes it)."""
+    with storage.writes_recorded() as written:
+        _run(job, should_stop)
+    if written and _project(job.project_id) is None:
+        for key, version_id in written:
+            storage.delete_version(key, version_id)
+
+
+def _run(job: Job, should_stop: Callable[[], bool]) -> None:
     project = _project(job.project_id)
     if project is None or not project.the_qgis_file_name:
         jobs.fail(job, "The project was deleted." if project is None

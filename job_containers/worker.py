@@ -12,6 +12,7 @@ messages that landed in the dead-letter queue fail their jobs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -93,7 +94,8 @@ class Worker:
             with Heartbeat(job, self.id) as heartbeat:
                 runner.run(job, should_stop=heartbeat.lost.is_set)
         finally:
-            job.refresh(consistent_read=True)
+            with contextlib.suppress(Job.DoesNotExist):  # purged with its project meanwhile
+                job.refresh(consistent_read=True)
             outcome = "JobsFinished" if job.status == JobStatus.FINISHED else "JobsFailed"
             metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
             metrics.add_metric(name="JobSeconds", unit=MetricUnit.Seconds,

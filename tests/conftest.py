@@ -39,6 +39,14 @@ complete_multipart_uploads_without_a_copy()
 PASSWORD = "correct horse battery"
 
 
+def pytest_configure(config):
+    """A test fails when a thread it started dies of an exception, or an exception is raised where
+    Python can only print it (a __del__, a callback): pytest would otherwise only warn. (Here
+    rather than in pyproject.toml, whose every change makes ./dev reinstall the dependencies.)"""
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnhandledThreadExceptionWarning")
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnraisableExceptionWarning")
+
+
 @pytest.fixture
 def aws():
     """A fresh, empty AWS (moto, in process) with the app's tables, bucket and queues."""

@@ -3,8 +3,12 @@ sees the same in-process moto; each job's QGIS core still runs in a child proces
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.files_helpers import upload
@@ -48,3 +52,16 @@ def fetch(client, path: str) -> bytes:
     response = requests.get(reply.headers["Location"], timeout=30)
     assert response.status_code == 200
     return response.content
+
+
+@contextmanager
+def an_hour_later() -> Iterator[None]:
+    """The jobs' clock moved an hour on: every lease taken until now has lapsed, as a dead worker's
+    does (rather than a test sleeping until a short lease runs out)."""
+    from chalicelib.models.base import utcnow
+    from chalicelib.services import jobs
+
+    later = utcnow() + timedelta(hours=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobs, "utcnow", lambda: later)
+        yield

@@ -5,7 +5,6 @@ checked in the new file versions with sqlite3 and OGR (not with the code that ap
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from tests import shared_data
 from tests.jobs.delta_data import POINTS_GEOJSON, properties, rows, wkt_by_fid
-from tests.jobs_helpers import fetch, run_jobs, upload_tree
+from tests.jobs_helpers import an_hour_later, fetch, run_jobs, upload_tree
 
 DELTA_FILES = ["testdata.gpkg", "points.geojson", "polygons.geojson", "nonspatial.csv", "project.qgs"]
 ORIGINAL_POINTS = [(1, 1, 0.1, "str1"), (2, 2, 0.2, "str2"), (3, 3, 0.3, "str3")]
@@ -245,26 +244,25 @@ def test_apply_endpoints_and_listing_order(alice, project):
 
 
 def test_a_worker_killed_mid_apply_leaves_the_deltas_pending_and_a_new_job_applies_them(
-        alice, project, tmp_path, override_settings):
+        alice, project, tmp_path):
     from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
     from chalicelib.services import jobs
     from job_containers.kinds import delta_apply as deltas
     from job_containers.worker import Worker
 
-    override_settings(job_lease_seconds=1)
     body = deltafile("singlelayer_singledelta.json", project)
     assert push(alice, project, body).status == 200
     (message,) = queue.receive(0)
     job = Job.get(message.job_id)
-    assert jobs.acquire_lease(job, "doomed", 1) and jobs.claim(job)
+    assert jobs.acquire_lease(job, "doomed", 60) and jobs.claim(job)
     deltas.take(job)  # the dying worker had taken them, and then it was killed
     queue.delete(message)
     assert statuses(alice, project, body["id"]) == ["STATUS_BUSY"]
-    time.sleep(1.5)
-    Worker().sweep()
-    assert alice.get(f"jobs/{job.id}/").json()["status"] == "failed"
-    run_jobs()  # the sweeper queued a new job for the deltas put back
+    with an_hour_later():  # the dead worker's lease lapsed
+        Worker().sweep()
+        assert alice.get(f"jobs/{job.id}/").json()["status"] == "failed"
+        run_jobs()  # the sweeper queued a new job for the deltas put back
     assert statuses(alice, project, body["id"]) == ["STATUS_APPLIED"]
     assert rows(data(alice, project, tmp_path), "points_xy")[0] == (1, 666, 0.1, "str1")
 

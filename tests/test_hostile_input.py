@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import re
-import time
+import tracemalloc
 import uuid
 import zipfile
 from urllib.parse import quote
@@ -194,11 +194,9 @@ def test_broken_multipart_bodies(world, body, headers, code):
     kwargs = _multipart(body)
     if headers:
         kwargs["headers"] = headers
-    started = time.monotonic()
     reply = alice.post(f"files/{pid}/b.txt/", **kwargs)
     assert_not_a_server_error(reply)
     assert reply.code == code, reply.content[:300]
-    assert time.monotonic() - started < 10
     assert everything() == before
 
 
@@ -242,11 +240,9 @@ def expanded(monkeypatch):
 def test_a_zip_bomb_posing_as_qgz_is_refused_without_being_expanded(world, bomb, expanded):
     alice, pid = world
     before = everything()
-    started = time.monotonic()
     reply = upload(alice, pid, "survey.qgz", bomb)
     assert (reply.status, reply.code) == (400, "invalid_qgis_project_file")
     assert expanded[0] <= 2 * 1024 * 1024  # of the 1 GiB inside
-    assert time.monotonic() - started < 5
     assert everything() == before
 
 
@@ -259,11 +255,9 @@ def test_a_qgz_with_a_valid_head_and_a_huge_tail_is_accepted_unexpanded(world, e
         member.write(head)
         for _ in range(512):
             member.write(b"<!--" + b" " * (1024 * 1024) + b"-->")
-    started = time.monotonic()
     reply = upload(alice, pid, "survey.qgz", buffer.getvalue())
     assert reply.status == 201, reply.content
     assert expanded[0] <= 2 * 1024 * 1024
-    assert time.monotonic() - started < 5
     assert reply.json()["size"] == len(buffer.getvalue())
 
 
@@ -305,9 +299,13 @@ def test_xml_entities_in_a_qgs_are_never_expanded_by_the_upload_check(world, con
     external entity is ever fetched. (What the QGIS worker does with such a file is the jobs'
     side: see docs/security.md.)"""
     alice, pid = world
-    started = time.monotonic()
-    reply = upload(alice, pid, "survey.qgs", content)
-    assert time.monotonic() - started < 5
+    tracemalloc.start()
+    try:
+        reply = upload(alice, pid, "survey.qgs", content)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024  # the entities expanded would be 3.8 GB
     assert_not_a_server_error(reply, refused=False)
     assert b"root:" not in reply.content
     if reply.status == 201:

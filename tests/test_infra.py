@@ -923,3 +923,128 @@ def test_the_job_image_installs_what_dev_installs() -> None:
     assert 'ENTRYPOINT ["/venv/bin/python", "-m", "job_containers.worker"]' in dockerfile
     for source in re.findall(r"^COPY (\S+) ", dockerfile, flags=re.MULTILINE):
         assert all((REPO / part).exists() for part in source.split()), source
+
+
+def resolved_pseudo(resource: Any, pseudo: dict[str, str]) -> str:
+    """A policy's `Fn::Sub` of pseudo parameters (`${AWS::Region}`…) as it is in moto."""
+    return re.sub(r"\$\{(AWS::\w+)\}", lambda match: pseudo[match[1]], resource["Fn::Sub"])
+
+
+def test_on_aws_a_deletion_invokes_the_function_itself_as_its_role_allows_and_the_event_purges(
+    template: dict[str, Any], alice: Any, monkeypatch: pytest.MonkeyPatch, override_settings: Any
+) -> None:
+    """The purge's self-invocation, through moto's Lambda API: the function the template
+    deploys exists in moto under the name the template gives it, a deletion invokes it
+    asynchronously (recorded as moto's Lambda received it; moto runs no code without Docker),
+    the API's role allows that call as IAM would evaluate it, and the event moto received, given
+    to the function's handler, purges the project."""
+    import boto3
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core.config import default_user_config
+
+    import app
+    from tests.test_project_deletion import NOTHING, leftovers
+
+    stack, region = "qfc-selftest", settings.region
+    pseudo = {"AWS::StackName": stack, "AWS::Region": region, "AWS::Partition": "aws"}
+    function_name = resolved_pseudo(the_function(template)["FunctionName"], pseudo)
+    # moto's Lambda without Docker: it answers every invocation and runs nothing.
+    monkeypatch.setitem(default_user_config, "lambda", {"use_docker": False})
+    iam = boto3.client("iam", region_name=region)
+    role_id = the_function(template)["Role"]["Fn::GetAtt"][0]
+    trust = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]
+    role = iam.create_role(RoleName=f"{stack}-api", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    created = boto3.client("lambda", region_name=region).create_function(
+        FunctionName=function_name, Runtime="python3.11", Role=role["Arn"], Handler="app.handler",
+        Code={"ZipFile": _a_zip()})  # moto keeps the code and runs none of it
+    pseudo["AWS::AccountId"] = created["FunctionArn"].split(":")[4]
+    received: list[tuple[str, dict[str, str], bytes]] = []
+    invoke = LambdaSimpleBackend.invoke
+
+    def recorded(self, function_name, qualifier, body, headers, response_headers):
+        self.get_function(function_name, qualifier)  # moto's simple backend does not check it
+        received.append((function_name, dict(headers), body))
+        return invoke(self, function_name, qualifier, body, headers, response_headers)
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", recorded)
+    override_settings(background_tasks="auto")  # as deployed: on Lambda, by invoking itself
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", function_name)  # what Lambda sets
+
+    pid = alice.create_project("doomed")["id"]
+    for n in range(3):
+        assert upload(alice, pid, f"{n}.txt", b"x" * 1000).status == 201
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    with aws_calls_recorded(calls):
+        assert alice.delete(f"projects/{pid}/").status == 204
+    assert alice.get(f"projects/{pid}/").status == 404
+    assert leftovers(pid)["files"] == 3  # not purged yet: that is the invoked function's work
+
+    (invoked,) = [parameters for service, operation, parameters in calls
+                  if (service, operation) == ("lambda", "Invoke")]
+    (arrived,) = received
+    assert arrived[0] == function_name and arrived[1].get("X-Amz-Invocation-Type") == "Event"
+    statements = [s for logical_id, s in policy_statements(template) if logical_id == role_id]
+    allowed = [resolved_pseudo(r, pseudo) for s in statements
+               if "lambda:InvokeFunction" in as_list(s["Action"]) for r in as_list(s["Resource"])]
+    assert invoked["FunctionName"] == function_name
+    assert allowed == [created["FunctionArn"]]  # its own function, and nothing else
+
+    answer = app.handler(json.loads(arrived[2]), None)  # Lambda delivers the event to the handler
+    assert answer["done"]
+    assert leftovers(pid) == NOTHING
+
+
+def _a_zip() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "")
+    return buffer.getvalue()
+
+
+def test_the_job_workers_role_allows_removing_what_a_job_stored_for_a_project_deleted_meanwhile(
+    template: dict[str, Any], users: Any, override_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package job whose project is deleted while its core runs removes what it stored after
+    (job_containers.runner): the task role must allow those calls too (the deletion itself is
+    the API's, not recorded)."""
+    from chalicelib.adapters import job_queue as queue
+    from chalicelib.models import Project
+    from chalicelib.services import project_deletion
+    from job_containers.workspace import Workspace
+
+    override_settings(jobs_queue_url=queue.jobs_queue_url(),
+                      jobs_dead_letter_queue_url=queue.dead_letter_queue_url())
+    alice = users("alice")
+    project = alice.create_project("doomed")["id"]
+    qgs = (shared_data.testdata() / "app" / "self_contained.qgs").read_bytes()
+    assert upload(alice, project, "project.qgs", qgs).status == 201
+    run_jobs()
+    assert alice.post("jobs/", json={"project_id": project, "type": "package"}).status == 201
+    run_core, make_api_call = Workspace.run_core, BaseClient._make_api_call
+
+    def deleted_meanwhile(self, *args, **kwargs):
+        result = run_core(self, *args, **kwargs)
+        with pytest.MonkeyPatch.context() as patch:  # the API's calls
+            patch.setattr(BaseClient, "_make_api_call", make_api_call)
+            project_deletion.request_deletion(Project.get(project))
+        return result
+
+    monkeypatch.setattr(Workspace, "run_core", deleted_meanwhile)
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    with aws_calls_recorded(calls):
+        run_jobs()
+
+    arns = MotoArns.read()
+    stack_arns = arns.of_stack(template)
+    allowed = [(set(as_list(s["Action"])), [resolved(r, stack_arns) for r in as_list(s["Resource"])])
+               for s in job_worker_statements(template)]
+    requested = {pair for call in calls for pair in authorizations(*call, arns)}
+    denied = sorted((action, arn) for action, arn in requested
+                    if not any(action in actions and any(fnmatchcase(arn, p) for p in patterns)
+                               for actions, patterns in allowed))
+    removed = {arn.split(f"/{project}/")[1].split("/")[0] for action, arn in requested
+               if action == "s3:DeleteObjectVersion"}
+    assert denied == []
+    assert removed == {"jobs", "packages"}  # the job's report and its package files

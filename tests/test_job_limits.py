@@ -5,12 +5,10 @@ failed, abandoned by their worker, dead-lettered, their project transferred or d
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.files_helpers import qgs, upload
-from tests.jobs_helpers import run_jobs
+from tests.jobs_helpers import an_hour_later, run_jobs
 from tests.test_input_findings import assert_refused
 
 
@@ -123,25 +121,24 @@ def test_the_counters_come_back_to_zero_when_jobs_finish_or_fail(alice, testdata
     assert active(pid) == (0, 0) and active(broken) == (0, 0)
 
 
-def test_the_counters_come_back_to_zero_when_the_sweeper_fails_abandoned_jobs(alice, override_settings):
+def test_the_counters_come_back_to_zero_when_the_sweeper_fails_abandoned_jobs(alice):
     from chalicelib.adapters import aws
     from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
     from chalicelib.services import jobs
     from job_containers.worker import Worker
 
-    override_settings(job_lease_seconds=1)
     pid = _project(alice, "survey")
     dead_lettered = _job(alice, pid, "package").json()["id"]
     (abandoned,) = [job["id"] for job in _jobs(alice, pid, "process_projectfile")]
-    assert jobs.acquire_lease(Job.get(abandoned), "a-worker-that-dies", 1) and jobs.claim(Job.get(abandoned))
+    assert jobs.acquire_lease(Job.get(abandoned), "a-worker-that-dies", 60) and jobs.claim(Job.get(abandoned))
     for message in queue.receive(0):
         queue.delete(message)  # the dead worker had received its own; the other kept failing
     aws.sqs().send_message(QueueUrl=queue.dead_letter_queue_url(),
                            MessageBody=f'{{"job_id": "{dead_lettered}"}}')
     assert active(pid) == (2, 2)
-    time.sleep(1.5)
-    Worker().sweep()
+    with an_hour_later():
+        Worker().sweep()
     assert {job["status"] for job in _jobs(alice, pid)} == {"failed"}
     assert active(pid) == (0, 0)
 

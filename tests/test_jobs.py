@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import time
 
 import pytest
 from PIL import Image
 
 from tests import shared_data
 from tests.files_helpers import upload
-from tests.jobs_helpers import fetch, run_jobs, upload_tree
+from tests.jobs_helpers import an_hour_later, fetch, run_jobs, upload_tree
 
 BEE_FILES = ["bees.gpkg", "bumblebees.gpkg", "simple_bee_farming.qgs"]
 
@@ -195,21 +194,20 @@ def test_two_workers_never_run_jobs_of_one_project_at_once(alice, bees, override
     assert Job.get(second).status == "finished"
 
 
-def test_a_job_whose_worker_died_ends_failed_and_the_project_is_not_busy(alice, bees, override_settings):
+def test_a_job_whose_worker_died_ends_failed_and_the_project_is_not_busy(alice, bees):
     from chalicelib.adapters import job_queue as queue
     from chalicelib.models import Job
     from chalicelib.services import jobs
     from job_containers.worker import Worker
 
-    override_settings(job_lease_seconds=1)
     job_id = alice.post("jobs/", json={"project_id": bees, "type": "package"}).json()["id"]
     job = Job.get(job_id)
-    assert jobs.acquire_lease(job, "a-worker-that-dies", 1) and jobs.claim(job)
+    assert jobs.acquire_lease(job, "a-worker-that-dies", 60) and jobs.claim(job)
     for message in queue.receive(0):
         queue.delete(message)  # the dead worker had received it
     assert alice.get(f"projects/{bees}/").json()["status"] == "busy"
-    time.sleep(1.5)
-    Worker().sweep()
+    with an_hour_later():
+        Worker().sweep()
     detail = alice.get(f"jobs/{job_id}/").json()
     assert detail["status"] == "failed" and "stopped before it finished" in detail["output"]
     assert alice.get(f"projects/{bees}/").json()["status"] == "ok"
@@ -270,3 +268,31 @@ def test_localized_layers_are_read_from_the_owners_shared_datasets(alice):
     project_file = fetch(alice, f"packages/{pid}/latest/files/project_qfield.qgs/").decode()
     assert 'localized:bumblebees.gpkg|layername=apiary' in project_file
     assert alice.get(f"projects/{pid}/").json()["shared_datasets_project_id"] == shared
+
+
+@pytest.mark.parametrize("job_type", ["package", "process_projectfile"])
+def test_a_project_deleted_while_its_job_runs_leaves_nothing_behind(alice, bees, monkeypatch, job_type):
+    """The deletion (and its purge) comes while the job's QGIS core runs: what the job then
+    stores (its report, its package files, a thumbnail) must not outlive the project, nor may
+    anything of the project come back (its item, its counters)."""
+    from chalicelib.models import Project
+    from chalicelib.services import project_deletion
+    from job_containers.workspace import Workspace
+    from tests.test_project_deletion import NOTHING, leftovers
+
+    if job_type == "package":
+        assert alice.post("jobs/", json={"project_id": bees, "type": job_type}).status == 201
+    else:
+        upload_tree(alice, bees, shared_data.testdata() / "worker", ["simple_bee_farming.qgs"])
+    run_core = Workspace.run_core
+
+    def deleted_meanwhile(self, *args, **kwargs):
+        result = run_core(self, *args, **kwargs)
+        project_deletion.request_deletion(Project.get(bees))  # the purge runs inline, now
+        assert leftovers(bees) == NOTHING
+        return result
+
+    monkeypatch.setattr(Workspace, "run_core", deleted_meanwhile)
+    run_jobs()
+    assert alice.get(f"projects/{bees}/").status == 404
+    assert leftovers(bees) == NOTHING

@@ -4,6 +4,7 @@ answers what moto's own answers (devstack/moto_atomic.py), and a multipart uploa
 without a joined copy keeps moto's checksum (devstack/moto_multipart.py)."""
 
 import base64
+import json
 import os
 
 import pytest
@@ -122,6 +123,109 @@ def test_a_query_answers_as_moto_does_while_reading_only_its_partition():
             finally:
                 Table.query = partition_scoped
             assert pages(arguments) == expected, arguments
+
+
+def _item_operations(client) -> list:
+    """Every item operation the shortcut serves, on items of every attribute type, with what
+    each can return (old and new values, capacity, collection metrics, unprocessed keys,
+    counts, pages): each call's answer as botocore parses it, and its raw body."""
+    item = {
+        "p": {"S": "a"}, "r": {"S": "é日\u2028x"}, "n": {"N": "12345678901234567890.5"},
+        "neg": {"N": "-0.000001"}, "ss": {"SS": ["x", "y"]}, "ns": {"NS": ["1", "2.5"]}, "t": {"BOOL": True},
+        "nul": {"NULL": True}, "l": {"L": [{"S": "in"}, {"N": "3"}, {"M": {"k": {"S": "v"}}}]},
+        "m": {"M": {"deep": {"M": {"list": {"L": [{"BOOL": False}]}}}}}, "blank": {"S": ""},
+    }
+    key = {"p": {"S": "a"}, "r": {"S": "é日\u2028x"}}
+    calls = [
+        ("put_item", {"TableName": "t", "Item": item, "ReturnConsumedCapacity": "TOTAL",
+                      "ReturnItemCollectionMetrics": "SIZE"}),
+        ("put_item", {"TableName": "t", "Item": {**item, "n": {"N": "2"}}, "ReturnValues": "ALL_OLD"}),
+        ("get_item", {"TableName": "t", "Key": key, "ConsistentRead": True}),
+        ("get_item", {"TableName": "t", "Key": key, "ProjectionExpression": "m.deep, ss, t"}),
+        # Binary values: moto's result holds bytes, which the shortcut leaves to moto's serialiser.
+        ("put_item", {"TableName": "t", "Item": {"p": {"S": "bin"}, "r": {"S": "1"}, "b": {"B": b"\x00\xff"},
+                                                 "bs": {"BS": [b"\x01", b"\x02"]}}}),
+        ("get_item", {"TableName": "t", "Key": {"p": {"S": "bin"}, "r": {"S": "1"}}}),
+        ("get_item", {"TableName": "t", "Key": {"p": {"S": "none"}, "r": {"S": "x"}}}),
+        ("update_item", {"TableName": "t", "Key": key, "ReturnValues": "ALL_NEW",
+                         "UpdateExpression": "SET n = n + :one, l[0] = :s ADD ns :ns REMOVE nul",
+                         "ExpressionAttributeValues": {":one": {"N": "1"}, ":s": {"S": "out"},
+                                                       ":ns": {"NS": ["7"]}}}),
+        ("update_item", {"TableName": "t", "Key": key, "ReturnValues": "UPDATED_OLD",
+                         "UpdateExpression": "SET t = :f",
+                         "ExpressionAttributeValues": {":f": {"BOOL": False}}}),
+        ("update_item", {"TableName": "t", "Key": key, "UpdateExpression": "SET blank = :e",
+                         "ExpressionAttributeValues": {":e": {"S": "now"}}}),
+        ("batch_write_item", {"RequestItems": {"t": [
+            {"PutRequest": {"Item": {**item, "r": {"S": f"r{n:03d}"}}}} for n in range(20)]},
+            "ReturnConsumedCapacity": "INDEXES"}),
+        ("batch_get_item", {"RequestItems": {"t": {"Keys": [{"p": {"S": "a"}, "r": {"S": f"r{n:03d}"}}
+                                                            for n in range(0, 20, 3)]}}}),
+        ("query", {"TableName": "t", "KeyConditionExpression": "p = :p", "Limit": 7,
+                   "ExpressionAttributeValues": {":p": {"S": "a"}}, "ReturnConsumedCapacity": "TOTAL"}),
+        ("query", {"TableName": "t", "KeyConditionExpression": "p = :p", "Select": "COUNT",
+                   "ExpressionAttributeValues": {":p": {"S": "a"}}}),
+        ("query", {"TableName": "t", "KeyConditionExpression": "p = :p AND r > :r", "ScanIndexForward": False,
+                   "FilterExpression": "t = :t", "ExpressionAttributeValues": {
+                       ":p": {"S": "a"}, ":r": {"S": "r010"}, ":t": {"BOOL": True}}}),
+        ("transact_get_items", {"TransactItems": [{"Get": {"TableName": "t", "Key": key}},
+                                                  {"Get": {"TableName": "t", "Key": {"p": {"S": "a"},
+                                                                                     "r": {"S": "r001"}}}}]}),
+        ("transact_write_items", {"TransactItems": [
+            {"Put": {"TableName": "t", "Item": {**item, "r": {"S": "tx"}}}},
+            {"Update": {"TableName": "t", "Key": key, "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "9"}}}}],
+            "ReturnConsumedCapacity": "TOTAL"}),
+        ("delete_item", {"TableName": "t", "Key": key, "ReturnValues": "ALL_OLD"}),
+        ("delete_item", {"TableName": "t", "Key": key}),
+    ]
+    bodies = []
+    client.meta.events.register("after-call.dynamodb.*",
+                                lambda http_response, **kwargs: bodies.append(http_response.content))
+    answers = []
+    for operation, arguments in calls:
+        reply = getattr(client, operation)(**arguments)
+        reply.pop("ResponseMetadata")
+        answers.append((operation, reply, json.loads(bodies[-1])))
+    return answers
+
+
+def test_item_answers_dumped_directly_are_the_answers_moto_serialises():
+    """The stand-in answers DynamoDB's item operations by dumping moto's result as JSON (fast on
+    large pages); moto's own serialisation must give the same answers, to botocore and byte
+    for byte once parsed, for every attribute type and every optional part of an answer."""
+    import boto3
+    from moto import mock_aws
+    from moto.core.responses import ActionResult
+
+    from devstack.moto_atomic import _dumped_directly
+
+    shortcut = ActionResult.execute_result  # as conftest patched it
+    assert getattr(shortcut, "__qfc_direct__", False)
+    motos_own = shortcut.__wrapped__
+    served_by_moto = []
+
+    def counted(self, context):
+        served_by_moto.append(context.operation_model.name)
+        return motos_own(self, context)
+
+    answers = {}
+    for name, execute_result in (("moto's own", motos_own), ("dumped directly", _dumped_directly(counted))):
+        ActionResult.execute_result = execute_result
+        try:
+            with mock_aws():
+                client = boto3.client("dynamodb", region_name="us-east-1")
+                client.create_table(
+                    TableName="t", BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("p", "r")],
+                    KeySchema=[{"AttributeName": "p", "KeyType": "HASH"},
+                               {"AttributeName": "r", "KeyType": "RANGE"}])
+                answers[name] = _item_operations(client)
+        finally:
+            ActionResult.execute_result = shortcut
+    for mine, motos in zip(answers["dumped directly"], answers["moto's own"], strict=True):
+        assert mine == motos
+    assert served_by_moto == ["CreateTable", "GetItem"]  # the shortcut answered all the others
 
 
 PART = 5 * 1024 * 1024  # S3's smallest part but the last

@@ -130,3 +130,31 @@ def test_public_projects_give_their_role_to_everyone(users, public_role):
     assert can_upload == (201 if public_role == "editor" else 403)
     assert alice.as_anonymous().get(f"projects/{pid}/").status == 401
     assert alice.patch(f"projects/{pid}/", json={"public_collaborator_role": "manager"}).status == 400
+
+
+def test_an_admin_demoted_to_member_loses_the_admins_access_at_once(acme):
+    """An organization's admin sees and manages all its projects; demoted to member, erin keeps
+    no more than a member has (no default role for members here: nothing), on every request
+    from then on, the projects she made as an admin included."""
+    alice, erin = acme["alice"], acme["erin"]
+    by_owner = alice.create_project("by-owner", owner="acme")["id"]
+    by_admin = erin.create_project("by-admin", owner="acme")["id"]
+    for pid in (by_owner, by_admin):
+        body = erin.get(f"projects/{pid}/").json()
+        assert (body["user_role"], body["user_role_origin"]) == ("admin", "organization_admin")
+    assert erin.post(f"files/{by_owner}/data.csv/", files={"file": b"a,b"}).status == 201
+    assert sorted(p["id"] for p in erin.get("projects/").json()) == sorted([by_owner, by_admin])
+
+    assert alice.patch("members/acme/erin/", json={"role": "member"}).json()["role"] == "member"
+    for pid in (by_owner, by_admin):
+        assert erin.get(f"projects/{pid}/").status == 403
+        assert erin.get(f"files/{pid}/").status == 403
+        assert erin.post(f"files/{pid}/more.csv/", files={"file": b"a,b"}).status == 403
+        added = erin.post(f"collaborators/{pid}/", json={"collaborator": "dave", "role": "admin"})
+        assert added.status == 403
+        assert erin.delete(f"projects/{pid}/").status == 403
+        assert erin.post("jobs/", json={"project_id": pid, "type": "package"}).status == 403
+    assert erin.get("projects/").json() == []
+    assert erin.post("projects/", json={"name": "again", "owner": "acme"}).code == "permission_denied"
+    assert erin.post("members/acme/", json={"member": "dave"}).code == "permission_denied"
+    assert alice.get(f"files/{by_owner}/").json()[0]["name"] == "data.csv"  # nothing lost

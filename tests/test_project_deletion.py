@@ -4,11 +4,11 @@ storage counter must come back to what is really stored (docs/security.md, Proje
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from tests.files_helpers import upload
+from tests.waiting import wait_until
 
 
 def leftovers(project_id: str) -> dict:
@@ -35,47 +35,80 @@ NOTHING = {"project": 0, "files": 0, "collaborators": 0, "uploads": 0, "s3": 0, 
            "owner_bytes": 0}
 
 
+class HeldStores:
+    """Stores into S3 that, once `hold()` is called, wait until `release()`: uploads are caught in
+    flight when the deletion comes, their quota counted and their bytes not stored yet."""
+
+    def __init__(self):
+        self.open = threading.Event()
+        self.open.set()
+        self.lock = threading.Lock()
+        self.waiting = 0
+
+    def hold(self) -> None:
+        self.open.clear()
+
+    def release(self) -> None:
+        self.open.set()
+
+    def wrap(self, put):
+        def held_put(*args, **kwargs):
+            if not self.open.is_set():
+                with self.lock:
+                    self.waiting += 1
+                self.open.wait()
+            return put(*args, **kwargs)
+
+        return held_put
+
+
 @pytest.fixture
-def slow_s3(monkeypatch):
-    """Stores take a while, as over a real network: uploads are in flight when the delete comes."""
+def held_stores(monkeypatch) -> HeldStores:
     from chalicelib.adapters import storage
 
-    put = storage.put_object
-
-    def slow_put(*args, **kwargs):
-        time.sleep(0.05)
-        return put(*args, **kwargs)
-
-    monkeypatch.setattr(storage, "put_object", slow_put)
+    held = HeldStores()
+    monkeypatch.setattr(storage, "put_object", held.wrap(storage.put_object))
+    yield held
+    held.release()  # never leave an uploader waiting
 
 
-def test_deleting_a_project_while_uploads_run_leaves_nothing_and_corrects_the_quota(alice, users, slow_s3):
+def test_deleting_a_project_while_uploads_run_leaves_nothing_and_corrects_the_quota(alice, users,
+                                                                                   held_stores):
+    """Six uploaders go on while the project is deleted; each of them has an upload in flight (its
+    quota counted, its bytes being stored) when the deletion and its purge run."""
     users("bob")
     pid = alice.create_project("doomed")["id"]
     alice.post(f"collaborators/{pid}/", json={"collaborator": "bob", "role": "editor"})
     for n in range(5):
         assert upload(alice, pid, f"data/{n}.csv", b"x" * 10_000).status == 201
     stop = threading.Event()
-    statuses: list[int] = []
+    statuses: dict[int, list[int]] = {worker: [] for worker in range(6)}
 
     def keep_uploading(worker: int) -> None:
         n = 0
         while not stop.is_set():
-            statuses.append(upload(alice, pid, f"DCIM/{worker}/{n % 3}.jpg", b"y" * 50_000).status)
+            statuses[worker].append(upload(alice, pid, f"DCIM/{worker}/{n % 3}.jpg", b"y" * 50_000).status)
             n += 1
 
-    uploaders = [threading.Thread(target=keep_uploading, args=(w,)) for w in range(6)]
+    uploaders = [threading.Thread(target=keep_uploading, args=(w,)) for w in statuses]
     for thread in uploaders:
         thread.start()
-    time.sleep(0.3)
-    assert alice.delete(f"projects/{pid}/").status == 204
-    time.sleep(0.3)
-    stop.set()
-    for thread in uploaders:
-        thread.join()
+    try:
+        wait_until(lambda: all(201 in seen for seen in statuses.values()), "the uploads did not begin")
+        held_stores.hold()
+        wait_until(lambda: held_stores.waiting == len(uploaders), "the uploads were not caught in flight")
+        assert alice.delete(f"projects/{pid}/").status == 204  # its purge runs before the answer
+        held_stores.release()
+        wait_until(lambda: all(404 in seen for seen in statuses.values()), "uploads still succeed")
+    finally:
+        held_stores.release()
+        stop.set()
+        for thread in uploaders:
+            thread.join()
 
-    assert 201 in statuses and 404 in statuses
-    assert set(statuses) <= {201, 404}
+    assert {status for seen in statuses.values() for status in seen} == {201, 404}
+    for seen in statuses.values():  # once refused, refused for good
+        assert 201 not in seen[seen.index(404):]
     assert alice.get(f"projects/{pid}/").status == 404
     assert leftovers(pid) == NOTHING
 
@@ -204,6 +237,73 @@ def test_a_completion_running_when_the_project_is_deleted_undoes_itself_once(ali
     assert leftovers(pid) == NOTHING
 
 
+class FunctionStopped(BaseException):
+    """The Lambda function stopped where it was (its time ran out): nothing after runs."""
+
+
+@pytest.mark.parametrize("stopped_in", ["assembling the parts", "recording the version"])
+def test_a_completion_cut_off_holding_its_claim_then_its_project_deleted_gives_its_quota_back(
+        alice, monkeypatch, stopped_in):
+    """The completion counted the upload against the quota and was cut off while it held the
+    session (fresh: no retry may take it over for minutes); then the project is deleted. The
+    purge must give that quota back: the project's gone, so no retry of the completion ever will."""
+    import requests
+
+    from chalicelib.adapters import storage
+    from chalicelib.models import UploadSession, User
+    from chalicelib.services import files
+
+    pid = alice.create_project("doomed")["id"]
+    assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
+    started = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 5000}).json()
+    for part in started["parts"]:
+        assert requests.put(part["url"], data=b"y" * part["size"], timeout=30).ok
+
+    def stop(*args, **kwargs):
+        raise FunctionStopped
+
+    with monkeypatch.context() as patch:
+        if stopped_in == "assembling the parts":
+            patch.setattr(storage, "complete_multipart_upload", stop)
+        else:
+            patch.setattr(files, "record_version", stop)
+        with pytest.raises(FunctionStopped):
+            alice.post(f"uploads/{pid}/{started['upload_id']}/complete/")
+    session = UploadSession.get(started["upload_id"])
+    assert (session.state, session.quota_counted) == ("completing", True)
+    assert int(User.get("alice").storage_used_bytes) == 6000
+
+    assert alice.delete(f"projects/{pid}/").status == 204  # its purge runs before the answer
+    assert leftovers(pid) == NOTHING
+
+
+def test_a_completion_running_while_the_purge_runs_undoes_itself_once(alice, monkeypatch):
+    """The purge drops the session of a completion that is still running (its claim is fresh);
+    the completion then fails at its commit: the quota comes back once, not twice."""
+    import requests
+
+    from chalicelib.models import Project, User
+    from chalicelib.services import files, project_deletion
+
+    pid = alice.create_project("doomed")["id"]
+    assert upload(alice, pid, "a.txt", b"x" * 1000).status == 201
+    started = alice.post(f"uploads/{pid}/", json={"name": "big.bin", "size": 5000}).json()
+    for part in started["parts"]:
+        assert requests.put(part["url"], data=b"y" * part["size"], timeout=30).ok
+    record = files.record_version
+
+    def deleted_and_purged_meanwhile(*args, **kwargs):
+        project_deletion.request_deletion(Project.get(pid))  # the purge runs inline, now
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(files, "record_version", deleted_and_purged_meanwhile)
+    reply = alice.post(f"uploads/{pid}/{started['upload_id']}/complete/")
+    assert (reply.status, reply.code) == (404, "object_not_found")
+    assert int(User.get("alice").storage_used_bytes) == 0
+    project_deletion.purge(pid)
+    assert leftovers(pid) == NOTHING
+
+
 def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, purge_later):
     from chalicelib.adapters import storage
     from chalicelib.services import project_deletion
@@ -228,30 +328,8 @@ def test_an_interrupted_purge_is_finished_by_the_next_run(alice, monkeypatch, pu
     assert leftovers(pid) == NOTHING
 
 
-def test_on_aws_the_purge_runs_in_an_asynchronous_invocation_of_the_function(monkeypatch, override_settings):
-    import json
-
-    from chalicelib.adapters import background
-    from chalicelib.services import project_deletion
-
-    override_settings(background_tasks="lambda")
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stack-api")
-    sent = []
-
-    class FakeLambda:
-        def invoke(self, **kwargs):
-            sent.append(kwargs)
-
-    monkeypatch.setattr(background, "_lambda_client", lambda region: FakeLambda())
-    background.start(project_deletion.purge, project_id="p1")
-    assert sent[0]["FunctionName"] == "stack-api" and sent[0]["InvocationType"] == "Event"
-    event = json.loads(sent[0]["Payload"])
-    ran = []
-    monkeypatch.setattr(project_deletion, "purge", lambda project_id: ran.append(project_id))
-    monkeypatch.setitem(background._TASKS, "purge", project_deletion.purge)
-    handler = background.dispatching(lambda event, context: {"statusCode": 200})
-    assert handler(event, None)["done"] and ran == ["p1"]
-    assert handler({"httpMethod": "GET"}, None) == {"statusCode": 200}
+# On AWS the purge runs in an asynchronous invocation of the function itself, through moto's
+# Lambda: tests/test_infra.py, test_on_aws_a_deletion_invokes_the_function_itself_as_its_role_allows…
 
 
 def test_a_purge_an_earlier_version_queued_still_runs_after_an_upgrade(monkeypatch):

@@ -56,3 +56,53 @@ def test_the_presigned_flow_applies_the_same_margin(qfield):
     assert reply.status == 201
     reply = qfield.post(f"uploads/{pid}/", json={"name": "DCIM/b.bin", "size": 1_150_000})
     assert (reply.status, reply.code) == (402, "over_quota")
+
+
+@pytest.mark.parametrize("second", ["direct", "presigned"])
+def test_two_uploads_that_each_fit_but_not_together_one_is_refused(users, override_settings, monkeypatch,
+                                                                  second):
+    """Both uploads passed every check and read the owner's counter before either counts its
+    bytes (held at a barrier right before the reservation): one lands, the other gets 402, and
+    the counter is what is stored."""
+    import threading
+
+    import requests
+
+    from chalicelib.rules import quota
+    from tests.waiting import DEADLINE_SECONDS
+
+    override_settings(default_storage_quota_bytes=QUOTA, quota_grace_percent=10)
+    alice = users("alice")
+    pid = alice.create_project("race")["id"]
+    size = QUOTA * 6 // 10
+    started = None
+    if second == "presigned":
+        started = alice.post(f"uploads/{pid}/", json={"name": "b.bin", "size": size}).json()
+        for part in started["parts"]:
+            assert requests.put(part["url"], data=b"b" * part["size"], timeout=30).ok
+    both_checked = threading.Barrier(2, timeout=DEADLINE_SECONDS)
+    reserve = quota.reserve
+
+    def reserve_together(*args, **kwargs):
+        both_checked.wait()
+        return reserve(*args, **kwargs)
+
+    monkeypatch.setattr(quota, "reserve", reserve_together)
+    replies = {}
+    uploads = {
+        "a": lambda: upload(alice, pid, "a.bin", b"a" * size),
+        "b": (lambda: upload(alice, pid, "b.bin", b"b" * size)) if second == "direct"
+        else lambda: alice.post(f"uploads/{pid}/{started['upload_id']}/complete/"),
+    }
+    threads = [threading.Thread(target=lambda name=name: replies.update({name: uploads[name]()}))
+               for name in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(reply.status for reply in replies.values()) == [201, 402]
+    (landed,) = [name for name, reply in replies.items() if reply.status == 201]
+    assert [f["name"] for f in alice.get(f"files/{pid}/").json()] == [f"{landed}.bin"]
+    state = stored_state(pid)
+    assert _used() == size == state["project_bytes"] and len(state["s3"]) == 1

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import uuid
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote
@@ -106,6 +107,26 @@ def content_disposition(filename: str, disposition: str = "attachment") -> str:
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+_written: ContextVar[list[tuple[str, str]] | None] = ContextVar("written", default=None)
+
+
+@contextlib.contextmanager
+def writes_recorded() -> Iterator[list[tuple[str, str]]]:
+    """The (key, version id) of every object version stored meanwhile, in this thread."""
+    written: list[tuple[str, str]] = []
+    token = _written.set(written)
+    try:
+        yield written
+    finally:
+        _written.reset(token)
+
+
+def _stored(key: str, version_id: str) -> str:
+    if (written := _written.get()) is not None:
+        written.append((key, version_id))
+    return version_id
+
+
 def put_object(key: str, body: IO[bytes] | bytes, content_type: str, sha256: str | None = None) -> str:
     """Store bytes under `key`; the S3 version id of the new version. With the bytes' SHA-256
     (hex), S3 checks that it received exactly them, and boto3 need not read them for a checksum
@@ -115,7 +136,7 @@ def put_object(key: str, body: IO[bytes] | bytes, content_type: str, sha256: str
     response = aws.s3().put_object(
         Bucket=settings.bucket, Key=key, Body=body, ContentType=content_type, **checksum
     )
-    return response["VersionId"]
+    return _stored(key, response["VersionId"])
 
 
 def presigned_get(
@@ -253,7 +274,7 @@ def complete_multipart_upload(key: str, upload_id: str, parts: list[dict[str, An
     )
     plain = (response.get("ServerSideEncryption") in (None, "AES256")
              and "SSECustomerAlgorithm" not in response)
-    return Assembled(response["VersionId"], plain)
+    return Assembled(_stored(key, response["VersionId"]), plain)
 
 
 def abort_multipart_upload(key: str, upload_id: str) -> None:

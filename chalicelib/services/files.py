@@ -191,10 +191,12 @@ def _refreshed(caller: Caller, target: UploadTarget, size: int) -> UploadTarget:
     return replace(target, project=project)
 
 
-def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sums: Checksums) -> FileVersion:
+def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sums: Checksums,
+                   undo: Callable[[], None] | None = None) -> FileVersion:
     """Make stored bytes (already counted against the owner's quota) the file's newest version.
 
-    On failure the S3 version is deleted and the quota released: nothing is left behind.
+    On failure the S3 version is deleted and the quota released: nothing is left behind. `undo`
+    does that instead, for bytes and quota that a presigned upload's session holds.
     """
     key = storage.file_key(target.project.id, target.name)
 
@@ -208,8 +210,11 @@ def record_version(caller: Caller, target: UploadTarget, s3_version_id: str, sum
     try:
         version = _retrying(attempt, refresh)
     except Exception:
-        storage.delete_version(key, s3_version_id)
-        quota.release(target.project.owner_key, sums.size)
+        if undo is not None:
+            undo()
+        else:
+            storage.delete_version(key, s3_version_id)
+            quota.release(target.project.owner_key, sums.size)
         raise
     _process_if_needed(caller, target)
     return version

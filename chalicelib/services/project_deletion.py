@@ -118,11 +118,11 @@ def _delete_counts(project: Project) -> None:
 
 
 def _drop_upload_sessions(project: Project) -> None:
-    """Abort the open uploads. A completion in progress is left to finish: it cannot commit to
-    a project being deleted, and undoes its own work (quota, S3 version, session)."""
+    """Abort the uploads, with the quota they hold. Completions in progress too: one that was
+    cut off would hold its quota for good (no retry reaches a deleted project); one still running
+    cannot commit to a project being deleted, and finds its session gone (uploads.discard gives
+    the quota back once, whoever comes first)."""
     for session in UploadSession.by_project.query(project.id):
-        if session.state != "open" and not uploads.claim_is_abandoned(session):
-            continue
         with contextlib.suppress(ClientError):
             storage.abort_multipart_upload(session.s3_key, session.s3_upload_id)
         uploads.discard(session, project.owner_key)

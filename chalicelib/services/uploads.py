@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
 
 from chalicelib.adapters import background, storage
 from chalicelib.config import settings
@@ -240,7 +241,11 @@ def complete(
         except OverQuota:
             _release_claim(session)  # the parts stay: free some space and complete again
             raise
-        session.update(actions=[UploadSession.quota_counted.set(True)])
+        try:
+            session.update(actions=[UploadSession.quota_counted.set(True)], condition=_still_claimed())
+        except UpdateError:
+            quota.release(project.owner_key, size)  # dropped meanwhile: its project is being deleted
+            raise ObjectNotFound("This upload was aborted.") from None
     assembled = None
     if not session.s3_version_id:
         try:
@@ -250,7 +255,12 @@ def complete(
                 raise
             discard(session, project.owner_key)  # aborted meanwhile (its project is being deleted)
             raise ObjectNotFound("This upload was aborted.") from None
-        session.update(actions=[UploadSession.s3_version_id.set(assembled.version_id)])
+        try:
+            session.update(actions=[UploadSession.s3_version_id.set(assembled.version_id)],
+                           condition=_still_claimed())
+        except UpdateError:  # dropped meanwhile, its quota given back: the bytes go too
+            storage.delete_version(session.s3_key, assembled.version_id)
+            raise ObjectNotFound("This upload was aborted.") from None
     recorded = _already_recorded(session)
     if recorded is None:
         declared = _declared_checksums(session, target.is_qgis, parts, assembled, declared_sha256)
@@ -259,11 +269,10 @@ def complete(
         except Exception:
             discard(session, project.owner_key)
             raise
-        try:
-            recorded = files.record_version(caller, target, session.s3_version_id, sums)
-        except Exception:
-            session.delete()  # record_version undid its own work: the S3 version and the quota
-            raise
+        # If the commit fails, the session is dropped with its S3 version and its quota, once:
+        # the purge of a project being deleted may have dropped it already.
+        recorded = files.record_version(caller, target, session.s3_version_id, sums,
+                                        undo=lambda: discard(session, project.owner_key))
         if declared is not None:
             background.start(check_declared_sha256, project_id=project.id, name=session.name,
                              s3_version_id=session.s3_version_id, sha256=declared.sha256)
@@ -272,8 +281,11 @@ def complete(
     return recorded
 
 
-def claim_is_abandoned(session: UploadSession) -> bool:
-    return session.claimed_at is not None and session.claimed_at < utcnow() - CLAIM_LIFETIME
+def _still_claimed() -> Condition:
+    """The session is still there, claimed: the purge of a project being deleted drops the
+    sessions of completions in progress too (one cut off would otherwise hold its quota for good),
+    and an update must not write the session again."""
+    return UploadSession.state == "completing"
 
 
 def discard(session: UploadSession, owner_key: str) -> None:

@@ -18,18 +18,42 @@ def stack(tmp_path_factory):
     assert local.stop() == 0, "".join(local.output)
 
 
+class Workers:
+    """The job workers a test starts on the module's stack: `workers()` starts one, `kill(worker)`
+    kills one as a crash would. At the end of the test every other one is stopped, and must end
+    well (exit code 0): a worker that failed fails the test."""
+
+    def __init__(self, stack: LocalStack):
+        self.stack = stack
+        self.started: list[subprocess.Popen] = []
+        self.killed: set[int] = set()
+
+    def __call__(self) -> subprocess.Popen:
+        self.started.append(self.stack.start_worker())
+        return self.started[-1]
+
+    def kill(self, process: subprocess.Popen) -> None:
+        """SIGKILL, with the QGIS child it may be running (which dies with its worker)."""
+        self.killed.add(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        failures = []
+        for process in self.started:
+            if process.pid not in self.killed:
+                try:
+                    self.stack.stop_worker(process)
+                except AssertionError as failure:  # the others are stopped all the same
+                    failures.append(str(failure))
+        assert not failures, "\n".join(failures)
+
+
 @pytest.fixture
 def worker(stack):
-    """`worker()` starts a job worker of the test's own on the module's stack; each is stopped
-    at the end of the test if still alive."""
-    workers: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        workers.append(stack.start_worker())
-        return workers[-1]
-
-    yield start
-    for process in workers:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+    """`worker()` starts a job worker of the test's own on the module's stack (Workers)."""
+    workers = Workers(stack)
+    try:
+        yield workers
+    finally:
+        workers.stop_all()

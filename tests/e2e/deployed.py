@@ -8,7 +8,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import boto3
 import requests
 
 from tests.e2e.stack import ROOT, free_port
+from tests.waiting import wait_until
 
 REGION = "eu-central-1"
 # What an operator's shell would hold: credentials and a region, nothing of the project's.
@@ -61,17 +61,17 @@ class MotoServer:
         return boto3.client(service, region_name=REGION, endpoint_url=self.url, **credentials)
 
 
-def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def wait_until_up(url: str, process: subprocess.Popen) -> None:
+    def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args} exited with code {process.returncode}")
         try:
-            requests.get(url, timeout=2)
-            return
+            requests.get(url, timeout=10)
         except requests.ConnectionError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing answered at {url}")
+            return False
+        return True
+
+    wait_until(answers, f"nothing answered at {url}", interval=0.2)
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.waiting import DEADLINE_SECONDS
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "admin-password-e2e"
@@ -23,6 +25,10 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class PortTaken(RuntimeError):
+    """A port the stack was to use was taken meanwhile."""
 
 
 @dataclass
@@ -52,6 +58,7 @@ class LocalStack:
     aws_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     output: list[str] = field(default_factory=list)
+    worker_logs: dict[int, Path] = field(default_factory=dict)  # of the workers a test started
 
     @property
     def host(self) -> str:
@@ -75,7 +82,19 @@ class LocalStack:
         })
         return env
 
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = DEADLINE_SECONDS) -> None:
+        """Start the stack and wait for its banner. Its ports were free when chosen; another
+        process on the machine (another test run) may take one before the stack binds it: then
+        the stack starts again on others."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.port, self.aws_port = free_port(), free_port()
+
+    def _start(self, timeout: float) -> None:
         self.output = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "run"],
@@ -90,12 +109,17 @@ class LocalStack:
                 if "Press Ctrl-C to stop." in line:
                     ready.set()
 
-        threading.Thread(target=drain, daemon=True).start()
+        draining = threading.Thread(target=drain, daemon=True)
+        draining.start()
         deadline = time.monotonic() + timeout
         while not ready.wait(0.2):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("the local stack did not start:\n" + "".join(self.output))
+                draining.join(10)
+                output = "".join(self.output)
+                if "is taken" in output or "Address already in use" in output:
+                    raise PortTaken(output)
+                raise RuntimeError("the local stack did not start:\n" + output)
 
     def stop(self) -> int:
         if self.process is None:
@@ -103,7 +127,7 @@ class LocalStack:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=DEADLINE_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -112,13 +136,34 @@ class LocalStack:
         return code
 
     def start_worker(self) -> subprocess.Popen:
-        """A job worker of our own, beside a stack started with QFC_WORKER=0."""
+        """A job worker of our own, beside a stack started with QFC_WORKER=0; what it prints is
+        kept (`worker_log`)."""
         env = {**self.env, "QFC_AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.aws_port}",
                "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true"}
-        return subprocess.Popen([sys.executable, "-m", "job_containers.worker"], cwd=ROOT, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        log = self.data_dir.parent / f"{self.data_dir.name}-worker-{len(self.worker_logs) + 1}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen([sys.executable, "-m", "job_containers.worker"], cwd=ROOT, env=env,
+                                       stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+        self.worker_logs[process.pid] = log
+        return process
+
+    def worker_log(self, process: subprocess.Popen) -> str:
+        return self.worker_logs[process.pid].read_text(errors="replace")
+
+    def stop_worker(self, process: subprocess.Popen) -> None:
+        """Stop a worker as ECS does (SIGTERM; a job it runs is finished first) and check that it
+        ended well: a worker that crashed, or did not stop, fails the test."""
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            log = self.worker_log(process)[-5000:]
+            raise AssertionError(f"the job worker did not stop:\n{log}") from None
+        assert code == 0, f"the job worker ended with {code}:\n{self.worker_log(process)[-5000:]}"
 
     def createuser(self, username: str, password: str, *extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.e2e.stack import ROOT, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,14 +38,15 @@ class StandIn:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "devstack.aws_standin", "-H", "127.0.0.1", "-p", str(self.port)],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             assert self.process.poll() is None, (self.state.parent / "standin.log").read_text()[-3000:]
             try:
-                requests.get(f"http://127.0.0.1:{self.port}/moto-api/", timeout=1)
-                break
+                requests.get(f"http://127.0.0.1:{self.port}/moto-api/", timeout=10)
             except requests.ConnectionError:
-                time.sleep(0.1)
+                return False
+            return True
+
+        wait_until(answers, "the AWS stand-in did not answer", interval=0.1)
         requests.post(f"http://127.0.0.1:{self.port}/moto-api/seed?a={time.time_ns() % 2**31}",
                       timeout=10).raise_for_status()
 

@@ -9,7 +9,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from tests import shared_data
 from tests.e2e.stack import ROOT
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 BEE_FILES = ["bees.gpkg", "bumblebees.gpkg", "simple_bee_farming.qgs"]
@@ -34,14 +34,14 @@ def open_in_qgis(project_file: Path) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def wait_for(cli, job_id: str, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for(cli, job_id: str) -> str:
+    """The job's status once it is finished or failed."""
+
+    def done() -> str | None:
         status = ok(cli("--json", "job-status", job_id)).json()["status"]
-        if status in ("finished", "failed"):
-            return status
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} still not done after {timeout} s")
+        return status if status in ("finished", "failed") else None
+
+    return wait_until(done, f"job {job_id} is not done", interval=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +126,7 @@ def test_a_pushed_deltafile_lands_once_and_the_next_package_carries_it(cli, bees
     apply = [j for j in ok(cli("--json", "list-jobs", bees, "--type", "delta_apply")).json()]
     assert len(apply) == 1 and wait_for(cli, apply[0]["id"]) == "finished"
 
-    ok(cli("delta-push", bees, str(path)))  # again: nothing new, no new job
-    time.sleep(1)
+    ok(cli("delta-push", bees, str(path)))  # again: nothing new, no new job (a push makes its job at once)
     assert len(ok(cli("--json", "list-jobs", bees, "--type", "delta_apply")).json()) == 1
 
     data = tmp_path / "data"

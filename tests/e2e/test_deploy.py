@@ -15,7 +15,6 @@ import inspect
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +35,7 @@ from tests.e2e.deployed import (
     start_worker,
 )
 from tests.e2e.stack import BIN, CliResult
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 # What the deployment is told about the job image: moto runs no container, so the worker runs from
@@ -231,14 +231,12 @@ def cli(url: str, *args: str, token: str | None = None, cwd: Path | None = None)
     return result
 
 
-def wait_for_job(url: str, token: str, job_id: str, timeout: float = 180) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for_job(url: str, token: str, job_id: str) -> str:
+    def done() -> str | None:
         status = cli(url, "--json", "job-status", job_id, token=token).json()["status"]
-        if status in ("finished", "failed"):
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} not done after {timeout} s")
+        return status if status in ("finished", "failed") else None
+
+    return wait_until(done, f"job {job_id} is not done", interval=0.5)
 
 
 def test_the_api_and_the_worker_pass_the_smoke_with_only_their_roles(enforced, tmp_path):

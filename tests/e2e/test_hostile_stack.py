@@ -18,7 +18,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 import zipfile
 from pathlib import Path
 from urllib.parse import quote
@@ -29,6 +28,7 @@ import requests
 
 from tests.e2e.stack import ADMIN_PASSWORD, LocalStack
 from tests.hostile_projects import Layer, Listener, assert_refused, canary, gpkg, qgs
+from tests.waiting import DEADLINE_SECONDS, wait_until
 
 pytestmark = pytest.mark.e2e
 ALLOWED_PRIVATE_HOST = "127.0.0.2"
@@ -65,15 +65,14 @@ class Api:
         listed = self.get(f"jobs/?project_id={pid}").json()
         return [self.get(f"jobs/{job['id']}/").json() for job in listed if job["type"] == job_type]
 
-    def wait_for_job(self, pid: str, job_type: str, timeout: float = 300) -> dict:
+    def wait_for_job(self, pid: str, job_type: str) -> dict:
         """The project's one job of `job_type`, once it is finished or failed."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def done() -> dict | None:
             jobs = self.jobs(pid, job_type)
-            if len(jobs) == 1 and jobs[0]["status"] in FINAL:
-                return jobs[0]
-            assert time.monotonic() < deadline, jobs
-            time.sleep(0.2)
+            return jobs[0] if len(jobs) == 1 and jobs[0]["status"] in FINAL else None
+
+        return wait_until(done, f"the {job_type} job of {pid} did not end", interval=0.2)
 
     def fetch(self, path: str) -> bytes:
         reply = self.get(path, allow_redirects=False)
@@ -159,8 +158,7 @@ def stolen(stack, alice, bob, tmp_path_factory):
         assert alice.post("jobs/", json={"project_id": pid, "type": "package"}).status_code == 201
         packaged = alice.wait_for_job(pid, "package")
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        stack.stop_worker(process)
     files = {}
     if packaged["status"] == "finished":
         files = {item["name"]: alice.fetch(f"packages/{pid}/latest/files/{item['name']}/")
@@ -265,10 +263,9 @@ def test_a_qgz_bomb_does_not_inflate_the_worker(alice, worker):
     assert len(bomb) < 2 * 1024**2
     process = worker()
     pid = alice.create_project("bomb")
-    deadline = time.monotonic() + 60
-    while not children(process.pid):  # a child waits for the next job: the worker is up
-        assert process.poll() is None and time.monotonic() < deadline, "the worker did not start"
-        time.sleep(0.2)
+    # A child waits for the next job: the worker is up.
+    wait_until(lambda: process.poll() is not None or children(process.pid), "the worker did not start")
+    assert process.poll() is None, "the worker died"
     baseline = rss_mb(process.pid)
     sampler = PeakMemory(process.pid)
     try:
@@ -303,23 +300,20 @@ def killed_mid_job(stack, alice, job_tmp, tmp_path_factory):
     first = stack.start_worker()
     try:
         alice.upload(pid, "project.qgs", qgs(layers).encode())
-        assert listener.connected.wait(120), "the job never reached the silent server"
+        assert listener.connected.wait(DEADLINE_SECONDS), "the job never reached the silent server"
         left_behind = files_named(job_tmp, tenant_file)
         first.send_signal(signal.SIGKILL)
         first.wait()
         still_there = [path for path in left_behind if path.exists()]
         second = stack.start_worker()
         try:
-            job = alice.wait_for_job(pid, "process_projectfile", timeout=120)
-            deadline = time.monotonic() + 60
-            while files_named(job_tmp, tenant_file) and time.monotonic() < deadline:
-                time.sleep(0.2)
+            job = alice.wait_for_job(pid, "process_projectfile")
+            # The new worker removes them as it starts, before it takes a job; or never.
+            after_restart = files_named(job_tmp, tenant_file)
             return {"left_behind": left_behind, "still_there": still_there, "job": job,
-                    "after_restart": files_named(job_tmp, tenant_file),
-                    "project": alice.get(f"projects/{pid}/").json()}
+                    "after_restart": after_restart, "project": alice.get(f"projects/{pid}/").json()}
         finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(timeout=60)
+            stack.stop_worker(second)
     finally:
         if first.poll() is None:  # the test failed before it killed the worker: no orphan left
             first.kill()

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,14 @@ import requests
 
 from devstack import data_folder
 from tests.e2e.stack import ADMIN_PASSWORD, ROOT, LocalStack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def wait_until_released(data_dir: Path, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while data_folder.running_stack(data_dir) is not None:
-        assert time.monotonic() < deadline, "the data folder stayed locked"
-        time.sleep(0.2)
+def wait_until_released(data_dir: Path) -> None:
+    wait_until(lambda: data_folder.running_stack(data_dir) is None, "the data folder stayed locked",
+               interval=0.2)
 
 
 def running(pid: int) -> bool:
@@ -65,10 +63,7 @@ def test_a_second_stack_on_a_data_folder_is_refused_and_loses_nothing(tmp_path):
         first.process.kill()
         first.process.wait()
         wait_until_released(data_dir)
-        deadline = time.monotonic() + 30
-        while running(worker):
-            assert time.monotonic() < deadline, "the job worker outlived its stack"
-            time.sleep(0.2)
+        wait_until(lambda: not running(worker), "the job worker outlived its stack", interval=0.2)
         second.start()
         token = second.login("admin", ADMIN_PASSWORD)
         listed = {project["id"] for project in second.cli("--json", "list-projects", token=token).json()}
@@ -127,10 +122,12 @@ def test_the_console_the_banner_and_a_clean_stop(tmp_path):
         assert requests.get(f"{stack.url}projects/", timeout=30).status_code == 401
         # Stopped while the worker serves: the case where it met two signals.
         worker_log = tmp_path / "data" / "worker.log"
-        deadline = time.monotonic() + 120
-        while "Job worker started" not in worker_log.read_text():
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.2)
+
+        def worker_started() -> bool:
+            assert process.poll() is None, "the stack stopped"
+            return worker_log.exists() and "Job worker started" in worker_log.read_text()
+
+        wait_until(worker_started, "the job worker did not start", interval=0.2)
     finally:
         os.killpg(process.pid, signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

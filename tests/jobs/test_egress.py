@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -99,14 +98,13 @@ def test_servers_that_never_answer_cost_a_job_its_network_budget_only(proxy, mon
     monkeypatch.setattr(egress, "WINDOW_SECONDS", 0.2)
     proxy.begin_job(HostPolicy(("127.0.0.1",)), budget_seconds=1.0)
     with listening(None) as silent:
-        started = time.monotonic()
-        with pytest.raises(requests.exceptions.ConnectionError):
-            _get(proxy, f"http://127.0.0.1:{silent.port}/never", timeout=60)
-        assert time.monotonic() - started < 30  # the budget, not the client's 60 s, ended it
-        refused_at = time.monotonic()
-        reply = _get(proxy, f"http://127.0.0.1:{silent.port}/again")
+        # The proxy ends it (the connection is closed: ConnectionError): the client's 120 s would
+        # end in a ReadTimeout, which is not one.
+        with pytest.raises(requests.exceptions.ConnectionError) as ended:
+            _get(proxy, f"http://127.0.0.1:{silent.port}/never", timeout=120)
+        assert not isinstance(ended.value, requests.exceptions.Timeout)
+        reply = _get(proxy, f"http://127.0.0.1:{silent.port}/again", timeout=120)  # at once, without trying
         assert reply.status_code == 503 and "slow or silent servers" in reply.text
-        assert time.monotonic() - refused_at < 5
         assert silent.connections == 1
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from job_containers import isolation, sandbox
 from tests import shared_data
+from tests.waiting import wait_until
 
 LIMITS = {"timeout_seconds": 120, "memory_mb": 3000}
 
@@ -127,15 +128,6 @@ def _uid_of(pid: int) -> int:
     raise AssertionError("no Uid line")
 
 
-def _wait_until(condition, seconds: float = 60) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def test_a_child_starts_with_none_of_the_workers_variables(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-secret-key")
     monkeypatch.setenv("QFC_ADMIN_PASSWORD", "worker-admin-password")
@@ -160,7 +152,7 @@ def test_a_child_of_a_root_worker_runs_as_a_user_of_its_own_once_qgis_is_loaded(
     try:
         child = isolation._ready
         expected = identity.uid if identity.separate else os.geteuid()
-        _wait_until(lambda: _uid_of(child.process.pid) == expected)
+        wait_until(lambda: _uid_of(child.process.pid) == expected, "the child kept the worker's uid")
         assert child.folder.stat().st_uid == expected
         assert child.folder.stat().st_mode & 0o777 == 0o700
     finally:
@@ -182,9 +174,9 @@ def test_the_childs_user_reads_neither_the_workers_environment_nor_its_folders()
     (data / "admin-credentials").write_text("admin s3cret")
     other_job = Path(tempfile.mkdtemp(prefix="qfc-test-job-"))
     (other_job / "tenant.gpkg").write_text("another tenant's data")
-    code = ("from job_containers import sandbox; import time; sandbox.worker_process_guard();"
-            " print('guarded', flush=True); time.sleep(60)")
-    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+    code = ("from job_containers import sandbox; import sys; sandbox.worker_process_guard();"
+            " print('guarded', flush=True); sys.stdin.read()")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               env={**os.environ, "WORKER_SECRET": "worker-s3cret"})
     try:
         assert worker.stdout.readline() == b"guarded\n"

@@ -20,6 +20,7 @@ from qgis.core import QgsProject
 from job_containers.cores.package import package
 from tests.jobs import readers
 from tests.jobs.layer_ids import APIARY, BEE_LAYERS, FIELDS
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DELTA_GPKG_LAYERS = {
@@ -139,7 +140,8 @@ def test_packaging_an_unchanged_project_again_gives_identical_files(qgis, bee_pr
     (tmp_path / "elsewhere" / "project").mkdir()
     for file in bee_project.iterdir():
         (tmp_path / "elsewhere" / "project" / file.name).write_bytes(file.read_bytes())
-    time.sleep(1.1)  # any "now" in the files would differ
+    packaged_at = int(time.time())  # the next package is made in a later second: any "now" in it differs
+    wait_until(lambda: int(time.time()) > packaged_at, "the clock stopped")
 
     # Another process, as another job would be.
     subprocess.run([sys.executable, "-c", (
