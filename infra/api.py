@@ -18,9 +18,18 @@ from chalicelib.errors import UnknownRoute, error_json
 from chalicelib.http import limits
 from chalicelib.http.routing import API_PREFIX
 
-from .cfn import Json, get_att, ref, resource, sub
+from .cfn import NO_VALUE, Json, get_att, if_, ref, resource, sub
 from .environment import service_environment
-from .parameters import API_MEMORY, LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, LOG_RETENTION, MAIL_SENDER, SIGNUP
+from .parameters import (
+    API_MEMORY,
+    HAS_PUBLIC_URL,
+    LAMBDA_CODE_BUCKET,
+    LAMBDA_CODE_KEY,
+    LOG_RETENTION,
+    MAIL_SENDER,
+    PUBLIC_URL,
+    SIGNUP,
+)
 
 FUNCTION = "ApiFunction"
 FUNCTION_ROLE = "ApiFunctionRole"
@@ -146,7 +155,8 @@ def function_environment() -> Json:
             "QFC_MAX_DIRECT_UPLOAD_BYTES": str(limits.MAX_DIRECT_UPLOAD_BYTES),
             # Account self-service the operator turns on (docs/api.md, "Accounts").
             "QFC_MAIL_SENDER": ref(MAIL_SENDER),
-            "QFC_SIGNUP": ref(SIGNUP)}
+            "QFC_SIGNUP": ref(SIGNUP),
+            "QFC_PUBLIC_URL": if_(HAS_PUBLIC_URL, ref(PUBLIC_URL), NO_VALUE)}
 
 
 def function_resources() -> Json:

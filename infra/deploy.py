@@ -36,6 +36,7 @@ from . import job_image as images
 from .artifacts import Artifacts
 from .index_steps import added_indexes, added_tables, index_steps
 from .package import cached_package
+from .parameters import PUBLIC_URL
 from .standin import apply_skipped_properties, rest_api_as_resources, without_cloudfront
 from .target import DeployError, Target
 
@@ -151,6 +152,15 @@ class Deployment:
                                    f"step {number}/{len(steps)}" if len(steps) > 1 else "")
             stack = cfn_ops.describe(self.cfn, self.stack_name)
         assert stack is not None
+        public_url = stack.outputs["ServerUrl"]
+        # Known only once the stack exists: the function cannot name the distribution that names
+        # its API. The links the API mails (password reset) and answers use it. Against moto there
+        # is no distribution: ServerUrl is API Gateway's, which the function names by itself.
+        if not self.target.is_moto and stack.parameters.get(PUBLIC_URL) != public_url:
+            changed |= self._apply(artifacts, template, {**given, PUBLIC_URL: public_url}, stack,
+                                   "the server's public URL")
+            stack = cfn_ops.describe(self.cfn, self.stack_name)
+            assert stack is not None
         created = not deployed["Resources"]
         self._wait_for_indexes(stack.outputs)
         password = self._upgrade_data(stack.outputs, created, added_indexes(deployed, template),

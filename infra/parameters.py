@@ -22,6 +22,7 @@ DOMAIN_NAME = "DomainName"
 HOSTED_ZONE = "HostedZoneId"
 CERTIFICATE = "CertificateArn"
 MAIL_SENDER = "MailSender"
+PUBLIC_URL = "PublicUrl"
 SIGNUP = "Signup"
 LARGE_REQUESTS_AT_REST = "LargeRequestsAtRest"
 
@@ -35,6 +36,7 @@ HAS_CERTIFICATE = "HasCertificateArn"
 CREATE_CERTIFICATE = "CreateCertificate"
 CREATE_DNS_RECORD = "CreateDnsRecord"
 HAS_MAIL_SENDER = "HasMailSender"
+HAS_PUBLIC_URL = "HasPublicUrl"
 
 # The values CloudWatch Logs accepts for a retention period.
 _RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -156,6 +158,14 @@ def parameters() -> Json:
             "AllowedValues": ["0", "1"],
             "Description": "1 lets anyone create an account (the web console's sign-up page).",
         },
+        PUBLIC_URL: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^(https://[^/\\s]+(/[^\\s]*)?)?$",
+            "Description": "The server's public URL, for the links the API mails and answers (password "
+                           "reset, sign-up, pages); ./dev deploy sets it to ServerUrl once the stack "
+                           "exists (the function cannot name the distribution that names its API).",
+        },
     }
 
 
@@ -171,6 +181,7 @@ def conditions() -> Json:
         CREATE_CERTIFICATE: and_(condition(HAS_DOMAIN), not_(condition(HAS_CERTIFICATE))),
         CREATE_DNS_RECORD: and_(condition(HAS_DOMAIN), condition(HAS_HOSTED_ZONE)),
         HAS_MAIL_SENDER: not_(equals(ref(MAIL_SENDER), "")),
+        HAS_PUBLIC_URL: not_(equals(ref(PUBLIC_URL), "")),
     }
 
 
@@ -186,7 +197,7 @@ def interface() -> Json:
                  "Parameters": [JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX]},
                 {"Label": {"default": "Large uploads"}, "Parameters": [LARGE_REQUESTS_AT_REST]},
                 {"Label": {"default": "Operations"}, "Parameters": [ALARM_EMAIL]},
-                {"Label": {"default": "Accounts"}, "Parameters": [MAIL_SENDER, SIGNUP]},
+                {"Label": {"default": "Accounts"}, "Parameters": [MAIL_SENDER, SIGNUP, PUBLIC_URL]},
                 {"Label": {"default": "Custom domain"},
                  "Parameters": [DOMAIN_NAME, HOSTED_ZONE, CERTIFICATE]},
             ]

@@ -444,7 +444,8 @@ def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) 
     assert (api_environment["POWERTOOLS_SERVICE_NAME"], environment["POWERTOOLS_SERVICE_NAME"]) == (
         "qfc-api", "qfc-worker")
     # The API's own settings: direct uploads, and account self-service (mails, sign-up).
-    shared = set(api_environment) - {"QFC_MAX_DIRECT_UPLOAD_BYTES", "QFC_MAIL_SENDER", "QFC_SIGNUP"}
+    shared = set(api_environment) - {"QFC_MAX_DIRECT_UPLOAD_BYTES", "QFC_MAIL_SENDER", "QFC_SIGNUP",
+                                      "QFC_PUBLIC_URL"}
     assert set(environment) == shared  # the worker reads what the API reads
     assert all(environment[name] == api_environment[name] for name in shared - {"POWERTOOLS_SERVICE_NAME"})
     assert int(environment["QFC_JOB_MEMORY_MB"]) < int(task["Memory"])
@@ -705,6 +706,11 @@ def test_the_api_may_send_mail_only_from_the_operators_sender_and_only_when_ther
     assert environment["QFC_SIGNUP"] == {"Ref": "Signup"}
     parameters = template["Parameters"]
     assert (parameters["MailSender"]["Default"], parameters["Signup"]["Default"]) == ("", "0")
+    # The links in those mails name the public URL (./dev deploy sets PublicUrl to ServerUrl on
+    # AWS); unset, the function names the host each request came to.
+    assert environment["QFC_PUBLIC_URL"] == {"Fn::If": ["HasPublicUrl", {"Ref": "PublicUrl"},
+                                                        {"Ref": "AWS::NoValue"}]}
+    assert parameters["PublicUrl"]["Default"] == ""
 
 
 def test_api_role_reaches_every_table_and_index_but_cannot_scan(template: dict[str, Any]) -> None:
