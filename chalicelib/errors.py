@@ -211,6 +211,15 @@ class DeltasNotStored(ApiError):
         "The deltas could not all be stored right now; nothing is lost: push the same deltafile again.")
 
 
+class MailNotSent(ApiError):
+    """The mail service refused or failed the mail (SES: an unverified sender, a recipient outside
+    SES's sandbox, throttling): nothing was sent, and asking again may work."""
+
+    status, code, default_message = (
+        503, "mail_not_sent",
+        "The mail could not be sent right now; try again later or ask an administrator.")
+
+
 # How a broken input rule reads, by pydantic error type; `{field}` is the field's name.
 _INPUT_MESSAGES = {
     "missing": "`{field}` is required.",

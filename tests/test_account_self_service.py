@@ -166,3 +166,36 @@ def test_a_reader_cannot_restore_a_version(alice, users, pid):
     rita = alice.login("rita", PASSWORD)
     assert rita.post(f"files/restore/{pid}/a.txt/", json={"version_id": version}).code == "permission_denied"
     assert rita.get(f"files/links/{pid}/a.txt/").status == 200
+
+
+def _ses_sent_messages() -> list:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    from chalicelib.config import settings
+
+    return ses_backends[DEFAULT_ACCOUNT_ID][settings.region].sent_messages
+
+
+def test_on_aws_the_reset_mail_goes_through_ses_from_the_verified_sender(users, api, override_settings):
+    """Without a mail folder (as on AWS) the mail is SES's, through moto's SES."""
+    import boto3
+
+    from chalicelib.config import settings
+
+    override_settings(mail_sender="cloud@example.com", mail_folder=None)
+    users("alice")
+    anonymous = api.as_anonymous()
+    refused = anonymous.post("auth/password/reset/", json={"email": "alice@example.com"})
+    # SES refuses a sender nobody verified: a clear 503, nothing sent, and no link left pending
+    assert (refused.status, refused.code) == (503, "mail_not_sent"), refused.content
+    assert _ses_sent_messages() == []
+    boto3.client("ses", region_name=settings.region).verify_email_identity(EmailAddress="cloud@example.com")
+    reply = anonymous.post("auth/password/reset/", json={"email": "alice@example.com"})
+    assert reply.status == 202, reply.content  # at once: the refused attempt left nothing to wait for
+    [sent] = _ses_sent_messages()
+    assert (sent.source, sent.destinations["ToAddresses"]) == ("cloud@example.com", ["alice@example.com"])
+    token = re.search(r"#/reset/(\S+)", sent.body).group(1)
+    done = anonymous.post("auth/password/reset/confirm/", json={"token": token, "new_password": NEW})
+    assert done.status == 200, done.content
+    assert api.login("alice", NEW).get("auth/user/").status == 200

@@ -12,8 +12,12 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib.adapters import aws
 from chalicelib.config import settings
+from chalicelib.errors import MailNotSent
+from chalicelib.observability import logger
 
 
 def send(to: str, subject: str, text: str) -> None:
@@ -24,12 +28,16 @@ def send(to: str, subject: str, text: str) -> None:
     if settings.mail_folder:
         _write(Path(settings.mail_folder), sender, to, subject, text)
         return
-    aws.ses().send_email(
-        Source=sender,
-        Destination={"ToAddresses": [to]},
-        Message={"Subject": {"Data": subject, "Charset": "UTF-8"},
-                 "Body": {"Text": {"Data": text, "Charset": "UTF-8"}}},
-    )
+    try:
+        aws.ses().send_email(
+            Source=sender,
+            Destination={"ToAddresses": [to]},
+            Message={"Subject": {"Data": subject, "Charset": "UTF-8"},
+                     "Body": {"Text": {"Data": text, "Charset": "UTF-8"}}},
+        )
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("SES did not send a mail", extra={"error": str(error)})
+        raise MailNotSent() from error
 
 
 def _write(folder: Path, sender: str, to: str, subject: str, text: str) -> None:

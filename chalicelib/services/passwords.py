@@ -19,7 +19,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.adapters import mail
 from chalicelib.config import settings
-from chalicelib.errors import AuthenticationFailed, NotEnabled, ValidationError
+from chalicelib.errors import AuthenticationFailed, MailNotSent, NotEnabled, ValidationError
 from chalicelib.models import AuthToken, User
 from chalicelib.models.base import utcnow
 from chalicelib.rules.permissions import AccountAction, require_on_account
@@ -87,10 +87,15 @@ def request_reset(data: PasswordResetRequest, console_url: str) -> None:
     user.update(actions=[User.password_reset_hash.set(_digest(secret)),
                          User.password_reset_expires_at.set(now + lifetime)])
     link = f"{console_url}#/reset/{user.username_key}.{secret}"
-    mail.send(user.email, "Reset your password",
-              f"Hello {user.username},\n\nsomeone (we hope you) asked to reset your password. "
-              f"Open this link within {settings.password_reset_minutes} minutes to choose a new one:\n\n"
-              f"{link}\n\nIf you did not ask for it, ignore this mail: your password stays as it is.\n")
+    try:
+        mail.send(user.email, "Reset your password",
+                  f"Hello {user.username},\n\nsomeone (we hope you) asked to reset your password. "
+                  f"Open this link within {settings.password_reset_minutes} minutes to choose a new one:\n\n"
+                  f"{link}\n\nIf you did not ask for it, ignore this mail: your password stays as it is.\n")
+    except MailNotSent:
+        # No link went out: asking again must send one, not wait for this one to lapse.
+        user.update(actions=[User.password_reset_hash.remove(), User.password_reset_expires_at.remove()])
+        raise
 
 
 def confirm_reset(data: PasswordResetConfirm) -> None:
