@@ -10,7 +10,9 @@ and worst of `--runs` are printed, with the slowest top-level imports of one run
 By default the app is imported from this checkout, with the development venv's packages (which
 also see Debian's). With `--package` it is imported from the Lambda package the deploy uploads
 (infra/package.py: built once per version of the code, from PyPI), unpacked, with nothing else
-on the path and the environment the template gives the function: what Lambda imports.
+on the path and the environment the template gives the function: what Lambda imports. As on
+Lambda, whose folder is read-only, no bytecode is written then: the import uses what the package
+ships (infra/package.py compiles it), and compiles what it lacks at every run.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)")
 
 def _environment(package: Path | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("QFC_", "AWS_"))}
-    env = {**env, **LAMBDA_ENV, "PYTHONDONTWRITEBYTECODE": "0"}
+    # "0" lets Python write bytecode; any other value stops it.
+    env = {**env, **LAMBDA_ENV, "PYTHONDONTWRITEBYTECODE": "0" if package is None else "1"}
     if package is None:
         return env
     from infra.environment import service_environment
@@ -77,7 +80,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as unpacked:
         package = _unpacked_package(Path(unpacked)) if args.package else None
-        import_seconds(package)  # compiles the bytecode once, as the deployed package ships it
+        import_seconds(package)  # the checkout's bytecode compiled once; the files read once
         runs = [import_seconds(package) * 1000 for _ in range(args.runs)]
         slowest = slowest_imports(package)
     figures = {"median_ms": round(statistics.median(runs), 1), "best_ms": round(min(runs), 1),

@@ -4,6 +4,11 @@ The zip holds app.py, chalicelib/ but its maintenance layer (administration from
 run by the function) and the runtime dependencies listed in pyproject.toml,
 installed as manylinux x86_64 wheels for CPython 3.11: Lambda's platform, whatever machine
 builds it (argon2, cffi and Pillow contain compiled code). Needs network access to PyPI.
+
+It holds every module's bytecode too: the function's folder is read-only, so a module without
+it is compiled again at every cold start (that doubled the import of app.py: bench/README.md).
+The bytecode is checked by nothing but its presence (`unchecked-hash`: the zip's dates are fixed,
+and the code never changes under a deployed function), and names /var/task, the function's folder.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ LAMBDA_PYTHON = "3.11"
 # Lambda refuses a function whose unzipped code is larger than this.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 _SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
+# Where Lambda puts the function's code: the path the bytecode names, as tracebacks show it.
+LAMBDA_TASK_ROOT = "/var/task"
+BYTECODE = "unchecked-hash"
 # Every entry of the zip gets this date and these permissions, so that the same content makes
 # the same zip, byte for byte (its SHA-256 is its key in the deployment bucket).
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -69,7 +77,7 @@ def write_zip(source: Path, out: Path) -> int:
     unzipped = 0
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(source.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+            if path.is_file():
                 entry = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=ZIP_DATE)
                 entry.external_attr = ZIP_FILE_MODE
                 entry.compress_type = zipfile.ZIP_DEFLATED
@@ -78,11 +86,26 @@ def write_zip(source: Path, out: Path) -> int:
     return unzipped
 
 
+def compile_bytecode(staging: Path) -> None:
+    """Every module's bytecode beside it, for Lambda's Python, the same bytes for the same code.
+    Forced (`-f`): pip wrote some already, checked by the source's date, which the zip changes."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != LAMBDA_PYTHON:
+        raise RuntimeError(f"the Lambda package is built with Python {LAMBDA_PYTHON}, whose bytecode "
+                           f"Lambda's runtime reads; this is {sys.version.split()[0]}")
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode", BYTECODE,
+         "-s", str(staging), "-p", LAMBDA_TASK_ROOT, str(staging)],
+        # sets and frozensets in the bytecode keep one order
+        env={**os.environ, "PYTHONHASHSEED": "0"}, check=True, stdout=subprocess.DEVNULL,
+    )
+
+
 def build_package(out: Path) -> int:
     with tempfile.TemporaryDirectory() as workdir:
         staging = Path(workdir)
         install_dependencies(runtime_requirements(), staging)
         copy_app(staging)
+        compile_bytecode(staging)
         return write_zip(staging, out)
 
 
@@ -98,7 +121,7 @@ def _app_files() -> list[Path]:
 def inputs_digest() -> str:
     """What the package is made of: the requirements, the platform and the app's files."""
     digest = hashlib.sha256()
-    digest.update("\n".join([*runtime_requirements(), LAMBDA_PLATFORM, LAMBDA_PYTHON]).encode())
+    digest.update("\n".join([*runtime_requirements(), LAMBDA_PLATFORM, LAMBDA_PYTHON, BYTECODE]).encode())
     for path in _app_files():
         digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

@@ -7,9 +7,11 @@ models, the Chalice app and devstack independently of infra's own helpers.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import ipaddress
 import json
+import marshal
 import re
 import subprocess
 import sys
@@ -755,7 +757,21 @@ def test_lambda_package_holds_the_app_and_the_runtime_dependencies(
     assert {"app.py", "chalice/__init__.py", "chalicelib/__init__.py"} <= names
     assert {f"chalicelib/models/{p.name}" for p in (REPO / "chalicelib/models").glob("*.py")} <= names
     assert not [name for name in names if name.startswith("chalicelib/maintenance/")]
-    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+    # Bytecode of every module, compiled here (none copied from the checkout), naming /var/task,
+    # and used by its presence alone: Lambda's folder is read-only, nothing is compiled there.
+    compiled = {name for name in names if name.endswith(".pyc")}
+    sources = {name for name in names if name.endswith(".py")}
+    expected = {f"{Path(source).parent}/__pycache__/{Path(source).stem}.{sys.implementation.cache_tag}.pyc"
+                .removeprefix("./") for source in sources}
+    assert compiled == expected
+    with zipfile.ZipFile(out) as archive:
+        bytecode = archive.read(f"chalicelib/__pycache__/__init__.{sys.implementation.cache_tag}.pyc")
+    assert bytecode[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(bytecode[4:8], "little") == 0b01  # hash-based, source never checked
+    assert marshal.loads(bytecode[16:]).co_filename == "/var/task/chalicelib/__init__.py"
+    again = tmp_path / "again.zip"
+    package.build_package(again)
+    assert again.read_bytes() == out.read_bytes()  # the same code makes the same zip
 
 
 def job_worker_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
