@@ -133,6 +133,18 @@ def find_text(driver, text: str, seconds: float = PAGE_SECONDS):
     return wait(driver, visible, seconds, f"no visible text {text!r}")
 
 
+def click_text(driver, text: str, seconds: float = PAGE_SECONDS):
+    """Clicks the first visible element whose own text contains `text`; found and clicked in one
+    step, again if the page drew it anew in between (a list refreshed after an upload)."""
+    def clicked(d):
+        for element in d.find_elements(By.XPATH, f"//*[contains(text(), {json.dumps(text)})]"):
+            if element.is_displayed():
+                element.click()  # a stale element raises, and the wait tries again
+                return element
+        return None
+    return wait(driver, clicked, seconds, f"nothing visible to click showing {text!r}")
+
+
 def heading(driver, text: str):
     return wait(driver, lambda d: d.find_element(By.XPATH, f"//h1[normalize-space()={json.dumps(text)}]"),
                 what=f"no heading {text!r}")
@@ -218,10 +230,10 @@ def test_a_wrong_password_is_refused_in_words_and_the_right_one_signs_in(browser
 
 def test_create_a_project(browser, console, api):
     go(browser, console, "/projects")
-    find_text(browser, "New project").click()
+    click_text(browser, "New project")
     wait(browser, lambda d: d.find_element(By.NAME, "name")).send_keys("survey")
     browser.find_element(By.CSS_SELECTOR, "textarea").send_keys("Trees of the park")
-    find_text(browser, "Create").click()
+    click_text(browser, "Create")
     heading(browser, "survey")
     find_text(browser, "Package for QField")
     check_page(browser, "project-new")
@@ -257,8 +269,7 @@ def test_upload_a_file_with_its_progress_and_see_its_version(browser, console, s
     seen = browser.execute_script("return window.progressSeen")
     assert seen and all(total == BIG_FILE_BYTES for _, total in seen), seen[:5]
     assert any(0 < sent < BIG_FILE_BYTES for sent, _ in seen), "no progress between start and end"
-    file_entry = find_text(browser, "ortho.tif")
-    file_entry.click()  # opens its versions
+    click_text(browser, "ortho.tif")  # opens its versions
     find_text(browser, "1 version")
     versions = "//ul[@aria-label='Versions of rasters/ortho.tif']"
     download = f"{versions}//button[normalize-space()='Download']"
@@ -270,7 +281,7 @@ def test_restore_an_older_version(browser, console, survey, api):
     api.upload(survey, "notes.txt", b"first words\n")
     api.upload(survey, "notes.txt", b"second words\n")
     go(browser, console, f"/projects/{survey}/files")
-    find_text(browser, "notes.txt").click()
+    click_text(browser, "notes.txt")
     find_text(browser, "2 versions")
     versions = "//ul[@aria-label='Versions of notes.txt']"
     browser.find_element(By.XPATH, f"{versions}//button[normalize-space()='Restore']").click()
@@ -310,7 +321,7 @@ def test_open_a_failed_job_and_read_its_reason(browser, console, api):
     [job] = api.wait_for_jobs(broken)
     assert job["status"] == "failed"
     go(browser, console, f"/projects/{broken}/jobs")
-    find_text(browser, "process_projectfile").click()
+    click_text(browser, "process_projectfile")
     reason = find_text(browser, "Why it failed:").find_element(By.XPATH, "..")
     assert "compression QGIS cannot read" in reason.text, reason.text
     assert browser.find_element(By.CSS_SELECTOR, "pre.log").is_displayed()
