@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import json_line, table
+from bench.jobs_core import _generate_points_project as generate_points_project
 from tests import shared_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,8 +86,7 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
 
         def generate(name: str, points: int) -> Path:
-            subprocess.run(["/usr/bin/python3", tools / "make_points_project.py", work / name, str(points)],
-                           check=True, capture_output=True)
+            generate_points_project(work / name, points)
             return work / name
 
         small, large = generate("small", args.points), generate("large", 100_000)
