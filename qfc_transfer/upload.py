@@ -259,7 +259,10 @@ class _Body:
             yield block
 
     def read(self, size: int = -1) -> memoryview:
-        parallel.check(self._cancel)
+        # Once every byte is out, the part is S3's whatever we do: wait for its answer rather than
+        # drop the connection, so that when an interrupted upload returns no part is still landing.
+        if self.sent < len(self._view):
+            parallel.check(self._cancel)
         if size is None or size < 0:
             size = len(self._view) - self.sent
         # urllib3 asks for 16 KiB at a time and sends whatever it gets: larger blocks spare

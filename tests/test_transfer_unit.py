@@ -218,3 +218,23 @@ def test_the_local_file_is_checked_by_size_and_sha256(tmp_path: Path):
         with pytest.raises(upload.TransferError, match="checksum_mismatch") as refused:
             upload._compare({**stored, **other}, digest, local)
         assert "may have changed during the upload" in refused.value.message
+
+
+def test_ctrl_c_stops_a_part_mid_body_but_not_one_already_sent():
+    """A part cut off mid-body never lands; one whose every byte is out lands anyway, so the
+    client waits for its answer and no part is still landing after an interrupted upload returns
+    (else a resume could count one part too few)."""
+    progress = parallel.Progress(3 * upload._BODY_BLOCK, 0, "", enabled=False)
+    cancel = threading.Event()
+
+    cut = upload._Body(bytes(2 * upload._BODY_BLOCK), progress, cancel)
+    assert len(cut.read(upload._BODY_BLOCK)) == upload._BODY_BLOCK
+    cancel.set()
+    with pytest.raises(parallel.Cancelled):
+        cut.read(upload._BODY_BLOCK)
+
+    cancel.clear()
+    sent = upload._Body(bytes(upload._BODY_BLOCK), progress, cancel)
+    assert b"".join(sent) == bytes(upload._BODY_BLOCK)
+    cancel.set()
+    assert len(sent.read(upload._BODY_BLOCK)) == 0  # the end of the body, not an interruption
