@@ -289,6 +289,11 @@ class Deployment:
             "           the server URL to enter in QField",
             f"ApiUrl:    {outputs['ApiUrl']}",
             "           QFIELDCLOUD_URL for qfieldcloud-cli (with the trailing slash)",
+        ]
+        if "ApiDomainTarget" in outputs:
+            lines += [f"ApiDomainTarget: {outputs['ApiDomainTarget']}",
+                      "           where your domain points: a CNAME, if Route 53 does not hold it"]
+        lines += [
             "Job workers: " + (f"{image} (started as jobs come)" if image
                                else "none (jobs wait in the queue)"),
         ]
