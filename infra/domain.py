@@ -14,7 +14,7 @@ certificate in another region than its own. Hence:
   (HostedZoneId) the validation record is created here, without one the stack waits while the
   operator adds the record shown in the ACM console;
 - a stack elsewhere without it is refused before anything changes, by the template's rule
-  (`rules`).
+  (`rules`), which `./dev deploy` checks too before it builds anything.
 
 With a hosted zone the domain's records (A and AAAA) are aliases of the distribution; without
 one the domain needs a CNAME to the `ApiDomainTarget` output, the distribution's own name. The

@@ -224,9 +224,30 @@ def test_the_domains_records_and_target_are_the_distribution(template: dict[str,
     assert outputs["ServerUrl"]["Value"]["Fn::If"][:2] == ["HasDomainName", {"Fn::Sub": "https://${DomainName}"}]
 
 
+@pytest.mark.parametrize(("region", "domain", "certificate", "refused"), [
+    ("eu-central-1", "", "", False),
+    ("eu-central-1", "qfc.example.org", US_EAST_1_CERTIFICATE, False),
+    ("us-east-1", "qfc.example.org", "", False),  # the stack requests the certificate itself
+    ("us-east-1", "qfc.example.org", US_EAST_1_CERTIFICATE, False),
+    ("eu-central-1", "qfc.example.org", "", True),  # nobody can request one in us-east-1
+    ("eu-central-1", "qfc.example.org", EU_CERTIFICATE, True),  # CloudFront cannot use it
+    ("us-east-1", "qfc.example.org", EU_CERTIFICATE, True),
+])
+def test_a_domain_without_a_certificate_cloudfront_can_use_is_refused_before_any_change(
+        template: dict[str, Any], region: str, domain: str, certificate: str, refused: bool) -> None:
+    from infra import cloudformation
+
+    values = cloudformation.effective_parameters(
+        template, {"DomainName": domain, "CertificateArn": certificate}, stack=None)
+    reasons = cloudformation.refusals(template, values, region)
+
+    assert bool(reasons) == refused, reasons
+    if refused:
+        assert "us-east-1" in " ".join(reasons)
+
+
 def test_the_rule_is_the_templates_own(template: dict[str, Any]) -> None:
-    """CloudFormation checks the rule before it changes anything: a domain without a certificate
-    outside us-east-1 is refused, as is a certificate of another region (the parameter's pattern)."""
+    """CloudFormation checks the rule before it changes anything; it reads as the test above says."""
     (rule,) = template["Rules"].values()
     assert rule["RuleCondition"] == {"Fn::And": [
         {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainName"}, ""]}]},
