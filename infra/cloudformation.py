@@ -7,6 +7,7 @@ apart from a change: running the deployment twice changes nothing the second tim
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections import Counter
@@ -78,6 +79,64 @@ def parameter_list(template: dict[str, Any], given: dict[str, str], stack: Stack
         elif stack is not None and name in stack.parameters:
             parameters.append({"ParameterKey": name, "UsePreviousValue": True})
     return parameters
+
+
+def effective_parameters(template: dict[str, Any], given: dict[str, str],
+                         stack: Stack | None) -> dict[str, str]:
+    """The value each parameter will have: given, else the deployed one, else its default."""
+    values = {}
+    for name, declared in template.get("Parameters", {}).items():
+        if name in given:
+            values[name] = given[name]
+        elif stack is not None and name in stack.parameters:
+            values[name] = stack.parameters[name]
+        elif "Default" in declared:
+            values[name] = str(declared["Default"])
+    return values
+
+
+def refusals(template: dict[str, Any], values: dict[str, str], region: str) -> list[str]:
+    """What CloudFormation would refuse of these parameter values before changing anything: a
+    value its parameter does not allow, an assertion of the template's Rules that fails. Checked
+    by the deployment before it builds anything, with the rules as the template states them."""
+    refused = []
+    for name, value in values.items():
+        declared = template["Parameters"][name]
+        pattern = declared.get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, value):
+            wanted = declared.get("ConstraintDescription") or f"of the pattern {pattern}"
+            refused.append(f"{name}={value}: must be {wanted}")
+        if "AllowedValues" in declared and value not in map(str, declared["AllowedValues"]):
+            refused.append(f"{name}={value}: must be one of {', '.join(map(str, declared['AllowedValues']))}")
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values, region):
+            continue
+        refused += [assertion["AssertDescription"] for assertion in rule["Assertions"]
+                    if not _rule_value(assertion["Assert"], values, region)]
+    return refused
+
+
+def _rule_value(expression: Any, values: dict[str, str], region: str) -> Any:
+    """A rule's expression evaluated as CloudFormation does, for the functions our rules use."""
+    if isinstance(expression, str):
+        return expression
+    if isinstance(expression, list):
+        return [_rule_value(item, values, region) for item in expression]
+    ((function, argument),) = expression.items()
+    if function == "Ref":
+        return region if argument == "AWS::Region" else values.get(argument, "")
+    arguments = _rule_value(argument, values, region)
+    if function == "Fn::Equals":
+        return arguments[0] == arguments[1]
+    if function == "Fn::Not":
+        return not arguments[0]
+    if function == "Fn::And":
+        return all(arguments)
+    if function == "Fn::Or":
+        return any(arguments)
+    if function == "Fn::Contains":
+        return arguments[1] in arguments[0]
+    raise ValueError(f"{function}: a rule function the deployment does not evaluate")
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Deploys or updates everything in one command: `./dev deploy` (`python -m infra.deploy`).
 
+0. The parameters are checked as CloudFormation will check them (each one's allowed values, the
+   template's Rules), so that a refused value fails before anything is built.
 1. The API's Lambda package (built once per version of its inputs) and the template, generated
    from the code, go to the deployment bucket under the digest of their content.
 2. The QGIS job image is built and published where Docker or Podman runs (infra/job_image.py).
@@ -134,6 +136,11 @@ class Deployment:
             template = without_cloudfront(rest_api_as_resources(template))
         given = given_parameters(parameter_pairs, template)
         stack = self._stack_ready_for_change()
+        # Before anything is built: what CloudFormation would refuse only after the builds.
+        refused = cfn_ops.refusals(template, cfn_ops.effective_parameters(template, given, stack),
+                                   self.target.region)
+        if refused:
+            raise DeployError("CloudFormation would refuse these parameters:\n  " + "\n  ".join(refused))
         artifacts = Artifacts.ensure(self.target, self.stack_name)
         given.update(self._lambda_code(artifacts, build_dir))
         image = self._job_image(job_image, stack)
@@ -289,6 +296,11 @@ class Deployment:
             "           the server URL to enter in QField",
             f"ApiUrl:    {outputs['ApiUrl']}",
             "           QFIELDCLOUD_URL for qfieldcloud-cli (with the trailing slash)",
+        ]
+        if "ApiDomainTarget" in outputs:
+            lines += [f"ApiDomainTarget: {outputs['ApiDomainTarget']}",
+                      "           where your domain points: a CNAME, if Route 53 does not hold it"]
+        lines += [
             "Job workers: " + (f"{image} (started as jobs come)" if image
                                else "none (jobs wait in the queue)"),
         ]

@@ -10,8 +10,11 @@ all the rule needs. Locally devstack/edge.py applies the same rule.
 
 Nothing is cached: every answer depends on the caller (`CachingDisabled`), and every viewer
 header but Host reaches the origins (`AllViewerExceptHostHeader`; with caching disabled that
-includes Authorization). `distribution_parts` returns the origins and behaviours, so another
-part of the template (the console's S3 origin) can add its own before the distribution is made.
+includes Authorization). Without the viewer's Host, API Gateway is asked under its own
+execute-api name, the only one it answers to, whichever name the viewer used: CloudFront's own,
+or the operator's domain (infra/domain.py, the distribution's Aliases and certificate).
+`distribution_parts` returns the origins and behaviours, so another part of the template (the
+console's S3 origin) can add its own before the distribution is made.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.http import limits
 
+from . import domain
 from .api import REST_API, STAGE_NAME
 from .cfn import NO_VALUE, Json, get_att, if_, resource, sub
 from .large_requests import LOAD_BALANCER
@@ -135,7 +139,9 @@ def distribution_resources(parts: DistributionParts | None = None) -> Json:
         "Enabled": True,
         "Comment": sub("${AWS::StackName}: the server's one public URL"),
         "HttpVersion": "http2and3",
+        "IPV6Enabled": True,
         "PriceClass": "PriceClass_100",
+        **domain.distribution_names(),
         "Origins": parts.origins,
         "DefaultCacheBehavior": parts.default_behaviour,
     }
@@ -163,8 +169,13 @@ def distribution_resources(parts: DistributionParts | None = None) -> Json:
     }
 
 
+def distribution_domain_name() -> Json:
+    """The distribution's own name (`d111111abcdef8.cloudfront.net`)."""
+    return get_att(DISTRIBUTION, "DomainName")
+
+
 def server_root_url() -> Json:
-    """What QField calls the server URL (no trailing slash)."""
+    """What QField calls the server URL (no trailing slash), under CloudFront's own name."""
     return sub(f"https://${{{DISTRIBUTION}.DomainName}}")
 
 

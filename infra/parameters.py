@@ -38,6 +38,9 @@ CREATE_DNS_RECORD = "CreateDnsRecord"
 HAS_MAIL_SENDER = "HasMailSender"
 HAS_PUBLIC_URL = "HasPublicUrl"
 
+# CloudFront takes its certificates from ACM in this region only (infra/domain.py).
+CERTIFICATE_REGION = "us-east-1"
+
 # The values CloudWatch Logs accepts for a retention period.
 _RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                    2192, 2557, 2922, 3288, 3653]
@@ -119,15 +122,16 @@ def parameters() -> Json:
             "Type": "String",
             "Default": "",
             "AllowedPattern": "^([a-z0-9][a-z0-9.-]*[a-z0-9])?$",
-            "Description": "A domain of your own for the server (qfc.example.org); empty: the "
-                           "API Gateway address.",
+            "Description": "A domain of your own for the server (qfc.example.org), served by the "
+                           "CloudFront distribution; empty: the distribution's own address.",
         },
         HOSTED_ZONE: {
             "Type": "String",
             "Default": "",
             "AllowedPattern": "^(Z[A-Z0-9]+)?$",
             "Description": "With DomainName: the Route 53 hosted zone of the domain, which then gets "
-                           "the certificate's validation record and the domain's record by itself.",
+                           "the domain's records (aliases of the distribution) and a requested certificate's "
+                           "validation record by itself.",
         },
         LARGE_REQUESTS_AT_REST: {
             "Type": "String",
@@ -141,9 +145,12 @@ def parameters() -> Json:
         CERTIFICATE: {
             "Type": "String",
             "Default": "",
-            "AllowedPattern": "^(arn:aws[a-z-]*:acm:.+)?$",
-            "Description": "With DomainName: an ACM certificate of the domain in this region; empty: "
-                           "one is requested (validated by DNS).",
+            "AllowedPattern": f"^(arn:aws[a-z-]*:acm:{CERTIFICATE_REGION}:[0-9]{{12}}:certificate/.+)?$",
+            "ConstraintDescription": f"an ACM certificate's ARN in {CERTIFICATE_REGION}, the only "
+                                     "region CloudFront takes certificates from",
+            "Description": f"With DomainName: an ACM certificate of the domain in {CERTIFICATE_REGION} "
+                           f"(CloudFront's rule), required outside {CERTIFICATE_REGION}; empty in "
+                           f"{CERTIFICATE_REGION}: one is requested (validated by DNS).",
         },
         MAIL_SENDER: {
             "Type": "String",

@@ -5,8 +5,8 @@ of its gaps (moto 5.2.5) would fail the deployment or lose its outputs:
 
 - It has no CloudFront, and an output naming the distribution fails the whole stack. Against
   moto the outputs name API Gateway's URL instead (what a moto deployment serves: no edge, no
-  large-request path), and the CloudFront resources, which it would skip, are left out
-  (`without_cloudfront`); tests/test_edge_infra.py checks them on the template.
+  large-request path), and the CloudFront resources, which it would skip, are left out with
+  what names them (`without_cloudfront`); tests/test_edge_infra.py checks them on the template.
 
 - It creates an `AWS::ApiGateway::RestApi` without importing its `Body` (the OpenAPI definition
   of the routes), so the `AWS::ApiGateway::Deployment` then fails: "The REST API doesn't contain
@@ -49,23 +49,31 @@ if TYPE_CHECKING:
 APIGATEWAY_DEPLOYMENT = "AWS::ApiGateway::Deployment"
 
 
+def _names_distribution(value: object) -> bool:
+    """Whether `value` refers to the distribution: Ref, GetAtt or Sub."""
+    text = json.dumps(value)
+    return f'"{edge.DISTRIBUTION}"' in text or f"${{{edge.DISTRIBUTION}" in text
+
+
 def without_cloudfront(template: Json) -> Json:
-    """`template` without what moto cannot hold of CloudFront, its URLs API Gateway's."""
+    """`template` without what moto cannot hold of CloudFront, nor anything naming the
+    distribution (the bucket policy's statement for the console, the domain's records and
+    target), its URLs API Gateway's."""
     changed = copy.deepcopy(template)
     resources = changed["Resources"]
-    for logical_id in [name for name, body in resources.items()
-                       if body["Type"].startswith("AWS::CloudFront::")]:
-        resources.pop(logical_id)
-    # and the bucket policy's statements naming the distribution (the console's reader)
     for body in resources.values():
         if body["Type"] == "AWS::S3::BucketPolicy":
             statements = body["Properties"]["PolicyDocument"]["Statement"]
-            statements[:] = [s for s in statements if f"${{{edge.DISTRIBUTION}}}" not in json.dumps(s)]
+            statements[:] = [s for s in statements if not _names_distribution(s)]
+    for logical_id in [name for name, body in resources.items()
+                       if body["Type"].startswith("AWS::CloudFront::") or _names_distribution(body)]:
+        resources.pop(logical_id)
     outputs = changed["Outputs"]
-    outputs.pop("DistributionId", None)
     for name, gateway in (("ServerUrl", api.server_root_url()), ("ApiUrl", api.api_url())):
         condition, domain, _ = outputs[name]["Value"]["Fn::If"]
         outputs[name]["Value"] = {"Fn::If": [condition, domain, gateway]}
+    for name in [name for name, output in outputs.items() if _names_distribution(output)]:
+        outputs.pop(name)
     return changed
 
 

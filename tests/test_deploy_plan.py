@@ -1,6 +1,7 @@
 """What `./dev deploy` decides before it changes anything: the update steps when tables gain several
-indexes, the data upgrades an update needs, the job image's inputs and build, and what it tells
-an operator who lacks credentials, a region or a container engine."""
+indexes, the data upgrades an update needs, the job image's inputs and build, the parameters
+CloudFormation would refuse, and what it tells an operator who lacks credentials, a region or a
+container engine."""
 
 from __future__ import annotations
 
@@ -254,3 +255,32 @@ def test_the_job_image_repository_is_the_stacks_own_and_keeps_ten_immutable_imag
         selection = rule["selection"]
         assert (selection["countType"], selection["countNumber"]) == ("imageCountMoreThan", 10)
         assert not job_image._published(target, "qfc-prod-jobs", job_image.image_tag())
+
+
+def test_a_domain_cloudfront_cannot_serve_is_refused_before_anything_is_built(tmp_path):
+    """The template's rule (infra/domain.py) as `./dev deploy` applies it: before the Lambda package
+    and the job image are built, with the values an update keeps from the deployed stack."""
+    from moto import mock_aws
+
+    from infra import cloudformation
+    from infra.deploy import Deployment
+    from infra.target import DeployError, Target
+    from infra.template import build_template
+
+    with mock_aws():
+        target = Target("eu-central-1")
+        deployment = Deployment(target, "qfc", echo=lambda line: None, ask=lambda question: True,
+                                assume_yes=True)
+        with pytest.raises(DeployError, match="DomainName needs CertificateArn outside us-east-1"):
+            deployment.deploy(tmp_path / "build", None, ["DomainName=qfc.example.org"])
+        assert target.client("s3").list_buckets()["Buckets"] == []  # no deployment bucket, no upload
+        assert not (tmp_path / "build").exists()
+
+    from app import app
+
+    template = build_template(app)
+    deployed = cloudformation.Stack("qfc", "UPDATE_COMPLETE", parameters={"DomainName": "qfc.example.org"})
+    kept = cloudformation.effective_parameters(template, {"AlarmEmail": "ops@example.org"}, deployed)
+    assert kept["DomainName"] == "qfc.example.org" and kept["CertificateArn"] == ""
+    assert cloudformation.refusals(template, kept, "eu-central-1")
+    assert not cloudformation.refusals(template, kept, "us-east-1")

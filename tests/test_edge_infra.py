@@ -163,3 +163,127 @@ def test_incomplete_multipart_uploads_are_aborted_by_the_bucket(template: dict[s
     aborting = [rule for rule in rules if "AbortIncompleteMultipartUpload" in rule]
     assert aborting and aborting[0]["Status"] == "Enabled" and "Prefix" not in aborting[0]
     assert aborting[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] <= 7
+
+
+# --- The operator's domain, on the distribution (infra/domain.py) ------------------------------
+
+CLOUDFRONT_ZONE = "Z2FDTNDATAQYW2"  # Route 53's hosted zone of every CloudFront distribution
+US_EAST_1_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+EU_CERTIFICATE = US_EAST_1_CERTIFICATE.replace("us-east-1", "eu-central-1")
+
+
+def _branches(value: Json) -> tuple[str, Any, Any]:
+    condition, when_true, when_false = value["Fn::If"]
+    return condition, when_true, when_false
+
+
+def test_the_domain_names_the_distribution_with_its_certificate(template: dict[str, Any]) -> None:
+    config = template["Resources"][edge.DISTRIBUTION]["Properties"]["DistributionConfig"]
+    assert _branches(config["Aliases"]) == ("HasDomainName", [{"Ref": "DomainName"}], {"Ref": "AWS::NoValue"})
+    condition, with_domain, without = _branches(config["ViewerCertificate"])
+    assert condition == "HasDomainName"
+    assert without == {"CloudFrontDefaultCertificate": True}
+    assert with_domain["SslSupportMethod"] == "sni-only"
+    assert with_domain["MinimumProtocolVersion"] == "TLSv1.2_2021"
+    # the operator's certificate, else the one a stack in us-east-1 requests
+    certificate_id = with_domain["AcmCertificateArn"]["Fn::If"][2]["Ref"]
+    assert with_domain["AcmCertificateArn"] == {
+        "Fn::If": ["HasCertificateArn", {"Ref": "CertificateArn"}, {"Ref": certificate_id}]}
+    certificate = template["Resources"][certificate_id]
+    assert certificate["Type"] == "AWS::CertificateManager::Certificate"
+    assert certificate["Properties"]["ValidationMethod"] == "DNS"
+    assert template["Conditions"][certificate["Condition"]] == {
+        "Fn::And": [{"Condition": "HasDomainName"}, {"Fn::Not": [{"Condition": "HasCertificateArn"}]}]}
+    # API Gateway keeps no domain of its own: it is the distribution's origin by its execute-api name,
+    # asked without the viewer's Host (a foreign Host would not reach the API).
+    assert not [body for body in template["Resources"].values()
+                if body["Type"] in ("AWS::ApiGateway::DomainName", "AWS::ApiGateway::BasePathMapping")]
+    api_behaviour = next(b for b in config["CacheBehaviors"] if b["PathPattern"] == "/api/*")
+    assert api_behaviour["OriginRequestPolicyId"] == edge.ALL_VIEWER_EXCEPT_HOST_HEADER
+    assert {name for name, p in template["Parameters"].items() if "Default" not in p} == {
+        "LambdaCodeS3Bucket", "LambdaCodeS3Key"}  # the domain stays optional
+
+
+def test_the_domains_records_and_target_are_the_distribution(template: dict[str, Any]) -> None:
+    records = [body for body in template["Resources"].values() if body["Type"] == "AWS::Route53::RecordSet"]
+    assert sorted(record["Properties"]["Type"] for record in records) == ["A", "AAAA"]
+    config = template["Resources"][edge.DISTRIBUTION]["Properties"]["DistributionConfig"]
+    assert config["IPV6Enabled"] is True  # hence the AAAA record
+    for record in records:
+        assert record["Properties"]["Name"] == {"Ref": "DomainName"}
+        assert record["Properties"]["HostedZoneId"] == {"Ref": "HostedZoneId"}
+        assert record["Properties"]["AliasTarget"] == {
+            "DNSName": {"Fn::GetAtt": [edge.DISTRIBUTION, "DomainName"]}, "HostedZoneId": CLOUDFRONT_ZONE}
+        assert template["Conditions"][record["Condition"]] == {
+            "Fn::And": [{"Condition": "HasDomainName"}, {"Condition": "HasHostedZone"}]}
+    # The A record keeps the logical id it had on API Gateway: an update changes it in place.
+    assert template["Resources"]["ApiDomainRecord"]["Properties"]["Type"] == "A"
+    outputs = template["Outputs"]
+    assert outputs["ApiDomainTarget"]["Value"] == {"Fn::GetAtt": [edge.DISTRIBUTION, "DomainName"]}
+    assert outputs["ApiDomainTarget"]["Condition"] == "HasDomainName"
+    assert outputs["ServerUrl"]["Value"]["Fn::If"][:2] == ["HasDomainName", {"Fn::Sub": "https://${DomainName}"}]
+
+
+@pytest.mark.parametrize(("region", "domain", "certificate", "refused"), [
+    ("eu-central-1", "", "", False),
+    ("eu-central-1", "qfc.example.org", US_EAST_1_CERTIFICATE, False),
+    ("us-east-1", "qfc.example.org", "", False),  # the stack requests the certificate itself
+    ("us-east-1", "qfc.example.org", US_EAST_1_CERTIFICATE, False),
+    ("eu-central-1", "qfc.example.org", "", True),  # nobody can request one in us-east-1
+    ("eu-central-1", "qfc.example.org", EU_CERTIFICATE, True),  # CloudFront cannot use it
+    ("us-east-1", "qfc.example.org", EU_CERTIFICATE, True),
+])
+def test_a_domain_without_a_certificate_cloudfront_can_use_is_refused_before_any_change(
+        template: dict[str, Any], region: str, domain: str, certificate: str, refused: bool) -> None:
+    from infra import cloudformation
+
+    values = cloudformation.effective_parameters(
+        template, {"DomainName": domain, "CertificateArn": certificate}, stack=None)
+    reasons = cloudformation.refusals(template, values, region)
+
+    assert bool(reasons) == refused, reasons
+    if refused:
+        assert "us-east-1" in " ".join(reasons)
+
+
+def test_the_rule_is_the_templates_own(template: dict[str, Any]) -> None:
+    """CloudFormation checks the rule before it changes anything; it reads as the test above says."""
+    (rule,) = template["Rules"].values()
+    assert rule["RuleCondition"] == {"Fn::And": [
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainName"}, ""]}]},
+        {"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]}
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
+    assert "CertificateArn" in assertion["AssertDescription"]
+    certificate = template["Parameters"]["CertificateArn"]
+    assert ":acm:us-east-1:" in certificate["AllowedPattern"]
+    assert "us-east-1" in certificate["ConstraintDescription"]
+
+
+@pytest.mark.parametrize(("region", "parameters"), [
+    ("eu-central-1", ["DomainName=qfc.example.org", f"CertificateArn={US_EAST_1_CERTIFICATE}",
+                      "HostedZoneId=Z0123456789ABCDEFGHIJ"]),
+    ("us-east-1", ["DomainName=qfc.example.org", "HostedZoneId=Z0123456789ABCDEFGHIJ"]),
+])
+def test_the_template_with_a_domain_passes_cfn_lint(template: dict[str, Any], tmp_path: Path, region: str,
+                                                     parameters: list[str]) -> None:
+    from cfnlint.api import lint_file
+    from cfnlint.config import ManualArgs
+
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(template))
+    code = ["LambdaCodeS3Bucket=code-bucket", "LambdaCodeS3Key=lambda/code.zip"]
+    values = dict(pair.split("=", 1) for pair in code + parameters)
+
+    matches = lint_file(path, config=ManualArgs(regions=[region], parameters=[values]))
+
+    assert [str(match) for match in matches] == []
+
+
+def test_against_moto_nothing_names_the_distribution(template: dict[str, Any]) -> None:
+    from infra import standin
+
+    local = standin.without_cloudfront(template)
+    assert edge.DISTRIBUTION not in json.dumps(local["Resources"])
+    assert edge.DISTRIBUTION not in json.dumps(local["Outputs"])
+    assert "ApiDomainTarget" not in local["Outputs"] and "ServerUrl" in local["Outputs"]

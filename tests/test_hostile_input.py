@@ -173,7 +173,7 @@ def _multipart(parts: bytes, boundary: str = "b") -> dict:
 PART = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\nhello\r\n'
 
 
-@pytest.mark.parametrize("body, headers, code", [
+BROKEN_MULTIPART = [
     (PART + b"--b--\r\n", {"Content-Type": "multipart/form-data"}, "api_error"),
     (PART[:-10], None, "api_error"),
     (PART, None, "api_error"),
@@ -187,7 +187,10 @@ PART = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\
     (b"--b--\r\n", None, "empty_content"),
     (b"garbage without any boundary", None, "api_error"),
     (PART + PART + b"--b--\r\n", None, "multiple_contents"),
-])
+]
+
+
+@pytest.mark.parametrize("body, headers, code", BROKEN_MULTIPART)
 def test_broken_multipart_bodies(world, body, headers, code):
     alice, pid = world
     before = everything()
@@ -198,6 +201,31 @@ def test_broken_multipart_bodies(world, body, headers, code):
     assert_not_a_server_error(reply)
     assert reply.code == code, reply.content[:300]
     assert everything() == before
+
+
+class _BufferedRequest:
+    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
+        self.headers = {name.lower(): value for name, value in headers.items()}
+        self._event = {"body": body, "isBase64Encoded": False}
+
+    def to_original_event(self) -> dict:
+        return self._event
+
+
+@pytest.mark.parametrize("body, headers, code", BROKEN_MULTIPART)
+def test_a_body_read_whole_or_as_it_arrives_is_refused_alike(body, headers, code):
+    """One parser reads multipart bodies on both paths: the API's (the body whole) and the
+    large-request service's (the body as it arrives, the file part passed on)."""
+    from chalicelib.errors import ApiError
+    from chalicelib.http.request_data import multipart, stream_multipart
+
+    content_type = (headers or _multipart(body)["headers"])["Content-Type"]
+    with pytest.raises(ApiError) as whole:
+        multipart(_BufferedRequest(body, {"Content-Type": content_type})).single("file")
+    with pytest.raises(ApiError) as streamed:
+        stream_multipart(content_type, io.BytesIO(body).read, lambda data: None)
+    assert whole.value.code == streamed.value.code == code
+    assert whole.value.message == streamed.value.message
 
 
 # --- QGIS project files that attack their reader --------------------------------------------

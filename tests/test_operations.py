@@ -1,6 +1,7 @@
-"""Operations in the template (infra/operations.py, infra/domain.py): the alarms watch the stack's
-own resources, notify the optional e-mail, and never fire on missing data; the job alarms count
-what a failing worker really logs; the dashboard names what exists; the custom domain is wired.
+"""Operations in the template (infra/operations.py): the alarms watch the stack's own resources,
+notify the optional e-mail, and never fire on missing data; the job alarms count what a failing
+worker really logs; the dashboard names what exists. (The custom domain, on the distribution:
+tests/test_edge_infra.py.)
 
 moto's CloudFormation models none of these (tests/e2e/test_deploy.py), so they are checked here,
 on the generated template, beside cfn-lint in tests/test_infra.py.
@@ -173,25 +174,3 @@ def test_the_dashboard_names_only_what_the_stack_has(template):
     for subject in ("API", "function", "Jobs", "workers"):
         assert subject in titles
 
-
-def test_a_custom_domain_gets_its_certificate_mapping_and_record(template):
-    resources = template["Resources"]
-    (domain_id,) = of_type(template, "AWS::ApiGateway::DomainName")
-    domain = resources[domain_id]
-    (certificate_id,) = of_type(template, "AWS::CertificateManager::Certificate")
-    (mapping,) = of_type(template, "AWS::ApiGateway::BasePathMapping").values()
-    (record,) = of_type(template, "AWS::Route53::RecordSet").values()
-    conditions = template["Conditions"]
-
-    assert domain["Condition"] == mapping["Condition"] == "HasDomainName"
-    assert domain["Properties"]["RegionalCertificateArn"] == {
-        "Fn::If": ["HasCertificateArn", {"Ref": "CertificateArn"}, {"Ref": certificate_id}]}
-    assert resources[certificate_id]["Properties"]["ValidationMethod"] == "DNS"
-    assert conditions[resources[certificate_id]["Condition"]] == {
-        "Fn::And": [{"Condition": "HasDomainName"}, {"Fn::Not": [{"Condition": "HasCertificateArn"}]}]}
-    assert mapping["Properties"]["RestApiId"] == {"Ref": "RestApi"}
-    assert record["Properties"]["AliasTarget"]["DNSName"] == {"Fn::GetAtt": [domain_id, "RegionalDomainName"]}
-    assert conditions[record["Condition"]] == {
-        "Fn::And": [{"Condition": "HasDomainName"}, {"Condition": "HasHostedZone"}]}
-    assert {name for name, p in template["Parameters"].items() if "Default" not in p} == {
-        "LambdaCodeS3Bucket", "LambdaCodeS3Key"}  # all of this stays optional

@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Generic, TypeVar
 from urllib.parse import parse_qs
@@ -174,66 +174,129 @@ def _boundary(content_type: str) -> bytes:
     return boundary
 
 
-def multipart(request) -> MultipartBody:
-    """The parts of a multipart body, found by python-multipart's streaming parser. The body is
-    given to the parser whole, so each part's bytes are a view of the body as received (a large
-    upload is in memory once). Parts without a filename (QField's `text`, form fields) are also
-    kept as text fields."""
-    if media_type(request) != MULTIPART:
-        return MultipartBody()
-    boundary = _boundary(request.headers.get("content-type", ""))
-    data = _body_bytes(request)
-    body = MultipartBody()
-    headers: dict[bytes, bytes] = {}
-    header_name: list[bytes] = []
-    header_value: list[bytes] = []
-    # The part's bytes: views of `data`, or copies of what the parser held back between writes.
-    pieces: list[bytes | memoryview] = []
+STREAM_READ_BYTES = 1024 * 1024
 
-    def on_part_begin() -> None:
-        if len(body.parts) >= MAX_PARTS:
+
+class _PartsReader:
+    """One multipart body through python-multipart's streaming parser, with the rules both ways
+    of reading share: at most MAX_PARTS parts, each named in its Content-Disposition; each part's
+    bytes kept, decoded from a Content-Transfer-Encoding, and kept as a text field too when the
+    part has no filename. Only the part named `streamed`, if any, is not kept: its bytes go to
+    `sink` as they come (then the other parts are kept within MAX_FORM_BODY_BYTES in all; a body
+    read whole is within API Gateway's limits already)."""
+
+    def __init__(self, content_type: str, streamed: str | None = None,
+                 sink: Callable[[memoryview], None] | None = None) -> None:
+        self.body = MultipartBody()
+        self.streamed_parts = 0
+        self._streamed = streamed
+        self._sink = sink
+        self._whole: bytes | None = None  # the body, when it is given at once
+        self._headers: dict[bytes, bytes] = {}
+        self._header_name: list[bytes] = []
+        self._header_value: list[bytes] = []
+        self._name = ""
+        self._has_filename = False
+        self._streaming = False
+        # The part's bytes: views of the whole body, or copies of what the parser was given in
+        # pieces or held back between writes.
+        self._pieces: list[bytes | memoryview] = []
+        self._kept_bytes = 0
+        self._boundary = _boundary(content_type)
+
+    def read_whole(self, data: bytes) -> MultipartBody:
+        """The body given at once: each kept part is a view of `data` (a large upload is in
+        memory once)."""
+        self._whole = data
+        return self._read((data,))
+
+    def read_stream(self, read: Callable[[int], bytes]) -> MultipartBody:
+        """The body read as it arrives: `read(n)` gives at most n bytes, b"" at its end."""
+
+        def chunks() -> Iterator[bytes]:
+            while chunk := read(STREAM_READ_BYTES):
+                yield chunk
+
+        return self._read(chunks())
+
+    def _read(self, chunks: Iterable[bytes]) -> MultipartBody:
+        # The parser holds this reader through its callbacks, never the reverse: no reference
+        # cycle keeps a body in memory after its request until the garbage collector runs.
+        parser = MultipartParser(self._boundary, callbacks={
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda buffer, start, end: self._header_name.append(buffer[start:end]),
+            "on_header_value": lambda buffer, start, end: self._header_value.append(buffer[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        })
+        try:
+            for chunk in chunks:
+                parser.write(chunk)
+            parser.finalize()
+        except (FormParserError, KeyError, ValueError):
+            raise BadRequest("The multipart body is malformed.") from None
+        if parser.state != MultipartState.END:
+            raise BadRequest("The multipart body ends before its closing boundary.")
+        return self.body
+
+    def _part_begin(self) -> None:
+        if len(self.body.parts) >= MAX_PARTS:
             raise BadRequest(f"A multipart body has at most {MAX_PARTS} parts.")
-        headers.clear()
-        pieces.clear()
+        self._headers.clear()
+        self._pieces.clear()
 
-    def on_header_end() -> None:
-        headers[b"".join(header_name).lower()] = b"".join(header_value).strip(b" \t")
-        header_name.clear()
-        header_value.clear()
+    def _header_end(self) -> None:
+        self._headers[b"".join(self._header_name).lower()] = b"".join(self._header_value).strip(b" \t")
+        self._header_name.clear()
+        self._header_value.clear()
 
-    def on_part_data(buffer: bytes, start: int, end: int) -> None:
-        pieces.append(memoryview(buffer)[start:end] if buffer is data else buffer[start:end])
-
-    def on_part_end() -> None:
-        _, disposition = parse_options_header(headers.get(b"content-disposition"))
+    def _headers_finished(self) -> None:
+        _, disposition = parse_options_header(self._headers.get(b"content-disposition"))
         if disposition.get(b"name") is None:
             raise BadRequest("Each multipart part needs a name in its Content-Disposition header.")
-        name = disposition[b"name"].decode("utf-8", "replace")
-        content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        content = _decoded(content, headers.get(b"content-transfer-encoding"))
-        if b"filename" not in disposition:
-            body.fields[name] = bytes(content).decode("utf-8", "replace")
-        body.parts.append(Part(name, BufferStream(content), len(content)))
+        self._name = disposition[b"name"].decode("utf-8", "replace")
+        self._has_filename = b"filename" in disposition
+        self._streaming = self._name == self._streamed
+        if self._streaming:
+            self.streamed_parts += 1
+            if self.streamed_parts > 1:
+                raise MultipleContents(f"Send exactly one multipart part named `{self._streamed}`.")
+            # Its bytes are passed on as they come, so they cannot be decoded first.
+            if (self._headers.get(b"content-transfer-encoding") or b"binary").strip().lower() not in (
+                    b"binary", b"8bit", b"7bit"):
+                raise BadRequest("A large file is sent as binary, without a Content-Transfer-Encoding.")
 
-    parser = MultipartParser(boundary, callbacks={
-        "on_part_begin": on_part_begin,
-        "on_header_field": lambda buffer, start, end: header_name.append(buffer[start:end]),
-        "on_header_value": lambda buffer, start, end: header_value.append(buffer[start:end]),
-        "on_header_end": on_header_end,
-        "on_part_data": on_part_data,
-        "on_part_end": on_part_end,
-    })
-    try:
-        parser.write(data)
-        parser.finalize()
-    except (FormParserError, KeyError, ValueError):
-        raise BadRequest("The multipart body is malformed.") from None
-    if parser.state != MultipartState.END:
-        raise BadRequest("The multipart body ends before its closing boundary.")
-    return body
+    def _part_data(self, buffer: bytes, start: int, end: int) -> None:
+        if self._streaming:
+            self._sink(memoryview(buffer)[start:end])
+            return
+        if self._streamed is not None:
+            self._kept_bytes += end - start
+            if self._kept_bytes > MAX_FORM_BODY_BYTES:
+                raise PayloadTooLarge(
+                    f"The parts besides `{self._streamed}` are at most {MAX_FORM_BODY_BYTES} bytes.")
+        self._pieces.append(memoryview(buffer)[start:end] if buffer is self._whole else buffer[start:end])
+
+    def _part_end(self) -> None:
+        if self._streaming:
+            self.body.parts.append(Part(self._name, io.BytesIO(), 0))
+            return
+        content = self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
+        content = _decoded(content, self._headers.get(b"content-transfer-encoding"))
+        if not self._has_filename:
+            self.body.fields[self._name] = bytes(content).decode("utf-8", "replace")
+        self.body.parts.append(Part(self._name, BufferStream(content), len(content)))
 
 
-STREAM_READ_BYTES = 1024 * 1024
+def multipart(request) -> MultipartBody:
+    """The parts of a multipart body, each a view of the body as received. Parts without a
+    filename (QField's `text`, form fields) are also kept as text fields."""
+    if media_type(request) != MULTIPART:
+        return MultipartBody()
+    reader = _PartsReader(request.headers.get("content-type", ""))
+    return reader.read_whole(_body_bytes(request))
 
 
 def stream_multipart(content_type: str, read: Callable[[int], bytes], file_data: Callable[[bytes], None],
@@ -245,76 +308,9 @@ def stream_multipart(content_type: str, read: Callable[[int], bytes], file_data:
     part, as soon as they are known."""
     if content_type.split(";")[0].strip().lower() != MULTIPART:
         raise EmptyContent(f"Send the content as multipart/form-data, in a part named `{file_part}`.")
-    boundary = _boundary(content_type)
-    body = MultipartBody()
-    headers: dict[bytes, bytes] = {}
-    header_name: list[bytes] = []
-    header_value: list[bytes] = []
-    pieces: list[bytes] = []
-    current = {"name": "", "is_file": False, "files": 0, "kept": 0}
-
-    def on_part_begin() -> None:
-        if len(body.parts) >= MAX_PARTS:
-            raise BadRequest(f"A multipart body has at most {MAX_PARTS} parts.")
-        headers.clear()
-        pieces.clear()
-
-    def on_header_end() -> None:
-        headers[b"".join(header_name).lower()] = b"".join(header_value).strip(b" \t")
-        header_name.clear()
-        header_value.clear()
-
-    def on_headers_finished() -> None:
-        _, disposition = parse_options_header(headers.get(b"content-disposition"))
-        if disposition.get(b"name") is None:
-            raise BadRequest("Each multipart part needs a name in its Content-Disposition header.")
-        current["name"] = disposition[b"name"].decode("utf-8", "replace")
-        current["is_file"] = current["name"] == file_part
-        current["has_filename"] = b"filename" in disposition
-        if current["is_file"]:
-            current["files"] += 1
-            if current["files"] > 1:
-                raise MultipleContents(f"Send exactly one multipart part named `{file_part}`.")
-            if (headers.get(b"content-transfer-encoding") or b"binary").strip().lower() not in (
-                    b"binary", b"8bit", b"7bit"):
-                raise BadRequest("A large file is sent as binary, without a Content-Transfer-Encoding.")
-
-    def on_part_data(buffer: bytes, start: int, end: int) -> None:
-        if current["is_file"]:
-            file_data(memoryview(buffer)[start:end])
-            return
-        current["kept"] += end - start
-        if current["kept"] > MAX_FORM_BODY_BYTES:
-            raise PayloadTooLarge(f"The parts besides `{file_part}` are at most {MAX_FORM_BODY_BYTES} bytes.")
-        pieces.append(buffer[start:end])
-
-    def on_part_end() -> None:
-        if current["is_file"]:
-            body.parts.append(Part(current["name"], io.BytesIO(), 0))
-            return
-        content = _decoded(b"".join(pieces), headers.get(b"content-transfer-encoding"))
-        if not current["has_filename"]:
-            body.fields[current["name"]] = bytes(content).decode("utf-8", "replace")
-        body.parts.append(Part(current["name"], BufferStream(content), len(content)))
-
-    parser = MultipartParser(boundary, callbacks={
-        "on_part_begin": on_part_begin,
-        "on_header_field": lambda buffer, start, end: header_name.append(buffer[start:end]),
-        "on_header_value": lambda buffer, start, end: header_value.append(buffer[start:end]),
-        "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished,
-        "on_part_data": on_part_data,
-        "on_part_end": on_part_end,
-    })
-    try:
-        while chunk := read(STREAM_READ_BYTES):
-            parser.write(chunk)
-        parser.finalize()
-    except (FormParserError, KeyError, ValueError):
-        raise BadRequest("The multipart body is malformed.") from None
-    if parser.state != MultipartState.END:
-        raise BadRequest("The multipart body ends before its closing boundary.")
-    if not current["files"]:
+    reader = _PartsReader(content_type, streamed=file_part, sink=file_data)
+    body = reader.read_stream(read)
+    if not reader.streamed_parts:
         raise EmptyContent(f"Send the content in a multipart part named `{file_part}`.")
     return body
 
