@@ -278,7 +278,7 @@ class ChildProcess:
                   file=sys.stderr, flush=True)
         log = open(self.log, "ab")  # noqa: SIM115 (lives as long as the process)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "devstack.child", self.module], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
             start_new_session=True,  # out of reach of the terminal's Ctrl-C: run() stops it first
         )
@@ -291,7 +291,7 @@ class ChildProcess:
 
 def worker_process(config: StackConfig) -> ChildProcess:
     """The local job worker."""
-    return ChildProcess("job worker", "devstack.worker", config.worker_log, config.worker_pid)
+    return ChildProcess("job worker", "job_containers.worker", config.worker_log, config.worker_pid)
 
 
 def large_requests_process(config: StackConfig, port: int) -> ChildProcess:

@@ -58,12 +58,16 @@ def test_a_second_stack_on_a_data_folder_is_refused_and_loses_nothing(tmp_path):
         listed = {project["id"] for project in first.cli("--json", "list-projects", token=token).json()}
         assert {before, after} <= listed
         # However the stack dies, the kernel releases the folder: with a `kill -9` of the stack's
-        # process, its AWS stand-in and job worker end too, and a new stack starts on the folder.
+        # process, its AWS stand-in, job worker and large-request service end too, and a new
+        # stack starts on the folder.
         worker = int((data_dir / "worker.pid").read_text())
+        large_requests = int((data_dir / "large-requests.pid").read_text())
         first.process.kill()
         first.process.wait()
         wait_until_released(data_dir)
         wait_until(lambda: not running(worker), "the job worker outlived its stack", interval=0.2)
+        wait_until(lambda: not running(large_requests), "the large-request service outlived its stack",
+                   interval=0.2)
         second.start()
         token = second.login("admin", ADMIN_PASSWORD)
         listed = {project["id"] for project in second.cli("--json", "list-projects", token=token).json()}
