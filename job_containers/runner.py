@@ -43,10 +43,14 @@ def _run(job: Job, should_stop: Callable[[], bool]) -> None:
             try:
                 kind.run(job, project, Workspace(root, kind.core, kind.time_limit(), should_stop))
             except Exception as error:
-                logger.exception("The job failed unexpectedly", extra={"job_id": job.id})
-                # Without the worker's own folders, which are none of the user's business.
-                reason = f"The job failed unexpectedly: {type(error).__name__}: {error}"
-                fail(job, reason.replace(f"{root}/", ""))
+                if isinstance(error, ObjectNotFound) and _project(job.project_id) is None:
+                    # Its project was deleted while it ran: an ordinary end, nobody's fault.
+                    fail(job, "The project was deleted while the job ran.")
+                else:
+                    logger.exception("The job failed unexpectedly", extra={"job_id": job.id})
+                    # Without the worker's own folders, which are none of the user's business.
+                    reason = f"The job failed unexpectedly: {type(error).__name__}: {error}"
+                    fail(job, reason.replace(f"{root}/", ""))
     after(job)
 
 

@@ -5,11 +5,13 @@ per project at a time, an abandoned job ends failed)."""
 from __future__ import annotations
 
 import io
+import logging
 import sqlite3
 
 import pytest
 from PIL import Image
 
+from chalicelib.observability import logger
 from tests import shared_data
 from tests.files_helpers import upload
 from tests.jobs_helpers import an_hour_later, fetch, run_jobs, upload_tree
@@ -270,11 +272,29 @@ def test_localized_layers_are_read_from_the_owners_shared_datasets(alice):
     assert alice.get(f"projects/{pid}/").json()["shared_datasets_project_id"] == shared
 
 
+class _LoggedErrors(logging.Handler):
+    """What the worker logs at ERROR level, which an operator's alarm would page for."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def logged_errors() -> _LoggedErrors:
+    errors = _LoggedErrors()
+    logger.addHandler(errors)
+    return errors
+
+
 @pytest.mark.parametrize("job_type", ["package", "process_projectfile"])
 def test_a_project_deleted_while_its_job_runs_leaves_nothing_behind(alice, bees, monkeypatch, job_type):
     """The deletion (and its purge) comes while the job's QGIS core runs: what the job then
     stores (its report, its package files, a thumbnail) must not outlive the project, nor may
-    anything of the project come back (its item, its counters)."""
+    anything of the project come back (its item, its counters). Nor is it logged as the
+    worker's fault, which would page someone for an ordinary deletion."""
     from chalicelib.models import Project
     from chalicelib.services import project_deletion
     from job_containers.workspace import Workspace
@@ -293,6 +313,11 @@ def test_a_project_deleted_while_its_job_runs_leaves_nothing_behind(alice, bees,
         return result
 
     monkeypatch.setattr(Workspace, "run_core", deleted_meanwhile)
-    run_jobs()
+    errors = logged_errors()
+    try:
+        run_jobs()
+    finally:
+        logger.removeHandler(errors)
     assert alice.get(f"projects/{bees}/").status == 404
     assert leftovers(bees) == NOTHING
+    assert errors.messages == []
