@@ -24,6 +24,7 @@ policy that adds it, and a policy of our own cannot add CloudFront's headers, le
 viewer's Host and keep Authorization at once (`allExcept` passes viewer headers only,
 `allViewerAndWhitelistCloudFront` passes the Host too, Authorization cannot be listed by name);
 a header the function sets is a viewer header, which `AllViewerExceptHostHeader` passes on.
+
 `distribution_parts` returns the origins and behaviours, so another part of the template (the
 console's S3 origin) can add its own before the distribution is made.
 """
