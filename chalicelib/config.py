@@ -43,6 +43,10 @@ class Settings:
     login_failure_limit: int
     login_failure_limit_per_account: int
     login_lockout_seconds: int
+    # What the edge (CloudFront; locally devstack/edge.py) adds to the requests it passes on, so
+    # that the API believes the viewer's address it reports (chalicelib/http/client_address.py).
+    # None: no request is believed, every address is API Gateway's `sourceIp`.
+    edge_secret: str | None
     # Above this many bytes the direct multipart POST answers 413; None means no limit (local stack).
     max_direct_upload_bytes: int | None
     default_storage_quota_bytes: int
@@ -100,6 +104,7 @@ def from_environment() -> Settings:
         login_failure_limit=int(env("QFC_LOGIN_FAILURE_LIMIT", "5")),
         login_failure_limit_per_account=int(env("QFC_LOGIN_FAILURE_LIMIT_PER_ACCOUNT", "50")),
         login_lockout_seconds=int(env("QFC_LOGIN_LOCKOUT_SECONDS", "1800")),
+        edge_secret=env("QFC_EDGE_SECRET", "").strip() or None,
         max_direct_upload_bytes=_optional_int("QFC_MAX_DIRECT_UPLOAD_BYTES"),
         default_storage_quota_bytes=int(env("QFC_DEFAULT_STORAGE_QUOTA_BYTES", str(10 * GIB))),
         quota_grace_percent=int(env("QFC_QUOTA_GRACE_PERCENT", "10")),

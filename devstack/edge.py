@@ -8,6 +8,11 @@ devstack/http_server.py, on a loopback port of its own) or to the large-request 
 process, `python -m large_requests`, on another). Bodies are passed on as they arrive, answers
 as they come back: nothing is held whole, so a large upload's memory stays flat here too.
 
+As CloudFront does, it tells the API who the viewer is (chalicelib/http/client_address.py): every
+request it passes on carries the viewer's address in `X-Qfc-Viewer-Address`, and those to the
+API the stack's edge secret in `X-Qfc-Edge-Secret`, whatever the viewer sent under those names.
+The gateway sees the edge's own loopback address as `sourceIp`, as API Gateway sees CloudFront's.
+
 `Edge` is the same routing in process, for the tests: a request goes to the gateway object or to
 the service's handler without a socket.
 """
@@ -26,6 +31,7 @@ from urllib.parse import urlsplit
 
 from chalicelib.errors import ApiError, BadRequest, ServiceUnavailable, error_json
 from chalicelib.http import limits
+from chalicelib.http.client_address import EDGE_SECRET_HEADER, VIEWER_ADDRESS_HEADER
 from large_requests import handler as large_requests
 from large_requests.server import Body
 
@@ -39,6 +45,10 @@ ORIGIN_TIMEOUT_SECONDS = 600
 IDLE_SECONDS = 120
 STARTING = ("The large-upload service is not running yet (it starts with the stack, and again "
             "if it stopped); retry in a minute.")
+# The edge's own address, which the gateway sees as `sourceIp` (in process; the stack's edge
+# reaches the gateway's server on loopback, and so is this address there too).
+EDGE_ADDRESS = "127.0.0.1"
+EDGE_OWN_HEADERS = {VIEWER_ADDRESS_HEADER.lower(), EDGE_SECRET_HEADER.lower()}
 
 
 def is_large(method: str, target: str, headers: list[tuple[str, str]]) -> bool:
@@ -47,19 +57,34 @@ def is_large(method: str, target: str, headers: list[tuple[str, str]]) -> bool:
                                    "chunked" in lowered.get("transfer-encoding", "").lower())
 
 
-class Edge:
-    """The edge's routing in process: `handle` as `ApiGateway.handle` takes a request."""
+def with_viewer(headers: list[tuple[str, str]], viewer_ip: str,
+                edge_secret: str | None) -> list[tuple[str, str]]:
+    """`headers` as the edge passes them on: the viewer's address, and the edge secret when
+    given (to the API only), in place of whatever the viewer sent under those names."""
+    passed = [(name, value) for name, value in headers if name.lower() not in EDGE_OWN_HEADERS]
+    passed.append((VIEWER_ADDRESS_HEADER, viewer_ip))
+    if edge_secret:
+        passed.append((EDGE_SECRET_HEADER, edge_secret))
+    return passed
 
-    def __init__(self, gateway: ApiGateway) -> None:
+
+class Edge:
+    """The edge in process: `handle` takes a request as `ApiGateway.handle` does, `source_ip`
+    being the viewer's address."""
+
+    def __init__(self, gateway: ApiGateway, edge_secret: str | None) -> None:
         self.gateway = gateway
+        self.edge_secret = edge_secret  # the API's `settings.edge_secret`
 
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | IO[bytes],
                source_ip: str = "127.0.0.1") -> GatewayResponse:
         if not is_large(method, target, headers):
-            return self.gateway.handle(method, target, headers, body, source_ip)
+            return self.gateway.handle(method, target, with_viewer(headers, source_ip, self.edge_secret),
+                                       body, EDGE_ADDRESS)
         stream = io.BytesIO(body) if isinstance(body, bytes | bytearray) else body
         length = len(body) if isinstance(body, bytes | bytearray) else None
-        answer = large_requests.handle(method, target, {name.lower(): value for name, value in headers},
+        passed = with_viewer(headers, source_ip, None)
+        answer = large_requests.handle(method, target, {name.lower(): value for name, value in passed},
                                        stream.read, length)
         return GatewayResponse(answer.status, answer.headers, answer.body)
 
@@ -73,6 +98,7 @@ class _EdgeHandler(BaseHTTPRequestHandler):
     server_version = "qfc-edge"
     timeout = IDLE_SECONDS
     origins: Callable[[bool], tuple[str, int]]
+    edge_secret: str | None = None
     quiet = False
 
     def setup(self) -> None:
@@ -87,6 +113,7 @@ class _EdgeHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         headers = list(self.headers.items())
         large = is_large(self.command, self.path, headers)
+        forwarded = with_viewer(headers, self.client_address[0], None if large else self.edge_secret)
         lowered = {name.lower(): value for name, value in headers}
         chunked = "chunked" in lowered.get("transfer-encoding", "").lower()
         try:
@@ -101,14 +128,14 @@ class _EdgeHandler(BaseHTTPRequestHandler):
         origin = self.origins(large)
         try:
             try:
-                response = self._forward(origin, headers, body, length)
+                response = self._forward(origin, forwarded, body, length)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 if length != 0:
                     raise
                 # A kept-alive connection the origin closed meanwhile: a bodiless request is
                 # sent again on a new one.
                 self._connections.pop(origin).close()
-                response = self._forward(origin, headers, body, length)
+                response = self._forward(origin, forwarded, body, length)
         except ApiError as refused:  # the body could not be read
             self.close_connection = True
             self._answer(*_json_error(refused))
@@ -205,10 +232,12 @@ class EdgeServer(ThreadingHTTPServer):
 
 
 def make_edge(host: str, port: int, api: tuple[str, int], uploads: tuple[str, int],
-              quiet: bool = False) -> EdgeServer:
+              edge_secret: str | None, quiet: bool = False) -> EdgeServer:
     """The edge on `host:port`, in front of the gateway's server at `api` and the large-request
-    service at `uploads`; `serve_forever()` in a thread, `shutdown()` from another."""
-    attributes = {"origins": staticmethod(lambda large: uploads if large else api), "quiet": quiet}
+    service at `uploads`, adding `edge_secret` (the API's `settings.edge_secret`) to what it
+    passes on to the API; `serve_forever()` in a thread, `shutdown()` from another."""
+    attributes = {"origins": staticmethod(lambda large: uploads if large else api),
+                  "edge_secret": edge_secret, "quiet": quiet}
     return EdgeServer((host, port), type("EdgeHandler", (_EdgeHandler,), attributes))
 
 

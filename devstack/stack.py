@@ -350,6 +350,10 @@ def run(config: StackConfig) -> None:
         raise SystemExit(f"port {config.aws_port} is taken on {config.public_host}: set QFC_AWS_PORT")
     # Presigned URLs that leave this machine are signed with a secret nobody else knows.
     key_id, secret = LOCAL_CREDENTIALS
+    # What the edge adds to the requests it passes on to the API, so that the API believes the
+    # viewer's address it reports (chalicelib/http/client_address.py); new at every start, since
+    # the edge and the API both run in this process.
+    os.environ["QFC_EDGE_SECRET"] = secrets.token_urlsafe(32)
     point_at_local_aws(config, (key_id, secrets.token_urlsafe(32) if config.gated else secret))
     os.environ["QFC_STACK_PID"] = str(os.getpid())  # its children end with it (devstack/lifetime.py)
     moto = start_moto(config, data_lock)
@@ -394,7 +398,7 @@ def run(config: StackConfig) -> None:
         gateway_server = HttpServer(with_console(api, config.aws_public_endpoint), LOOPBACK, 0)
         threading.Thread(target=gateway_server.serve_forever, daemon=True).start()
         edge = make_edge(config.host, config.port, gateway_server.server_address,
-                         (LOOPBACK, uploads_port), quiet=quiet)
+                         (LOOPBACK, uploads_port), os.environ["QFC_EDGE_SECRET"], quiet=quiet)
         serve_in_thread(edge)
         if config.gated:
             from devstack.s3_gate import make_gate

@@ -22,6 +22,7 @@ from .cfn import NO_VALUE, Json, get_att, if_, ref, resource, sub
 from .environment import service_environment
 from .parameters import (
     API_MEMORY,
+    EDGE_SECRET,
     HAS_PUBLIC_URL,
     LAMBDA_CODE_BUCKET,
     LAMBDA_CODE_KEY,
@@ -156,7 +157,10 @@ def function_environment() -> Json:
             # Account self-service the operator turns on (docs/api.md, "Accounts").
             "QFC_MAIL_SENDER": ref(MAIL_SENDER),
             "QFC_SIGNUP": ref(SIGNUP),
-            "QFC_PUBLIC_URL": if_(HAS_PUBLIC_URL, ref(PUBLIC_URL), NO_VALUE)}
+            "QFC_PUBLIC_URL": if_(HAS_PUBLIC_URL, ref(PUBLIC_URL), NO_VALUE),
+            # What CloudFront adds to the requests it sends here (infra/edge.py): with it the
+            # viewer's address is believed (chalicelib/http/client_address.py).
+            "QFC_EDGE_SECRET": ref(EDGE_SECRET)}
 
 
 def function_resources() -> Json:

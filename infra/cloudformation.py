@@ -83,13 +83,16 @@ def parameter_list(template: dict[str, Any], given: dict[str, str], stack: Stack
 
 def effective_parameters(template: dict[str, Any], given: dict[str, str],
                          stack: Stack | None) -> dict[str, str]:
-    """The value each parameter will have: given, else the deployed one, else its default."""
+    """The value each parameter will have: given, else the deployed one, else its default. A
+    deployed NoEcho value is left out: CloudFormation shows it masked (`****`), and keeps it as
+    it checked it when it was set."""
     values = {}
     for name, declared in template.get("Parameters", {}).items():
         if name in given:
             values[name] = given[name]
         elif stack is not None and name in stack.parameters:
-            values[name] = stack.parameters[name]
+            if not declared.get("NoEcho"):
+                values[name] = stack.parameters[name]
         elif "Default" in declared:
             values[name] = str(declared["Default"])
     return values
@@ -103,11 +106,12 @@ def refusals(template: dict[str, Any], values: dict[str, str], region: str) -> l
     for name, value in values.items():
         declared = template["Parameters"][name]
         pattern = declared.get("AllowedPattern")
+        shown = "****" if declared.get("NoEcho") else value  # a secret is not printed
         if pattern and not re.fullmatch(pattern, value):
             wanted = declared.get("ConstraintDescription") or f"of the pattern {pattern}"
-            refused.append(f"{name}={value}: must be {wanted}")
+            refused.append(f"{name}={shown}: must be {wanted}")
         if "AllowedValues" in declared and value not in map(str, declared["AllowedValues"]):
-            refused.append(f"{name}={value}: must be one of {', '.join(map(str, declared['AllowedValues']))}")
+            refused.append(f"{name}={shown}: must be one of {', '.join(map(str, declared['AllowedValues']))}")
     for rule in template.get("Rules", {}).values():
         if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values, region):
             continue

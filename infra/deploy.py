@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from . import job_image as images
 from .artifacts import Artifacts
 from .index_steps import added_indexes, added_tables, index_steps
 from .package import cached_package
-from .parameters import PUBLIC_URL
+from .parameters import EDGE_SECRET, PUBLIC_URL
 from .standin import apply_skipped_properties, rest_api_as_resources, without_cloudfront
 from .target import DeployError, Target
 
@@ -106,6 +107,16 @@ def given_parameters(pairs: list[str], template: dict[str, Any]) -> dict[str, st
     return given
 
 
+def edge_secret_to_set(given: dict[str, str], stack: cfn_ops.Stack | None) -> dict[str, str]:
+    """A new edge secret (infra/edge.py) for a stack that has none yet: one being created, or one
+    deployed before the parameter existed. A stack that has one keeps it: CloudFormation shows it
+    masked, and the update passes it on unread (`UsePreviousValue`). `--parameter EdgeSecret=...`
+    sets another (docs/deploy.md, rotating it)."""
+    if EDGE_SECRET in given or (stack is not None and EDGE_SECRET in stack.parameters):
+        return {}
+    return {EDGE_SECRET: secrets.token_urlsafe(32)}
+
+
 @dataclass
 class Deployment:
     target: Target
@@ -136,6 +147,7 @@ class Deployment:
             template = without_cloudfront(rest_api_as_resources(template))
         given = given_parameters(parameter_pairs, template)
         stack = self._stack_ready_for_change()
+        given.update(edge_secret_to_set(given, stack))
         # Before anything is built: what CloudFormation would refuse only after the builds.
         refused = cfn_ops.refusals(template, cfn_ops.effective_parameters(template, given, stack),
                                    self.target.region)

@@ -13,6 +13,18 @@ header but Host reaches the origins (`AllViewerExceptHostHeader`; with caching d
 includes Authorization). Without the viewer's Host, API Gateway is asked under its own
 execute-api name, the only one it answers to, whichever name the viewer used: CloudFront's own,
 or the operator's domain (infra/domain.py, the distribution's Aliases and certificate).
+
+API Gateway sees CloudFront's servers as its callers, so the API learns the viewer's address
+from CloudFront (chalicelib/http/client_address.py): the same function writes it
+(`event.viewer.ip`) in `X-Qfc-Viewer-Address`, replacing any a viewer sent, and the API origin
+adds the stack's `EdgeSecret` as `X-Qfc-Edge-Secret` (an origin custom header, which replaces a
+viewer's of that name), without which the API does not believe it. The address travels in a
+header of ours, not in CloudFront's `CloudFront-Viewer-Address`: that one needs an origin request
+policy that adds it, and a policy of our own cannot add CloudFront's headers, leave out the
+viewer's Host and keep Authorization at once (`allExcept` passes viewer headers only,
+`allViewerAndWhitelistCloudFront` passes the Host too, Authorization cannot be listed by name);
+a header the function sets is a viewer header, which `AllViewerExceptHostHeader` passes on.
+
 `distribution_parts` returns the origins and behaviours, so another part of the template (the
 console's S3 origin) can add its own before the distribution is made.
 """
@@ -23,12 +35,13 @@ import json
 from dataclasses import dataclass, field
 
 from chalicelib.http import limits
+from chalicelib.http.client_address import EDGE_SECRET_HEADER, VIEWER_ADDRESS_HEADER
 
 from . import domain
 from .api import REST_API, STAGE_NAME
-from .cfn import NO_VALUE, Json, get_att, if_, resource, sub
+from .cfn import NO_VALUE, Json, get_att, if_, ref, resource, sub
 from .large_requests import LOAD_BALANCER
-from .parameters import DEPLOY_JOB_WORKERS
+from .parameters import DEPLOY_JOB_WORKERS, EDGE_SECRET, HAS_EDGE_SECRET
 
 DISTRIBUTION = "Distribution"
 EDGE_FUNCTION = "EdgeFunction"
@@ -47,14 +60,21 @@ ORIGIN_READ_TIMEOUT_SECONDS = 60
 ROUTING_FUNCTION = """\
 import cf from 'cloudfront';
 
+// Whether the stack has a large-request service (DeployJobWorkers).
+var ROUTE_LARGE_UPLOADS = %(route_large_uploads)s;
 // chalicelib/http/limits.py, takes_large_path: the same rule, the same numbers.
 var LARGE_BODY_BYTES = %(large_body_bytes)d;
 var LARGE_UPLOAD_METHOD = %(method)s;
 var LARGE_UPLOAD_PATH = new RegExp(%(path)s);
+// chalicelib/http/client_address.py: where the API reads the viewer's address.
+var VIEWER_ADDRESS_HEADER = %(viewer_address)s;
 
 function handler(event) {
     var request = event.request;
-    if (request.method !== LARGE_UPLOAD_METHOD || !LARGE_UPLOAD_PATH.test(request.uri)) {
+    // Set on every request, so that whatever a viewer sent under this name never reaches an origin.
+    request.headers[VIEWER_ADDRESS_HEADER] = { value: event.viewer.ip };
+    if (!ROUTE_LARGE_UPLOADS || request.method !== LARGE_UPLOAD_METHOD
+            || !LARGE_UPLOAD_PATH.test(request.uri)) {
         return request;
     }
     var length = request.headers['content-length'];
@@ -72,9 +92,12 @@ function handler(event) {
 """
 
 
-def routing_function_code() -> str:
-    """The CloudFront Function's JavaScript (cloudfront-js-2.0), with limits.py's numbers."""
+def routing_function_code(route_large_uploads: bool = True) -> str:
+    """The CloudFront Function's JavaScript (cloudfront-js-2.0), with limits.py's numbers; without
+    the large-request service (`route_large_uploads` false) everything goes to API Gateway."""
     return ROUTING_FUNCTION % {
+        "route_large_uploads": json.dumps(route_large_uploads),
+        "viewer_address": json.dumps(VIEWER_ADDRESS_HEADER.lower()),  # the function's names are lower case
         "large_body_bytes": limits.LARGE_BODY_BYTES,
         "method": json.dumps(limits.LARGE_UPLOAD_METHOD),
         "path": json.dumps(limits.LARGE_UPLOAD_PATH),
@@ -102,6 +125,9 @@ def _api_origin() -> Json:
         "OriginPath": f"/{STAGE_NAME}",
         "CustomOriginConfig": {"OriginProtocolPolicy": "https-only", "OriginSSLProtocols": ["TLSv1.2"],
                                "OriginReadTimeout": ORIGIN_READ_TIMEOUT_SECONDS},
+        "OriginCustomHeaders": if_(HAS_EDGE_SECRET,
+                                   [{"HeaderName": EDGE_SECRET_HEADER, "HeaderValue": ref(EDGE_SECRET)}],
+                                   NO_VALUE),
     }
 
 
@@ -153,10 +179,11 @@ def distribution_resources(parts: DistributionParts | None = None) -> Json:
         EDGE_FUNCTION: resource("AWS::CloudFront::Function", {
             "Name": sub("${AWS::StackName}-route-large-uploads"),
             "AutoPublish": True,
-            "FunctionConfig": {"Comment": "Large file uploads to the large-request service",
+            "FunctionConfig": {"Comment": "Large file uploads to the large-request service; the viewer's "
+                                          "address for the API",
                                "Runtime": "cloudfront-js-2.0"},
             "FunctionCode": if_(DEPLOY_JOB_WORKERS, routing_function_code(),
-                                "function handler(event) { return event.request; }"),
+                                routing_function_code(route_large_uploads=False)),
         }),
         VPC_ORIGIN: resource("AWS::CloudFront::VpcOrigin", {
             "VpcOriginEndpointConfig": {

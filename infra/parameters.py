@@ -25,6 +25,7 @@ MAIL_SENDER = "MailSender"
 PUBLIC_URL = "PublicUrl"
 SIGNUP = "Signup"
 LARGE_REQUESTS_AT_REST = "LargeRequestsAtRest"
+EDGE_SECRET = "EdgeSecret"
 
 HAS_TABLE_PREFIX = "HasTablePrefix"
 HAS_BUCKET_NAME = "HasBucketName"
@@ -37,6 +38,7 @@ CREATE_CERTIFICATE = "CreateCertificate"
 CREATE_DNS_RECORD = "CreateDnsRecord"
 HAS_MAIL_SENDER = "HasMailSender"
 HAS_PUBLIC_URL = "HasPublicUrl"
+HAS_EDGE_SECRET = "HasEdgeSecret"
 
 # CloudFront takes its certificates from ACM in this region only (infra/domain.py).
 CERTIFICATE_REGION = "us-east-1"
@@ -165,6 +167,18 @@ def parameters() -> Json:
             "AllowedValues": ["0", "1"],
             "Description": "1 lets anyone create an account (the web console's sign-up page).",
         },
+        EDGE_SECRET: {
+            "Type": "String",
+            "Default": "",
+            # Masked wherever the stack is described; an update keeps it only by UsePreviousValue.
+            "NoEcho": True,
+            "AllowedPattern": "^([A-Za-z0-9_-]{32,})?$",
+            "ConstraintDescription": "empty, or at least 32 letters, digits, - and _",
+            "Description": "A secret CloudFront adds to the requests it sends to API Gateway, so that the "
+                           "API believes the viewer's address CloudFront reports (the login lockout "
+                           "counts per viewer); ./dev deploy generates it once and keeps it. Empty: the "
+                           "lockout counts per CloudFront server (docs/deploy.md).",
+        },
         PUBLIC_URL: {
             "Type": "String",
             "Default": "",
@@ -189,6 +203,7 @@ def conditions() -> Json:
         CREATE_DNS_RECORD: and_(condition(HAS_DOMAIN), condition(HAS_HOSTED_ZONE)),
         HAS_MAIL_SENDER: not_(equals(ref(MAIL_SENDER), "")),
         HAS_PUBLIC_URL: not_(equals(ref(PUBLIC_URL), "")),
+        HAS_EDGE_SECRET: not_(equals(ref(EDGE_SECRET), "")),
     }
 
 
@@ -198,7 +213,8 @@ def interface() -> Json:
         "AWS::CloudFormation::Interface": {
             "ParameterGroups": [
                 {"Label": {"default": "API"},
-                 "Parameters": [LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, API_MEMORY, LOG_RETENTION]},
+                 "Parameters": [LAMBDA_CODE_BUCKET, LAMBDA_CODE_KEY, API_MEMORY, LOG_RETENTION,
+                                EDGE_SECRET]},
                 {"Label": {"default": "Data"}, "Parameters": [TABLE_PREFIX, BUCKET_NAME]},
                 {"Label": {"default": "Job workers"},
                  "Parameters": [JOB_IMAGE, JOB_WORKERS, JOB_WORKERS_MAX]},

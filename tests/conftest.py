@@ -4,6 +4,7 @@ settings on first use, and `override_settings` changes them for one test."""
 from __future__ import annotations
 
 import os
+import secrets
 import warnings
 from contextlib import ExitStack
 
@@ -18,6 +19,9 @@ os.environ.update({
     "QFC_PUBLIC_URL": "http://testserver",
     # Background tasks (a project's purge) run before the request answers: tests see their end.
     "QFC_BACKGROUND_TASKS": "inline",
+    # What the in-process edge adds for the API to believe the viewer's address (`api` below), as
+    # the local stack draws one at each start.
+    "QFC_EDGE_SECRET": secrets.token_urlsafe(32),
 })
 os.environ.pop("QFC_AWS_ENDPOINT_URL", None)
 os.environ.pop("QFC_MAX_DIRECT_UPLOAD_BYTES", None)
@@ -60,11 +64,12 @@ def aws():
 @pytest.fixture
 def api(aws) -> ApiClient:
     from app import app, handler
+    from chalicelib.config import settings
     from devstack.edge import Edge
     from devstack.gateway import ApiGateway
 
     gateway = ApiGateway(app, handler)
-    return ApiClient(gateway, front=Edge(gateway))
+    return ApiClient(gateway, front=Edge(gateway, settings.edge_secret))
 
 
 @pytest.fixture

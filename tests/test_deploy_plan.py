@@ -284,3 +284,34 @@ def test_a_domain_cloudfront_cannot_serve_is_refused_before_anything_is_built(tm
     assert kept["DomainName"] == "qfc.example.org" and kept["CertificateArn"] == ""
     assert cloudformation.refusals(template, kept, "eu-central-1")
     assert not cloudformation.refusals(template, kept, "us-east-1")
+
+
+def test_a_new_stack_gets_an_edge_secret_that_every_later_update_keeps(template):
+    """`./dev deploy` draws the edge secret (infra/edge.py) once, for a stack that has none, and
+    passes it on unread afterwards: CloudFormation shows it masked, and the pre-checks leave it be."""
+    from infra import cloudformation
+    from infra.deploy import edge_secret_to_set
+
+    def refusals(given, stack):
+        return cloudformation.refusals(template, cloudformation.effective_parameters(template, given, stack),
+                                       "eu-central-1")
+
+    created = edge_secret_to_set({}, None)["EdgeSecret"]
+    assert len(created) >= 32 and created != edge_secret_to_set({}, None)["EdgeSecret"]
+    assert not refusals({"EdgeSecret": created}, None)
+
+    deployed = cloudformation.Stack("qfc", "UPDATE_COMPLETE", parameters={"EdgeSecret": "****"})
+    assert edge_secret_to_set({}, deployed) == {}
+    assert {"ParameterKey": "EdgeSecret", "UsePreviousValue": True} in cloudformation.parameter_list(
+        template, {}, deployed)
+    assert not refusals({}, deployed)
+
+    # A stack deployed before the secret existed gets one at its next update.
+    older = cloudformation.Stack("qfc", "UPDATE_COMPLETE", parameters={"DomainName": ""})
+    assert len(edge_secret_to_set({}, older)["EdgeSecret"]) >= 32
+
+    # The operator's own (a rotation) wins; a bad one is refused before anything is built,
+    # without being printed.
+    assert edge_secret_to_set({"EdgeSecret": "x" * 40}, deployed) == {}
+    refused = refusals({"EdgeSecret": "too-short"}, deployed)
+    assert refused and "too-short" not in " ".join(refused)

@@ -5,6 +5,8 @@ CloudFront Function itself runs in Node.js against the same cases as the local e
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,21 +14,24 @@ from typing import Any
 import pytest
 
 from chalicelib.http import limits
+from chalicelib.http.client_address import EDGE_SECRET_HEADER, VIEWER_ADDRESS_HEADER
 from infra import edge, large_requests
 from infra.cfn import Json
 from infra.template import build_template
 
+VIEWER = "2001:db8::7"
 NODE_RUNNER = """\
 import { handler } from './function.mjs';
 import cf from 'cloudfront';
-const cases = JSON.parse(process.argv[2]);
+const [cases, viewer, viewerHeader] = [JSON.parse(process.argv[2]), process.argv[3], process.argv[4]];
 const routed = cases.map(([method, uri, length, chunked]) => {
     cf.selected = 'api';
-    const headers = {};
+    const headers = { [viewerHeader]: { value: '198.51.100.66' } };  // what a viewer claims
     if (length !== null) headers['content-length'] = { value: length };
     if (chunked) headers['transfer-encoding'] = { value: 'chunked' };
-    handler({ request: { method, uri, headers, querystring: {}, cookies: {} } });
-    return cf.selected;
+    const request = handler({ viewer: { ip: viewer },
+                              request: { method, uri, headers, querystring: {}, cookies: {} } });
+    return [cf.selected, request.headers[viewerHeader].value];
 });
 console.log(JSON.stringify(routed));
 """
@@ -55,21 +60,38 @@ def template() -> dict[str, Any]:
     return build_template(app)
 
 
-def test_the_cloudfront_function_routes_as_the_local_edge_does(tmp_path: Path) -> None:
-    (tmp_path / "function.mjs").write_text(edge.routing_function_code() + "\nexport { handler };\n")
-    stub = tmp_path / "node_modules" / "cloudfront"
+def _run_function(code: str, folder: Path) -> list[tuple[str, str]]:
+    """The CloudFront Function run in Node.js on CASES: the origin it chose for each, and the
+    viewer address it left in the request."""
+    (folder / "function.mjs").write_text(code + "\nexport { handler };\n")
+    stub = folder / "node_modules" / "cloudfront"
     stub.mkdir(parents=True)
     package = {"name": "cloudfront", "type": "module", "main": "index.js"}
     (stub / "package.json").write_text(json.dumps(package))
     (stub / "index.js").write_text(CLOUDFRONT_STUB)
-    (tmp_path / "run.mjs").write_text(NODE_RUNNER)
-    ran = subprocess.run(["node", "run.mjs", json.dumps(CASES)], cwd=tmp_path, capture_output=True, text=True,
+    (folder / "run.mjs").write_text(NODE_RUNNER)
+    arguments = [json.dumps(CASES), VIEWER, VIEWER_ADDRESS_HEADER.lower()]
+    ran = subprocess.run(["node", "run.mjs", *arguments], cwd=folder, capture_output=True, text=True,
                          timeout=30, check=True)
-    routed = json.loads(ran.stdout)
+    return [tuple(result) for result in json.loads(ran.stdout)]
+
+
+def test_the_cloudfront_function_routes_as_the_local_edge_does(tmp_path: Path) -> None:
+    routed = [origin for origin, _ in _run_function(edge.routing_function_code(), tmp_path)]
     expected = [edge.LARGE_REQUESTS_ORIGIN_ID if limits.takes_large_path(method, path, length, chunked)
                 else edge.API_ORIGIN_ID for method, path, length, chunked in CASES]
     assert routed == expected
     assert routed[:3] == ["large-requests", "api", "large-requests"]  # the rule is not vacuous
+
+
+@pytest.mark.parametrize("route_large_uploads", [True, False])
+def test_the_cloudfront_function_reports_the_viewers_own_address(tmp_path: Path,
+                                                                 route_large_uploads: bool) -> None:
+    """On every request, with or without the large-request service, whatever the viewer claimed."""
+    results = _run_function(edge.routing_function_code(route_large_uploads), tmp_path)
+    assert [address for _, address in results] == [VIEWER] * len(CASES)
+    if not route_large_uploads:
+        assert {origin for origin, _ in results} == {edge.API_ORIGIN_ID}
 
 
 def test_the_distribution_is_the_one_public_url_with_nothing_cached(template: dict[str, Any]) -> None:
@@ -91,9 +113,48 @@ def test_the_distribution_is_the_one_public_url_with_nothing_cached(template: di
     assert origin["VpcOriginConfig"]["VpcOriginId"] == {"Fn::GetAtt": [edge.VPC_ORIGIN, "Id"]}
     function = resources[edge.EDGE_FUNCTION]["Properties"]
     assert function["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
-    assert function["FunctionCode"]["Fn::If"][1] == edge.routing_function_code()
+    assert function["FunctionCode"]["Fn::If"][1:] == [edge.routing_function_code(),
+                                                       edge.routing_function_code(route_large_uploads=False)]
     assert str(limits.LARGE_BODY_BYTES) in function["FunctionCode"]["Fn::If"][1]
     assert template["Outputs"]["ServerUrl"]["Value"]["Fn::If"][2] == {"Fn::Sub": "https://${Distribution.DomainName}"}
+
+
+def test_only_cloudfront_can_tell_the_api_the_viewers_address(template: dict[str, Any]) -> None:
+    """The API believes the viewer's address only with the stack's edge secret, which CloudFront
+    adds to what it sends to API Gateway, and which the API function alone is given."""
+    resources = template["Resources"]
+    config = resources[edge.DISTRIBUTION]["Properties"]["DistributionConfig"]
+    api_origin, large, console = config["Origins"]
+    assert api_origin["OriginCustomHeaders"] == {"Fn::If": [
+        "HasEdgeSecret", [{"HeaderName": EDGE_SECRET_HEADER, "HeaderValue": {"Ref": "EdgeSecret"}}],
+        {"Ref": "AWS::NoValue"}]}
+    assert "OriginCustomHeaders" not in large["Fn::If"][1] and "OriginCustomHeaders" not in console
+    # Every behaviour to the API runs the function that writes the viewer's address, and passes
+    # the viewer's headers on (the function's among them) but never the viewer's Host.
+    to_api = [b for b in [config["DefaultCacheBehavior"], *config["CacheBehaviors"]]
+              if b["TargetOriginId"] == edge.API_ORIGIN_ID]
+    assert len(to_api) == 3
+    function = {"Fn::GetAtt": [edge.EDGE_FUNCTION, "FunctionARN"]}
+    for behaviour in to_api:
+        assert behaviour["OriginRequestPolicyId"] == edge.ALL_VIEWER_EXCEPT_HOST_HEADER
+        assert behaviour["FunctionAssociations"] == [{"EventType": "viewer-request", "FunctionARN": function}]
+    environment = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["QFC_EDGE_SECRET"] == {"Ref": "EdgeSecret"}
+    for name, body in resources.items():
+        if name != "ApiFunction":
+            assert "QFC_EDGE_SECRET" not in json.dumps(body), name
+
+
+def test_the_edge_secret_is_a_masked_parameter_a_deployment_need_not_give(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["EdgeSecret"]
+    assert parameter["NoEcho"] is True
+    assert parameter["Default"] == ""  # then nothing is believed: the lockout counts per CloudFront server
+    assert template["Conditions"]["HasEdgeSecret"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "EdgeSecret"}, ""]}]}
+    pattern = parameter["AllowedPattern"]
+    assert re.fullmatch(pattern, secrets.token_urlsafe(32)) and re.fullmatch(pattern, "")
+    assert not [value for value in ("short", "****", "a" * 31, "a b" * 20, "x" * 40 + "\n")
+                if re.fullmatch(pattern, value)]
 
 
 def test_another_origin_and_behaviour_plug_into_the_distribution() -> None:

@@ -443,9 +443,10 @@ def test_job_workers_run_on_fargate_and_scale_to_zero(template: dict[str, Any]) 
     assert api_environment["POWERTOOLS_TRACE_DISABLED"] == environment["POWERTOOLS_TRACE_DISABLED"] == "true"
     assert (api_environment["POWERTOOLS_SERVICE_NAME"], environment["POWERTOOLS_SERVICE_NAME"]) == (
         "qfc-api", "qfc-worker")
-    # The API's own settings: direct uploads, and account self-service (mails, sign-up).
+    # The API's own settings: direct uploads, account self-service (mails, sign-up), and the edge
+    # secret that makes it believe the viewer's address CloudFront reports (only the API needs it).
     shared = set(api_environment) - {"QFC_MAX_DIRECT_UPLOAD_BYTES", "QFC_MAIL_SENDER", "QFC_SIGNUP",
-                                      "QFC_PUBLIC_URL"}
+                                      "QFC_PUBLIC_URL", "QFC_EDGE_SECRET"}
     assert set(environment) == shared  # the worker reads what the API reads
     assert all(environment[name] == api_environment[name] for name in shared - {"POWERTOOLS_SERVICE_NAME"})
     assert int(environment["QFC_JOB_MEMORY_MB"]) < int(task["Memory"])

@@ -94,6 +94,19 @@ def test_deploy_creates_the_stack_then_changes_nothing(first_and_second_runs, pl
     assert page["ContentType"] == "text/html" and b'<div id="app">' in page["Body"].read()
 
 
+def test_the_function_holds_the_edge_secret_the_first_run_drew(first_and_second_runs, plain_moto):
+    """The secret CloudFront adds for the API (infra/edge.py) is drawn by the first run and kept by
+    the second: moto compares parameters, so another secret would have been a change, and the
+    second run changed nothing. (moto shows the NoEcho value; AWS shows ****.)"""
+    first, second = first_and_second_runs
+    deployed = Deployed.read(plain_moto, "qfc-ci")
+    secret = deployed.function_environment()["QFC_EDGE_SECRET"]
+
+    assert len(secret) >= 32 and deployed.parameters["EdgeSecret"] == secret
+    assert "No changes: the stack is up to date." in second.stdout
+    assert secret not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
 def index_definitions(model) -> dict[str, list[tuple[str, str]]]:
     """The model's global indexes and their keys, read from the model classes themselves."""
     found = {}

@@ -1,6 +1,9 @@
 """The local stack as a user runs it: start, create a user, stop with Ctrl-C, start again."""
 
+import http.client
+import json
 import subprocess
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -66,5 +69,35 @@ def test_createuser_refuses_a_taken_username(tmp_path):
         assert stack.createuser("dave", "pw-dave-secret").returncode == 0
         again = stack.createuser("DAVE", "pw-dave-other")
         assert again.returncode == 1 and "taken" in again.stderr
+    finally:
+        assert stack.stop() == 0
+
+
+def test_wrong_passwords_lock_out_the_viewer_who_sent_them_not_the_owner(tmp_path):
+    """The lockout counts per viewer, as the stack's edge reports it to the API (docs/security.md),
+    though the API sees every request come from the edge's own loopback address, as on AWS from
+    CloudFront: the attacker and the owner are two loopback addresses of this machine."""
+    stack = LocalStack(tmp_path / "data")
+    stack.start()
+    try:
+        assert stack.createuser("erin", "pw-erin-secret").returncode == 0
+
+        def login_from(viewer: str, password: str) -> str:
+            connection = http.client.HTTPConnection(stack.host, stack.port, timeout=30,
+                                                    source_address=(viewer, 0))
+            try:
+                connection.request("POST", "/api/v1/auth/login/",
+                                   urlencode({"username": "erin", "password": password}),
+                                   {"Content-Type": "application/x-www-form-urlencoded"})
+                reply = connection.getresponse()
+                body = reply.read()
+            finally:
+                connection.close()
+            return "" if reply.status == 200 else json.loads(body)["code"]
+
+        codes = [login_from("127.0.0.2", "a wrong guess") for _ in range(5)]
+        assert codes == ["authentication_failed"] * 4 + ["too_many_failed_login_attempts"]
+        assert login_from("127.0.0.2", "pw-erin-secret") == "too_many_failed_login_attempts"
+        assert login_from("127.0.0.1", "pw-erin-secret") == ""
     finally:
         assert stack.stop() == 0

@@ -2,6 +2,7 @@ from chalice import Response
 
 from chalicelib.errors import NotEnabled, ObjectAlreadyExists, TooManyLoginAttempts
 from chalicelib.http import outputs as out
+from chalicelib.http.client_address import client_address
 from chalicelib.http.pagination import console_url
 from chalicelib.http.request_data import body
 from chalicelib.http.routing import Doc, Router
@@ -36,12 +37,8 @@ def login(caller):
     QFieldCloud does."""
     request = router.request
     user_agent = request.headers.get("user-agent", "")
-    session = auth.login(body(request, Login), user_agent, _source_address(request))
+    session = auth.login(body(request, Login), user_agent, client_address(request))
     return login_json(session)
-
-
-def _source_address(request) -> str | None:
-    return (request.context.get("identity") or {}).get("sourceIp")
 
 
 @router.route("/auth/signup/", methods=["POST"], doc=Doc(
@@ -58,7 +55,7 @@ def sign_up():
     body=PasswordChange, errors=(TooManyLoginAttempts,)))
 def change_password(caller):
     request = router.request
-    passwords.change_own(caller, body(request, PasswordChange), _source_address(request))
+    passwords.change_own(caller, body(request, PasswordChange), client_address(request))
     return detail_json("Your password is changed; your other sessions are signed out.")
 
 
