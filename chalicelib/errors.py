@@ -12,7 +12,8 @@ import json
 from typing import ClassVar
 
 import pydantic
-from pynamodb.exceptions import DoesNotExist
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 
 class ApiError(Exception):
@@ -131,9 +132,19 @@ class BadGateway(ApiError):
 
 
 class ServiceUnavailable(ApiError):
-    """A part of the service that is not running (yet): ask again shortly."""
+    """A part of the service that is not running (yet), or AWS too busy to answer: ask again shortly."""
 
     status, code, default_message = 503, "service_unavailable", "The service is starting; retry in a minute."
+
+
+# What DynamoDB and S3 answer when they shed load (once botocore's own retries are spent), and
+# a write that met a transaction on the same item (which botocore does not retry): the same
+# request may well succeed a moment later, so it is a 503 that says so rather than a 500.
+RETRY_LATER_CODES = frozenset({
+    "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "TransactionConflictException", "SlowDown", "ServiceUnavailable", "InternalServerError",
+})
+BUSY = "AWS was too busy to answer this request just now; send it again in a moment."
 
 
 class TooManyJobs(ApiError):
@@ -267,7 +278,18 @@ def as_api_error(exc: Exception) -> ApiError:
         return InvalidDeltafile(message) if exc.title == "Deltafile" else ValidationError(message)
     if isinstance(exc, DoesNotExist):
         return ObjectNotFound()
+    if _is_retry_later(exc):
+        return ServiceUnavailable(BUSY)
     return ApiError()
+
+
+def _is_retry_later(exc: Exception) -> bool:
+    if isinstance(exc, PynamoDBException):
+        reasons = getattr(exc.cause, "cancellation_reasons", None) or []
+        if any(reason is not None and reason.code == "TransactionConflict" for reason in reasons):
+            return True  # a transaction cancelled because another one held an item
+        exc = exc.cause
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in RETRY_LATER_CODES
 
 
 def error_body(error: ApiError) -> dict[str, str]:

@@ -122,3 +122,61 @@ def test_methods_the_api_does_not_serve_are_json_405s_naming_the_allowed_ones(us
         if method != "HEAD":  # HEAD answers carry no body (the HTTP server drops it)
             assert reply.json()["code"] == "method_not_allowed"
         assert reply.headers["Allow"] in ("GET, POST", "POST", "DELETE, GET, POST"), (method, path)
+
+
+def _aws_refused(code: str, transaction_reason: str | None = None) -> Exception:
+    """The exception PynamoDB or boto3 raises when AWS answers `code` (after botocore's retries)."""
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import CancellationReason, TransactWriteError, UpdateError, VerboseClientError
+
+    response = {"Error": {"Code": code, "Message": "refused"}}
+    if transaction_reason is not None:
+        cause = VerboseClientError(response, "TransactWriteItems",
+                                   cancellation_reasons=[None, CancellationReason(code=transaction_reason)])
+        return TransactWriteError("Failed to write transaction items", cause=cause)
+    if code == "SlowDown":
+        return ClientError(response, "PutObject")  # S3, through boto3
+    return UpdateError("Failed to update item", cause=ClientError(response, "UpdateItem"))
+
+
+@pytest.mark.parametrize("refusal", [
+    ("ProvisionedThroughputExceededException", None),
+    ("ThrottlingException", None),
+    ("TransactionConflictException", None),  # a plain write meeting a transaction on its item
+    ("TransactionCanceledException", "TransactionConflict"),
+    ("SlowDown", None),
+])
+def test_aws_too_busy_is_a_503_to_retry_and_stores_nothing(users, monkeypatch, refusal):
+    """Throttling or a conflicting transaction, once botocore's retries are spent: a request the
+    client may send again in a moment, not an unknown error; and the upload is not half-kept."""
+    from chalicelib.rules import quota
+
+    def refused(*args, **kwargs):
+        raise _aws_refused(*refusal)
+
+    alice = users("alice")
+    pid = alice.create_project("busy")["id"]
+    monkeypatch.setattr(quota, "reserve", refused)
+    reply = alice.post(f"files/{pid}/notes.txt/", files={"file": ("notes.txt", b"field notes")})
+    assert reply.status == 503, reply.text
+    assert reply.json() == {"code": "service_unavailable",
+                            "message": "AWS was too busy to answer this request just now; send it again "
+                                       "in a moment."}
+    monkeypatch.undo()
+    assert alice.get(f"files/{pid}/").json() == []
+    assert alice.post(f"files/{pid}/notes.txt/", files={"file": ("notes.txt", b"field notes")}).status == 201
+
+
+@pytest.mark.parametrize("refusal", [("AccessDeniedException", None), ("TransactionCanceledException",
+                                                                     "ConditionalCheckFailed")])
+def test_other_aws_refusals_stay_unknown_errors(users, monkeypatch, refusal):
+    """Only load and conflicts are worth a retry: a refused permission or an unexpected failed
+    condition is a fault to look at, a 500."""
+    from chalicelib.services import projects
+
+    def refused(*args, **kwargs):
+        raise _aws_refused(*refusal)
+
+    monkeypatch.setattr(projects, "list_projects", refused)
+    reply = users("alice").get("projects/")
+    assert reply.status == 500 and reply.json()["code"] == "unknown_error"
