@@ -876,6 +876,20 @@ def resolved(resource: Any, stack_arns: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\.Arn\}", lambda match: stack_arns[match[1]], resource["Fn::Sub"])
 
 
+def worker_authorizations(template: dict[str, Any], calls: list[tuple[str, str, dict[str, Any]]]
+                          ) -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
+    """The (action, ARN) pairs the recorded calls need, and those the job worker's role denies."""
+    arns = MotoArns.read()
+    stack_arns = arns.of_stack(template)
+    allowed = [(set(as_list(s["Action"])), [resolved(r, stack_arns) for r in as_list(s["Resource"])])
+               for s in job_worker_statements(template)]
+    requested = {pair for call in calls for pair in authorizations(*call, arns)}
+    denied = sorted((action, arn) for action, arn in requested
+                    if not any(action in actions and any(fnmatchcase(arn, p) for p in patterns)
+                               for actions, patterns in allowed))
+    return requested, denied
+
+
 def test_the_job_workers_role_allows_every_call_a_worker_makes(
     template: dict[str, Any], users: Any, override_settings: Any
 ) -> None:
@@ -917,14 +931,7 @@ def test_the_job_workers_role_allows_every_call_a_worker_makes(
         "delta_apply", "delta_apply", "package", "process_projectfile", "process_projectfile",
         "process_projectfile"]
 
-    arns = MotoArns.read()
-    stack_arns = arns.of_stack(template)
-    allowed = [(set(as_list(s["Action"])), [resolved(r, stack_arns) for r in as_list(s["Resource"])])
-               for s in job_worker_statements(template)]
-    requested = {pair for call in calls for pair in authorizations(*call, arns)}
-    denied = sorted((action, arn) for action, arn in requested
-                    if not any(action in actions and any(fnmatchcase(arn, p) for p in patterns)
-                               for actions, patterns in allowed))
+    requested, denied = worker_authorizations(template, calls)
 
     assert denied == []
     assert {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "s3:GetObjectVersion",
@@ -1057,14 +1064,7 @@ def test_the_job_workers_role_allows_removing_what_a_job_stored_for_a_project_de
     with aws_calls_recorded(calls):
         run_jobs()
 
-    arns = MotoArns.read()
-    stack_arns = arns.of_stack(template)
-    allowed = [(set(as_list(s["Action"])), [resolved(r, stack_arns) for r in as_list(s["Resource"])])
-               for s in job_worker_statements(template)]
-    requested = {pair for call in calls for pair in authorizations(*call, arns)}
-    denied = sorted((action, arn) for action, arn in requested
-                    if not any(action in actions and any(fnmatchcase(arn, p) for p in patterns)
-                               for actions, patterns in allowed))
+    requested, denied = worker_authorizations(template, calls)
     removed = {arn.split(f"/{project}/")[1].split("/")[0] for action, arn in requested
                if action == "s3:DeleteObjectVersion"}
     assert denied == []
